@@ -1,0 +1,29 @@
+//! Subcommands. Each lives in its own file and owns its clap `Args`.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// A digital twin of an XPCS experiment: simulate, correlate, fit, plan.
+#[derive(Debug, Parser)]
+#[command(name = "xpcs-twin", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the version and build facts.
+    Version,
+}
+
+/// Parses the command line and runs the chosen subcommand.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("xpcs-twin {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}

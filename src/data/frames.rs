@@ -1,0 +1,314 @@
+//! Dense frame stacks and streaming frame sources.
+
+use crate::error::{Error, Result};
+
+/// The integer type a stack stores its counts in (photon-counting detectors write u8, u16 or
+/// u32 frames; 8- and 16-bit modes roll over at 255 and 65535).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CountDtype {
+    /// 8-bit counts.
+    U8,
+    /// 16-bit counts.
+    U16,
+    /// 32-bit counts.
+    U32,
+}
+
+impl CountDtype {
+    /// The smallest type that holds `max_count`.
+    pub fn for_max(max_count: u32) -> Self {
+        if max_count <= u32::from(u8::MAX) {
+            CountDtype::U8
+        } else if max_count <= u32::from(u16::MAX) {
+            CountDtype::U16
+        } else {
+            CountDtype::U32
+        }
+    }
+
+    /// Bytes per count.
+    pub fn size(self) -> usize {
+        match self {
+            CountDtype::U8 => 1,
+            CountDtype::U16 => 2,
+            CountDtype::U32 => 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Storage {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+}
+
+/// Dense photon counts in memory, axis order (frame, row, col), row-major.
+///
+/// Counts keep the detector's integer type (u8, u16 or u32) so that a 1000 × 512 × 512 u16
+/// stack takes 0.5 GB, not 1 GB; readers widen one frame at a time to u32 with
+/// [`FrameStack::frame_into`].
+#[doc(alias = "images")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrameStack {
+    n_frames: usize,
+    rows: usize,
+    cols: usize,
+    data: Storage,
+}
+
+macro_rules! from_vec {
+    ($name:ident, $t:ty, $variant:ident) => {
+        /// A stack from a row-major (frame, row, col) vector of counts.
+        pub fn $name(n_frames: usize, rows: usize, cols: usize, data: Vec<$t>) -> Result<Self> {
+            Self::check_len(n_frames, rows, cols, data.len())?;
+            Ok(FrameStack {
+                n_frames,
+                rows,
+                cols,
+                data: Storage::$variant(data),
+            })
+        }
+    };
+}
+
+impl FrameStack {
+    fn check_len(n_frames: usize, rows: usize, cols: usize, len: usize) -> Result<()> {
+        let expected = n_frames
+            .checked_mul(rows)
+            .and_then(|x| x.checked_mul(cols))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "frame stack",
+                    format!("shape ({n_frames}, {rows}, {cols}) overflows"),
+                )
+            })?;
+        if expected != len {
+            return Err(Error::ShapeMismatch {
+                origin: "frame stack".into(),
+                what: "data length vs (frames, rows, cols)".into(),
+                expected: vec![expected],
+                got: vec![len],
+            });
+        }
+        Ok(())
+    }
+
+    from_vec!(from_u8, u8, U8);
+    from_vec!(from_u16, u16, U16);
+    from_vec!(from_u32, u32, U32);
+
+    /// An all-zero stack of the given type.
+    pub fn zeros(n_frames: usize, rows: usize, cols: usize, dtype: CountDtype) -> Self {
+        let n = n_frames * rows * cols;
+        let data = match dtype {
+            CountDtype::U8 => Storage::U8(vec![0; n]),
+            CountDtype::U16 => Storage::U16(vec![0; n]),
+            CountDtype::U32 => Storage::U32(vec![0; n]),
+        };
+        FrameStack {
+            n_frames,
+            rows,
+            cols,
+            data,
+        }
+    }
+
+    /// Collects every frame of a source into memory, in the smallest type given by `dtype`.
+    pub fn from_source(source: &mut dyn FrameSource, dtype: CountDtype) -> Result<Self> {
+        let (rows, cols) = source.frame_shape();
+        let n_frames = source.n_frames();
+        let mut stack = FrameStack::zeros(n_frames, rows, cols, dtype);
+        let mut buf = vec![0u32; rows * cols];
+        for t in 0..n_frames {
+            if !source.read_next(&mut buf)? {
+                return Err(Error::invalid(
+                    "frame source",
+                    format!("ended after {t} of {n_frames} frames"),
+                ));
+            }
+            stack.set_frame(t, &buf)?;
+        }
+        Ok(stack)
+    }
+
+    /// Number of frames.
+    pub fn n_frames(&self) -> usize {
+        self.n_frames
+    }
+    /// Frame shape (rows, cols).
+    pub fn frame_shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+    /// Pixels per frame.
+    pub fn n_pixels(&self) -> usize {
+        self.rows * self.cols
+    }
+    /// The storage type of the counts.
+    pub fn dtype(&self) -> CountDtype {
+        match self.data {
+            Storage::U8(_) => CountDtype::U8,
+            Storage::U16(_) => CountDtype::U16,
+            Storage::U32(_) => CountDtype::U32,
+        }
+    }
+
+    /// Count at (frame, pixel), widened to u32.
+    #[inline]
+    pub fn get(&self, frame: usize, pixel: usize) -> u32 {
+        let i = frame * self.n_pixels() + pixel;
+        match &self.data {
+            Storage::U8(v) => u32::from(v[i]),
+            Storage::U16(v) => u32::from(v[i]),
+            Storage::U32(v) => v[i],
+        }
+    }
+
+    /// Copies frame `t` into `out` (length rows × cols), widening to u32.
+    pub fn frame_into(&self, t: usize, out: &mut [u32]) {
+        let n = self.n_pixels();
+        assert_eq!(out.len(), n, "frame_into: buffer length");
+        let r = t * n..(t + 1) * n;
+        match &self.data {
+            Storage::U8(v) => out
+                .iter_mut()
+                .zip(&v[r])
+                .for_each(|(o, &x)| *o = u32::from(x)),
+            Storage::U16(v) => out
+                .iter_mut()
+                .zip(&v[r])
+                .for_each(|(o, &x)| *o = u32::from(x)),
+            Storage::U32(v) => out.copy_from_slice(&v[r]),
+        }
+    }
+
+    /// Overwrites frame `t` with `counts`; fails if a count does not fit the storage type.
+    pub fn set_frame(&mut self, t: usize, counts: &[u32]) -> Result<()> {
+        let n = self.n_pixels();
+        if counts.len() != n || t >= self.n_frames {
+            return Err(Error::ShapeMismatch {
+                origin: "frame stack".into(),
+                what: "frame index / frame length".into(),
+                expected: vec![self.n_frames, n],
+                got: vec![t, counts.len()],
+            });
+        }
+        let r = t * n..(t + 1) * n;
+        let too_big = |x: u32, max: u32| {
+            Error::out_of_range(
+                "frame stack",
+                "count",
+                x,
+                format!("0..={max} for this dtype"),
+            )
+        };
+        match &mut self.data {
+            Storage::U8(v) => {
+                for (o, &x) in v[r].iter_mut().zip(counts) {
+                    *o = u8::try_from(x).map_err(|_| too_big(x, u8::MAX.into()))?;
+                }
+            }
+            Storage::U16(v) => {
+                for (o, &x) in v[r].iter_mut().zip(counts) {
+                    *o = u16::try_from(x).map_err(|_| too_big(x, u16::MAX.into()))?;
+                }
+            }
+            Storage::U32(v) => v[r].copy_from_slice(counts),
+        }
+        Ok(())
+    }
+
+    /// The raw u8 data, if stored as u8.
+    pub fn as_u8(&self) -> Option<&[u8]> {
+        match &self.data {
+            Storage::U8(v) => Some(v),
+            _ => None,
+        }
+    }
+    /// The raw u16 data, if stored as u16.
+    pub fn as_u16(&self) -> Option<&[u16]> {
+        match &self.data {
+            Storage::U16(v) => Some(v),
+            _ => None,
+        }
+    }
+    /// The raw u32 data, if stored as u32.
+    pub fn as_u32(&self) -> Option<&[u32]> {
+        match &self.data {
+            Storage::U32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Total photons in the stack.
+    pub fn total_counts(&self) -> u64 {
+        match &self.data {
+            Storage::U8(v) => v.iter().map(|&x| u64::from(x)).sum(),
+            Storage::U16(v) => v.iter().map(|&x| u64::from(x)).sum(),
+            Storage::U32(v) => v.iter().map(|&x| u64::from(x)).sum(),
+        }
+    }
+
+    /// A streaming view of this stack.
+    pub fn frames(&self) -> StackFrames<'_> {
+        StackFrames {
+            stack: self,
+            next: 0,
+        }
+    }
+}
+
+/// A source of frames read one at a time: an in-memory stack, an NPY or HDF5 file read frame
+/// by frame, or a simulator. Frames come in order 0, 1, 2, ...; each is row-major, widened to
+/// u32 photon counts.
+pub trait FrameSource {
+    /// Frame shape (rows, cols).
+    fn frame_shape(&self) -> (usize, usize);
+    /// Total number of frames the source will deliver.
+    fn n_frames(&self) -> usize;
+    /// Reads the next frame into `out` (length rows × cols). Returns `Ok(false)` once every
+    /// frame has been delivered.
+    fn read_next(&mut self, out: &mut [u32]) -> Result<bool>;
+}
+
+/// [`FrameSource`] over an in-memory [`FrameStack`].
+#[derive(Debug, Clone)]
+pub struct StackFrames<'a> {
+    stack: &'a FrameStack,
+    next: usize,
+}
+
+impl FrameSource for StackFrames<'_> {
+    fn frame_shape(&self) -> (usize, usize) {
+        self.stack.frame_shape()
+    }
+    fn n_frames(&self) -> usize {
+        self.stack.n_frames()
+    }
+    fn read_next(&mut self, out: &mut [u32]) -> Result<bool> {
+        if self.next >= self.stack.n_frames {
+            return Ok(false);
+        }
+        self.stack.frame_into(self.next, out);
+        self.next += 1;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_through_source() {
+        let s = FrameStack::from_u16(3, 2, 2, (0..12).collect()).unwrap();
+        let mut src = s.frames();
+        let back = FrameStack::from_source(&mut src, CountDtype::U8).unwrap();
+        assert_eq!(back.get(2, 3), 11);
+        assert_eq!(back.total_counts(), 66);
+        assert!(FrameStack::from_u8(2, 2, 2, vec![0; 7]).is_err());
+        let mut small = FrameStack::zeros(1, 1, 2, CountDtype::U8);
+        assert!(small.set_frame(0, &[1, 300]).is_err());
+    }
+}
