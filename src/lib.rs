@@ -34,6 +34,7 @@
 pub mod error;
 pub mod rng;
 
+pub mod config;
 pub mod data;
 
 pub mod correlate;

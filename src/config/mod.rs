@@ -1,0 +1,78 @@
+//! File-shaped configuration: serde structs that mirror the TOML files in `models/`, and
+//! [`load_toml`], which turns a parse error into one line naming the file and the key.
+//!
+//! Two layers (STYLE.md habit 2): the `*Config` structs here only describe the files
+//! (`deny_unknown_fields`, documented defaults, units in field names); each stage validates its
+//! config once into a runtime type that cannot be invalid (`X::new(&XConfig) -> Result<X>`).
+
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// Reads and parses a TOML file into `T`; errors name the file and the offending key.
+pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_toml(&text, &path.display().to_string())
+}
+
+/// Parses TOML text; `origin` names the file in error messages.
+pub fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        // toml's message spans several lines with a source excerpt; keep one line.
+        let msg = e.message().trim().replace('\n', " ");
+        let at = e
+            .span()
+            .map(|s| {
+                let line = text[..s.start.min(text.len())].lines().count().max(1);
+                format!(" (line {line})")
+            })
+            .unwrap_or_default();
+        Error::format(origin, format!("{msg}{at}"))
+    })
+}
+
+/// Checks `lo <= value <= hi` (finite), else an [`Error::OutOfRange`] naming `origin` and `field`.
+pub fn check_range(origin: &str, field: &str, value: f64, lo: f64, hi: f64) -> Result<f64> {
+    if value.is_finite() && value >= lo && value <= hi {
+        Ok(value)
+    } else {
+        Err(Error::out_of_range(
+            origin,
+            field,
+            value,
+            format!("{lo} to {hi}"),
+        ))
+    }
+}
+
+/// Checks `value > 0` (finite), else an [`Error::OutOfRange`] naming `origin` and `field`.
+pub fn check_positive(origin: &str, field: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(Error::out_of_range(origin, field, value, "> 0"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Demo {
+        tau_s: f64,
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = parse_toml::<Demo>("tau_s = 1.0\nbeta = 2", "demo.toml").unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("demo.toml") && s.contains("beta") && s.contains("line 2"),
+            "{s}"
+        );
+        assert!(check_range("f", "kww_exponent", 2.5, 0.0, 2.0).is_err());
+    }
+}
