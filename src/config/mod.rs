@@ -23,7 +23,7 @@ pub fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
         let at = e
             .span()
             .map(|s| {
-                let line = text[..s.start.min(text.len())].lines().count().max(1);
+                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
                 format!(" (line {line})")
             })
             .unwrap_or_default();
