@@ -36,6 +36,7 @@ pub mod rng;
 
 pub mod config;
 pub mod data;
+pub mod instrument;
 
 pub mod correlate;
 
