@@ -38,5 +38,8 @@ pub mod config;
 pub mod data;
 
 pub mod correlate;
+pub mod fit;
+
+pub mod report;
 
 pub use error::{Error, Result};
