@@ -30,3 +30,6 @@ pub mod twotime;
 pub use lm::{fit_curve, FitOptions};
 pub use model::{Domain, Exponential, FitModel, Kww, KwwHeterodyne, ParamSpec};
 pub use report::{ErrorScale, FitOutcome, FitReport, FitValues, Termination};
+
+#[cfg(test)]
+mod reference_tests;
