@@ -16,7 +16,7 @@
 //!
 //! Reference: Siegert relation g2 - 1 = c |f|² (Goodman, Statistical Optics, 1985);
 //! KWW in metallic glasses: Ruta et al., PRL 109, 165701 (2012); heterodyne mixing with a
-//! static field: Gutt et al., Opt. Express 17, 55 (2009).
+//! static field: Livet et al., J. Synchrotron Rad. 13, 453 (2006), and DESIGN.md §3.
 
 /// The allowed values of a parameter. The solver keeps free parameters inside their domain by
 /// reparametrisation (log for positive parameters) and refuses fixed values outside it.
@@ -343,8 +343,8 @@ const HET_PARAMS: [ParamSpec; 5] = [
 /// g2(t) = baseline + contrast [(1-x)² f² + 2x(1-x) f + x²], f = exp(-(t/tau)^β).
 ///
 /// Parameters `[baseline, contrast, tau (s), kww_exponent, static_fraction]`. With a free
-/// baseline the asymptote is baseline + contrast·x². Reference: DESIGN.md §3; Gutt et al.,
-/// Opt. Express 17, 55 (2009).
+/// baseline the asymptote is baseline + contrast·x². Reference: DESIGN.md §3; Livet et al.,
+/// J. Synchrotron Rad. 13, 453 (2006).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KwwHeterodyne;
 
