@@ -505,6 +505,25 @@ pub fn fit_curve(
             }
         ));
     }
+    if dof >= 2 && chi2_red < 1.0 - 5.0 * (2.0 / dof as f64).sqrt() {
+        warnings.push(format!(
+            "chi2_red = {chi2_red:.3} is > 5σ below 1 for dof = {dof}: the errors are \
+             overestimated{}",
+            if opts.error_scale == ErrorScale::Relative {
+                " (errors scaled by chi2_red: they shrink accordingly)"
+            } else {
+                ""
+            }
+        ));
+    }
+    // χ²_red from few degrees of freedom is itself uncertain by sqrt(2/dof).
+    if opts.error_scale == ErrorScale::Relative && dof < 10 && !free.is_empty() {
+        warnings.push(format!(
+            "errors scaled by chi2_red = {chi2_red:.3} from only dof = {dof}: that scale is \
+             uncertain by ~{:.0} % (use absolute errors if the input errors are trusted)",
+            100.0 * (2.0 / dof as f64).sqrt()
+        ));
+    }
     report.warnings = warnings;
     report.outcome = FitOutcome::Converged(FitValues {
         values: p,

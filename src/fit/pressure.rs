@@ -213,6 +213,11 @@ fn check_kbt(kbt: f64) -> Result<()> {
 }
 
 /// A single-slope activation volume: line fit of ln τ vs P, referenced at the mean pressure.
+///
+/// The τ errors come from the per-age / per-bin / per-isobar fits; with only a handful of
+/// points, χ²-scaled ([`crate::fit::ErrorScale::Relative`]) errors are themselves uncertain
+/// by ~sqrt(2/dof) (the report warns): pass `ErrorScale::Absolute` when the input errors are
+/// trusted (e.g. calibrated with [`crate::fit::calibration`]).
 pub fn fit_activation_volume(
     pressure_gpa: &[f64],
     tau_s: &[f64],

@@ -121,6 +121,11 @@ impl FitModel for PowerLaw {
 }
 
 /// Fits τ(q) = τ1 (q/q1)^-α to τ ± σ_τ (s) at q (Å⁻¹), in ln τ with σ_lnτ = σ_τ/τ.
+///
+/// The τ errors come from the per-age / per-bin / per-isobar fits; with only a handful of
+/// points, χ²-scaled ([`crate::fit::ErrorScale::Relative`]) errors are themselves uncertain
+/// by ~sqrt(2/dof) (the report warns): pass `ErrorScale::Absolute` when the input errors are
+/// trusted (e.g. calibrated with [`crate::fit::calibration`]).
 pub fn fit_power_law(
     q_inv_angstrom: &[f64],
     tau_s: &[f64],

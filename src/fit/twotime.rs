@@ -43,14 +43,21 @@ pub struct AgeCut {
 /// Extracts the cut of `c2` at age `age_s` (s), averaging, for each lag d ≥ 1, the pairs
 /// (i, i+d) whose age (i + d/2)·Δt lies within `half_width_s` of `age_s`. Near the edges of
 /// the map the window is shrunk symmetrically about `age_s` (so the mean age of every point is
-/// the requested age); lags with fewer than 2 pairs are left out. `max_lag` bounds the lags
-/// (frames). The lag-0 diagonal (shot-noise term) is never used.
+/// the requested age); lags with fewer than `min_pairs` (at least 2) pairs are left out.
+/// `max_lag` bounds the lags (frames). The lag-0 diagonal (shot-noise term) is never used.
+///
+/// Choosing the window (measured on a simulated aging map, τ0 = 34 s, τ* = 2300 s, σ_C = 0.01
+/// per pair, 30 seeds): the errors from the spread need enough pairs — with 2 pairs per lag
+/// the τ pulls were biased by -0.7, with ~20 by -0.2; use `min_pairs` ≥ 10. A wide window
+/// mixes ages: half-width 150 s (0.065 τ*) biased τ by +0.12 % (noiseless), which was +0.3σ
+/// at that noise level. Keep the half-width ≪ τ* when statistics are good.
 pub fn age_cut(
     c2: ArrayView2<f64>,
     frame_time_s: f64,
     age_s: f64,
     half_width_s: f64,
     max_lag: Option<usize>,
+    min_pairs: usize,
 ) -> Result<AgeCut> {
     let n = c2.nrows();
     if c2.ncols() != n {
@@ -126,7 +133,7 @@ pub fn age_cut(
                 k += 1;
             }
         }
-        if k < 2 {
+        if k < min_pairs.max(2) {
             continue;
         }
         let mean = s / k as f64;
@@ -160,19 +167,20 @@ pub struct AgeFit {
     pub report: FitReport,
 }
 
-/// Cuts `c2` at each (age_s, half_width_s) and fits `model` (a g2 model with a `tau`
-/// parameter) to each cut with its errors.
+/// Cuts `c2` at each (age_s, half_width_s) (see [`age_cut`] for `max_lag` and `min_pairs`)
+/// and fits `model` (a g2 model with a `tau` parameter) to each cut with its errors.
 pub fn tau_vs_age(
     c2: ArrayView2<f64>,
     frame_time_s: f64,
     ages: &[(f64, f64)],
     max_lag: Option<usize>,
+    min_pairs: usize,
     model: &dyn FitModel,
     opts: &FitOptions,
 ) -> Result<Vec<AgeFit>> {
     ages.iter()
         .map(|&(age, hw)| {
-            let cut = age_cut(c2, frame_time_s, age, hw, max_lag)?;
+            let cut = age_cut(c2, frame_time_s, age, hw, max_lag, min_pairs)?;
             let report = fit_curve(model, &cut.delays_s, &cut.g2, &cut.g2_err, opts)?;
             Ok(AgeFit { cut, report })
         })
@@ -306,6 +314,11 @@ pub(crate) fn line_fit(x: &[f64], y: &[f64]) -> (f64, f64) {
 
 /// Fits the aging law to τ(tw) ± σ_τ (s): in ln τ with σ_lnτ = σ_τ/τ. Non-positive τ or
 /// non-finite entries are dropped by the solver (non-finite) or refused (τ ≤ 0: a failure).
+///
+/// The τ errors come from the per-age / per-bin / per-isobar fits; with only a handful of
+/// points, χ²-scaled ([`crate::fit::ErrorScale::Relative`]) errors are themselves uncertain
+/// by ~sqrt(2/dof) (the report warns): pass `ErrorScale::Absolute` when the input errors are
+/// trusted (e.g. calibrated with [`crate::fit::calibration`]).
 pub fn fit_aging(
     age_s: &[f64],
     tau_s: &[f64],
@@ -371,7 +384,7 @@ mod tests {
         // C[i, j] = i + j encodes the age: every cut value must equal 2·age/Δt.
         let n = 50;
         let m = Array2::from_shape_fn((n, n), |(i, j)| (i + j) as f64);
-        let cut = age_cut(m.view(), 0.5, 10.0, 1.0, None).unwrap();
+        let cut = age_cut(m.view(), 0.5, 10.0, 1.0, None, 2).unwrap();
         assert!(!cut.delays_s.is_empty());
         for (k, v) in cut.g2.iter().enumerate() {
             assert!((v - 40.0).abs() < 1e-12, "lag {} mean {v}", cut.delays_s[k]);
@@ -379,9 +392,9 @@ mod tests {
         // Lags are limited by the map edge: 2·age/Δt = 40 half-frames -> d ≤ 40 - w.
         assert!(cut.delays_s.iter().all(|d| *d <= 20.0));
         // Bad inputs are errors, not panics.
-        assert!(age_cut(m.view(), 0.0, 10.0, 1.0, None).is_err());
-        assert!(age_cut(m.view(), 0.5, 1e6, 1.0, None).is_err());
-        assert!(age_cut(m.slice(ndarray::s![.., 1..]), 0.5, 10.0, 1.0, None).is_err());
+        assert!(age_cut(m.view(), 0.0, 10.0, 1.0, None, 2).is_err());
+        assert!(age_cut(m.view(), 0.5, 1e6, 1.0, None, 2).is_err());
+        assert!(age_cut(m.slice(ndarray::s![.., 1..]), 0.5, 10.0, 1.0, None, 2).is_err());
     }
 
     #[test]
@@ -392,7 +405,7 @@ mod tests {
         for age in [600.0, 1200.0, 1800.0] {
             let truth = tau0 * f64::exp(age / tau_star);
             // One frame either side: averaging over the window adds a second-order bias only.
-            let cut = age_cut(m.view(), dt, age, dt, Some(300)).unwrap();
+            let cut = age_cut(m.view(), dt, age, dt, Some(300), 2).unwrap();
             let s = vec![1e-3; cut.g2.len()];
             let r = fit_curve(&Kww, &cut.delays_s, &cut.g2, &s, &o).unwrap();
             let bias_mid = r.value("tau").unwrap() / truth - 1.0;
@@ -432,6 +445,7 @@ mod tests {
             dt,
             &ages,
             Some(200),
+            10,
             &Kww,
             &FitOptions::default().fix("baseline", 1.0),
         )

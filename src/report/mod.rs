@@ -17,6 +17,7 @@
 //! Reference: plotters 0.3 (bitmap backend, ab_glyph text); viridis colour map (van der Walt &
 //! Smith, matplotlib 2015), sampled at 9 anchors.
 
+pub mod figures;
 mod heatmap;
 mod xy;
 
@@ -109,6 +110,9 @@ pub(crate) struct Axis {
     pub lo: f64,
     pub hi: f64,
     pub ticks: Vec<f64>,
+    /// Tick spacing in data units when the ticks are uniform in data space (sets the number
+    /// of decimals of the labels); None for decade / 1-2-5 ticks on a log axis.
+    pub step: Option<f64>,
 }
 
 impl Axis {
@@ -157,26 +161,48 @@ impl Axis {
 
     /// An axis on [lo, hi] (plot coordinates: log10 of the data on a log axis).
     pub fn with_range(lo: f64, hi: f64, log: bool) -> Axis {
-        let ticks = if log {
-            log_ticks(lo, hi)
-        } else {
-            nice_ticks(lo, hi, 6)
-        };
-        Axis { log, lo, hi, ticks }
+        if !log {
+            let ticks = nice_ticks(lo, hi, 6);
+            let step = (ticks.len() >= 2).then(|| ticks[1] - ticks[0]);
+            return Axis {
+                log,
+                lo,
+                hi,
+                ticks,
+                step,
+            };
+        }
+        let ticks = log_ticks(lo, hi);
+        if ticks.len() >= 3 {
+            return Axis {
+                log,
+                lo,
+                hi,
+                ticks,
+                step: None,
+            };
+        }
+        // Less than about half a decade: uniform ticks in data space, placed on the log axis.
+        let lin = nice_ticks(10f64.powf(lo), 10f64.powf(hi), 6);
+        let step = (lin.len() >= 2).then(|| lin[1] - lin[0]);
+        let ticks = lin
+            .into_iter()
+            .filter(|v| *v > 0.0)
+            .map(f64::log10)
+            .collect();
+        Axis {
+            log,
+            lo,
+            hi,
+            ticks,
+            step,
+        }
     }
 
     /// Formats a tick (plot coordinate) for display.
     pub fn label(&self, v: f64) -> String {
-        if self.log {
-            fmt_number(10f64.powf(v), None)
-        } else {
-            let step = if self.ticks.len() >= 2 {
-                self.ticks[1] - self.ticks[0]
-            } else {
-                (self.hi - self.lo).abs()
-            };
-            fmt_number(v, Some(step))
-        }
+        let data = if self.log { 10f64.powf(v) } else { v };
+        fmt_number(data, self.step)
     }
 }
 
@@ -237,7 +263,8 @@ fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
 }
 
 /// Ticks on a log axis (plot coordinates = log10): decades; 1-2-5 within decades when the
-/// range spans fewer than 3 decades; every other decade beyond 8.
+/// range spans fewer than 3 decades; every other decade beyond 8. May return fewer than 3
+/// ticks on a narrow range (the caller then uses uniform ticks).
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let span = hi - lo;
     let (k0, k1) = (lo.floor() as i64, hi.ceil() as i64);
@@ -251,9 +278,6 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
                 t.push(v);
             }
         }
-    }
-    if t.len() < 2 {
-        return nice_ticks(lo, hi, 4);
     }
     t
 }

@@ -106,6 +106,8 @@ pub struct XyPlot {
     pub residuals: Option<Residuals>,
     /// Image size in pixels.
     pub size: (u32, u32),
+    /// Where the legend goes (default upper right).
+    pub legend_position: SeriesLabelPosition,
 }
 
 impl XyPlot {
@@ -120,7 +122,14 @@ impl XyPlot {
             series: Vec::new(),
             residuals: None,
             size: (1000, 700),
+            legend_position: SeriesLabelPosition::UpperRight,
         }
+    }
+
+    /// Moves the legend (e.g. away from rising data).
+    pub fn legend_at(mut self, p: SeriesLabelPosition) -> Self {
+        self.legend_position = p;
+        self
     }
 
     /// Sets log axes.
@@ -292,7 +301,7 @@ impl XyPlot {
             if any_label {
                 chart
                     .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
+                    .position(self.legend_position.clone())
                     .background_style(WHITE.mix(0.9))
                     .border_style(RGBColor(160, 160, 160))
                     .label_font((FONT, 17))
