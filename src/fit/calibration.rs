@@ -373,4 +373,49 @@ mod tests {
         };
         assert!(s.violations(&b).is_empty(), "{}", s.table());
     }
+
+    /// The short-scan regime: a scan of only 2τ with a free baseline (baseline and τ are
+    /// nearly degenerate; DESIGN.md §7: large error inflation near T/τ ≈ 1). Every such fit
+    /// must carry the short-scan warning or fail. The pull table is printed (--nocapture), not
+    /// held to the bands. Measured (seed 4, 200 repeats, Gaussian σ = 0.01, c = 0.2): pulls
+    /// stay near N(0,1) (τ: mean -0.14, std 1.10, coverage 0.69) because the errors grow with
+    /// the degeneracy, but τ itself is biased by +2.2 %; with the baseline fixed the bias is
+    /// +0.7 % and the pulls pass. Photon-noise stacks may behave worse: pending.
+    #[test]
+    fn short_scan_free_baseline_regime_is_flagged() {
+        let truth = [1.0, 0.2, 38.0, 1.7];
+        let make = gaussian_kww(truth, 0.1, 760, 0.01);
+        let o = FitOptions::default().with_error_scale(ErrorScale::Absolute);
+        let mut flagged = 0;
+        for i in 0..200u64 {
+            let s = make(rng::subseed(4, &format!("short-{i}"))).unwrap();
+            let r = fit_curve(&Kww, &s.delays_s, &s.g2, &s.g2_err, &o).unwrap();
+            if r.is_ok() && !r.warnings.iter().any(|w| w.contains("3 tau")) {
+                continue;
+            }
+            flagged += 1;
+        }
+        // A failure or a warning, every time: the user is never handed a silent number.
+        assert_eq!(flagged, 200);
+        let s = calibrate(&Kww, &o, 200, 4, make).unwrap();
+        eprintln!("short scan (T = 2τ), free baseline:\n{}", s.table());
+        // With the baseline fixed at its true value the same data calibrate (fewer repeats:
+        // 4σ bands for N = 200: mean ±0.28, std 0.8–1.2, coverage 0.58–0.78).
+        let s = calibrate(
+            &Kww,
+            &o.clone().fix("baseline", 1.0),
+            200,
+            4,
+            gaussian_kww(truth, 0.1, 760, 0.01),
+        )
+        .unwrap();
+        eprintln!("short scan (T = 2τ), fixed baseline:\n{}", s.table());
+        let b = CalibrationBands {
+            max_abs_mean: 0.28,
+            std_range: (0.8, 1.2),
+            coverage_range: (0.58, 0.78),
+            max_failed_fraction: 0.02,
+        };
+        assert!(s.violations(&b).is_empty(), "{}", s.table());
+    }
 }

@@ -31,5 +31,60 @@ pub use lm::{fit_curve, FitOptions};
 pub use model::{Domain, Exponential, FitModel, Kww, KwwHeterodyne, ParamSpec};
 pub use report::{ErrorScale, FitOutcome, FitReport, FitValues, Termination};
 
+use crate::error::{Error, Result};
+
+/// The g2 model named on the command line: `kww`, `kww-heterodyne` or `exp`.
+pub fn g2_model_by_name(name: &str) -> Result<Box<dyn FitModel>> {
+    match name {
+        "kww" => Ok(Box::new(Kww)),
+        "kww-heterodyne" => Ok(Box::new(KwwHeterodyne)),
+        "exp" => Ok(Box::new(Exponential)),
+        other => Err(Error::out_of_range(
+            "--model",
+            "model",
+            other,
+            "kww, kww-heterodyne or exp",
+        )),
+    }
+}
+
+/// Parses a `name=value` fixed-parameter argument (e.g. `baseline=1.006`). The name is
+/// checked against the model when the fit runs.
+pub fn parse_fix(arg: &str) -> Result<(String, f64)> {
+    let (name, value) = arg.split_once('=').ok_or_else(|| {
+        Error::invalid(
+            "--fix",
+            format!("`{arg}` is not of the form name=value (e.g. baseline=1.006)"),
+        )
+    })?;
+    let v: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| Error::invalid("--fix", format!("`{value}` in `{arg}` is not a number")))?;
+    Ok((name.trim().to_string(), v))
+}
+
 #[cfg(test)]
 mod reference_tests;
+
+#[cfg(test)]
+mod cli_helper_tests {
+    use super::*;
+
+    #[test]
+    fn model_names_and_fix_arguments() {
+        assert_eq!(g2_model_by_name("kww").unwrap().name(), "kww");
+        assert_eq!(g2_model_by_name("exp").unwrap().params().len(), 3);
+        assert_eq!(
+            g2_model_by_name("kww-heterodyne").unwrap().params().len(),
+            5
+        );
+        assert!(g2_model_by_name("gauss").is_err());
+        assert_eq!(
+            parse_fix("baseline=1.006").unwrap(),
+            ("baseline".to_string(), 1.006)
+        );
+        assert!(parse_fix("baseline").is_err());
+        assert!(parse_fix("baseline=abc").is_err());
+    }
+}
