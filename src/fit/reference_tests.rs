@@ -58,6 +58,20 @@ fn fits_agree_with_scipy_to_1e_4() {
                     "{name} {p} ({key}): {se} vs scipy {se_ref}"
                 );
             }
+            if std::env::var_os("XPCS_SHOW_AGREEMENT").is_some() {
+                let worst = case["values"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(p, v)| {
+                        let rv = (r.value(p).unwrap() / v.as_f64().unwrap() - 1.0).abs();
+                        let re =
+                            (r.std_error(p).unwrap() / case[key][p].as_f64().unwrap() - 1.0).abs();
+                        rv.max(re)
+                    })
+                    .fold(0.0, f64::max);
+                eprintln!("{name} ({key}): worst relative difference {worst:.2e}");
+            }
             let chi2 = r.fitted().unwrap().chi2;
             let chi2_ref = case["chi2"].as_f64().unwrap();
             assert!(

@@ -9,6 +9,7 @@
 use ndarray::ArrayView2;
 
 use super::{Heatmap, Overlay, Series, SeriesStyle, XyPlot, PALETTE};
+use crate::fit::pressure::{CrossoverFit, LnTauPiecewise};
 use crate::fit::qdep::{PowerLaw, TauBeta};
 use crate::fit::twotime::{AgeFit, AgingLaw};
 use crate::fit::{FitModel, FitReport};
@@ -101,7 +102,7 @@ pub fn g2_with_fit(
             .collect();
         plot = plot.with_residuals("(g2 − fit)/σ", delays_s.to_vec(), res);
     } else if let Some(reason) = report.failure() {
-        plot.title = format!("{title} — fit failed: {reason}");
+        plot = plot.with_note(&format!("{} fit failed: {reason}", report.model));
     }
     plot
 }
@@ -208,6 +209,59 @@ pub fn tau_vs_q(title: &str, bins: &[Option<TauBeta>], power: Option<(&FitReport
     plot
 }
 
+/// τ (s, log axis) against pressure (GPa) for one branch, with the piecewise-linear
+/// crossover fit and ΔV on each side in the legend.
+pub fn tau_vs_pressure(
+    title: &str,
+    pressure_gpa: &[f64],
+    tau_s: &[f64],
+    tau_err_s: &[f64],
+    crossover: Option<&CrossoverFit>,
+) -> XyPlot {
+    let mut plot = XyPlot::new(title, "pressure (GPa)", "τ (s)")
+        .log_axes(false, true)
+        .legend_at(plotters::chart::SeriesLabelPosition::LowerMiddle)
+        .with(
+            Series::points("τ per isobar", pressure_gpa.to_vec(), tau_s.to_vec())
+                .with_errors(tau_err_s.to_vec()),
+        );
+    if let Some(c) = crossover {
+        if let Some(v) = c.report.fitted() {
+            let lo = pressure_gpa.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = pressure_gpa
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max);
+            // The breakpoint is a vertex of the curve, so it is drawn exactly.
+            let mut x = vec![lo, v.values[0], hi];
+            x.sort_by(f64::total_cmp);
+            let y = x
+                .iter()
+                .map(|&p| LnTauPiecewise.eval(p, &v.values).exp())
+                .collect();
+            let dv = |a: &Option<crate::fit::pressure::ActivationVolume>| {
+                a.map(|a| {
+                    format!(
+                        "{} ± {} Å³",
+                        sig(a.delta_v_a3, a.delta_v_err_a3),
+                        sig(a.delta_v_err_a3, a.delta_v_err_a3)
+                    )
+                })
+                .unwrap_or_else(|| "n/a".into())
+            };
+            let label = format!(
+                "P_c = {} ± {} GPa; ΔV below {}, above {}",
+                sig(v.values[0], v.std_errors[0]),
+                sig(v.std_errors[0], v.std_errors[0]),
+                dv(&c.low),
+                dv(&c.high)
+            );
+            plot = plot.with(Series::line(&label, x, y).with_color(PALETTE[1]));
+        }
+    }
+    plot
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,7 +284,7 @@ mod tests {
         let r = fit_curve(&Kww, &t, &y, &e, &FitOptions::default()).unwrap();
         assert!(!r.is_ok());
         let p = g2_with_fit("g2, bin 1", &t, &y, &e, &Kww, &r);
-        assert!(p.title.contains("failed"));
+        assert!(p.note.as_deref().unwrap().contains("failed"));
         p.write_png(&dir.join("g2_failed.png")).unwrap();
 
         // Aging two-time map → cuts → τ(tw) figure and two-time figure.
@@ -285,11 +339,35 @@ mod tests {
         tau_vs_q("τ vs q", &bins, Some((&pl, 2.87)))
             .write_png(&dir.join("tau_vs_q.png"))
             .unwrap();
+        // τ(P) with a crossover (Ce-seed shape: ±10 Å³ around 3 GPa), a little scatter.
+        let kbt = crate::fit::pressure::kbt_gpa_a3(300.0);
+        let p = [0.0, 1.1, 2.0, 2.9, 4.0, 5.6, 8.2];
+        let tau: Vec<f64> = p
+            .iter()
+            .enumerate()
+            .map(|(k, &x): (usize, &f64)| {
+                let s = 10.0 / kbt;
+                let l = if x < 3.0 {
+                    s * (x - 3.0)
+                } else {
+                    -s * (x - 3.0)
+                };
+                500.0 * (l + 0.05 * ((k * 37 % 7) as f64 / 7.0 - 0.5)).exp()
+            })
+            .collect();
+        let err: Vec<f64> = tau.iter().map(|t| 0.05 * t).collect();
+        let o = FitOptions::default().with_error_scale(crate::fit::ErrorScale::Absolute);
+        let c = crate::fit::pressure::fit_crossover(&p, &tau, &err, kbt, 200, &o).unwrap();
+        assert!(c.report.is_ok(), "{}", c.report.summary());
+        tau_vs_pressure("τ vs pressure (compression)", &p, &tau, &err, Some(&c))
+            .write_png(&dir.join("tau_vs_p_crossover.png"))
+            .unwrap();
         for f in [
             "g2_failed.png",
             "tau_vs_age.png",
             "two_time_cuts.png",
             "tau_vs_q.png",
+            "tau_vs_p_crossover.png",
         ] {
             assert!(std::fs::metadata(dir.join(f)).unwrap().len() > 1000);
         }

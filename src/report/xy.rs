@@ -108,6 +108,8 @@ pub struct XyPlot {
     pub size: (u32, u32),
     /// Where the legend goes (default upper right).
     pub legend_position: SeriesLabelPosition,
+    /// A note drawn in red at the lower left of the plot area, wrapped (e.g. a fit failure).
+    pub note: Option<String>,
 }
 
 impl XyPlot {
@@ -123,7 +125,14 @@ impl XyPlot {
             residuals: None,
             size: (1000, 700),
             legend_position: SeriesLabelPosition::UpperRight,
+            note: None,
         }
+    }
+
+    /// Adds a note (drawn in red inside the plot area, lower left).
+    pub fn with_note(mut self, note: &str) -> Self {
+        self.note = Some(note.into());
+        self
     }
 
     /// Moves the legend (e.g. away from rising data).
@@ -309,6 +318,19 @@ impl XyPlot {
                     .map_err(err)?;
             }
 
+            if let Some(note) = &self.note {
+                // Coordinates relative to the plotting area (lower left, above the axis).
+                let area = chart.plotting_area().strip_coord_spec();
+                let h = area.dim_in_pixel().1 as i32;
+                let style = (FONT, 17).into_font().color(&RGBColor(190, 0, 0));
+                let lines = wrap(note, 80);
+                let n = lines.len() as i32;
+                for (k, line) in lines.iter().enumerate() {
+                    let y = h - 10 - 22 * (n - k as i32);
+                    area.draw_text(line, &style, (12, y)).map_err(err)?;
+                }
+            }
+
             if let (Some(area), Some(res)) = (bottom, &self.residuals) {
                 let rmax = res
                     .r
@@ -358,4 +380,23 @@ impl XyPlot {
             Ok(())
         })
     }
+}
+
+/// Greedy word wrap at `width` characters.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for w in text.split_whitespace() {
+        if !cur.is_empty() && cur.chars().count() + 1 + w.chars().count() > width {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    lines
 }
