@@ -39,5 +39,8 @@ pub mod data;
 pub mod instrument;
 
 pub mod correlate;
+pub mod fit;
+
+pub mod report;
 
 pub use error::{Error, Result};
