@@ -37,6 +37,9 @@ pub mod rng;
 pub mod config;
 pub mod data;
 
+pub mod model;
+pub mod speckle;
+
 pub mod correlate;
 
 pub use error::{Error, Result};
