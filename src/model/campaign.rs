@@ -86,7 +86,11 @@ impl Campaign {
         super::clock::KwwExponent::new(kww_exponent, origin)?;
         response.compression.validate(origin, "compression")?;
         response.decompression.validate(origin, "decompression")?;
-        check_positive(origin, "q1_inv_angstrom_at_0gpa", response.q1_inv_angstrom_at_0gpa)?;
+        check_positive(
+            origin,
+            "q1_inv_angstrom_at_0gpa",
+            response.q1_inv_angstrom_at_0gpa,
+        )?;
         check_range(origin, "q_exponent_alpha", response.q_exponent, -10.0, 10.0)?;
         if isobars.is_empty() {
             return Err(Error::invalid(origin, "no [[isobar]] in the protocol"));
@@ -145,12 +149,7 @@ impl Campaign {
         rng: &mut R,
     ) -> Result<(Dynamics, ScanFacts)> {
         let b = self.isobars.get(k).ok_or_else(|| {
-            Error::out_of_range(
-                "campaign",
-                "scan",
-                k,
-                format!("0..{}", self.isobars.len()),
-            )
+            Error::out_of_range("campaign", "scan", k, format!("0..{}", self.isobars.len()))
         })?;
         let len = n_frames as f64 * frame_time_s;
         let events = b.avalanches.scan_events(b.waiting_time_s, len, rng);

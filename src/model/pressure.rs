@@ -53,7 +53,13 @@ impl TauBranch {
                     ));
                 }
                 for (i, &(p, tau)) in pts.iter().enumerate() {
-                    check_range(origin, &format!("{name}.points[{i}] P_gpa"), p, -1.0, 1000.0)?;
+                    check_range(
+                        origin,
+                        &format!("{name}.points[{i}] P_gpa"),
+                        p,
+                        -1.0,
+                        1000.0,
+                    )?;
                     check_positive(origin, &format!("{name}.points[{i}] tau_s"), tau)?;
                     if i > 0 && p <= pts[i - 1].0 {
                         return Err(Error::invalid(
