@@ -5,6 +5,8 @@
 //! (`deny_unknown_fields`, documented defaults, units in field names); each stage validates its
 //! config once into a runtime type that cannot be invalid (`X::new(&XConfig) -> Result<X>`).
 
+pub mod sample;
+
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use std::path::Path;

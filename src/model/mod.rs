@@ -3,7 +3,7 @@
 //!
 //! Input: the sample configuration ([`crate::config::sample`]). Output: per scan a
 //! [`Dynamics`] (β, clock u(t) with t in s since the scan start, replacement events) that the
-//! speckle synthesiser consumes, and [`truth::Truth`], the expected E[C(t1,t2)] and g2 per
+//! speckle synthesiser consumes, and [`truth::Truth`], the expected E\[C(t1,t2)\] and g2 per
 //! q-bin (dimensionless, → 1 at long lags) including finite K, modes, static fields and frame
 //! integration. Analysis code is compared with the truth, never with raw model parameters.
 //!

@@ -1,4 +1,4 @@
-//! Ground truth: the exact expected two-time map E[C(t1,t2)] and one-time g2 of a q-bin.
+//! Ground truth: the exact expected two-time map E\[C(t1,t2)\] and one-time g2 of a q-bin.
 //!
 //! Input: the scan [`Dynamics`], the optics of the bin's pixels ([`PixelOptics`]: clock-rate
 //! factor, contrast, static and incoherent fractions, mean counts per frame) and the sampling
@@ -9,13 +9,13 @@
 //! Per pixel, intensity I = (1 - x_b) S + x_b with S = (1 - a) + a Σ_m w_m |E_m|²,
 //! E_m = sqrt(1-x) A_m + sqrt(x) B_m (A dynamic, B static speckle), a² Σ w_m² = c.
 //! For two instants with field covariance F (see [`Dynamics::field_cov`]):
-//! E[I1 I2] = 1 + (1 - x_b)² c [κ (1-x)² F² + 2 x (1-x) F + x²],
+//! E\[I1 I2\] = 1 + (1 - x_b)² c [κ (1-x)² F² + 2 x (1-x) F + x²],
 //! κ = 1 - 1/K for random phasors with K terms (exact Gaussian generators: κ = 1). A frame
 //! averages S sub-samples at t = (n + (s + ½)/S) δt, and counts are Poisson, so
-//! E[k_n k_m] = μ² (1/S²) Σ_{s,s'} E[I I'] + δ_nm μ. The bin estimator divides pixel means:
-//! E[C(n,m)] = N Σ_p μ_p² G_p(n,m) / (Σ_p μ_p)² + δ_nm N / Σ_p μ_p (ratio of expectations;
+//! E\[k_n k_m\] = μ² (1/S²) Σ_{s,s'} E\[I I'\] + δ_nm μ. The bin estimator divides pixel means:
+//! E\[C(n,m)\] = N Σ_p μ_p² G_p(n,m) / (Σ_p μ_p)² + δ_nm N / Σ_p μ_p (ratio of expectations;
 //! the ratio bias is O(1/N) and neglected). The one-time g2 of the symmetric and frame
-//! estimators is then the mean of the k-th diagonal, since E[I] = 1 at every frame.
+//! estimators is then the mean of the k-th diagonal, since E\[I\] = 1 at every frame.
 //!
 //! Reference: Goodman, Statistical Optics (1985) (Gaussian moment theorem); DESIGN.md §2–3.
 
@@ -171,7 +171,7 @@ impl<'a> Truth<'a> {
         &self.times
     }
 
-    /// Σ_classes μ² E[I_n I_m] (before the bin normalisation).
+    /// Σ_classes μ² E\[I_n I_m\] (before the bin normalisation).
     fn weighted_product(&self, n: usize, m: usize) -> f64 {
         let s_n = self.sampling.subsamples;
         let kappa = self.sampling.kappa();
@@ -197,7 +197,7 @@ impl<'a> Truth<'a> {
         total
     }
 
-    /// E[C(n, m)] for frames n, m.
+    /// E\[C(n, m)\] for frames n, m.
     pub fn c2(&self, n: usize, m: usize) -> f64 {
         let nn = self.bin.n_pixels as f64;
         let mut c = nn * self.weighted_product(n, m) / (self.bin.sum_mu * self.bin.sum_mu);
@@ -207,7 +207,7 @@ impl<'a> Truth<'a> {
         c
     }
 
-    /// E[C] on the frames listed (rows and columns), a square map.
+    /// E\[C\] on the frames listed (rows and columns), a square map.
     pub fn c2_map(&self, frames: &[usize]) -> Array2<f64> {
         let k = frames.len();
         let mut out = Array2::zeros((k, k));
@@ -221,7 +221,7 @@ impl<'a> Truth<'a> {
         out
     }
 
-    /// One-time g2 at each lag: mean over t of E[C(t, t+k)] (NaN for k ≥ T).
+    /// One-time g2 at each lag: mean over t of E\[C(t, t+k)\] (NaN for k ≥ T).
     pub fn g2(&self, lags: &[usize]) -> Vec<f64> {
         let t_n = self.sampling.n_frames;
         lags.iter()
@@ -239,7 +239,7 @@ impl<'a> Truth<'a> {
 /// with spacing `du`, relative to the contrast term: max over lags and positions of
 /// |Σ weights h(F(grid separations)) - h(F(true separation))| for a stationary KWW field.
 ///
-/// This bounds |E[C]_simulated - E[C]_ideal| / ((1 - x_b)² c) for the grid-mode simulator.
+/// This bounds |E\[C\]_simulated - E\[C\]_ideal| / ((1 - x_b)² c) for the grid-mode simulator.
 pub fn grid_interpolation_error(beta: f64, du: f64, kappa: f64, x: f64) -> f64 {
     let h = |sep: f64| intensity_cov(super::clock::isf(sep * du, beta), kappa, x);
     let max_lag = (4.0 / du).ceil() as i64 + 2;

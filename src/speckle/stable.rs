@@ -10,7 +10,7 @@ use rand::RngExt;
 use rand_distr::{Distribution, Exp1};
 use std::f64::consts::FRAC_PI_2;
 
-/// One symmetric β-stable variate with scale 1 (E[e^{itX}] = exp(-|t|^β)).
+/// One symmetric β-stable variate with scale 1 (E\[e^{itX}\] = exp(-|t|^β)).
 pub fn symmetric_stable<R: rand::Rng + ?Sized>(beta: f64, rng: &mut R) -> f64 {
     // V strictly inside (-π/2, π/2): cos(V) > 0.
     let v = loop {
