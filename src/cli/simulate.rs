@@ -1,7 +1,7 @@
 //! `xpcs-twin simulate`: a sample preset → a simulated stack plus its ground truth.
 //!
-//! Writes the stack as dense NPY (frame, row, col; u8/u16/u32) through a temp file renamed
-//! into place, and a sidecar `<out>.truth.json` with the seed, the parameters, the scan facts
+//! Writes the stack as dense NPY (frame, row, col; u8/u16/u32) or as events in NPZ (per-pixel
+//! CSR: offsets, frames, counts) through a temp file renamed into place, and a sidecar `<out>.truth.json` with the seed, the parameters, the scan facts
 //! and the expected g2 per q-bin at a list of lags (symmetric/frame estimators, linear lags).
 
 use anyhow::{bail, Context, Result};
@@ -59,7 +59,7 @@ pub struct SimulateArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output stack: .npy (dense). Event files (.h5) need the event writer (not yet wired).
+    /// Output: .npy (dense stack) or .npz (events). HDF5 event files need src/io (not yet wired).
     #[arg(long)]
     out: PathBuf,
     /// Overwrite existing outputs.
@@ -322,14 +322,15 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if ext != "npy" {
+    if ext != "npy" && ext != "npz" {
         bail!(xpcs_twin::Error::invalid(
             a.out.display().to_string(),
-            "only dense .npy output is wired so far (the event-file writer lives in src/io)"
+            "output must be .npy (dense stack) or .npz (events: offsets, frames, counts); \
+             the HDF5 event-file writer lives in src/io"
         ));
     }
     let bytes = n_frames as f64 * (rows * cols) as f64;
-    if bytes > 8e9 {
+    if ext == "npy" && bytes > 8e9 {
         bail!(xpcs_twin::Error::out_of_range(
             "command line",
             "frames × pixels of a dense stack",
@@ -368,8 +369,11 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         counts.extend_from_slice(&b.counts);
     }
     let events = EventList::new(rows, cols, n_frames, frame_time_s, offsets, frames, counts)?;
-    let stack = events.to_stack();
-    write_stack(&a.out, &stack)?;
+    if ext == "npy" {
+        write_stack(&a.out, &events.to_stack())?;
+    } else {
+        write_events_npz(&a.out, &events)?;
+    }
 
     // Ground truth per q-bin.
     let n_bins = labels.iter().copied().max().unwrap_or(0) as usize;
@@ -440,6 +444,26 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         truth_path.display()
     );
     Ok(())
+}
+
+/// Events as NPZ: `offsets` (u64, pixels + 1), `frames` (u32), `counts` (u32),
+/// `shape` (u64: rows, cols, frames), `frame_time_s` (f64, one value).
+fn write_events_npz(path: &Path, ev: &EventList) -> Result<()> {
+    use ndarray::Array1;
+    write_atomic(path, |f| {
+        let mut z = ndarray_npy::NpzWriter::new(std::io::BufWriter::new(f));
+        z.add_array("offsets", &Array1::from(ev.offsets().to_vec()))?;
+        z.add_array("frames", &Array1::from(ev.frames().to_vec()))?;
+        z.add_array("counts", &Array1::from(ev.counts().to_vec()))?;
+        let (r, c) = ev.frame_shape();
+        z.add_array(
+            "shape",
+            &Array1::from(vec![r as u64, c as u64, ev.n_frames() as u64]),
+        )?;
+        z.add_array("frame_time_s", &Array1::from(vec![ev.frame_time_s()]))?;
+        z.finish()?;
+        Ok(())
+    })
 }
 
 fn write_stack(path: &Path, stack: &FrameStack) -> Result<()> {

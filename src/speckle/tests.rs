@@ -494,3 +494,42 @@ fn output_is_independent_of_thread_count() {
     let mean = a.total_counts() as f64 / (2000.0 * 64.0);
     assert!((mean - 0.3).abs() < 0.02, "{mean}");
 }
+
+/// Pt-like low-count run (ignored in CI, ≈ 1 min): 256 × 256 pixels, 3000 frames × 0.1 s at
+/// 0.06 photons/pixel/frame, c = 0.015 one-mode fast form, aging from τ0 = 34 s, grid method.
+/// One-time g2 within 5σ + the stated interpolation tolerance of the ideal truth.
+#[test]
+#[ignore]
+fn pt_like_low_count_grid_run_matches_truth() {
+    let law = TauLaw::Aging {
+        tau0_s: 34.0,
+        tau_star_s: 2300.0,
+        tau_eq_s: 1100.0,
+        waiting_time_s: 0.0,
+    };
+    let d = Dynamics::new(1.8, law, &[], None, "t").unwrap();
+    let sim = Simulator::new(
+        Scene::uniform(256, 256, 0.06, 0.015, 1.0),
+        d,
+        Exposure {
+            n_frames: 3000,
+            frame_time_s: 0.1,
+        },
+        SimOptions {
+            seed: 21,
+            ..SimOptions::default()
+        },
+    )
+    .unwrap();
+    let (_, err) = sim.grid().unwrap();
+    let worst = check(
+        "pt-like",
+        &sim,
+        sim.truth_sampling(2),
+        &[],
+        &[1, 10, 50, 100, 200, 400, 1000],
+        err * 0.015,
+    )
+    .unwrap();
+    eprintln!("largest z = {worst}");
+}
