@@ -7,6 +7,8 @@
 //!   2068 × 2162), same rows-to-q map; full scale ≈ 16 × this (cost ∝ pixels).
 //!
 //! Photons are counted by the sink and dropped (the event-file writer is another stage).
+//! `XPCS_TWIN_FULL_SCALE=1 cargo bench --bench simulate` also runs the full Pt scan once and
+//! prints its time, photons/s and peak resident memory.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::path::PathBuf;
@@ -68,8 +70,18 @@ fn report(name: &str, sim: &Simulator) {
     let t = std::time::Instant::now();
     let n = run(sim);
     let dt = t.elapsed().as_secs_f64();
+    // Peak resident memory of the process so far (Linux).
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+        })
+        .unwrap_or_else(|| "?".into());
     eprintln!(
-        "{name}: grid (du, interpolation error) = {:?}, {n} photons in {dt:.2} s = {:.3e} photons/s",
+        "{name}: grid (du, interpolation error) = {:?}, {n} photons in {dt:.2} s = {:.3e} \
+         photons/s; peak RSS {hwm} kB",
         sim.grid(),
         n as f64 / dt
     );
@@ -83,6 +95,12 @@ fn bench(c: &mut Criterion) {
     let ce = sim_for("ce68.toml", 1.1, 512, 512, 512);
     report("ce", &ce);
     g.bench_function("ce_scan_1500x512x512", |b| b.iter(|| run(&ce)));
+    if std::env::var("XPCS_TWIN_FULL_SCALE").is_ok_and(|v| v == "1") {
+        // One full-scale run (2068 × 2162 px, 10 000 frames), outside criterion.
+        let full = sim_for("pt42.toml", 6.3, 2068, 2162, 2068);
+        report("pt full scale", &full);
+        drop(full);
+    }
     let pt = sim_for("pt42.toml", 6.3, 517, 540, 2068);
     report("pt/16", &pt);
     g.bench_function("pt_sixteenth_10000x517x540", |b| b.iter(|| run(&pt)));

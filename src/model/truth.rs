@@ -355,3 +355,56 @@ mod tests {
         assert!(e <= 2e-3 && du > 0.01, "{du} {e}");
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::model::{AvalancheModel, ClockTable, TauLaw};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// The truth's precomputed clock and segments equal a direct evaluation with
+        /// `Dynamics::field_cov` (slow reference), and the frame table equals `Clock::u`.
+        #[test]
+        fn truth_matches_direct_formula(
+            beta in 0.3f64..2.0,
+            tau0 in 1.0f64..20.0,
+            ev in proptest::collection::vec(0.0f64..12.0, 0..3),
+            jump in proptest::bool::ANY,
+            x in 0.0f64..1.0,
+            s_n in 1usize..4,
+            n in 0usize..12,
+            m in 0usize..12,
+        ) {
+            let law = TauLaw::Aging { tau0_s: tau0, tau_star_s: 7.0, tau_eq_s: 3.0 * tau0,
+                waiting_time_s: 1.0 };
+            let model = if jump { AvalancheModel::ClockJump { jump: 0.4 } }
+                else { AvalancheModel::Replacement { fraction: 0.3 } };
+            let d = Dynamics::new(beta, law, &ev, Some(model), "p").unwrap();
+            let px = PixelOptics { mean_counts: 1.5, rate: 1.2, contrast: 0.4,
+                static_fraction: x, incoherent_fraction: 0.1 };
+            let bin = BinOptics::new(vec![px]);
+            let s = Sampling { n_frames: 12, frame_time_s: 1.0, subsamples: s_n, phasors: Some(8) };
+            let t = Truth::new(&d, &bin, s);
+            let mut acc = 0.0;
+            for a in 0..s_n {
+                for b in 0..s_n {
+                    let t1 = n as f64 + (a as f64 + 0.5) / s_n as f64;
+                    let t2 = m as f64 + (b as f64 + 0.5) / s_n as f64;
+                    let f = d.field_cov(1.2, t1, t2);
+                    acc += 1.0 + 0.81 * 0.4 * intensity_cov(f, 7.0 / 8.0, x);
+                }
+            }
+            let want = acc / (s_n * s_n) as f64 + if n == m { 1.0 / 1.5 } else { 0.0 };
+            prop_assert!((t.c2(n, m) - want).abs() < 1e-12 * want.max(1.0));
+            let tab = ClockTable::new(d.clock(), 12, 1.0);
+            let q = (n as f64 + 0.37).min(12.0);
+            // Linear interpolation of the smooth part within a frame: error ≤ δt² max|u''|/8,
+            // |u''| = 1/(τ* τ) ≤ 1/(τ* τ0) while aging.
+            let bound = 1.0 / (8.0 * 7.0 * tau0) + 1e-12;
+            prop_assert!((tab.u_frames(q) - d.clock().u(q)).abs() <= bound);
+        }
+    }
+}

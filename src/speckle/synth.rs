@@ -767,3 +767,21 @@ struct Workspace {
     frame_int: Vec<f64>,
     scratch: Scratch,
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Mode weights: Σ w = 1 and Σ w² = 1/M for any real M ≥ 1, all weights ≥ 0.
+        #[test]
+        fn mode_weights_give_m_modes(m in 1.0f64..40.0) {
+            let w = mode_weights(m);
+            prop_assert_eq!(w.len(), m.ceil() as usize);
+            prop_assert!(w.iter().all(|&x| x >= 0.0));
+            prop_assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            prop_assert!((w.iter().map(|x| x * x).sum::<f64>() - 1.0 / m).abs() < 1e-9);
+        }
+    }
+}
