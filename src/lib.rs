@@ -38,6 +38,9 @@ pub mod config;
 pub mod data;
 pub mod instrument;
 
+pub mod model;
+pub mod speckle;
+
 pub mod correlate;
 pub mod fit;
 

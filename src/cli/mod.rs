@@ -1,5 +1,7 @@
 //! Subcommands. Each lives in its own file and owns its clap `Args`.
 
+mod simulate;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -15,6 +17,8 @@ struct Cli {
 enum Command {
     /// Print the version and build facts.
     Version,
+    /// Simulate a scan of a sample preset: stack + ground truth.
+    Simulate(Box<simulate::SimulateArgs>),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -25,5 +29,6 @@ pub fn run() -> Result<()> {
             println!("xpcs-twin {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Simulate(args) => simulate::run(*args),
     }
 }

@@ -6,6 +6,7 @@
 //! config once into a runtime type that cannot be invalid (`X::new(&XConfig) -> Result<X>`).
 
 pub mod instrument;
+pub mod sample;
 
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;

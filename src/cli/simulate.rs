@@ -1,0 +1,483 @@
+//! `xpcs-twin simulate`: a sample preset → a simulated stack plus its ground truth.
+//!
+//! Writes the stack as dense NPY (frame, row, col; u8/u16/u32) or as events in NPZ (per-pixel
+//! CSR: offsets, frames, counts) through a temp file renamed into place, and a sidecar `<out>.truth.json` with the seed, the parameters, the scan facts
+//! and the expected g2 per q-bin at a list of lags (symmetric/frame estimators, linear lags).
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array3;
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+use rayon::prelude::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use xpcs_twin::config::sample::load_sample;
+use xpcs_twin::data::{EventList, FrameStack};
+use xpcs_twin::model::{BinOptics, Truth};
+use xpcs_twin::speckle::{Exposure, GeneratorKind, Method, PerPixel, Scene, SimOptions, Simulator};
+
+/// Field generator choice on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GenArg {
+    /// Circulant embedding (any β; uniform grids).
+    Circulant,
+    /// Random phasors (any β, any time points).
+    Phasors,
+    /// Exact AR(1) (β = 1 only).
+    Ar1,
+}
+
+/// Time sampling on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MethodArg {
+    /// Coarse material-time grid + thinning (cost ∝ pixels × scan/τ + photons).
+    Grid,
+    /// Sub-sampled frames, Poisson per pixel-frame (cost ∝ pixel-frames).
+    Exact,
+}
+
+/// Arguments of `simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Sample preset (TOML), e.g. models/samples/pt42.toml.
+    #[arg(long)]
+    model: PathBuf,
+    /// Simulate the first isobar at this pressure (GPa).
+    #[arg(long, conflicts_with = "scan")]
+    pressure: Option<f64>,
+    /// Simulate isobar number K (0-based, protocol order; default 0).
+    #[arg(long)]
+    scan: Option<usize>,
+    /// Frames (default: the isobar's).
+    #[arg(long)]
+    frames: Option<usize>,
+    /// Frame time in s (default: the isobar's).
+    #[arg(long)]
+    frame_time: Option<f64>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output: .npy (dense stack) or .npz (events). HDF5 event files need src/io (not yet wired).
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite existing outputs.
+    #[arg(long)]
+    force: bool,
+    /// Detector rows (default: the preset's scene).
+    #[arg(long)]
+    rows: Option<usize>,
+    /// Detector columns (default: the preset's scene).
+    #[arg(long)]
+    cols: Option<usize>,
+    /// Mean photons per pixel per frame (default: the preset's scene).
+    #[arg(long)]
+    mean_counts: Option<f64>,
+    /// Speckle contrast (default: the preset's scene).
+    #[arg(long)]
+    contrast: Option<f64>,
+    /// Number of modes (default: the preset's scene).
+    #[arg(long)]
+    modes: Option<f64>,
+    /// Number of q-bins of the built-in partition (bands of rows; q varies along rows).
+    #[arg(long, default_value_t = 4, conflicts_with = "labels")]
+    qbins: usize,
+    /// q-bin labels (.npy, rows × cols, 0 = excluded) instead of the built-in bands.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Field generator.
+    #[arg(long, value_enum, default_value_t = GenArg::Circulant)]
+    generator: GenArg,
+    /// Phasors per field (phasor generator).
+    #[arg(long, default_value_t = 64)]
+    phasor_terms: usize,
+    /// Time sampling method.
+    #[arg(long, value_enum, default_value_t = MethodArg::Grid)]
+    method: MethodArg,
+    /// Sub-samples per frame (exact method) or truth quadrature points (grid method).
+    #[arg(long, default_value_t = 2)]
+    subsamples: usize,
+    /// Largest interpolation error of the grid method, relative to the contrast term.
+    #[arg(long, default_value_t = 2e-3)]
+    grid_tolerance: f64,
+    /// Pixels per block (parallel unit and random stream; changes the output).
+    #[arg(long, default_value_t = 4096)]
+    block_pixels: usize,
+}
+
+fn refuse_overwrite(path: &Path, force: bool, inputs: &[&Path]) -> Result<()> {
+    for i in inputs {
+        if let (Ok(a), Ok(b)) = (path.canonicalize(), i.canonicalize()) {
+            if a == b {
+                bail!(xpcs_twin::Error::Overwrite {
+                    path: path.into(),
+                    reason: "is an input of this run".into()
+                });
+            }
+        }
+    }
+    if path.exists() && !force {
+        bail!(xpcs_twin::Error::Overwrite {
+            path: path.into(),
+            reason: "exists (use --force to overwrite)".into()
+        });
+    }
+    Ok(())
+}
+
+fn write_atomic(path: &Path, f: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    f(tmp.as_file_mut())?;
+    tmp.as_file_mut().flush()?;
+    // Temp files are created 0600; outputs get the usual 0644.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+fn read_labels(path: &Path, rows: usize, cols: usize) -> Result<Vec<u32>> {
+    let open = || std::fs::File::open(path).with_context(|| format!("{}", path.display()));
+    macro_rules! try_type {
+        ($t:ty) => {
+            if let Ok(a) = ndarray::Array2::<$t>::read_npy(open()?) {
+                if a.dim() != (rows, cols) {
+                    bail!(xpcs_twin::Error::ShapeMismatch {
+                        origin: path.display().to_string(),
+                        what: "labels vs detector (rows, cols)".into(),
+                        expected: vec![rows, cols],
+                        got: vec![a.dim().0, a.dim().1],
+                    });
+                }
+                return a
+                    .iter()
+                    .map(|&v| {
+                        u32::try_from(v).map_err(|_| {
+                            anyhow::anyhow!(xpcs_twin::Error::out_of_range(
+                                path.display().to_string(),
+                                "label",
+                                v,
+                                "0 to 2^32-1"
+                            ))
+                        })
+                    })
+                    .collect();
+            }
+        };
+    }
+    try_type!(u32);
+    try_type!(i64);
+    try_type!(i32);
+    try_type!(u16);
+    try_type!(u8);
+    try_type!(u64);
+    bail!(xpcs_twin::Error::format(
+        path,
+        "expected a 2-D integer .npy of labels"
+    ))
+}
+
+/// Lags 0..16, then about 8 per octave up to T-1.
+fn truth_lags(n_frames: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n_frames.min(16)).collect();
+    let mut x = 16.0f64;
+    while (x as usize) < n_frames {
+        let k = x as usize;
+        if v.last() != Some(&k) {
+            v.push(k);
+        }
+        x *= 2f64.powf(0.125);
+    }
+    v
+}
+
+/// Runs `simulate`.
+pub fn run(a: SimulateArgs) -> Result<()> {
+    let sample = load_sample(&a.model)?;
+    let camp = &sample.campaign;
+    let k = match (a.pressure, a.scan) {
+        (Some(p), _) => camp.find_pressure(p).ok_or_else(|| {
+            anyhow::anyhow!(xpcs_twin::Error::out_of_range(
+                a.model.display().to_string(),
+                "--pressure",
+                p,
+                format!(
+                    "one of the isobars: {:?} GPa",
+                    camp.isobars
+                        .iter()
+                        .map(|b| b.pressure_gpa)
+                        .collect::<Vec<_>>()
+                )
+            ))
+        })?,
+        (None, Some(k)) => k,
+        (None, None) => 0,
+    };
+    if k >= camp.isobars.len() {
+        bail!(xpcs_twin::Error::out_of_range(
+            a.model.display().to_string(),
+            "--scan",
+            k,
+            format!("0..{}", camp.isobars.len())
+        ));
+    }
+    let iso = &camp.isobars[k];
+    let n_frames = a.frames.unwrap_or(iso.n_frames);
+    let frame_time_s = a.frame_time.unwrap_or(iso.frame_time_s);
+    let mut arng = xpcs_twin::rng::stream(xpcs_twin::rng::subseed(a.seed, "avalanches"), 0);
+    let (dynamics, facts) = camp.scan(k, n_frames, frame_time_s, &mut arng)?;
+
+    let sc = sample.scene.clone();
+    let rows = a.rows.or(sc.as_ref().map(|s| s.rows)).unwrap_or(256);
+    let cols = a.cols.or(sc.as_ref().map(|s| s.cols)).unwrap_or(256);
+    let mean = a
+        .mean_counts
+        .or(sc.as_ref().map(|s| s.mean_counts_per_frame))
+        .unwrap_or(0.1);
+    let contrast = a
+        .contrast
+        .or(sc.as_ref().map(|s| s.contrast))
+        .unwrap_or(0.1);
+    let modes = a.modes.or(sc.as_ref().map(|s| s.modes)).unwrap_or(1.0);
+    let q_step = sc.as_ref().map_or(0.0, |s| s.q_step_inv_angstrom_per_row);
+    let mut scene = Scene::uniform(rows, cols, mean, contrast, modes);
+    if let Some(s) = &sc {
+        scene.static_fraction = PerPixel::Uniform(s.static_fraction);
+        scene.incoherent_fraction = PerPixel::Uniform(s.incoherent_fraction);
+    }
+    // Built-in geometry: q along rows, q1 at the centre row.
+    let q_of_row = |r: usize| facts.q1_inv_angstrom + (r as f64 - rows as f64 / 2.0) * q_step;
+    let rate_rows: Vec<f64> = (0..rows)
+        .map(|r| camp.response.rate_factor(q_of_row(r), facts.pressure_gpa))
+        .collect();
+    if rate_rows.iter().any(|&r| !(r.is_finite() && r > 0.0)) {
+        bail!(xpcs_twin::Error::invalid(
+            a.model.display().to_string(),
+            "q_step_inv_angstrom_per_row makes q ≤ 0 on the detector"
+        ));
+    }
+    scene.rate_factor = PerPixel::Map((0..rows * cols).map(|p| rate_rows[p / cols]).collect());
+    let labels: Vec<u32> = match &a.labels {
+        Some(p) => read_labels(p, rows, cols)?,
+        None => {
+            if a.qbins == 0 || a.qbins > rows {
+                bail!(xpcs_twin::Error::out_of_range(
+                    "command line",
+                    "--qbins",
+                    a.qbins,
+                    format!("1..={rows}")
+                ));
+            }
+            (0..rows * cols)
+                .map(|p| ((p / cols) * a.qbins / rows + 1) as u32)
+                .collect()
+        }
+    };
+
+    let generator = match a.generator {
+        GenArg::Circulant => GeneratorKind::Circulant,
+        GenArg::Phasors => GeneratorKind::Phasors {
+            terms: a.phasor_terms,
+        },
+        GenArg::Ar1 => GeneratorKind::Ar1,
+    };
+    let method = match a.method {
+        MethodArg::Grid => Method::Grid {
+            du: None,
+            tolerance: a.grid_tolerance,
+        },
+        MethodArg::Exact => Method::Exact {
+            subsamples: a.subsamples,
+        },
+    };
+    let sim = Simulator::new(
+        scene,
+        dynamics,
+        Exposure {
+            n_frames,
+            frame_time_s,
+        },
+        SimOptions {
+            generator,
+            method,
+            block_pixels: a.block_pixels,
+            seed: a.seed,
+        },
+    )?;
+
+    let ext = a
+        .out
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ext != "npy" && ext != "npz" {
+        bail!(xpcs_twin::Error::invalid(
+            a.out.display().to_string(),
+            "output must be .npy (dense stack) or .npz (events: offsets, frames, counts); \
+             the HDF5 event-file writer lives in src/io"
+        ));
+    }
+    let bytes = n_frames as f64 * (rows * cols) as f64;
+    if ext == "npy" && bytes > 8e9 {
+        bail!(xpcs_twin::Error::out_of_range(
+            "command line",
+            "frames × pixels of a dense stack",
+            bytes,
+            "≤ 8e9 (use an event file for full-scale runs)"
+        ));
+    }
+    let truth_path = a.out.with_extension("truth.json");
+    let inputs: Vec<&Path> = [Some(a.model.as_path()), a.labels.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    refuse_overwrite(&a.out, a.force, &inputs)?;
+    refuse_overwrite(&truth_path, a.force, &inputs)?;
+
+    // Simulate with a progress bar over blocks, then assemble in block order.
+    let bar = ProgressBar::new(sim.n_blocks() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("simulate {bar:40} {pos}/{len} blocks, eta {eta}")
+            .expect("valid template"),
+    );
+    let slots = Mutex::new(vec![None; sim.n_blocks()]);
+    sim.for_each_block(|b| {
+        let i = b.index;
+        slots.lock().expect("lock")[i] = Some(b);
+        bar.inc(1);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let mut offsets = vec![0u64];
+    let (mut frames, mut counts) = (Vec::new(), Vec::new());
+    for b in slots.into_inner().expect("lock").into_iter().flatten() {
+        let base = frames.len() as u64;
+        offsets.extend(b.offsets[1..].iter().map(|&o| o + base));
+        frames.extend_from_slice(&b.frames);
+        counts.extend_from_slice(&b.counts);
+    }
+    let events = EventList::new(rows, cols, n_frames, frame_time_s, offsets, frames, counts)?;
+    if ext == "npy" {
+        write_stack(&a.out, &events.to_stack())?;
+    } else {
+        write_events_npz(&a.out, &events)?;
+    }
+
+    // Ground truth per q-bin.
+    let n_bins = labels.iter().copied().max().unwrap_or(0) as usize;
+    let lags = truth_lags(n_frames);
+    let sampling = sim.truth_sampling(a.subsamples);
+    let bins: Vec<serde_json::Value> = (1..=n_bins)
+        .into_par_iter()
+        .map(|bin| {
+            let px: Vec<usize> = (0..rows * cols)
+                .filter(|&p| labels[p] as usize == bin)
+                .collect();
+            if px.is_empty() {
+                return serde_json::json!({"label": bin, "n_pixels": 0, "g2": null,
+                    "reason": "empty bin"});
+            }
+            let optics = BinOptics::new(px.iter().map(|&p| sim.scene().optics(p)));
+            let truth = Truth::new(sim.dynamics(), &optics, sampling);
+            let g2 = truth.g2(&lags);
+            let rows_in: Vec<usize> = px.iter().map(|&p| p / cols).collect();
+            let q_mean = rows_in.iter().map(|&r| q_of_row(r)).sum::<f64>() / px.len() as f64;
+            serde_json::json!({
+                "label": bin,
+                "n_pixels": px.len(),
+                "q_inv_angstrom": q_mean,
+                "optics_classes": optics.n_classes(),
+                "g2": g2,
+            })
+        })
+        .collect();
+    let (du, err) = sim.grid().map_or((None, None), |(d, e)| (Some(d), Some(e)));
+    let doc = serde_json::json!({
+        "program": format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
+        "seed": a.seed,
+        "model": a.model.display().to_string(),
+        "sample": sample.name,
+        "scan": k,
+        "facts": facts,
+        "dynamics": sim.dynamics(),
+        "frames": n_frames,
+        "frame_time_s": frame_time_s,
+        "scene": {
+            "rows": rows, "cols": cols, "mean_counts_per_frame": mean,
+            "contrast": contrast, "modes": modes,
+            "q_step_inv_angstrom_per_row": q_step,
+        },
+        "method": format!("{method:?}"),
+        "generator": format!("{generator:?}"),
+        "block_pixels": a.block_pixels,
+        "grid_du": du,
+        "grid_interpolation_error_rel_contrast": err,
+        "total_counts": events.total_counts(),
+        "truth": {
+            "estimator": "symmetric/frame one-time g2 at linear lags (ratio of expectations)",
+            "subsamples_per_frame": sampling.subsamples,
+            "phasor_terms": sampling.phasors,
+            "lags_frames": lags,
+            "bins": bins,
+        },
+    });
+    write_atomic(&truth_path, |f| {
+        serde_json::to_writer_pretty(&mut *f, &doc)?;
+        Ok(())
+    })?;
+    eprintln!(
+        "wrote {} ({} photons) and {}",
+        a.out.display(),
+        events.total_counts(),
+        truth_path.display()
+    );
+    Ok(())
+}
+
+/// Events as NPZ: `offsets` (u64, pixels + 1), `frames` (u32), `counts` (u32),
+/// `shape` (u64: rows, cols, frames), `frame_time_s` (f64, one value).
+fn write_events_npz(path: &Path, ev: &EventList) -> Result<()> {
+    use ndarray::Array1;
+    write_atomic(path, |f| {
+        let mut z = ndarray_npy::NpzWriter::new(std::io::BufWriter::new(f));
+        z.add_array("offsets", &Array1::from(ev.offsets().to_vec()))?;
+        z.add_array("frames", &Array1::from(ev.frames().to_vec()))?;
+        z.add_array("counts", &Array1::from(ev.counts().to_vec()))?;
+        let (r, c) = ev.frame_shape();
+        z.add_array(
+            "shape",
+            &Array1::from(vec![r as u64, c as u64, ev.n_frames() as u64]),
+        )?;
+        z.add_array("frame_time_s", &Array1::from(vec![ev.frame_time_s()]))?;
+        z.finish()?;
+        Ok(())
+    })
+}
+
+fn write_stack(path: &Path, stack: &FrameStack) -> Result<()> {
+    let (r, c) = stack.frame_shape();
+    let shape = (stack.n_frames(), r, c);
+    write_atomic(path, |f| {
+        let w = std::io::BufWriter::new(f);
+        if let Some(v) = stack.as_u8() {
+            Array3::from_shape_vec(shape, v.to_vec())?.write_npy(w)?;
+        } else if let Some(v) = stack.as_u16() {
+            Array3::from_shape_vec(shape, v.to_vec())?.write_npy(w)?;
+        } else if let Some(v) = stack.as_u32() {
+            Array3::from_shape_vec(shape, v.to_vec())?.write_npy(w)?;
+        }
+        Ok(())
+    })
+}
