@@ -46,4 +46,6 @@ pub mod fit;
 
 pub mod report;
 
+pub mod twin;
+
 pub use error::{Error, Result};
