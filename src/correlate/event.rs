@@ -15,12 +15,18 @@
 
 use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
-use super::sums::{Cells, Estimator, G2Result, MultiTauSums};
+use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums};
 use super::twotime::{check_request, TwoTimeResult};
 use crate::data::{EventList, QPartition};
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use rayon::prelude::*;
+
+/// Sums of one parallel work item (a chunk of pixels).
+struct Partial {
+    moments: Vec<Vec<Moments>>,
+    series: Vec<Vec<u64>>,
+}
 
 /// One pixel's events at one level: (level-frame, photons), frames increasing.
 type BinnedEvents = Vec<(u32, u64)>;
@@ -202,11 +208,13 @@ impl EventCorrelator {
         };
         // Multi-tau sums and series: parallel over pixel chunks, each with its own partial
         // sums (integers: the merge order cannot change the result).
-        let partials: Vec<(MultiTauSums, Vec<(usize, u64)>)> = (0..n_block.div_ceil(CHUNK))
+        let partials: Vec<(Partial, Vec<(usize, u64)>)> = (0..n_block.div_ceil(CHUNK))
             .into_par_iter()
             .map(|ch| {
-                let mut part = MultiTauSums::new(cells.clone(), self.sums.schedule.clone());
-                part.series = vec![vec![0; n_frames]; nc];
+                let mut part = Partial {
+                    moments: vec![vec![Moments::default(); nl]; nc],
+                    series: vec![vec![0; n_frames]; nc],
+                };
                 let mut totals = Vec::new();
                 let mut g = vec![0u64; nl];
                 let mut pf = (vec![0u64; nl], vec![0u64; nl]);
@@ -227,13 +235,19 @@ impl EventCorrelator {
                         part.series[c][f as usize] += u64::from(k);
                     }
                     pixel_products(fr, ct, tables, n_frames, &mut g, &mut pf, &mut lists);
-                    part.add_pixel(c, &g, &pf.0, &pf.1);
+                    for (e, m) in part.moments[c].iter_mut().enumerate() {
+                        m.add_pixel(g[e], pf.0[e], pf.1[e]);
+                    }
                 }
                 (part, totals)
             })
             .collect();
-        for (part, totals) in &partials {
-            self.sums.merge_pixels(part);
+        for (part, totals) in partials.iter().map(|(p, t)| (p, t)) {
+            for (a, b) in self.sums.moments.iter_mut().zip(&part.moments) {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.add(y);
+                }
+            }
             for c in 0..nc {
                 for (d, &x) in self.sums.series[c].iter_mut().zip(&part.series[c]) {
                     *d += x;
@@ -375,21 +389,32 @@ fn pixel_products(
         if cur.is_empty() {
             return;
         }
+        // P = total minus the photons of the last k level-frames, F = total minus the first
+        // k. Most pixels have no photon within max_lag of either end: then P = F = total.
+        let total: u64 = cur.iter().map(|&(_, c)| c).sum();
+        let max_k = table.len() as u32;
+        let near_edge = cur[0].0 < max_k || cur[cur.len() - 1].0 + max_k >= t_l;
         for (k, &e) in table.iter().enumerate() {
             if e == u32::MAX || (t_l as usize) <= k {
                 continue;
             }
-            let n = t_l - k as u32;
-            let (mut p, mut f) = (0u64, 0u64);
-            for &(b, c) in cur.iter() {
-                if b < n {
-                    p += c;
-                }
-                if b >= k as u32 {
-                    f += c;
-                }
+            if !near_edge {
+                (pp[e as usize], ff[e as usize]) = (total, total);
+                continue;
             }
-            (pp[e as usize], ff[e as usize]) = (p, f);
+            let n = t_l - k as u32;
+            let tail: u64 = cur
+                .iter()
+                .rev()
+                .take_while(|&&(b, _)| b >= n)
+                .map(|&(_, c)| c)
+                .sum();
+            let head: u64 = cur
+                .iter()
+                .take_while(|&&(b, _)| b < k as u32)
+                .map(|&(_, c)| c)
+                .sum();
+            (pp[e as usize], ff[e as usize]) = (total - tail, total - head);
         }
         let max_lag = table.len() as u32;
         for (i, &(bi, ci)) in cur.iter().enumerate() {

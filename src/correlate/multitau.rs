@@ -23,13 +23,13 @@
 
 use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
-use super::sums::{Cells, Estimator, G2Result, MultiTauSums};
+use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums};
 use crate::data::{FrameSource, FrameStack, QPartition};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
-/// Pixels per tile: 256 f64 lanes × (8 lags + 8 ring slots) = 32 KiB, an L1 data cache.
-pub const TILE: usize = 256;
+/// Pixels per tile: 128 f64 lanes × (8 lags + 8 ring slots) = 16 KiB, half an L1 data cache.
+pub const TILE: usize = 128;
 
 /// Per-level state of one tile.
 #[derive(Debug, Clone)]
@@ -138,9 +138,9 @@ impl Tile {
             st.count += 1;
             if s % 2 == 1 && level + 1 < n_levels {
                 let prev = (s - 1) % st.depth;
-                let (ring, inc) = (&st.ring, &mut self.incoming);
-                for p in 0..len {
-                    inc[p] += ring[prev * len + p];
+                let r = &st.ring[prev * len..(prev + 1) * len];
+                for (i, &x) in self.incoming[..len].iter_mut().zip(r) {
+                    *i += x;
                 }
                 level += 1;
             } else {
@@ -150,7 +150,9 @@ impl Tile {
     }
 
     /// Processes `n` frames of a row-major (frame, pixel) chunk with `n_pix` pixels per frame;
-    /// returns the photons of each run in each frame (run-major, run × n).
+    /// returns the photons of each run in each frame (run-major, run × n). Always inlined so
+    /// that the AVX2 entry point compiles it with AVX2.
+    #[inline(always)]
     fn process<T: Count>(&mut self, data: &[T], n: usize, n_pix: usize) -> Vec<u64> {
         let len = self.len;
         let mut run_sums = vec![0u64; self.runs.len() * n];
@@ -401,32 +403,59 @@ impl DenseMultiTau {
         out.n_frames = self.n_frames;
         out.series = self.series.clone();
         let n_lags = self.schedule.n_lags();
-        let (mut g, mut pp, mut ff) = (vec![0u64; n_lags], vec![0u64; n_lags], vec![0u64; n_lags]);
-        for tile in &self.tiles {
-            let len = tile.len;
-            for &(o, l, c) in &tile.runs {
-                for p in o..o + l {
-                    let mut e = 0;
-                    for st in &tile.levels {
-                        let t_l = st.count;
-                        for (j, &k) in st.lags.iter().enumerate() {
-                            if t_l > k {
-                                g[e] = st.acc[j * len + p] as u64;
-                                // P: all level-frames but the last k (still in the ring);
-                                // F: all but the first k (kept in `head`).
-                                let last: f64 = (t_l - k..t_l)
-                                    .map(|s| st.ring[(s % st.depth) * len + p])
-                                    .sum();
-                                let first: f64 = (0..k).map(|s| st.head[s * len + p]).sum();
-                                pp[e] = (st.total[p] - last) as u64;
-                                ff[e] = (st.total[p] - first) as u64;
-                            } else {
-                                (g[e], pp[e], ff[e]) = (0, 0, 0);
+        // Per tile: G, P, F of every lag for all its pixels (lag-major), then per pixel into
+        // its cell. Tiles in parallel, merged in tile order (integers: order-free anyway).
+        let per_tile: Vec<Vec<Moments>> = self
+            .tiles
+            .par_iter()
+            .map(|tile| {
+                let len = tile.len;
+                let mut gpf = vec![[0u64; 3]; n_lags * len];
+                let mut e = 0;
+                for st in &tile.levels {
+                    let t_l = st.count;
+                    for (j, &k) in st.lags.iter().enumerate() {
+                        if t_l > k {
+                            // P: all level-frames but the last k (still in the ring);
+                            // F: all but the first k (kept in `head`).
+                            let mut last = vec![0f64; len];
+                            for s in t_l - k..t_l {
+                                let r = &st.ring[(s % st.depth) * len..][..len];
+                                last.iter_mut().zip(r).for_each(|(a, &b)| *a += b);
                             }
-                            e += 1;
+                            let mut first = vec![0f64; len];
+                            for s in 0..k {
+                                let h = &st.head[s * len..][..len];
+                                first.iter_mut().zip(h).for_each(|(a, &b)| *a += b);
+                            }
+                            for p in 0..len {
+                                gpf[e * len + p] = [
+                                    st.acc[j * len + p] as u64,
+                                    (st.total[p] - last[p]) as u64,
+                                    (st.total[p] - first[p]) as u64,
+                                ];
+                            }
+                        }
+                        e += 1;
+                    }
+                }
+                let mut m = vec![Moments::default(); tile.runs.len() * n_lags];
+                for (r, &(o, l, _)) in tile.runs.iter().enumerate() {
+                    for e in 0..n_lags {
+                        let acc = &mut m[r * n_lags + e];
+                        for p in o..o + l {
+                            let [g, pp, ff] = gpf[e * len + p];
+                            acc.add_pixel(g, pp, ff);
                         }
                     }
-                    out.add_pixel(c, &g, &pp, &ff);
+                }
+                m
+            })
+            .collect();
+        for (tile, m) in self.tiles.iter().zip(&per_tile) {
+            for (r, &(_, _, c)) in tile.runs.iter().enumerate() {
+                for e in 0..n_lags {
+                    out.moments[c][e].add(&m[r * n_lags + e]);
                 }
             }
         }

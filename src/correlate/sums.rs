@@ -199,7 +199,23 @@ pub struct Moments {
 
 impl Moments {
     #[inline]
-    fn add_pixel(&mut self, g: u64, p: u64, f: u64) {
+    pub(crate) fn add_pixel(&mut self, g: u64, p: u64, f: u64) {
+        if g | p | f == 0 {
+            return;
+        }
+        if (g | p | f) >> 32 == 0 {
+            // Products of values below 2^32 fit u64: cheaper than u128 multiplies.
+            self.g += u128::from(g);
+            self.p += u128::from(p);
+            self.f += u128::from(f);
+            self.gg += u128::from(g * g);
+            self.pp += u128::from(p * p);
+            self.ff += u128::from(f * f);
+            self.gp += u128::from(g * p);
+            self.gf += u128::from(g * f);
+            self.pf += u128::from(p * f);
+            return;
+        }
         let (g, p, f) = (u128::from(g), u128::from(p), u128::from(f));
         self.g += g;
         self.p += p;
@@ -212,7 +228,7 @@ impl Moments {
         self.pf += p * f;
     }
 
-    fn add(&mut self, o: &Moments) {
+    pub(crate) fn add(&mut self, o: &Moments) {
         self.g += o.g;
         self.p += o.p;
         self.f += o.f;

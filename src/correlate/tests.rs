@@ -539,3 +539,50 @@ fn ar1_field_recovers_closed_form() {
     }
     assert!(checked >= 15);
 }
+
+/// The bundled example (`examples/speckle_small*.npy`, see `examples/README.md`) gives its
+/// documented g2: g2(k) - 1 = exp(-2k/τ_q), τ_q = 40/q frames, averaged over the bin width
+/// at levels ≥ 1. Tolerance: 5 sigma of g2_err per lag, lags 1..=48 frames (the finite-scan
+/// bias of the ratio estimator, O(τ/T), stays below 1 sigma for τ ≤ 40 frames, T = 300).
+#[test]
+fn bundled_example_has_its_documented_g2() {
+    use ndarray::{Array2, Array3};
+    let frames: Array3<u8> = ndarray_npy::read_npy("examples/speckle_small.npy").unwrap();
+    let labels: Array2<u32> = ndarray_npy::read_npy("examples/speckle_small_labels.npy").unwrap();
+    let (t, r, c) = frames.dim();
+    assert_eq!((t, r, c), (300, 64, 64));
+    let stack = FrameStack::from_u8(t, r, c, frames.iter().copied().collect()).unwrap();
+    let part = QPartition::from_labels(r, c, labels.iter().copied().collect(), "example").unwrap();
+    assert_eq!(part.n_bins(), 5);
+    let res = multitau_stack(
+        &stack,
+        &part,
+        &LagSchedule::multi_tau(t, 8).unwrap(),
+        Estimator::Symmetric,
+    )
+    .unwrap();
+    for q in 1..=5u32 {
+        let rho = (-f64::from(q) / 40.0).exp();
+        for (i, &lag) in res.lag_frames.iter().enumerate() {
+            if lag == 0 || lag > 48 {
+                continue;
+            }
+            let w = res.bin_width_frames[i] as i64;
+            let k = lag as i64;
+            let mut want = 0.0;
+            for a in 0..w {
+                for b in 0..w {
+                    want += rho.powi(2 * (k + a - b).unsigned_abs() as i32);
+                }
+            }
+            want /= (w * w) as f64;
+            let d = q as usize - 1;
+            let pull = (res.g2[[i, d]] - 1.0 - want) / res.g2_err[[i, d]];
+            assert!(
+                pull.abs() < 5.0,
+                "q {q} lag {lag}: g2-1 {} want {want} pull {pull}",
+                res.g2[[i, d]] - 1.0
+            );
+        }
+    }
+}

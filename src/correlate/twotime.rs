@@ -155,33 +155,40 @@ pub(crate) fn check_request(
     Ok(bins)
 }
 
-/// The binned (n × np, row-major) matrix of the stack's pixels `px`: exact f32 when every
-/// value is ≤ 4096 (then the f32 GEMM path is exact), else f64. Returns (f32, f64, max).
-fn binned_matrix(stack: &FrameStack, px: &[u32], b: usize, n: usize) -> (Vec<f32>, Vec<f64>, u64) {
-    let np = px.len();
+/// Binned matrices of several bins (one pass over the stack): for bin i with pixels
+/// `px[i]`, the n × np row-major counts; exact f32 when every value is ≤ 4096 (then the f32
+/// GEMM path is exact), else f64. Returns per bin (f32, f64, max).
+type Binned = (Vec<f32>, Vec<f64>, u64);
+fn binned_matrices(stack: &FrameStack, px: &[&[u32]], b: usize, n: usize) -> Vec<Binned> {
     let n_pix = stack.n_pixels();
-    let mut rows = vec![0u64; n * np];
+    let mut rows: Vec<Vec<u32>> = px.iter().map(|p| vec![0u32; n * p.len()]).collect();
     let mut buf = vec![0u32; n_pix];
     for t in 0..n {
-        let row = &mut rows[t * np..(t + 1) * np];
         for f in t * b..(t + 1) * b {
             stack.frame_into(f, &mut buf);
-            for (r, &p) in row.iter_mut().zip(px) {
-                *r += u64::from(buf[p as usize]);
+            for (r, p) in rows.iter_mut().zip(px) {
+                let row = &mut r[t * p.len()..(t + 1) * p.len()];
+                for (x, &q) in row.iter_mut().zip(p.iter()) {
+                    *x = x.saturating_add(buf[q as usize]);
+                }
             }
         }
     }
-    let max = rows.iter().copied().max().unwrap_or(0);
-    if max <= 4096 {
-        (rows.iter().map(|&v| v as f32).collect(), Vec::new(), max)
-    } else {
-        (Vec::new(), rows.iter().map(|&v| v as f64).collect(), max)
-    }
+    rows.into_iter()
+        .map(|r| {
+            let max = u64::from(r.iter().copied().max().unwrap_or(0));
+            if max <= 4096 {
+                (r.iter().map(|&v| v as f32).collect(), Vec::new(), max)
+            } else {
+                (Vec::new(), r.iter().map(|&v| f64::from(v)).collect(), max)
+            }
+        })
+        .collect()
 }
 
 /// Exact Gram matrix num = X·Xᵀ (X: n × np, row-major, integer-valued, max entry `max`).
 fn gram_exact(x: &[f32], x64: &[f64], n: usize, np: usize, max: u64) -> Array2<f64> {
-    const TB: usize = 128;
+    const TB: usize = 256;
     let mut out = Array2::<f64>::zeros((n, n));
     if n == 0 || np == 0 || max == 0 {
         return out;
@@ -292,11 +299,12 @@ pub fn two_time_stack(
     }
     let bins = check_request(part, bins, bin_frames, stack.n_frames())?;
     let n = stack.n_frames() / bin_frames;
-    let per_bin: Vec<(Array2<f64>, Vec<u64>, u64)> = bins
-        .iter()
-        .map(|&k| {
-            let px = part.dynamic().pixels(k);
-            let (x, x64, max) = binned_matrix(stack, px, bin_frames, n);
+    let px: Vec<&[u32]> = bins.iter().map(|&k| part.dynamic().pixels(k)).collect();
+    let mats = binned_matrices(stack, &px, bin_frames, n);
+    let per_bin: Vec<(Array2<f64>, Vec<u64>, u64)> = mats
+        .into_par_iter()
+        .zip(px.par_iter())
+        .map(|((x, x64, max), px)| {
             let np = px.len();
             let sums = (0..n)
                 .map(|t| {
