@@ -7,16 +7,21 @@
 //! [`IntensityStats`].
 //!
 //! Layout and speed: pixels are cut into tiles of [`TILE`] consecutive pixels (row-major);
-//! each tile keeps, per level, a ring of the last level-frames and one accumulator per lag,
+//! each tile keeps, per level, a ring of the last level-frames, its first level-frames (for the
+//! future sums) and one accumulator per lag,
 //! all structure-of-arrays over the tile's pixels so the inner loops vectorise. A chunk of
 //! frames is processed tile by tile (rayon over tiles), so a tile's state stays in cache for
 //! the whole chunk and the stack is read once. Memory: the tile states (independent of the
 //! number of frames) plus 8 bytes per cell per frame for the intensity series.
 //!
-//! Exactness: counts and level sums are held in f64 and multiplied/accumulated there; every
-//! value is an integer, exact while each pixel's product sum stays below 2^53 (e.g. 16-bit
-//! counts over 2^21 frames), so the result does not depend on the order of operations, the
-//! SIMD width or the thread count, and equals the event correlator's bit for bit.
+//! Exactness (every value is an integer and every operation exact, so the result does not
+//! depend on the order of operations, the SIMD width or the thread count, and equals the event
+//! correlator's bit for bit): with M the largest count pushed so far, level-L values are
+//! ≤ 2^L·M. Rings hold f32 (8 lanes per AVX2 vector) while 2^L·M < 2^24 at the top level, and
+//! switch to f64 (exactly) otherwise. Products at level L are taken in f32 when
+//! (2^L·M)² ≤ 2^24, into f32 partial sums flushed into f64 before their bound (level-frames
+//! since the flush × (2^L·M)²) could pass 2^24; else in f64. The f64 sums are exact while a
+//! pixel's product sum stays below 2^53 (e.g. 16-bit counts over 2^21 frames).
 //!
 //! Reference: K. Schätzel, M. Drewel & S. Stimac, J. Mod. Opt. 35, 711 (1988); D. Lumma et
 //! al., Rev. Sci. Instrum. 71, 3274 (2000) (symmetric normalisation).
@@ -28,50 +33,139 @@ use crate::data::{FrameSource, FrameStack, QPartition};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
-/// Pixels per tile: 128 f64 lanes × (8 lags + 8 ring slots) = 16 KiB, half an L1 data cache.
+/// Pixels per tile: the level-0 ring and accumulators of a tile stay in the L1 data cache.
 pub const TILE: usize = 128;
+
+/// Largest integer up to which every integer is exact in f32.
+const F32_EXACT: f64 = 16_777_216.0; // 2^24
+
+/// Storage lane of the rings: f32 (8 per AVX2 vector) while every level value is below 2^24,
+/// else f64.
+trait Lane: Copy + Default + Send + Sync + std::fmt::Debug + std::ops::AddAssign + 'static {
+    fn from_u64(x: u64) -> Self;
+    fn to_f64(self) -> f64;
+    /// acc64 += a·b, or (f32 lanes with `narrow`) acc32 += a·b.
+    fn mul_acc(acc64: &mut [f64], acc32: &mut [f32], a: &[Self], b: &[Self], narrow: bool);
+}
+
+impl Lane for f32 {
+    #[inline(always)]
+    fn from_u64(x: u64) -> Self {
+        x as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline(always)]
+    fn mul_acc(acc64: &mut [f64], acc32: &mut [f32], a: &[f32], b: &[f32], narrow: bool) {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        if narrow {
+            let acc = &mut acc32[..n];
+            for p in 0..n {
+                acc[p] += a[p] * b[p];
+            }
+        } else {
+            let acc = &mut acc64[..n];
+            for p in 0..n {
+                acc[p] += f64::from(a[p]) * f64::from(b[p]);
+            }
+        }
+    }
+}
+
+impl Lane for f64 {
+    #[inline(always)]
+    fn from_u64(x: u64) -> Self {
+        x as f64
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn mul_acc(acc64: &mut [f64], _: &mut [f32], a: &[f64], b: &[f64], _: bool) {
+        let n = a.len().min(b.len());
+        let (a, b, acc) = (&a[..n], &b[..n], &mut acc64[..n]);
+        for p in 0..n {
+            acc[p] += a[p] * b[p];
+        }
+    }
+}
 
 /// Per-level state of one tile.
 #[derive(Debug, Clone)]
-struct LevelState {
+struct LevelState<S> {
     /// In-level lags of this level.
     lags: Vec<usize>,
     /// Ring of the last `depth` level-frames, slot-major (depth × len).
-    ring: Vec<f64>,
+    ring: Vec<S>,
     depth: usize,
-    /// One accumulator per lag, lag-major (n_lags × len).
+    /// The first `depth` level-frames, slot-major (F_p = total - the first k).
+    head: Vec<S>,
+    /// One exact f64 accumulator per lag, lag-major (n_lags × len).
     acc: Vec<f64>,
+    /// f32 partial accumulators (f32 lanes only), flushed into `acc` before any partial sum
+    /// could pass 2^24.
+    acc32: Vec<f32>,
+    /// Upper bound on every `acc32` entry since the last flush.
+    bound32: f64,
     /// Level-frames seen.
     count: usize,
-    /// Sum of every level-frame, per pixel (for the past/future sums P_p, F_p).
-    total: Vec<f64>,
-    /// The first `depth` level-frames, slot-major (F_p = total - the first k).
-    head: Vec<f64>,
+}
+
+impl<S: Lane> LevelState<S> {
+    fn flush(&mut self) {
+        for (a, b) in self.acc.iter_mut().zip(self.acc32.iter_mut()) {
+            *a += f64::from(*b);
+            *b = 0.0;
+        }
+        self.bound32 = 0.0;
+    }
+
+    fn widen(&self) -> LevelState<f64> {
+        let mut out = LevelState {
+            lags: self.lags.clone(),
+            ring: self.ring.iter().map(|x| x.to_f64()).collect(),
+            depth: self.depth,
+            head: self.head.iter().map(|x| x.to_f64()).collect(),
+            acc: self.acc.clone(),
+            acc32: Vec::new(),
+            bound32: 0.0,
+            count: self.count,
+        };
+        for (a, &b) in out.acc.iter_mut().zip(&self.acc32) {
+            *a += f64::from(b);
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Levels {
+    /// No pixel of the tile is in a bin.
+    None,
+    F32(Vec<LevelState<f32>>, Vec<f32>),
+    F64(Vec<LevelState<f64>>, Vec<f64>),
 }
 
 #[derive(Debug, Clone)]
 struct Tile {
     start: usize,
     len: usize,
-    levels: Vec<LevelState>,
-    /// Photons per pixel over all frames (for scattering_2d).
+    levels: Levels,
+    /// Photons per pixel over all frames (for scattering_2d and the level totals).
     totals: Vec<u64>,
     /// Runs of consecutive pixels of one cell: (offset in tile, length, cell).
     runs: Vec<(usize, usize, usize)>,
-    /// Scratch: the incoming level-frame.
-    incoming: Vec<f64>,
 }
 
-/// Counts a stack can hold, read as f64.
+/// Counts a stack can hold.
 trait Count: Copy + Send + Sync {
-    fn to_f64(self) -> f64;
     fn to_u64(self) -> u64;
 }
 impl Count for u8 {
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
     #[inline(always)]
     fn to_u64(self) -> u64 {
         u64::from(self)
@@ -79,81 +173,92 @@ impl Count for u8 {
 }
 impl Count for u16 {
     #[inline(always)]
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-    #[inline(always)]
     fn to_u64(self) -> u64 {
         u64::from(self)
     }
 }
 impl Count for u32 {
     #[inline(always)]
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-    #[inline(always)]
     fn to_u64(self) -> u64 {
         u64::from(self)
     }
 }
 
-/// a[p] += b[p] * c[p]; the one hot loop. Integer-valued f64: exact, so FMA or not, any
-/// vector width gives the same bits.
+/// Pushes the level-0 frame in `incoming` and cascades into higher levels. `max_count` bounds
+/// every raw count seen so far: level-L values are ≤ 2^L · max_count, so an f32 product at
+/// level L is exact when (2^L·max_count)² ≤ 2^24, and f32 partial sums stay exact when
+/// flushed before their bound passes 2^24.
 #[inline(always)]
-fn mul_acc(a: &mut [f64], b: &[f64], c: &[f64]) {
-    let n = a.len().min(b.len()).min(c.len());
-    let (a, b, c) = (&mut a[..n], &b[..n], &c[..n]);
-    for p in 0..n {
-        a[p] += b[p] * c[p];
+fn push_levels<S: Lane>(
+    levels: &mut [LevelState<S>],
+    incoming: &mut [S],
+    len: usize,
+    max_count: f64,
+) {
+    let n_levels = levels.len();
+    let f32_lanes = std::mem::size_of::<S>() == 4;
+    let mut level = 0;
+    loop {
+        let st = &mut levels[level];
+        let s = st.count;
+        let slot = s % st.depth;
+        let cur = &incoming[..len];
+        st.ring[slot * len..(slot + 1) * len].copy_from_slice(cur);
+        if s < st.depth {
+            st.head[s * len..(s + 1) * len].copy_from_slice(cur);
+        }
+        let vmax = max_count * (1u64 << level) as f64;
+        let narrow = f32_lanes && vmax * vmax <= F32_EXACT;
+        if narrow {
+            if st.bound32 + vmax * vmax > F32_EXACT {
+                st.flush();
+            }
+            st.bound32 += vmax * vmax;
+        }
+        for (j, &k) in st.lags.iter().enumerate() {
+            if s >= k {
+                let other = (s - k) % st.depth;
+                let r = j * len..(j + 1) * len;
+                let (acc64, acc32) = if narrow {
+                    (&mut st.acc[..0], &mut st.acc32[r])
+                } else {
+                    (&mut st.acc[r], &mut st.acc32[..0])
+                };
+                S::mul_acc(
+                    acc64,
+                    acc32,
+                    cur,
+                    &st.ring[other * len..(other + 1) * len],
+                    narrow,
+                );
+            }
+        }
+        st.count += 1;
+        if s % 2 == 1 && level + 1 < n_levels {
+            let prev = (s - 1) % st.depth;
+            let r = &st.ring[prev * len..(prev + 1) * len];
+            for (i, &x) in incoming[..len].iter_mut().zip(r) {
+                *i += x;
+            }
+            level += 1;
+        } else {
+            break;
+        }
     }
 }
 
 impl Tile {
-    /// Pushes the level-0 frame held in `self.incoming` and cascades into higher levels.
-    #[inline(always)]
-    fn push_incoming(&mut self) {
-        let len = self.len;
-        let n_levels = self.levels.len();
-        let mut level = 0;
-        loop {
-            let st = &mut self.levels[level];
-            let s = st.count;
-            let slot = s % st.depth;
-            st.ring[slot * len..(slot + 1) * len].copy_from_slice(&self.incoming[..len]);
-            let cur = &self.incoming[..len];
-            for (t, &x) in st.total.iter_mut().zip(cur) {
-                *t += x;
-            }
-            if s < st.depth {
-                st.head[s * len..(s + 1) * len].copy_from_slice(cur);
-            }
-            for (j, &k) in st.lags.iter().enumerate() {
-                if s >= k {
-                    let other = (s - k) % st.depth;
-                    let acc = &mut st.acc[j * len..(j + 1) * len];
-                    mul_acc(acc, cur, &st.ring[other * len..(other + 1) * len]);
-                }
-            }
-            st.count += 1;
-            if s % 2 == 1 && level + 1 < n_levels {
-                let prev = (s - 1) % st.depth;
-                let r = &st.ring[prev * len..(prev + 1) * len];
-                for (i, &x) in self.incoming[..len].iter_mut().zip(r) {
-                    *i += x;
-                }
-                level += 1;
-            } else {
-                break;
-            }
-        }
-    }
-
     /// Processes `n` frames of a row-major (frame, pixel) chunk with `n_pix` pixels per frame;
     /// returns the photons of each run in each frame (run-major, run × n). Always inlined so
     /// that the AVX2 entry point compiles it with AVX2.
     #[inline(always)]
-    fn process<T: Count>(&mut self, data: &[T], n: usize, n_pix: usize) -> Vec<u64> {
+    fn process<T: Count>(
+        &mut self,
+        data: &[T],
+        n: usize,
+        n_pix: usize,
+        max_count: f64,
+    ) -> Vec<u64> {
         let len = self.len;
         let mut run_sums = vec![0u64; self.runs.len() * n];
         for t in 0..n {
@@ -184,33 +289,128 @@ impl Tile {
             for (p, &x) in row.iter().enumerate() {
                 self.totals[p] += x.to_u64();
             }
-            if self.levels.is_empty() {
-                // A tile with no pixel in any bin: only its totals (scattering_2d).
-                continue;
+            match &mut self.levels {
+                Levels::None => {}
+                Levels::F32(levels, inc) => {
+                    for (i, &x) in inc.iter_mut().zip(row) {
+                        *i = f32::from_u64(x.to_u64());
+                    }
+                    push_levels(levels, inc, len, max_count);
+                }
+                Levels::F64(levels, inc) => {
+                    for (i, &x) in inc.iter_mut().zip(row) {
+                        *i = f64::from_u64(x.to_u64());
+                    }
+                    push_levels(levels, inc, len, max_count);
+                }
             }
-            for (p, &x) in row.iter().enumerate() {
-                self.incoming[p] = x.to_f64();
-            }
-            self.push_incoming();
         }
         run_sums
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn process_avx2<T: Count>(&mut self, data: &[T], n: usize, n_pix: usize) -> Vec<u64> {
-        self.process(data, n, n_pix)
+    unsafe fn process_avx2<T: Count>(
+        &mut self,
+        data: &[T],
+        n: usize,
+        n_pix: usize,
+        max_count: f64,
+    ) -> Vec<u64> {
+        self.process(data, n, n_pix, max_count)
     }
 
-    fn process_dispatch<T: Count>(&mut self, data: &[T], n: usize, n_pix: usize) -> Vec<u64> {
+    fn process_dispatch<T: Count>(
+        &mut self,
+        data: &[T],
+        n: usize,
+        n_pix: usize,
+        max_count: f64,
+    ) -> Vec<u64> {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { self.process_avx2(data, n, n_pix) };
+            return unsafe { self.process_avx2(data, n, n_pix, max_count) };
         }
-        self.process(data, n, n_pix)
+        self.process(data, n, n_pix, max_count)
     }
+
+    /// Switches f32 rings to f64 (exactly) once level values could reach 2^24.
+    fn ensure_lanes(&mut self, max_count: f64) {
+        if let Levels::F32(levels, _) = &self.levels {
+            let top = (1u64 << (levels.len() - 1)) as f64;
+            if max_count * top >= F32_EXACT {
+                let wide: Vec<LevelState<f64>> = levels.iter().map(LevelState::widen).collect();
+                self.levels = Levels::F64(wide, vec![0.0; self.len]);
+            }
+        }
+    }
+
+    /// (G, P, F) per lag (lag-major) for every pixel of the tile, exact.
+    fn gpf(&self, n_lags: usize) -> Vec<[u64; 3]> {
+        match &self.levels {
+            Levels::None => Vec::new(),
+            Levels::F32(l, _) => gpf_levels(l, &self.totals, self.len, n_lags),
+            Levels::F64(l, _) => gpf_levels(l, &self.totals, self.len, n_lags),
+        }
+    }
+}
+
+fn gpf_levels<S: Lane>(
+    levels: &[LevelState<S>],
+    totals: &[u64],
+    len: usize,
+    n_lags: usize,
+) -> Vec<[u64; 3]> {
+    let mut gpf = vec![[0u64; 3]; n_lags * len];
+    // Level totals from the raw totals: level L drops the last level-(L-1) frame when
+    // level L-1 has an odd count.
+    let mut total: Vec<u64> = totals.to_vec();
+    let mut e = 0;
+    for (l, st) in levels.iter().enumerate() {
+        if l > 0 {
+            let below = &levels[l - 1];
+            if below.count % 2 == 1 {
+                let slot = (below.count - 1) % below.depth;
+                for (t, r) in total
+                    .iter_mut()
+                    .zip(&below.ring[slot * len..(slot + 1) * len])
+                {
+                    *t -= r.to_f64() as u64;
+                }
+            }
+        }
+        let t_l = st.count;
+        for (j, &k) in st.lags.iter().enumerate() {
+            if t_l > k {
+                // P: all level-frames but the last k (still in the ring); F: all but the
+                // first k (kept in `head`).
+                let mut last = vec![0u64; len];
+                for s in t_l - k..t_l {
+                    let r = &st.ring[(s % st.depth) * len..][..len];
+                    last.iter_mut()
+                        .zip(r)
+                        .for_each(|(a, b)| *a += b.to_f64() as u64);
+                }
+                let mut first = vec![0u64; len];
+                for s in 0..k {
+                    let h = &st.head[s * len..][..len];
+                    first
+                        .iter_mut()
+                        .zip(h)
+                        .for_each(|(a, b)| *a += b.to_f64() as u64);
+                }
+                for p in 0..len {
+                    let g = st.acc[j * len + p]
+                        + st.acc32.get(j * len + p).map_or(0.0, |&x| f64::from(x));
+                    gpf[e * len + p] = [g as u64, total[p] - last[p], total[p] - first[p]];
+                }
+            }
+            e += 1;
+        }
+    }
+    gpf
 }
 
 /// The dense streaming multi-tau correlator (see the module docs).
@@ -222,6 +422,8 @@ pub struct DenseMultiTau {
     tiles: Vec<Tile>,
     n_frames: usize,
     series: Vec<Vec<u64>>,
+    /// Largest raw count pushed so far.
+    max_count: u64,
 }
 
 impl DenseMultiTau {
@@ -247,37 +449,34 @@ impl DenseMultiTau {
                 }
                 p = q;
             }
-            {
-                let n_levels = if runs.is_empty() {
-                    0
-                } else {
-                    schedule.n_levels()
-                };
-                let levels = (0..n_levels)
+            let levels = if runs.is_empty() {
+                Levels::None
+            } else {
+                let l = (0..schedule.n_levels())
                     .map(|l| {
                         let lags = schedule.level_lags(l).to_vec();
                         let depth = lags.last().map_or(2, |&k| (k + 1).max(2));
                         LevelState {
-                            total: vec![0.0; len],
-                            head: vec![0.0; depth * len],
-                            ring: vec![0.0; depth * len],
+                            head: vec![0f32; depth * len],
+                            ring: vec![0f32; depth * len],
                             depth,
                             acc: vec![0.0; lags.len() * len],
+                            acc32: vec![0.0; lags.len() * len],
+                            bound32: 0.0,
                             lags,
                             count: 0,
                         }
                     })
                     .collect();
-                let runs_empty = runs.is_empty();
-                tiles.push(Tile {
-                    start,
-                    len,
-                    levels,
-                    totals: vec![0; len],
-                    runs,
-                    incoming: vec![0.0; if runs_empty { 0 } else { len }],
-                });
-            }
+                Levels::F32(l, vec![0.0; len])
+            };
+            tiles.push(Tile {
+                start,
+                len,
+                levels,
+                totals: vec![0; len],
+                runs,
+            });
             start += len;
         }
         let nc = cells.n_cells();
@@ -288,6 +487,7 @@ impl DenseMultiTau {
             tiles,
             n_frames: 0,
             series: vec![Vec::new(); nc],
+            max_count: 0,
         }
     }
 
@@ -311,10 +511,21 @@ impl DenseMultiTau {
     fn push_chunk<T: Count>(&mut self, data: &[T], n: usize) {
         let n_pix = self.shape.0 * self.shape.1;
         debug_assert_eq!(data.len(), n * n_pix);
+        // The largest count so far bounds every level value (exactness of the f32 lanes).
+        let chunk_max = data
+            .par_chunks(1 << 16)
+            .map(|c| c.iter().map(|&x| x.to_u64()).max().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        self.max_count = self.max_count.max(chunk_max);
+        let max_count = self.max_count as f64;
         let run_sums: Vec<Vec<u64>> = self
             .tiles
             .par_iter_mut()
-            .map(|tile| tile.process_dispatch(data, n, n_pix))
+            .map(|tile| {
+                tile.ensure_lanes(max_count);
+                tile.process_dispatch(data, n, n_pix, max_count)
+            })
             .collect();
         let t0 = self.n_frames;
         for s in &mut self.series {
@@ -410,35 +621,7 @@ impl DenseMultiTau {
             .par_iter()
             .map(|tile| {
                 let len = tile.len;
-                let mut gpf = vec![[0u64; 3]; n_lags * len];
-                let mut e = 0;
-                for st in &tile.levels {
-                    let t_l = st.count;
-                    for (j, &k) in st.lags.iter().enumerate() {
-                        if t_l > k {
-                            // P: all level-frames but the last k (still in the ring);
-                            // F: all but the first k (kept in `head`).
-                            let mut last = vec![0f64; len];
-                            for s in t_l - k..t_l {
-                                let r = &st.ring[(s % st.depth) * len..][..len];
-                                last.iter_mut().zip(r).for_each(|(a, &b)| *a += b);
-                            }
-                            let mut first = vec![0f64; len];
-                            for s in 0..k {
-                                let h = &st.head[s * len..][..len];
-                                first.iter_mut().zip(h).for_each(|(a, &b)| *a += b);
-                            }
-                            for p in 0..len {
-                                gpf[e * len + p] = [
-                                    st.acc[j * len + p] as u64,
-                                    (st.total[p] - last[p]) as u64,
-                                    (st.total[p] - first[p]) as u64,
-                                ];
-                            }
-                        }
-                        e += 1;
-                    }
-                }
+                let gpf = tile.gpf(n_lags);
                 let mut m = vec![Moments::default(); tile.runs.len() * n_lags];
                 for (r, &(o, l, _)) in tile.runs.iter().enumerate() {
                     for e in 0..n_lags {

@@ -269,6 +269,43 @@ proptest! {
         }
     }
 
+    /// Large counts exercise the f32 flush (counts ~10^3: f32 partial sums flushed every few
+    /// frames), the f64 products (level values > 4096) and the switch of the rings to f64
+    /// mid-stream (counts ~10^5 arriving in a later chunk): still = naive and = event.
+    #[test]
+    fn large_counts_stay_exact(
+        t in 2usize..40,
+        small in prop::collection::vec(0u32..4, 40 * 6),
+        big in prop::collection::vec(0u32..1000, 40 * 6),
+        mode in 0usize..3,
+        split in 1usize..39,
+    ) {
+        let np = 6;
+        // mode 0: counts ≤ 3000 (f32 products, flushed every frame or two); 1: ~10^5 (f64
+        // products); 2: ~2·10^6 (level values ≥ 2^24: the rings switch to f64).
+        let scale = [3u32, 150, 2500][mode];
+        let big: Vec<u32> = big.iter().map(|&x| x * scale).collect();
+        // First half small counts, second half large: the lanes widen mid-stream.
+        let data: Vec<u32> = (0..t * np)
+            .map(|i| if i / np < t / 2 { small[i] } else { big[i] })
+            .collect();
+        let stack = FrameStack::from_u32(t, 2, 3, data).unwrap();
+        let part = QPartition::from_labels(2, 3, vec![1, 1, 2, 2, 2, 1], "t").unwrap();
+        let sched = LagSchedule::multi_tau(t, 4).unwrap();
+        naive_check(&stack, &part, &sched, Estimator::Symmetric);
+        let mut whole = DenseMultiTau::new(&part, &sched);
+        whole.push_stack(&stack, 0..t).unwrap();
+        let mut parts = DenseMultiTau::new(&part, &sched);
+        let s = split.min(t);
+        parts.push_stack(&stack, 0..s).unwrap();
+        parts.push_stack(&stack, s..t).unwrap();
+        prop_assert_eq!(whole.sums(), parts.sums());
+        let ev = EventList::from_stack(&stack, 0.1).unwrap();
+        let mut e = EventCorrelator::new(&part, &sched, t);
+        e.push_events(&ev).unwrap();
+        prop_assert_eq!(&whole.sums(), e.sums());
+    }
+
     /// The same result for any thread count.
     #[test]
     fn thread_count_invariance((stack, part) in arb_case()) {
