@@ -15,7 +15,7 @@
 
 use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
-use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums};
+use super::sums::{Cells, Estimator, FastMoments, G2Result, Moments, MultiTauSums};
 use super::twotime::{check_request, TwoTimeResult};
 use crate::data::{EventList, QPartition};
 use crate::error::{Error, Result};
@@ -215,6 +215,7 @@ impl EventCorrelator {
                     moments: vec![vec![Moments::default(); nl]; nc],
                     series: vec![vec![0; n_frames]; nc],
                 };
+                let mut fast = vec![vec![FastMoments::default(); nl]; nc];
                 let mut totals = Vec::new();
                 let mut g = vec![0u64; nl];
                 let mut pf = (vec![0u64; nl], vec![0u64; nl]);
@@ -235,8 +236,13 @@ impl EventCorrelator {
                         part.series[c][f as usize] += u64::from(k);
                     }
                     pixel_products(fr, ct, tables, n_frames, &mut g, &mut pf, &mut lists);
-                    for (e, m) in part.moments[c].iter_mut().enumerate() {
-                        m.add_pixel(g[e], pf.0[e], pf.1[e]);
+                    for (e, (m, fm)) in part.moments[c].iter_mut().zip(&mut fast[c]).enumerate() {
+                        fm.add_pixel(m, g[e], pf.0[e], pf.1[e]);
+                    }
+                }
+                for (ms, fs) in part.moments.iter_mut().zip(&mut fast) {
+                    for (m, f) in ms.iter_mut().zip(fs) {
+                        f.flush(m);
                     }
                 }
                 (part, totals)

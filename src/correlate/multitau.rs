@@ -17,7 +17,7 @@
 //! Exactness (every value is an integer and every operation exact, so the result does not
 //! depend on the order of operations, the SIMD width or the thread count, and equals the event
 //! correlator's bit for bit): with M the largest count pushed so far, level-L values are
-//! ≤ 2^L·M. Rings hold f32 (8 lanes per AVX2 vector) while 2^L·M < 2^24 at the top level, and
+//! ≤ 2^L·M (M is kept per tile and updated frame by frame, before the frame is stored). Rings hold f32 (8 lanes per AVX2 vector) while 2^L·M < 2^24 at the top level, and
 //! switch to f64 (exactly) otherwise. Products at level L are taken in f32 when
 //! (2^L·M)² ≤ 2^24, into f32 partial sums flushed into f64 before their bound (level-frames
 //! since the flush × (2^L·M)²) could pass 2^24; else in f64. The f64 sums are exact while a
@@ -28,7 +28,7 @@
 
 use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
-use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums};
+use super::sums::{Cells, Estimator, FastMoments, G2Result, Moments, MultiTauSums};
 use crate::data::{FrameSource, FrameStack, QPartition};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -159,6 +159,8 @@ struct Tile {
     totals: Vec<u64>,
     /// Runs of consecutive pixels of one cell: (offset in tile, length, cell).
     runs: Vec<(usize, usize, usize)>,
+    /// Largest raw count this tile has seen: bounds its level values (f32 exactness).
+    max_count: u64,
 }
 
 /// Counts a stack can hold.
@@ -252,13 +254,7 @@ impl Tile {
     /// returns the photons of each run in each frame (run-major, run × n). Always inlined so
     /// that the AVX2 entry point compiles it with AVX2.
     #[inline(always)]
-    fn process<T: Count>(
-        &mut self,
-        data: &[T],
-        n: usize,
-        n_pix: usize,
-        max_count: f64,
-    ) -> Vec<u64> {
+    fn process<T: Count>(&mut self, data: &[T], n: usize, n_pix: usize) -> Vec<u64> {
         let len = self.len;
         let mut run_sums = vec![0u64; self.runs.len() * n];
         for t in 0..n {
@@ -286,9 +282,17 @@ impl Tile {
             for (r, &(o, l, _)) in self.runs.iter().enumerate() {
                 run_sums[r * n + t] = row[o..o + l].iter().map(|&x| x.to_u64()).sum();
             }
-            for (p, &x) in row.iter().enumerate() {
-                self.totals[p] += x.to_u64();
+            let mut row_max = 0;
+            for (tot, &x) in self.totals.iter_mut().zip(row) {
+                *tot += x.to_u64();
+                row_max = row_max.max(x.to_u64());
             }
+            if row_max > self.max_count {
+                // The bound covers this frame before any of its values is stored.
+                self.max_count = row_max;
+                self.ensure_lanes();
+            }
+            let max_count = self.max_count as f64;
             match &mut self.levels {
                 Levels::None => {}
                 Levels::F32(levels, inc) => {
@@ -310,34 +314,23 @@ impl Tile {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn process_avx2<T: Count>(
-        &mut self,
-        data: &[T],
-        n: usize,
-        n_pix: usize,
-        max_count: f64,
-    ) -> Vec<u64> {
-        self.process(data, n, n_pix, max_count)
+    unsafe fn process_avx2<T: Count>(&mut self, data: &[T], n: usize, n_pix: usize) -> Vec<u64> {
+        self.process(data, n, n_pix)
     }
 
-    fn process_dispatch<T: Count>(
-        &mut self,
-        data: &[T],
-        n: usize,
-        n_pix: usize,
-        max_count: f64,
-    ) -> Vec<u64> {
+    fn process_dispatch<T: Count>(&mut self, data: &[T], n: usize, n_pix: usize) -> Vec<u64> {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            return unsafe { self.process_avx2(data, n, n_pix, max_count) };
+            return unsafe { self.process_avx2(data, n, n_pix) };
         }
-        self.process(data, n, n_pix, max_count)
+        self.process(data, n, n_pix)
     }
 
     /// Switches f32 rings to f64 (exactly) once level values could reach 2^24.
-    fn ensure_lanes(&mut self, max_count: f64) {
+    fn ensure_lanes(&mut self) {
+        let max_count = self.max_count as f64;
         if let Levels::F32(levels, _) = &self.levels {
             let top = (1u64 << (levels.len() - 1)) as f64;
             if max_count * top >= F32_EXACT {
@@ -422,8 +415,6 @@ pub struct DenseMultiTau {
     tiles: Vec<Tile>,
     n_frames: usize,
     series: Vec<Vec<u64>>,
-    /// Largest raw count pushed so far.
-    max_count: u64,
 }
 
 impl DenseMultiTau {
@@ -476,6 +467,7 @@ impl DenseMultiTau {
                 levels,
                 totals: vec![0; len],
                 runs,
+                max_count: 0,
             });
             start += len;
         }
@@ -487,7 +479,6 @@ impl DenseMultiTau {
             tiles,
             n_frames: 0,
             series: vec![Vec::new(); nc],
-            max_count: 0,
         }
     }
 
@@ -511,21 +502,10 @@ impl DenseMultiTau {
     fn push_chunk<T: Count>(&mut self, data: &[T], n: usize) {
         let n_pix = self.shape.0 * self.shape.1;
         debug_assert_eq!(data.len(), n * n_pix);
-        // The largest count so far bounds every level value (exactness of the f32 lanes).
-        let chunk_max = data
-            .par_chunks(1 << 16)
-            .map(|c| c.iter().map(|&x| x.to_u64()).max().unwrap_or(0))
-            .max()
-            .unwrap_or(0);
-        self.max_count = self.max_count.max(chunk_max);
-        let max_count = self.max_count as f64;
         let run_sums: Vec<Vec<u64>> = self
             .tiles
             .par_iter_mut()
-            .map(|tile| {
-                tile.ensure_lanes(max_count);
-                tile.process_dispatch(data, n, n_pix, max_count)
-            })
+            .map(|tile| tile.process_dispatch(data, n, n_pix))
             .collect();
         let t0 = self.n_frames;
         for s in &mut self.series {
@@ -626,10 +606,12 @@ impl DenseMultiTau {
                 for (r, &(o, l, _)) in tile.runs.iter().enumerate() {
                     for e in 0..n_lags {
                         let acc = &mut m[r * n_lags + e];
+                        let mut fast = FastMoments::default();
                         for p in o..o + l {
                             let [g, pp, ff] = gpf[e * len + p];
-                            acc.add_pixel(g, pp, ff);
+                            fast.add_pixel(acc, g, pp, ff);
                         }
+                        fast.flush(acc);
                     }
                 }
                 m
