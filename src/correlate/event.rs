@@ -399,7 +399,7 @@ fn pixel_products(
         // k. Most pixels have no photon within max_lag of either end: then P = F = total.
         let total: u64 = cur.iter().map(|&(_, c)| c).sum();
         let max_k = table.len() as u32;
-        let near_edge = cur[0].0 < max_k || cur[cur.len() - 1].0 + max_k >= t_l;
+        let near_edge = cur[0].0 < max_k || cur[cur.len() - 1].0.saturating_add(max_k) >= t_l;
         for (k, &e) in table.iter().enumerate() {
             if e == u32::MAX || (t_l as usize) <= k {
                 continue;

@@ -11,8 +11,10 @@
 //! future sums) and one accumulator per lag,
 //! all structure-of-arrays over the tile's pixels so the inner loops vectorise. A chunk of
 //! frames is processed tile by tile (rayon over tiles), so a tile's state stays in cache for
-//! the whole chunk and the stack is read once. Memory: the tile states (independent of the
-//! number of frames) plus 8 bytes per cell per frame for the intensity series.
+//! the whole chunk and the stack is read once. Memory: the tile states, independent of the
+//! number of frames except through the number of levels (≈ 1 KB per pixel for the default
+//! 8-buffer schedule over 1000 frames: 8 levels), plus 8 bytes per cell per frame for the
+//! intensity series.
 //!
 //! Exactness (every value is an integer and every operation exact, so the result does not
 //! depend on the order of operations, the SIMD width or the thread count, and equals the event

@@ -180,6 +180,24 @@ proptest! {
                     prop_assert_eq!(c[[a, b]].to_bits(), c[[b, a]].to_bits());
                 }
             }
+            // Age cut: mean of C(t, t+k) over pairs with |t + k/2 - age| ≤ 1.5.
+            let age = t as f64 / 2.0;
+            let cut = tt.age_cut(i, age, 1.5, 3);
+            for (k, &v) in cut.iter().enumerate() {
+                let vals: Vec<f64> = (0..t.saturating_sub(k))
+                    .filter(|&a| (a as f64 + k as f64 / 2.0 - age).abs() <= 1.5)
+                    .map(|a| want[[a, a + k]])
+                    .filter(|x| x.is_finite())
+                    .collect();
+                let m = if vals.is_empty() { f64::NAN } else { vals.iter().sum::<f64>() / vals.len() as f64 };
+                prop_assert!(close(v, m, 1e-12), "age cut lag {k}: {v} vs {m}");
+            }
+            let g1 = tt.g2_from_diagonals(i);
+            for (k, &v) in g1.iter().enumerate() {
+                let vals: Vec<f64> = (0..t - k).map(|a| want[[a, a + k]]).filter(|x| x.is_finite()).collect();
+                let m = if vals.is_empty() { f64::NAN } else { vals.iter().sum::<f64>() / vals.len() as f64 };
+                prop_assert!(close(v, m, 1e-12));
+            }
             let diag = tt.diagonal_numerators(i);
             let np = px.len() as f64;
             for (lag, &dv) in diag.iter().enumerate() {

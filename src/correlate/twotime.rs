@@ -12,7 +12,8 @@
 //! (`matrixmultiply`) over upper-triangle blocks in parallel. f32 is exact here: with m the
 //! largest count in the bin, pixels are taken in blocks of B = ⌊2^24 / m²⌋ so that every
 //! partial sum is an integer below 2^24 (exactly representable), and each block is flushed
-//! into the f64 total. Counts above 4096 fall back to f64 GEMM (exact below 2^53).
+//! into the f64 total. Counts above 4096 fall back to f64 GEMM (exact below 2^53). Binned
+//! counts are gathered as u32 (saturating at 2^32 - 1, far beyond any photon-counting frame).
 //!
 //! Reference: M. Sutton et al., Opt. Express 11, 2268 (2003) (two-time correlation); aging
 //! cuts at t_mid = (t1 + t2)/2: DESIGN.md section 2.
