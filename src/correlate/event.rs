@@ -15,7 +15,7 @@
 
 use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
-use super::sums::{Cells, Estimator, FastMoments, G2Result, Moments, MultiTauSums};
+use super::sums::{Cells, Estimator, FastMomentsSoa, G2Result, Moments, MultiTauSums};
 use super::twotime::{check_request, TwoTimeResult};
 use crate::data::{EventList, QPartition};
 use crate::error::{Error, Result};
@@ -215,7 +215,7 @@ impl EventCorrelator {
                     moments: vec![vec![Moments::default(); nl]; nc],
                     series: vec![vec![0; n_frames]; nc],
                 };
-                let mut fast = vec![vec![FastMoments::default(); nl]; nc];
+                let mut fast = vec![FastMomentsSoa::new(nl); nc];
                 let mut totals = Vec::new();
                 let mut g = vec![0u64; nl];
                 let mut pf = (vec![0u64; nl], vec![0u64; nl]);
@@ -236,14 +236,10 @@ impl EventCorrelator {
                         part.series[c][f as usize] += u64::from(k);
                     }
                     pixel_products(fr, ct, tables, n_frames, &mut g, &mut pf, &mut lists);
-                    for (e, (m, fm)) in part.moments[c].iter_mut().zip(&mut fast[c]).enumerate() {
-                        fm.add_pixel(m, g[e], pf.0[e], pf.1[e]);
-                    }
+                    fast[c].add_pixel(&mut part.moments[c], &g, &pf.0, &pf.1);
                 }
-                for (ms, fs) in part.moments.iter_mut().zip(&mut fast) {
-                    for (m, f) in ms.iter_mut().zip(fs) {
-                        f.flush(m);
-                    }
+                for (ms, f) in part.moments.iter_mut().zip(&mut fast) {
+                    f.flush(ms);
                 }
                 (part, totals)
             })
@@ -396,35 +392,39 @@ fn pixel_products(
             return;
         }
         // P = total minus the photons of the last k level-frames, F = total minus the first
-        // k. Most pixels have no photon within max_lag of either end: then P = F = total.
+        // k; k grows along the table, so both edge sums advance with one pointer each.
         let total: u64 = cur.iter().map(|&(_, c)| c).sum();
-        let max_k = table.len() as u32;
-        let near_edge = cur[0].0 < max_k || cur[cur.len() - 1].0.saturating_add(max_k) >= t_l;
+        let m = cur.len();
+        let (mut hi, mut head) = (0usize, 0u64);
+        let (mut ti, mut tail) = (m, 0u64);
         for (k, &e) in table.iter().enumerate() {
-            if e == u32::MAX || (t_l as usize) <= k {
-                continue;
+            let k = k as u32;
+            if k >= t_l {
+                break;
             }
-            if !near_edge {
-                (pp[e as usize], ff[e as usize]) = (total, total);
-                continue;
+            while hi < m && cur[hi].0 < k {
+                head += cur[hi].1;
+                hi += 1;
             }
-            let n = t_l - k as u32;
-            let tail: u64 = cur
-                .iter()
-                .rev()
-                .take_while(|&&(b, _)| b >= n)
-                .map(|&(_, c)| c)
-                .sum();
-            let head: u64 = cur
-                .iter()
-                .take_while(|&&(b, _)| b < k as u32)
-                .map(|&(_, c)| c)
-                .sum();
-            (pp[e as usize], ff[e as usize]) = (total - tail, total - head);
+            let n = t_l - k;
+            while ti > 0 && cur[ti - 1].0 >= n {
+                ti -= 1;
+                tail += cur[ti].1;
+            }
+            if e != u32::MAX {
+                (pp[e as usize], ff[e as usize]) = (total - tail, total - head);
+            }
         }
         let max_lag = table.len() as u32;
+        let min_lag = table.iter().position(|&e| e != u32::MAX).unwrap_or(0) as u32;
+        // j0: first event at least min_lag after event i (moves forward only).
+        let mut j0 = 0;
         for (i, &(bi, ci)) in cur.iter().enumerate() {
-            for &(bj, cj) in &cur[i..] {
+            j0 = j0.max(i);
+            while j0 < cur.len() && cur[j0].0 - bi < min_lag {
+                j0 += 1;
+            }
+            for &(bj, cj) in &cur[j0..] {
                 let d = bj - bi;
                 if d >= max_lag {
                     break;

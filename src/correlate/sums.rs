@@ -300,6 +300,80 @@ impl FastMoments {
     }
 }
 
+/// [`FastMoments`] for all lags of one cell at once, structure of arrays over lags so the
+/// per-pixel update vectorises (values < 2^26 are multiplied as u32 → u64, exactly).
+#[derive(Debug, Clone)]
+pub(crate) struct FastMomentsSoa {
+    /// Fields g, p, f, gg, pp, ff, gp, gf, pf, each over lags.
+    m: [Vec<u64>; 9],
+    n: u32,
+}
+
+impl FastMomentsSoa {
+    pub(crate) fn new(n_lags: usize) -> Self {
+        FastMomentsSoa {
+            m: std::array::from_fn(|_| vec![0; n_lags]),
+            n: 0,
+        }
+    }
+
+    /// Adds one pixel (g, p, f per lag) to `slow` (the cell's u128 moments per lag).
+    #[inline]
+    pub(crate) fn add_pixel(&mut self, slow: &mut [Moments], g: &[u64], p: &[u64], f: &[u64]) {
+        let nl = self.m[0].len();
+        let (g, p, f) = (&g[..nl], &p[..nl], &f[..nl]);
+        let big = g.iter().chain(p).chain(f).fold(0, |a, &x| a | x) >> 26;
+        if big != 0 {
+            for e in 0..nl {
+                slow[e].add_pixel(g[e], p[e], f[e]);
+            }
+            return;
+        }
+        let [mg, mp, mf, mgg, mpp, mff, mgp, mgf, mpf] = &mut self.m;
+        let (mg, mp, mf) = (&mut mg[..nl], &mut mp[..nl], &mut mf[..nl]);
+        let (mgg, mpp, mff) = (&mut mgg[..nl], &mut mpp[..nl], &mut mff[..nl]);
+        let (mgp, mgf, mpf) = (&mut mgp[..nl], &mut mgf[..nl], &mut mpf[..nl]);
+        for e in 0..nl {
+            // Below 2^26: u32 × u32 → u64 products, exact (and vectorisable).
+            let (a, b, c) = (g[e] as u32 as u64, p[e] as u32 as u64, f[e] as u32 as u64);
+            mg[e] += a;
+            mp[e] += b;
+            mf[e] += c;
+            mgg[e] += a * a;
+            mpp[e] += b * b;
+            mff[e] += c * c;
+            mgp[e] += a * b;
+            mgf[e] += a * c;
+            mpf[e] += b * c;
+        }
+        self.n += 1;
+        if self.n == 4096 {
+            self.flush(slow);
+        }
+    }
+
+    pub(crate) fn flush(&mut self, slow: &mut [Moments]) {
+        for (e, s) in slow.iter_mut().enumerate() {
+            let v = |i: usize| u128::from(self.m[i][e]);
+            s.add(&Moments {
+                g: v(0),
+                p: v(1),
+                f: v(2),
+                gg: v(3),
+                pp: v(4),
+                ff: v(5),
+                gp: v(6),
+                gf: v(7),
+                pf: v(8),
+            });
+        }
+        for a in &mut self.m {
+            a.iter_mut().for_each(|x| *x = 0);
+        }
+        self.n = 0;
+    }
+}
+
 /// Exact integer sums from which g2 of every estimator follows (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MultiTauSums {
