@@ -30,7 +30,7 @@
 
 use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
-use super::sums::{Cells, Estimator, FastMoments, G2Result, Moments, MultiTauSums};
+use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums};
 use crate::data::{FrameSource, FrameStack, QPartition};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
@@ -343,13 +343,51 @@ impl Tile {
     }
 
     /// (G, P, F) per lag (lag-major) for every pixel of the tile, exact.
-    fn gpf(&self, n_lags: usize) -> Vec<[u64; 3]> {
+    fn gpf(&self, n_lags: usize) -> [Vec<u64>; 3] {
         match &self.levels {
-            Levels::None => Vec::new(),
+            Levels::None => [Vec::new(), Vec::new(), Vec::new()],
             Levels::F32(l, _) => gpf_levels(l, &self.totals, self.len, n_lags),
             Levels::F64(l, _) => gpf_levels(l, &self.totals, self.len, n_lags),
         }
     }
+}
+
+/// Adds the pixels of one run (G, P, F slices) to `acc`: u64 sums of u32 × u32 products when
+/// every value is < 2^26 (exact: a run has ≤ TILE pixels, far below the 4096 that could
+/// overflow), else the u128 path pixel by pixel.
+fn add_run(acc: &mut Moments, g: &[u64], p: &[u64], f: &[u64]) {
+    let big = g.iter().chain(p).chain(f).fold(0, |a, &x| a | x) >> 26;
+    if big != 0 {
+        for i in 0..g.len() {
+            acc.add_pixel(g[i], p[i], f[i]);
+        }
+        return;
+    }
+    let mut m = [0u64; 9];
+    for ((&a, &b), &c) in g.iter().zip(p).zip(f) {
+        let (a, b, c) = (a as u32 as u64, b as u32 as u64, c as u32 as u64);
+        m[0] += a;
+        m[1] += b;
+        m[2] += c;
+        m[3] += a * a;
+        m[4] += b * b;
+        m[5] += c * c;
+        m[6] += a * b;
+        m[7] += a * c;
+        m[8] += b * c;
+    }
+    let m = m.map(u128::from);
+    acc.add(&Moments {
+        g: m[0],
+        p: m[1],
+        f: m[2],
+        gg: m[3],
+        pp: m[4],
+        ff: m[5],
+        gp: m[6],
+        gf: m[7],
+        pf: m[8],
+    });
 }
 
 fn gpf_levels<S: Lane>(
@@ -357,8 +395,12 @@ fn gpf_levels<S: Lane>(
     totals: &[u64],
     len: usize,
     n_lags: usize,
-) -> Vec<[u64; 3]> {
-    let mut gpf = vec![[0u64; 3]; n_lags * len];
+) -> [Vec<u64>; 3] {
+    let mut gpf = [
+        vec![0u64; n_lags * len],
+        vec![0u64; n_lags * len],
+        vec![0u64; n_lags * len],
+    ];
     // Level totals from the raw totals: level L drops the last level-(L-1) frame when
     // level L-1 has an odd count.
     let mut total: Vec<u64> = totals.to_vec();
@@ -377,29 +419,31 @@ fn gpf_levels<S: Lane>(
             }
         }
         let t_l = st.count;
+        // Running edge sums in f64 (exact integers): lags ascend, so the last k and the first
+        // k level-frames grow one slot at a time.
+        let total_f: Vec<f64> = total.iter().map(|&x| x as f64).collect();
+        let mut last = vec![0f64; len];
+        let mut first = vec![0f64; len];
+        let mut done = 0;
         for (j, &k) in st.lags.iter().enumerate() {
             if t_l > k {
                 // P: all level-frames but the last k (still in the ring); F: all but the
                 // first k (kept in `head`).
-                let mut last = vec![0u64; len];
-                for s in t_l - k..t_l {
-                    let r = &st.ring[(s % st.depth) * len..][..len];
-                    last.iter_mut()
-                        .zip(r)
-                        .for_each(|(a, b)| *a += b.to_f64() as u64);
+                while done < k {
+                    let r = &st.ring[((t_l - 1 - done) % st.depth) * len..][..len];
+                    let h = &st.head[done * len..][..len];
+                    for p in 0..len {
+                        last[p] += r[p].to_f64();
+                        first[p] += h[p].to_f64();
+                    }
+                    done += 1;
                 }
-                let mut first = vec![0u64; len];
-                for s in 0..k {
-                    let h = &st.head[s * len..][..len];
-                    first
-                        .iter_mut()
-                        .zip(h)
-                        .for_each(|(a, b)| *a += b.to_f64() as u64);
-                }
+                let acc32 = st.acc32.get(j * len..(j + 1) * len);
                 for p in 0..len {
-                    let g = st.acc[j * len + p]
-                        + st.acc32.get(j * len + p).map_or(0.0, |&x| f64::from(x));
-                    gpf[e * len + p] = [g as u64, total[p] - last[p], total[p] - first[p]];
+                    let g = st.acc[j * len + p] + acc32.map_or(0.0, |a| f64::from(a[p]));
+                    gpf[0][e * len + p] = g as u64;
+                    gpf[1][e * len + p] = (total_f[p] - last[p]) as u64;
+                    gpf[2][e * len + p] = (total_f[p] - first[p]) as u64;
                 }
             }
             e += 1;
@@ -608,12 +652,8 @@ impl DenseMultiTau {
                 for (r, &(o, l, _)) in tile.runs.iter().enumerate() {
                     for e in 0..n_lags {
                         let acc = &mut m[r * n_lags + e];
-                        let mut fast = FastMoments::default();
-                        for p in o..o + l {
-                            let [g, pp, ff] = gpf[e * len + p];
-                            fast.add_pixel(acc, g, pp, ff);
-                        }
-                        fast.flush(acc);
+                        let r = e * len + o..e * len + o + l;
+                        add_run(acc, &gpf[0][r.clone()], &gpf[1][r.clone()], &gpf[2][r]);
                     }
                 }
                 m

@@ -251,57 +251,10 @@ impl Moments {
     }
 }
 
-/// [`Moments`] in u64 for small values: while g, p, f < 2^26 every product is < 2^52, so 4096
-/// pixels sum to < 2^64; flushed into the u128 [`Moments`] before that. Values ≥ 2^26 go
-/// straight to the u128 path. Exact either way, and much cheaper per pixel.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct FastMoments {
-    m: [u64; 9],
-    n: u32,
-}
-
-impl FastMoments {
-    #[inline]
-    pub(crate) fn add_pixel(&mut self, slow: &mut Moments, g: u64, p: u64, f: u64) {
-        if (g | p | f) >> 26 != 0 {
-            slow.add_pixel(g, p, f);
-            return;
-        }
-        let m = &mut self.m;
-        m[0] += g;
-        m[1] += p;
-        m[2] += f;
-        m[3] += g * g;
-        m[4] += p * p;
-        m[5] += f * f;
-        m[6] += g * p;
-        m[7] += g * f;
-        m[8] += p * f;
-        self.n += 1;
-        if self.n == 4096 {
-            self.flush(slow);
-        }
-    }
-
-    pub(crate) fn flush(&mut self, slow: &mut Moments) {
-        let m = self.m.map(u128::from);
-        slow.add(&Moments {
-            g: m[0],
-            p: m[1],
-            f: m[2],
-            gg: m[3],
-            pp: m[4],
-            ff: m[5],
-            gp: m[6],
-            gf: m[7],
-            pf: m[8],
-        });
-        *self = FastMoments::default();
-    }
-}
-
-/// [`FastMoments`] for all lags of one cell at once, structure of arrays over lags so the
-/// per-pixel update vectorises (values < 2^26 are multiplied as u32 → u64, exactly).
+/// [`Moments`] in u64 for all lags of one cell, structure of arrays over lags so the per-pixel
+/// update vectorises: while g, p, f < 2^26 every product (taken as u32 × u32 → u64) is
+/// < 2^52, so 4096 pixels sum to < 2^64; flushed into the u128 [`Moments`] before that.
+/// Pixels with a value ≥ 2^26 go straight to the u128 path. Exact either way.
 #[derive(Debug, Clone)]
 pub(crate) struct FastMomentsSoa {
     /// Fields g, p, f, gg, pp, ff, gp, gf, pf, each over lags.
