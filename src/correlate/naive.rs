@@ -71,7 +71,9 @@ pub fn g2_symmetric(stack: &FrameStack, pixels: &[u32], k: usize) -> f64 {
 /// Frame-normalised (xpcs-correlator / dynamix) one-time g2 at lag k: the ratio of the
 /// two-time map's diagonal sums, g2(k) = Σ_t <I(t)I(t+k)>_p / Σ_t m(t) m(t+k).
 ///
-/// A per-frame intensity factor (beam drift) cancels in each term. NaN when k ≥ T or no photon.
+/// A per-frame intensity factor (beam drift) weighs numerator and denominator terms alike
+/// (exact cancellation for frames that are one pattern times a factor). NaN when k ≥ T or no
+/// photon.
 pub fn g2_frame(stack: &FrameStack, pixels: &[u32], k: usize) -> f64 {
     let t_n = stack.n_frames();
     if k >= t_n || pixels.is_empty() {

@@ -100,7 +100,11 @@ pub enum Estimator {
     SymmetricStatic,
     /// Ratio of the two-time map's diagonal sums: g2 = Σ_s <x(s)x(s+k)>_p / Σ_s m(s)m(s+k)
     /// = N G / Σ_{s<n} S(s)S(s+k), m = S/N (xpcs-correlator, dynamix). A per-frame intensity
-    /// factor common to all pixels cancels.
+    /// factor a_s (beam drift) multiplies numerator and denominator terms alike: it cancels
+    /// exactly when the frames are a_s times one pattern, and in expectation for stationary
+    /// speckle (the symmetric estimator is biased by it). The exactly drift-invariant
+    /// estimator is the mean of the two-time diagonal,
+    /// [`super::TwoTimeResult::g2_from_diagonals`].
     Frame,
 }
 

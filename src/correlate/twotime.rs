@@ -163,19 +163,41 @@ type Binned = (Vec<f32>, Vec<f64>, u64);
 fn binned_matrices(stack: &FrameStack, px: &[&[u32]], b: usize, n: usize) -> Vec<Binned> {
     let n_pix = stack.n_pixels();
     let mut rows: Vec<Vec<u32>> = px.iter().map(|p| vec![0u32; n * p.len()]).collect();
-    let mut buf = vec![0u32; n_pix];
-    for t in 0..n {
-        for f in t * b..(t + 1) * b {
-            stack.frame_into(f, &mut buf);
-            for (r, p) in rows.iter_mut().zip(px) {
-                let row = &mut r[t * p.len()..(t + 1) * p.len()];
-                for (x, &q) in row.iter_mut().zip(p.iter()) {
-                    *x = x.saturating_add(buf[q as usize]);
-                }
+    // Blocks of two-time frames gathered in parallel; each block owns its rows of every bin.
+    const BLOCK: usize = 16;
+    let n_blocks = n.div_ceil(BLOCK);
+    let mut per_block: Vec<Vec<&mut [u32]>> = (0..n_blocks).map(|_| Vec::new()).collect();
+    for (r, p) in rows.iter_mut().zip(px) {
+        let width = (BLOCK * p.len()).max(1);
+        for (blk, chunk) in r.chunks_mut(width).enumerate() {
+            per_block[blk].push(chunk);
+        }
+        // Bins without pixels have no chunks: keep the per-block lists aligned.
+        if p.is_empty() {
+            for list in per_block.iter_mut() {
+                list.push(&mut []);
             }
         }
     }
-    rows.into_iter()
+    per_block
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(blk, mut slices)| {
+            let mut buf = vec![0u32; n_pix];
+            for t in blk * BLOCK..((blk + 1) * BLOCK).min(n) {
+                let i = t - blk * BLOCK;
+                for f in t * b..(t + 1) * b {
+                    stack.frame_into(f, &mut buf);
+                    for (sl, p) in slices.iter_mut().zip(px) {
+                        let row = &mut sl[i * p.len()..(i + 1) * p.len()];
+                        for (x, &q) in row.iter_mut().zip(p.iter()) {
+                            *x = x.saturating_add(buf[q as usize]);
+                        }
+                    }
+                }
+            }
+        });
+    rows.into_par_iter()
         .map(|r| {
             let max = u64::from(r.iter().copied().max().unwrap_or(0));
             if max <= 4096 {
