@@ -28,8 +28,8 @@ struct Partial {
     series: Vec<Vec<u64>>,
 }
 
-/// One pixel's events at one level: (level-frame, photons), frames increasing.
-type BinnedEvents = Vec<(u32, u64)>;
+/// One pixel's events at one level: level-frames (increasing) and photons.
+type BinnedEvents = (Vec<u32>, Vec<u64>);
 
 /// Pixels per parallel work item.
 const CHUNK: usize = 4096;
@@ -219,7 +219,7 @@ impl EventCorrelator {
                 let mut totals = Vec::new();
                 let mut g = vec![0u64; nl];
                 let mut pf = (vec![0u64; nl], vec![0u64; nl]);
-                let mut lists = (Vec::new(), Vec::new());
+                let mut lists: BinnedEvents = (Vec::new(), Vec::new());
                 for p in ch * CHUNK..((ch + 1) * CHUNK).min(n_block) {
                     let (fr, ct) = pix(p);
                     let gp = first_pixel + p;
@@ -355,7 +355,8 @@ impl EventCorrelator {
 }
 
 /// Product sums G_p, past sums P_p and future sums F_p of one pixel for every lag entry,
-/// from its sorted events.
+/// from its sorted events. `bins`/`cnts` are scratch buffers (the pixel's events, binned in
+/// place level after level).
 fn pixel_products(
     fr: &[u32],
     ct: &[u32],
@@ -363,75 +364,87 @@ fn pixel_products(
     n_frames: usize,
     g: &mut [u64],
     (pp, ff): &mut (Vec<u64>, Vec<u64>),
-    lists: &mut (BinnedEvents, BinnedEvents),
+    (bins, cnts): &mut (Vec<u32>, Vec<u64>),
 ) {
     g.iter_mut().for_each(|x| *x = 0);
     pp.iter_mut().for_each(|x| *x = 0);
     ff.iter_mut().for_each(|x| *x = 0);
-    let (cur, next) = lists;
-    cur.clear();
-    cur.extend(fr.iter().zip(ct).map(|(&f, &c)| (f, u64::from(c))));
+    bins.clear();
+    bins.extend_from_slice(fr);
+    cnts.clear();
+    cnts.extend(ct.iter().map(|&c| u64::from(c)));
+    let mut m = bins.len();
     for (level, table) in tables.iter().enumerate() {
         let t_l = (n_frames >> level) as u32;
         if level > 0 {
-            // Bin the previous level's list in pairs; drop an incomplete trailing bin.
-            next.clear();
-            for &(b, c) in cur.iter() {
-                let b = b >> 1;
+            // Bin the previous level's events in pairs, in place; drop an incomplete
+            // trailing bin.
+            let mut w = 0;
+            for r in 0..m {
+                let b = bins[r] >> 1;
                 if b >= t_l {
                     break;
                 }
-                match next.last_mut() {
-                    Some(last) if last.0 == b => last.1 += c,
-                    _ => next.push((b, c)),
+                if w > 0 && bins[w - 1] == b {
+                    cnts[w - 1] += cnts[r];
+                } else {
+                    bins[w] = b;
+                    cnts[w] = cnts[r];
+                    w += 1;
                 }
             }
-            std::mem::swap(cur, next);
+            m = w;
         }
-        if cur.is_empty() {
+        if m == 0 {
             return;
         }
+        let (b, c) = (&bins[..m], &cnts[..m]);
         // P = total minus the photons of the last k level-frames, F = total minus the first
         // k; k grows along the table, so both edge sums advance with one pointer each.
-        let total: u64 = cur.iter().map(|&(_, c)| c).sum();
-        let m = cur.len();
+        let total: u64 = c.iter().sum();
         let (mut hi, mut head) = (0usize, 0u64);
         let (mut ti, mut tail) = (m, 0u64);
+        let mut min_lag = u32::MAX;
         for (k, &e) in table.iter().enumerate() {
             let k = k as u32;
             if k >= t_l {
                 break;
             }
-            while hi < m && cur[hi].0 < k {
-                head += cur[hi].1;
+            if e == u32::MAX {
+                continue;
+            }
+            min_lag = min_lag.min(k);
+            while hi < m && b[hi] < k {
+                head += c[hi];
                 hi += 1;
             }
             let n = t_l - k;
-            while ti > 0 && cur[ti - 1].0 >= n {
+            while ti > 0 && b[ti - 1] >= n {
                 ti -= 1;
-                tail += cur[ti].1;
+                tail += c[ti];
             }
-            if e != u32::MAX {
-                (pp[e as usize], ff[e as usize]) = (total - tail, total - head);
-            }
+            (pp[e as usize], ff[e as usize]) = (total - tail, total - head);
+        }
+        if min_lag == u32::MAX {
+            continue;
         }
         let max_lag = table.len() as u32;
-        let min_lag = table.iter().position(|&e| e != u32::MAX).unwrap_or(0) as u32;
         // j0: first event at least min_lag after event i (moves forward only).
         let mut j0 = 0;
-        for (i, &(bi, ci)) in cur.iter().enumerate() {
+        for i in 0..m {
+            let (bi, ci) = (b[i], c[i]);
             j0 = j0.max(i);
-            while j0 < cur.len() && cur[j0].0 - bi < min_lag {
+            while j0 < m && b[j0] - bi < min_lag {
                 j0 += 1;
             }
-            for &(bj, cj) in &cur[j0..] {
-                let d = bj - bi;
+            for j in j0..m {
+                let d = b[j] - bi;
                 if d >= max_lag {
                     break;
                 }
                 let e = table[d as usize];
                 if e != u32::MAX {
-                    g[e as usize] = g[e as usize].saturating_add(ci.saturating_mul(cj));
+                    g[e as usize] = g[e as usize].saturating_add(ci.saturating_mul(c[j]));
                 }
             }
         }
