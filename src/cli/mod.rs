@@ -1,6 +1,7 @@
 //! Subcommands. Each lives in its own file and owns its clap `Args`.
 
 mod simulate;
+mod twin;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ enum Command {
     Version,
     /// Simulate a scan of a sample preset: stack + ground truth.
     Simulate(Box<simulate::SimulateArgs>),
+    /// Simulate and analyse a whole campaign (default: the Pt campaign, reduced scale).
+    Twin(Box<twin::TwinArgs>),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -30,5 +33,6 @@ pub fn run() -> Result<()> {
             Ok(())
         }
         Command::Simulate(args) => simulate::run(*args),
+        Command::Twin(args) => twin::run(*args),
     }
 }

@@ -1,0 +1,101 @@
+//! `xpcs-twin twin [MODEL] --out DIR`: a whole campaign simulated and analysed, with every
+//! recovered number beside its ground truth (see `xpcs_twin::twin`).
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use xpcs_twin::twin::{run_campaign, CampaignSetup, Progress, Scale};
+
+/// Scale on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScaleArg {
+    /// The campaign's reduced preset (region of interest): minutes on 2 cores.
+    Reduced,
+    /// The beamline-sized detector.
+    Full,
+}
+
+/// Arguments of `twin`.
+#[derive(Debug, Args)]
+pub struct TwinArgs {
+    /// Campaign file (default: models/pt42-eiger.toml, the Pt campaign).
+    #[arg(default_value = "models/pt42-eiger.toml")]
+    model: PathBuf,
+    /// Output directory (figures/, scans/, report.md, summary.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// Scale preset.
+    #[arg(long, value_enum, default_value_t = ScaleArg::Reduced)]
+    scale: ScaleArg,
+    /// Seed (default: the campaign file's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Overwrite existing outputs.
+    #[arg(long)]
+    force: bool,
+}
+
+struct Bars {
+    overall: ProgressBar,
+    current: Mutex<Option<ProgressBar>>,
+    multi: MultiProgress,
+}
+
+impl Progress for Bars {
+    fn scan_started(&self, _k: usize, _n: usize, label: &str) {
+        let b = self.multi.add(ProgressBar::new_spinner());
+        b.set_style(
+            ProgressStyle::with_template("  {spinner} {prefix:>14} {msg} ({elapsed})")
+                .expect("valid template"),
+        );
+        b.set_prefix(label.to_string());
+        b.enable_steady_tick(std::time::Duration::from_millis(200));
+        *self.current.lock().expect("lock") = Some(b);
+    }
+    fn stage(&self, _k: usize, stage: &str) {
+        if let Some(b) = self.current.lock().expect("lock").as_ref() {
+            b.set_message(stage.to_string());
+        }
+    }
+    fn scan_done(&self, _k: usize, seconds: f64) {
+        if let Some(b) = self.current.lock().expect("lock").take() {
+            b.finish_with_message(format!("done in {seconds:.1} s"));
+        }
+        self.overall.inc(1);
+    }
+}
+
+/// Runs `twin`.
+pub fn run(a: TwinArgs) -> Result<()> {
+    let scale = match a.scale {
+        ScaleArg::Reduced => Scale::Reduced,
+        ScaleArg::Full => Scale::Full,
+    };
+    let setup = CampaignSetup::load(&a.model, scale, a.seed)
+        .with_context(|| format!("loading campaign {}", a.model.display()))?;
+    let multi = MultiProgress::new();
+    let overall = multi.add(ProgressBar::new(setup.scans.len() as u64));
+    overall.set_style(
+        ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} isobars, elapsed {elapsed}")
+            .expect("valid template"),
+    );
+    overall.set_prefix(setup.config.name.clone());
+    let bars = Bars {
+        overall: overall.clone(),
+        current: Mutex::new(None),
+        multi,
+    };
+    let run = run_campaign(&setup, Some(&a.out), a.force, &bars)?;
+    overall.finish();
+    eprintln!(
+        "{}: {} scans in {:.0} s; {} failed comparisons/checks; report: {}",
+        setup.config.name,
+        run.scans.len(),
+        run.elapsed_s,
+        run.failures,
+        a.out.join("report.md").display()
+    );
+    Ok(())
+}

@@ -1,0 +1,465 @@
+//! What a twin run leaves in its output directory: the seeds' figures (PNG), `report.md` and
+//! `summary.json`.
+//!
+//! Input: the [`CampaignSetup`], the per-scan [`ScanResult`]s and the [`CampaignAnalysis`].
+//! Output files (all written atomically): `figures/two_time_<scan>.png`, `figures/g2_<scan>.png`,
+//! `figures/tau_q_<scan>.png`, `figures/tau_age_<scan>.png` (aging scans), `figures/tau_vs_pressure.png`,
+//! `figures/beta_vs_pressure.png`, `figures/contrast_vs_pressure.png`,
+//! `figures/delta_c_vs_pressure.png`, `report.md`, `summary.json`.
+//!
+//! Reference: the figures of the seeds (Ce Fig. 1–2, Pt Fig. 2–5), DESIGN.md §8.
+
+use super::campaign::{CampaignAnalysis, IsobarPoint};
+use super::scan::{Compared, ScanResult};
+use super::setup::CampaignSetup;
+use crate::error::{Error, Result};
+use crate::fit::{FitModel, Kww};
+use crate::model::Direction;
+use crate::report::{figures, Series, SeriesStyle, XyPlot, PALETTE};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Writes `text` to `path` through a temp file in the same directory.
+pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+fn fmt(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        format!("{v:.3e}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.5}")
+    }
+}
+
+/// The figures; returns the written paths.
+pub fn write_figures(
+    dir: &Path,
+    setup: &CampaignSetup,
+    scans: &[ScanResult],
+    an: &CampaignAnalysis,
+) -> Result<Vec<PathBuf>> {
+    let fig = dir.join("figures");
+    std::fs::create_dir_all(&fig).map_err(|e| Error::io(&fig, e))?;
+    let mut out = Vec::new();
+    let name = &setup.config.name;
+    for s in scans {
+        let tt_dt = s.two_time_bin_frames as f64 * s.frame_time_s;
+        let ages = s.aging.as_ref().map_or(&[][..], |a| &a.ages[..]);
+        let title = format!(
+            "{name} {:.1} GPa {:?}: C(t1,t2), {} px, {}-frame bins",
+            s.facts.pressure_gpa, s.facts.direction, s.n_pixels, s.two_time_bin_frames
+        );
+        let mut hm = figures::two_time_with_cuts(&title, s.c2.view(), tt_dt, ages);
+        // Shift the cut overlays back to scan time (ages were stored since the pressure step).
+        if let Some(a) = &s.aging {
+            let _ = a;
+            for o in &mut hm.overlays {
+                let sh = waiting(setup, s);
+                for p in &mut o.points {
+                    p.0 -= sh;
+                    p.1 -= sh;
+                }
+                o.label = format!("{} (since step)", o.label);
+            }
+        }
+        let p = fig.join(format!("two_time_{}.png", s.label));
+        hm.write_png(&p)?;
+        out.push(p);
+
+        let model = Kww;
+        let mut g = figures::g2_with_fit(
+            &format!(
+                "{name} {:.1} GPa {:?}: g2 of {} px (truth dashed)",
+                s.facts.pressure_gpa, s.facts.direction, s.n_pixels
+            ),
+            &s.delays_s,
+            &s.region.g2,
+            &s.region.g2_err,
+            &model as &dyn FitModel,
+            &s.region.fit,
+        );
+        g = g.with(
+            Series::line("expected g2 (truth)", s.delays_s.clone(), s.region.truth_g2.clone())
+                .with_color(PALETTE[2])
+                .with_style(SeriesStyle::Line),
+        );
+        let p = fig.join(format!("g2_{}.png", s.label));
+        g.write_png(&p)?;
+        out.push(p);
+
+        if s.tau_q.iter().flatten().count() >= 2 {
+            let pl = s.power_law.as_ref().map(|r| (r, s.facts.q1_inv_angstrom));
+            let plot = figures::tau_vs_q(
+                &format!("{name} {:.1} GPa {:?}: τ(q)", s.facts.pressure_gpa, s.facts.direction),
+                &s.tau_q,
+                pl,
+            );
+            let p = fig.join(format!("tau_q_{}.png", s.label));
+            plot.write_png(&p)?;
+            out.push(p);
+        }
+        if let Some(a) = &s.aging {
+            let plot = figures::tau_vs_age(
+                &format!("{name} {:.1} GPa: τ(t_w) with the aging law", s.facts.pressure_gpa),
+                &a.ages,
+                Some(&a.law),
+            );
+            let p = fig.join(format!("tau_age_{}.png", s.label));
+            plot.write_png(&p)?;
+            out.push(p);
+        }
+    }
+    for (param, file, ylabel, logy) in [
+        ("tau", "tau_vs_pressure.png", "τ (s)", true),
+        ("kww_exponent", "beta_vs_pressure.png", "β (KWW exponent)", false),
+        ("contrast", "contrast_vs_pressure.png", "c (contrast)", false),
+    ] {
+        let plot = vs_pressure(name, &an.points, param, ylabel, logy, an);
+        let p = fig.join(file);
+        plot.write_png(&p)?;
+        out.push(p);
+    }
+    let mut dc = XyPlot::new(
+        &format!("{name}: ΔC at δt = τ (90 % width) vs pressure"),
+        "pressure (GPa)",
+        "ΔC",
+    );
+    for (dir, col, lab) in [
+        (Direction::Compression, 0, "compression"),
+        (Direction::Decompression, 1, "decompression"),
+    ] {
+        let pts: Vec<&IsobarPoint> = an
+            .points
+            .iter()
+            .filter(|p| p.direction == dir && p.delta_c[0].is_finite())
+            .collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let x: Vec<f64> = pts.iter().map(|p| p.pressure_gpa).collect();
+        dc = dc.with(
+            Series::points(
+                &format!("ΔC {lab}"),
+                x.clone(),
+                pts.iter().map(|p| p.delta_c[0]).collect(),
+            )
+            .with_color(PALETTE[col]),
+        );
+        dc = dc.with(
+            Series::points(
+                &format!("noise floor {lab}"),
+                x.clone(),
+                pts.iter().map(|p| p.delta_c[1]).collect(),
+            )
+            .with_color(PALETTE[col + 2])
+            .with_style(SeriesStyle::Line),
+        );
+        dc = dc.with(
+            Series::points(
+                &format!("ΔC of the expected map {lab}"),
+                x,
+                pts.iter().map(|p| p.delta_c[2]).collect(),
+            )
+            .with_color(PALETTE[col + 4]),
+        );
+    }
+    let p = fig.join("delta_c_vs_pressure.png");
+    dc.write_png(&p)?;
+    out.push(p);
+    Ok(out)
+}
+
+fn waiting(setup: &CampaignSetup, s: &ScanResult) -> f64 {
+    setup.scans[s.index].isobar.waiting_time_s
+}
+
+fn vs_pressure(
+    name: &str,
+    points: &[IsobarPoint],
+    param: &str,
+    ylabel: &str,
+    log_y: bool,
+    an: &CampaignAnalysis,
+) -> XyPlot {
+    let mut plot = XyPlot::new(&format!("{name}: {ylabel} vs pressure"), "pressure (GPa)", ylabel)
+        .log_axes(false, log_y);
+    for (dir, col, lab) in [
+        (Direction::Compression, 0, "compression"),
+        (Direction::Decompression, 1, "decompression"),
+    ] {
+        let pts: Vec<(&IsobarPoint, &Compared)> = points
+            .iter()
+            .filter(|p| p.direction == dir)
+            .filter_map(|p| p.get(param).map(|c| (p, c)))
+            .filter(|(_, c)| c.value.is_finite())
+            .collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let x: Vec<f64> = pts.iter().map(|p| p.0.pressure_gpa).collect();
+        plot = plot.with(
+            Series::points(
+                &format!("fit, {lab}"),
+                x.clone(),
+                pts.iter().map(|p| p.1.value).collect(),
+            )
+            .with_errors(pts.iter().map(|p| p.1.sigma).collect())
+            .with_color(PALETTE[col]),
+        );
+        plot = plot.with(
+            Series::line(
+                &format!("truth (same fit of expected g2), {lab}"),
+                x.clone(),
+                pts.iter().map(|p| p.1.truth).collect(),
+            )
+            .with_color(PALETTE[col]),
+        );
+        let model: Vec<f64> = pts.iter().map(|p| p.1.model.unwrap_or(f64::NAN)).collect();
+        if model.iter().any(|m| m.is_finite()) {
+            plot = plot.with(
+                Series::points(&format!("model parameter, {lab}"), x, model)
+                    .with_color(PALETTE[col + 2]),
+            );
+        }
+    }
+    if param == "tau" {
+        if let Some(c) = &an.crossover {
+            if let Some(v) = c.report.fitted() {
+                plot = plot.with_note(&format!(
+                    "crossover fit (compression): P_c = {:.2} ± {:.2} GPa",
+                    v.values[0], v.std_errors[0]
+                ));
+            }
+        }
+    }
+    plot
+}
+
+/// Pass/fail mark.
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "pass"
+    } else {
+        "**FAIL**"
+    }
+}
+
+fn row(scan: &str, what: &str, c: &Compared, max_pull: f64) -> String {
+    format!(
+        "| {scan} | {what} | {} ({}) | {} | {} | {} | {} | {} | {} |\n",
+        c.name,
+        c.unit,
+        fmt(c.value),
+        fmt(c.sigma),
+        fmt(c.truth),
+        if c.pull.is_finite() {
+            format!("{:+.2}", c.pull)
+        } else {
+            "–".into()
+        },
+        c.model.map_or("–".to_string(), fmt),
+        mark(c.passes(max_pull))
+    )
+}
+
+/// The markdown report; also returns the number of failed comparisons and checks.
+pub fn report_markdown(
+    setup: &CampaignSetup,
+    scans: &[ScanResult],
+    an: &CampaignAnalysis,
+    elapsed_s: f64,
+) -> (String, usize) {
+    let tol = &setup.config.tolerances;
+    let mut md = String::new();
+    let mut fails = 0;
+    let c = &setup.config;
+    let _ = writeln!(md, "# xpcs-twin campaign report: {}\n", c.name);
+    let _ = writeln!(
+        md,
+        "xpcs-twin {} · campaign `{}` · sample `{}` · scale **{}** · seed {} · {} scans · {:.0} s wall time\n",
+        env!("CARGO_PKG_VERSION"),
+        setup.path.display(),
+        setup.sample_path.display(),
+        setup.scale.name(),
+        setup.seed,
+        scans.len(),
+        elapsed_s
+    );
+    let r = &setup.roi;
+    let _ = writeln!(
+        md,
+        "Detector {} ({} × {} px); region of interest {} × {} px from row {}, column {}{}. \
+         Statistical errors scale as 1/sqrt(N_pix): a reduced run's σ are about \
+         sqrt(N_full/N_roi) larger than the beamline's.\n",
+        setup.config.instrument.detector,
+        r.det_rows,
+        r.det_cols,
+        r.rows,
+        r.cols,
+        r.row0,
+        r.col0,
+        if r.is_full() { " (whole detector)" } else { "" }
+    );
+    let _ = writeln!(
+        md,
+        "Ground truth = the same estimator and the same fit applied to the exact expected \
+         correlations of what was simulated (DESIGN.md §2), so a pull is (fit − truth)/σ. The \
+         model column gives the physical parameter where one exists (τ at q1 of a stationary \
+         isobar; τ0, τ* of the aging law; the sample's β), for reference only: a scan-averaged \
+         g2 of an aging glass is not τ0. Pass: |pull| ≤ {}.\n",
+        tol.max_abs_pull
+    );
+    let _ = writeln!(md, "## Scans\n");
+    let _ = writeln!(
+        md,
+        "| scan | P (GPa) | branch | frames × δt | pixels | photons/px/frame | correlator | contrast (instrument) | wall (s) |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for s in scans {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:?} | {} × {} s | {} | {} | {} | {} | {:.1} |",
+            s.label,
+            s.facts.pressure_gpa,
+            s.facts.direction,
+            s.n_frames,
+            s.frame_time_s,
+            s.n_pixels,
+            fmt(s.total_counts as f64 / (s.n_pixels as f64 * s.n_frames as f64)),
+            s.correlator,
+            fmt(s.contrast_model),
+            s.timing_s.iter().map(|t| t.1).sum::<f64>()
+        );
+    }
+    let _ = writeln!(md, "\n## τ, β, c per isobar (whole region, q ≈ q1)\n");
+    let head = "| scan | fit | quantity | value | σ | truth | pull | model | |\n|---|---|---|---|---|---|---|---|---|\n";
+    md.push_str(head);
+    for (scan, what, cmp) in an.all.iter().filter(|a| a.1 == "region") {
+        if !cmp.passes(tol.max_abs_pull) {
+            fails += 1;
+        }
+        md.push_str(&row(scan, what, cmp, tol.max_abs_pull));
+    }
+    let _ = writeln!(md, "\n## Pressure dependence (compression)\n");
+    if an.crossover_compared.is_empty() {
+        let _ = writeln!(md, "No crossover fit (fewer than 5 compression isobars with τ).\n");
+    } else {
+        md.push_str(head);
+        for cmp in &an.crossover_compared {
+            if !cmp.passes(tol.max_abs_pull) {
+                fails += 1;
+            }
+            md.push_str(&row("campaign", "ln τ(P) two slopes", cmp, tol.max_abs_pull));
+        }
+    }
+    let _ = writeln!(md, "\n## Aging and τ(q)\n");
+    let extra: Vec<_> = an
+        .all
+        .iter()
+        .filter(|a| a.1 == "aging law" || a.1 == "τ(q) power law")
+        .collect();
+    if extra.is_empty() {
+        let _ = writeln!(md, "No aging scan and no τ(q) fit.\n");
+    } else {
+        md.push_str(head);
+        for (scan, what, cmp) in extra {
+            if !cmp.passes(tol.max_abs_pull) {
+                fails += 1;
+            }
+            md.push_str(&row(scan, what, cmp, tol.max_abs_pull));
+        }
+    }
+    let _ = writeln!(md, "\n## ΔC at δt = τ\n");
+    let _ = writeln!(
+        md,
+        "| scan | δt (s) | ΔC | noise floor (3.29 σ_C) | ΔC of the expected map |\n|---|---|---|---|---|"
+    );
+    for s in scans {
+        if let Some(d) = &s.delta_c {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                s.label,
+                fmt(d.delay_s),
+                fmt(d.value),
+                fmt(d.floor),
+                fmt(d.truth)
+            );
+        }
+    }
+    let _ = writeln!(md, "\n## Qualitative checks (the seeds' statements)\n");
+    for ch in &an.checks {
+        if !ch.passed {
+            fails += 1;
+        }
+        let _ = writeln!(md, "- {} — {}: {}", mark(ch.passed), ch.name, ch.detail);
+    }
+    let _ = writeln!(md, "\n## Per q-bin fits\n");
+    md.push_str(head);
+    for (scan, what, cmp) in an.all.iter().filter(|a| a.1.starts_with("q-bin")) {
+        if !cmp.passes(tol.max_abs_pull) {
+            fails += 1;
+        }
+        md.push_str(&row(scan, what, cmp, tol.max_abs_pull));
+    }
+    let n_cmp = an.all.len() + an.crossover_compared.len();
+    let _ = writeln!(
+        md,
+        "\n**{} of {} comparisons and checks failed** (|pull| > {} or a failed check; with \
+         {n_cmp} pulls, about {:.1} beyond 3σ are expected by chance).",
+        fails,
+        n_cmp + an.checks.len(),
+        tol.max_abs_pull,
+        n_cmp as f64 * 0.0027
+    );
+    let _ = writeln!(md, "\nFigures: `figures/`. Numbers: `summary.json`. Per-scan results: `scans/`.");
+    (md, fails)
+}
+
+/// Per-scan results: `scans/<scan>.json` (g2 per bin with errors and truth, fits, two-time
+/// settings). The APS-layout HDF5 is written by [`write_scans_hdf5`] when available.
+pub fn write_scans(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult]) -> Result<()> {
+    let d = dir.join("scans");
+    std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+    for s in scans {
+        let doc = serde_json::json!({
+            "program": format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
+            "campaign": setup.config.name,
+            "scale": setup.scale.name(),
+            "campaign_seed": setup.seed,
+            "scan": s,
+        });
+        let text = serde_json::to_string(&doc)
+            .map_err(|e| Error::invalid("scan json", e.to_string()))?;
+        write_text_atomic(&d.join(format!("{}.json", s.label)), &text)?;
+    }
+    write_scans_hdf5(&d, setup, scans)
+}
+
+/// Results HDF5 per scan (needs `io::results`; a no-op until it is wired).
+pub fn write_scans_hdf5(_dir: &Path, _setup: &CampaignSetup, _scans: &[ScanResult]) -> Result<()> {
+    Ok(())
+}

@@ -1,0 +1,594 @@
+//! One scan of the twin: simulate → counting chain → correlate → fit, each number beside its
+//! ground truth.
+//!
+//! Input: a [`ScanSetup`] and the campaign's analysis settings. Output: [`ScanResult`]: g2
+//! (lag × q-bin, lags in frames, delays in s) of the q-bins and of the whole region ("all
+//! pixels", the q of the FSDP as in the seeds), the binned two-time map of the whole region,
+//! KWW fits per bin and for the region, τ(q) power law, τ(t_w) and the aging law on aging
+//! scans, ΔC at δt = τ with its floor, and for every fitted number its ground truth: the same
+//! estimator and the same fit applied to the exact expected correlations ([`ScanSetup::truth_g2`],
+//! [`ScanSetup::truth_c2_binned`]; DESIGN.md §2: the truth of an aging scan's averaged g2 is
+//! the fit of the expected averaged g2, not τ0).
+//!
+//! The event correlator runs when the mean occupancy is below the campaign's
+//! `event_occupancy_max`, the dense multi-tau otherwise (they agree exactly).
+//!
+//! Reference: DESIGN.md §5–6; Chushkin, Caronna & Madsen, J. Appl. Cryst. 45, 807 (2012).
+
+use super::setup::ScanSetup;
+use crate::config::campaign::{AnalysisConfig, EstimatorChoice, FitModelChoice};
+use crate::correlate::{
+    heterogeneity, DenseMultiTau, EventCorrelator, Estimator, G2Result, LagSchedule,
+    TwoTimeResult,
+};
+use crate::data::{EventList, QPartition};
+use crate::error::Result;
+use crate::fit::heterogeneity::delta_c_floor;
+use crate::fit::qdep::{fit_power_law_from_bins, tau_beta_per_bin, TauBeta};
+use crate::fit::twotime::{evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit};
+use crate::fit::{fit_curve, Exponential, FitModel, FitOptions, FitReport, Kww, KwwHeterodyne};
+use crate::speckle::{GeneratorKind, Method, SimOptions, Simulator};
+use ndarray::{s, Array2};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::time::Instant;
+
+/// A recovered number beside its ground truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct Compared {
+    /// Quantity name (e.g. `tau`).
+    pub name: String,
+    /// Unit.
+    pub unit: String,
+    /// Recovered value (NaN if the fit failed).
+    pub value: f64,
+    /// Its 1σ error.
+    pub sigma: f64,
+    /// Ground truth (the estimator applied to the expected correlations).
+    pub truth: f64,
+    /// (value - truth)/σ.
+    pub pull: f64,
+    /// The model parameter it estimates, when one exists (e.g. τ at q1), for reference.
+    pub model: Option<f64>,
+}
+
+impl Compared {
+    /// Builds a comparison; the pull is NaN when σ is not positive.
+    pub fn new(name: &str, unit: &str, value: f64, sigma: f64, truth: f64, model: Option<f64>) -> Self {
+        let pull = if sigma > 0.0 { (value - truth) / sigma } else { f64::NAN };
+        Compared {
+            name: name.into(),
+            unit: unit.into(),
+            value,
+            sigma,
+            truth,
+            pull,
+            model,
+        }
+    }
+
+    /// Whether |pull| ≤ `max_pull` (a NaN pull fails).
+    pub fn passes(&self, max_pull: f64) -> bool {
+        self.pull.abs() <= max_pull
+    }
+}
+
+/// Compares every free parameter of a fit with the same fit of the truth.
+pub fn compare_fits(fit: &FitReport, truth: &FitReport, models: &[(&str, f64)]) -> Vec<Compared> {
+    let mut out = Vec::new();
+    for (i, name) in fit.param_names.iter().enumerate() {
+        if fit.fixed.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let v = fit.value(name).unwrap_or(f64::NAN);
+        let e = fit.std_error(name).unwrap_or(f64::NAN);
+        let t = truth.value(name).unwrap_or(f64::NAN);
+        let m = models.iter().find(|m| m.0 == name).map(|m| m.1);
+        out.push(Compared::new(name, &fit.param_units[i], v, e, t, m));
+    }
+    out
+}
+
+/// A one-time g2 curve with its fit and the fit of its truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurveFit {
+    /// q centre (Å⁻¹).
+    pub q_inv_angstrom: f64,
+    /// Pixels.
+    pub n_pixels: u64,
+    /// Measured g2 (lags ≥ 1).
+    pub g2: Vec<f64>,
+    /// Its error.
+    pub g2_err: Vec<f64>,
+    /// Expected g2 at the same lags.
+    pub truth_g2: Vec<f64>,
+    /// Fit of the measured g2.
+    pub fit: FitReport,
+    /// The same fit of the expected g2 (errors from the data).
+    pub truth_fit: FitReport,
+    /// Fitted vs truth, per free parameter.
+    pub compared: Vec<Compared>,
+}
+
+/// Aging analysis of one scan (two-time age cuts of the whole region).
+#[derive(Debug, Clone, Serialize)]
+pub struct AgingResult {
+    /// Age cuts and their fits.
+    pub ages: Vec<AgeFit>,
+    /// The same cuts of the expected map.
+    pub truth_ages: Vec<AgeFit>,
+    /// Aging law fit: ln τ = ln τ0 + t_w/τ* (t_w = waiting time + age).
+    pub law: FitReport,
+    /// The same fit of the truth's cuts.
+    pub truth_law: FitReport,
+    /// τ0 and τ* vs truth (and vs the model parameters).
+    pub compared: Vec<Compared>,
+}
+
+/// Heterogeneity ΔC of the whole region at δt = τ.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeltaCResult {
+    /// Delay in two-time frames (≈ fitted τ).
+    pub delay_frames: usize,
+    /// Delay (s).
+    pub delay_s: f64,
+    /// Measured ΔC.
+    pub value: f64,
+    /// Analytic noise floor for homogeneous dynamics (3.29 σ_C).
+    pub floor: f64,
+    /// ΔC of the expected map (0 for stationary dynamics).
+    pub truth: f64,
+}
+
+/// Everything recovered from one scan.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanResult {
+    /// Scan label.
+    pub label: String,
+    /// Protocol index.
+    pub index: usize,
+    /// Facts.
+    pub facts: crate::model::ScanFacts,
+    /// Seed of this scan.
+    pub seed: u64,
+    /// Frames.
+    pub n_frames: usize,
+    /// Frame time (s).
+    pub frame_time_s: f64,
+    /// Valid pixels in the partition.
+    pub n_pixels: usize,
+    /// Mean counts per valid pixel per frame (instrument scene).
+    pub mean_counts_per_frame: f64,
+    /// Photons after the counting chain.
+    pub total_counts: u64,
+    /// Speckle contrast of the instrument.
+    pub contrast_model: f64,
+    /// Which correlator ran ("event" or "dense").
+    pub correlator: String,
+    /// Estimator name.
+    pub estimator: String,
+    /// Lags (frames) of the g2 rows (lag 0 dropped).
+    pub lag_frames: Vec<u64>,
+    /// Level-frame widths of the rows.
+    pub bin_width_frames: Vec<u64>,
+    /// Delays (s).
+    pub delays_s: Vec<f64>,
+    /// Per q-bin.
+    pub bins: Vec<CurveFit>,
+    /// The whole region (all q-bins together).
+    pub region: CurveFit,
+    /// τ and β per bin (converged bins).
+    pub tau_q: Vec<Option<TauBeta>>,
+    /// Power law τ(q) fit of the measured τ's.
+    pub power_law: Option<FitReport>,
+    /// The same of the truth τ's.
+    pub truth_power_law: Option<FitReport>,
+    /// α vs truth.
+    pub alpha: Option<Compared>,
+    /// Frames per two-time frame.
+    pub two_time_bin_frames: usize,
+    /// Two-time map of the whole region.
+    #[serde(skip)]
+    pub c2: Array2<f64>,
+    /// Aging analysis (aging scans only).
+    pub aging: Option<AgingResult>,
+    /// ΔC.
+    pub delta_c: Option<DeltaCResult>,
+    /// Wall time of each stage (s).
+    pub timing_s: Vec<(String, f64)>,
+    /// The g2 of the q-bins as the correlator returned them (all rows; for the results file).
+    #[serde(skip)]
+    pub g2_full: G2Result,
+}
+
+fn model_of(c: FitModelChoice) -> Box<dyn FitModel> {
+    match c {
+        FitModelChoice::Kww => Box::new(Kww),
+        FitModelChoice::Exp => Box::new(Exponential),
+        FitModelChoice::Heterodyne => Box::new(KwwHeterodyne),
+    }
+}
+
+/// The correlator's estimator for a campaign choice.
+pub fn estimator_of(c: EstimatorChoice) -> Estimator {
+    match c {
+        EstimatorChoice::Symmetric => Estimator::Symmetric,
+        EstimatorChoice::SymmetricStatic => Estimator::SymmetricStatic,
+        EstimatorChoice::Frame => Estimator::Frame,
+    }
+}
+
+/// Fit options of the campaign (fixed baseline if set).
+pub fn fit_options(a: &AnalysisConfig) -> FitOptions {
+    let o = FitOptions::default();
+    match a.fixed_baseline {
+        Some(b) => o.fix("baseline", b),
+        None => o,
+    }
+}
+
+/// A one-bin partition of every pixel of `part`'s dynamic bins (the whole region).
+fn region_partition(part: &QPartition) -> Result<QPartition> {
+    let (r, c) = part.shape();
+    let labels: Vec<u32> = part
+        .dynamic()
+        .labels()
+        .iter()
+        .map(|&l| u32::from(l > 0))
+        .collect();
+    let mask = labels.iter().map(|&l| l > 0).collect();
+    let map = crate::data::LabelMap::new(r, c, labels, "twin region")?;
+    let sl = part.static_map().clone();
+    QPartition::new(mask, map, sl, "twin region")
+}
+
+/// Expected g2 of all pixels of the region: pooled optics of every bin.
+fn region_truth(scan: &ScanSetup, entries: &[(u64, u64)]) -> Vec<f64> {
+    let mut region = scan.clone();
+    region.partition = region_partition(&scan.partition).expect("the region of a valid partition");
+    region.truth_g2(1, entries)
+}
+
+struct Correlated {
+    g2: G2Result,
+    region_g2: G2Result,
+    two_time: TwoTimeResult,
+    kind: &'static str,
+}
+
+fn correlate(
+    ev: &EventList,
+    part: &QPartition,
+    region: &QPartition,
+    a: &AnalysisConfig,
+    occupancy: f64,
+    bin_frames: usize,
+) -> Result<Correlated> {
+    let n = ev.n_frames();
+    let sched = LagSchedule::multi_tau(n, a.num_bufs)?;
+    let est = estimator_of(a.estimator);
+    if occupancy < a.event_occupancy_max {
+        let (g2, rt) = rayon::join(
+            || -> Result<G2Result> {
+                let mut c = EventCorrelator::new(part, &sched, n);
+                c.push_events(ev)?;
+                c.finish(est)
+            },
+            || -> Result<(G2Result, TwoTimeResult)> {
+                let mut c = EventCorrelator::new(region, &sched, n)
+                    .with_two_time(region, &[1], bin_frames)?;
+                c.push_events(ev)?;
+                let tt = c.two_time().expect("two-time requested");
+                Ok((c.finish(est)?, tt))
+            },
+        );
+        let (region_g2, two_time) = rt?;
+        Ok(Correlated {
+            g2: g2?,
+            region_g2,
+            two_time,
+            kind: "event",
+        })
+    } else {
+        let stack = ev.to_stack();
+        let mut c = DenseMultiTau::new(part, &sched);
+        c.push_stack(&stack, 0..n)?;
+        let mut r = DenseMultiTau::new(region, &sched);
+        r.push_stack(&stack, 0..n)?;
+        let two_time = crate::correlate::twotime::two_time_stack(&stack, region, &[1], bin_frames)?;
+        Ok(Correlated {
+            g2: c.finish(est)?,
+            region_g2: r.finish(est)?,
+            two_time,
+            kind: "dense",
+        })
+    }
+}
+
+/// Rows with lag ≥ 1 (lag 0 carries the shot-noise term).
+fn rows_from_lag1(g: &G2Result) -> Vec<usize> {
+    (0..g.lag_frames.len())
+        .filter(|&i| g.lag_frames[i] >= 1 && g.n_pairs[i] > 0)
+        .collect()
+}
+
+fn curve_fit(
+    model: &dyn FitModel,
+    opts: &FitOptions,
+    delays: &[f64],
+    g2: Vec<f64>,
+    g2_err: Vec<f64>,
+    truth_g2: Vec<f64>,
+    q: f64,
+    n_pixels: u64,
+    model_tau: Option<f64>,
+    beta: f64,
+) -> Result<CurveFit> {
+    let fit = fit_curve(model, delays, &g2, &g2_err, opts)?;
+    let truth_fit = fit_curve(model, delays, &truth_g2, &g2_err, opts)?;
+    let mut models = vec![("kww_exponent", beta)];
+    if let Some(t) = model_tau {
+        models.push(("tau", t));
+    }
+    let compared = compare_fits(&fit, &truth_fit, &models);
+    Ok(CurveFit {
+        q_inv_angstrom: q,
+        n_pixels,
+        g2,
+        g2_err,
+        truth_g2,
+        fit,
+        truth_fit,
+        compared,
+    })
+}
+
+/// Runs one scan end to end. `on_stage` is told each stage's name as it starts.
+pub fn run_scan(
+    scan: &ScanSetup,
+    a: &AnalysisConfig,
+    on_stage: &(dyn Fn(&str) + Sync),
+) -> Result<ScanResult> {
+    let mut timing = Vec::new();
+    let t0 = Instant::now();
+    on_stage("simulate");
+    let sim = Simulator::new(
+        scan.scene.clone(),
+        scan.dynamics.clone(),
+        scan.exposure,
+        SimOptions {
+            generator: GeneratorKind::Circulant,
+            method: Method::Grid {
+                du: None,
+                tolerance: 2e-3,
+            },
+            block_pixels: 4096,
+            seed: scan.seed,
+        },
+    )?;
+    let ideal = sim.events()?;
+    drop(sim);
+    timing.push(("simulate".to_string(), t0.elapsed().as_secs_f64()));
+    let t1 = Instant::now();
+    on_stage("count");
+    let ev = scan
+        .chain
+        .apply(&ideal, crate::rng::subseed(scan.seed, "counting"))?;
+    drop(ideal);
+    timing.push(("counting".to_string(), t1.elapsed().as_secs_f64()));
+
+    let t2 = Instant::now();
+    on_stage("correlate");
+    let n = scan.exposure.n_frames;
+    let dt = scan.exposure.frame_time_s;
+    let bin_frames = n.div_ceil(a.two_time_max_side).max(1);
+    let region = region_partition(&scan.partition)?;
+    let n_valid = scan.partition.dynamic().n_labelled();
+    let occupancy = ev.total_counts() as f64 / (n_valid.max(1) as f64 * n as f64);
+    let corr = correlate(&ev, &scan.partition, &region, a, occupancy, bin_frames)?;
+    timing.push(("correlate".to_string(), t2.elapsed().as_secs_f64()));
+
+    let t3 = Instant::now();
+    on_stage("truth + fit");
+    let model = model_of(a.fit_model);
+    let opts = fit_options(a);
+    let rows = rows_from_lag1(&corr.g2);
+    let entries: Vec<(u64, u64)> = rows
+        .iter()
+        .map(|&i| (corr.g2.lag_frames[i], corr.g2.bin_width_frames[i]))
+        .collect();
+    let delays: Vec<f64> = entries.iter().map(|e| e.0 as f64 * dt).collect();
+    let q = scan.q_centres();
+    let beta = scan.dynamics.beta();
+    let law = scan.dynamics.clock().law();
+    let tau_q1 = match law {
+        crate::model::TauLaw::Stationary { tau_s } => Some(*tau_s),
+        _ => None,
+    };
+    let alpha = scan.facts.q1_inv_angstrom;
+    let _ = alpha;
+    let bins: Vec<CurveFit> = (1..=scan.partition.n_bins())
+        .into_par_iter()
+        .map(|b| {
+            let g: Vec<f64> = rows.iter().map(|&i| corr.g2.g2[[i, b - 1]]).collect();
+            let e: Vec<f64> = rows.iter().map(|&i| corr.g2.g2_err[[i, b - 1]]).collect();
+            let truth = scan.truth_g2(b, &entries);
+            curve_fit(
+                model.as_ref(),
+                &opts,
+                &delays,
+                g,
+                e,
+                truth,
+                q[b - 1],
+                corr.g2.bin_pixels[b - 1],
+                None,
+                beta,
+            )
+        })
+        .collect::<Result<_>>()?;
+    let rrows = rows_from_lag1(&corr.region_g2);
+    debug_assert_eq!(rrows, rows);
+    let rg: Vec<f64> = rows.iter().map(|&i| corr.region_g2.g2[[i, 0]]).collect();
+    let re: Vec<f64> = rows.iter().map(|&i| corr.region_g2.g2_err[[i, 0]]).collect();
+    let rt = region_truth(scan, &entries);
+    let region_fit = curve_fit(
+        model.as_ref(),
+        &opts,
+        &delays,
+        rg,
+        re,
+        rt,
+        scan.facts.q1_inv_angstrom,
+        corr.region_g2.bin_pixels[0],
+        tau_q1,
+        beta,
+    )?;
+
+    // τ(q): measured and truth power laws over the bins.
+    let reports: Vec<FitReport> = bins.iter().map(|b| b.fit.clone()).collect();
+    let truth_reports: Vec<FitReport> = bins.iter().map(|b| b.truth_fit.clone()).collect();
+    let tau_q = tau_beta_per_bin(&q, &reports);
+    let mut truth_tau_q = tau_beta_per_bin(&q, &truth_reports);
+    // The truth fit's errors are the data's: use them so both power laws weigh bins alike.
+    for (t, m) in truth_tau_q.iter_mut().zip(&tau_q) {
+        if let (Some(t), Some(m)) = (t.as_mut(), m) {
+            t.tau_err_s = m.tau_err_s;
+        }
+    }
+    let q1 = scan.facts.q1_inv_angstrom;
+    let pl_opts = FitOptions::default();
+    let (power_law, truth_power_law, alpha) = if tau_q.iter().flatten().count() >= 3 {
+        let p = fit_power_law_from_bins(&tau_q, q1, &pl_opts)?;
+        let t = fit_power_law_from_bins(&truth_tau_q, q1, &pl_opts)?;
+        let c = Compared::new(
+            "alpha",
+            "",
+            p.value("alpha").unwrap_or(f64::NAN),
+            p.std_error("alpha").unwrap_or(f64::NAN),
+            t.value("alpha").unwrap_or(f64::NAN),
+            None,
+        );
+        (Some(p), Some(t), Some(c))
+    } else {
+        (None, None, None)
+    };
+
+    // Two-time analysis of the whole region.
+    let c2 = corr.two_time.c2(0);
+    let tt_dt = bin_frames as f64 * dt;
+    let needs_truth_map = !scan.is_stationary();
+    let truth_map = if needs_truth_map {
+        let mut region_scan = scan.clone();
+        region_scan.partition = region.clone();
+        Some(region_scan.truth_c2_binned(1, bin_frames))
+    } else {
+        None
+    };
+    let aging = if matches!(law, crate::model::TauLaw::Aging { .. }) {
+        let ages = evenly_spaced_ages(c2.nrows(), tt_dt, a.age_cuts.max(2));
+        let fits = tau_vs_age(c2.view(), tt_dt, &ages, None, 10, model.as_ref(), &opts)?;
+        let tm = truth_map.as_ref().expect("aging scans are not stationary");
+        let tfits = tau_vs_age(tm.view(), tt_dt, &ages, None, 10, model.as_ref(), &opts)?;
+        // Ages since the pressure step: shift by the waiting time.
+        let shift = |v: &[AgeFit]| -> Vec<AgeFit> {
+            v.iter()
+                .cloned()
+                .map(|mut f| {
+                    f.cut.age_s += scan.isobar.waiting_time_s;
+                    f
+                })
+                .collect()
+        };
+        let (fits, mut tfits) = (shift(&fits), shift(&tfits));
+        // Truth cuts carry the data's τ errors, so the truth law weighs ages alike.
+        for (t, m) in tfits.iter_mut().zip(&fits) {
+            if let (crate::fit::FitOutcome::Converged(tv), Some(me)) =
+                (&mut t.report.outcome, m.report.std_error("tau"))
+            {
+                if let Some(i) = t.report.param_names.iter().position(|n| n == "tau") {
+                    tv.std_errors[i] = me;
+                }
+            }
+        }
+        let law_fit = fit_aging_from_ages(&fits, false, &FitOptions::default())?;
+        let truth_law = fit_aging_from_ages(&tfits, false, &FitOptions::default())?;
+        let mut models = Vec::new();
+        if let crate::model::TauLaw::Aging {
+            tau0_s, tau_star_s, ..
+        } = law
+        {
+            models.push(("tau0", *tau0_s));
+            models.push(("tau_star", *tau_star_s));
+        }
+        let compared = compare_fits(&law_fit, &truth_law, &models);
+        Some(AgingResult {
+            ages: fits,
+            truth_ages: tfits,
+            law: law_fit,
+            truth_law,
+            compared,
+        })
+    } else {
+        None
+    };
+    let delta_c = match (
+        region_fit.fit.value("tau"),
+        region_fit.fit.value("contrast"),
+    ) {
+        (Some(tau), Some(c)) if tau > 0.0 && c > 0.0 => {
+            let d = ((tau / tt_dt).round() as usize).max(1);
+            if d < c2.nrows() / 2 {
+                let value = heterogeneity::delta_c(&c2, d, a.delta_c_fraction)?;
+                let f = (-(d as f64 * tt_dt / tau).powf(beta)).exp();
+                let mc = scan.mean_counts_per_frame * bin_frames as f64;
+                let floor = delta_c_floor(n_valid, mc, c.min(1.0), f)?.floor;
+                let truth = match &truth_map {
+                    Some(m) => heterogeneity::delta_c(m, d, a.delta_c_fraction)?,
+                    None => 0.0,
+                };
+                Some(DeltaCResult {
+                    delay_frames: d,
+                    delay_s: d as f64 * tt_dt,
+                    value,
+                    floor,
+                    truth,
+                })
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    timing.push(("truth + fit".to_string(), t3.elapsed().as_secs_f64()));
+
+    Ok(ScanResult {
+        label: scan.label.clone(),
+        index: scan.index,
+        facts: scan.facts.clone(),
+        seed: scan.seed,
+        n_frames: n,
+        frame_time_s: dt,
+        n_pixels: n_valid,
+        mean_counts_per_frame: scan.mean_counts_per_frame,
+        total_counts: ev.total_counts(),
+        contrast_model: scan.contrast,
+        correlator: corr.kind.to_string(),
+        estimator: corr.g2.estimator.name().to_string(),
+        lag_frames: entries.iter().map(|e| e.0).collect(),
+        bin_width_frames: entries.iter().map(|e| e.1).collect(),
+        delays_s: delays,
+        bins,
+        region: region_fit,
+        tau_q,
+        power_law,
+        truth_power_law,
+        alpha,
+        two_time_bin_frames: bin_frames,
+        c2: c2.slice(s![.., ..]).to_owned(),
+        aging,
+        delta_c,
+        timing_s: timing,
+        g2_full: corr.g2,
+    })
+}
