@@ -25,7 +25,7 @@ use crate::data::{EventList, QPartition};
 use crate::error::Result;
 use crate::fit::heterogeneity::delta_c_floor;
 use crate::fit::qdep::{fit_power_law_from_bins, tau_beta_per_bin, TauBeta};
-use crate::fit::twotime::{evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit};
+use crate::fit::twotime::{age_cut, evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit};
 use crate::fit::{fit_curve, Exponential, FitModel, FitOptions, FitReport, Kww, KwwHeterodyne};
 use crate::speckle::{GeneratorKind, Method, SimOptions, Simulator};
 use ndarray::{s, Array2};
@@ -489,7 +489,20 @@ pub fn run_scan(
         let ages = evenly_spaced_ages(c2.nrows(), tt_dt, a.age_cuts.max(2));
         let fits = tau_vs_age(c2.view(), tt_dt, &ages, None, 10, model.as_ref(), &opts)?;
         let tm = truth_map.as_ref().expect("aging scans are not stationary");
-        let tfits = tau_vs_age(tm.view(), tt_dt, &ages, None, 10, model.as_ref(), &opts)?;
+        // The expected map has no noise: its cuts are fitted with the data cuts' errors, so
+        // both fits weigh the delays alike (the truth of the estimator).
+        let tfits: Vec<AgeFit> = fits
+            .iter()
+            .zip(&ages)
+            .map(|(f, &(age, hw))| -> Result<AgeFit> {
+                let mut cut = age_cut(tm.view(), tt_dt, age, hw, None, 10)?;
+                if cut.delays_s == f.cut.delays_s {
+                    cut.g2_err = f.cut.g2_err.clone();
+                }
+                let report = fit_curve(model.as_ref(), &cut.delays_s, &cut.g2, &cut.g2_err, &opts)?;
+                Ok(AgeFit { cut, report })
+            })
+            .collect::<Result<_>>()?;
         // Ages since the pressure step: shift by the waiting time.
         let shift = |v: &[AgeFit]| -> Vec<AgeFit> {
             v.iter()
@@ -501,7 +514,7 @@ pub fn run_scan(
                 .collect()
         };
         let (fits, mut tfits) = (shift(&fits), shift(&tfits));
-        // Truth cuts carry the data's τ errors, so the truth law weighs ages alike.
+        // The truth law weighs the ages with the data's τ errors.
         for (t, m) in tfits.iter_mut().zip(&fits) {
             if let (crate::fit::FitOutcome::Converged(tv), Some(me)) =
                 (&mut t.report.outcome, m.report.std_error("tau"))
