@@ -39,4 +39,6 @@ pub mod data;
 
 pub mod correlate;
 
+pub mod io;
+
 pub use error::{Error, Result};

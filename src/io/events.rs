@@ -1,0 +1,1 @@
+//! Sparse event files (in progress).

@@ -1,0 +1,196 @@
+//! Small HDF5 helpers shared by the readers and writers: error mapping, checked opens.
+
+use std::path::Path;
+
+use hdf5::types::{IntSize, TypeDescriptor};
+
+use crate::error::{Error, Result};
+use crate::io::atomic::note_input;
+use crate::io::h5filters;
+
+/// Maps an HDF5 error on `path` (and `what`, the object) to [`Error::Hdf5`], adding the last
+/// filter decode error if one was raised (a corrupted chunk).
+pub(crate) fn h5err(path: &Path, what: &str) -> impl Fn(hdf5::Error) -> Error {
+    let what = what.to_string();
+    let path = path.to_path_buf();
+    move |e| {
+        let detail = h5filters::take_last_filter_error()
+            .map(|m| format!(" (decoder: {m})"))
+            .unwrap_or_default();
+        Error::Hdf5 {
+            path: path.clone(),
+            message: format!("{what}: {e}{detail}"),
+        }
+    }
+}
+
+/// Opens an HDF5 file read-only, after registering the in-process filters.
+pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
+    h5filters::register()?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::format(path, "is a directory, not an HDF5 file"));
+    }
+    let f = hdf5::File::open(path)
+        .map_err(|e| Error::format(path, format!("not a readable HDF5 file ({e})")))?;
+    note_input(path);
+    Ok(f)
+}
+
+/// Opens a dataset, with an error naming it when absent.
+#[allow(dead_code)]
+pub(crate) fn dataset(g: &hdf5::Group, name: &str, path: &Path) -> Result<hdf5::Dataset> {
+    g.dataset(name).map_err(|_| {
+        Error::format(
+            path,
+            format!("missing dataset {}/{name}", g.name().trim_end_matches('/')),
+        )
+    })
+}
+
+/// True when `name` (a path, possibly nested) names a dataset in `g`.
+pub(crate) fn has_dataset(g: &hdf5::Group, name: &str) -> bool {
+    // link_exists fails on nested paths whose parents are missing: check each prefix.
+    let mut acc = String::new();
+    for part in name.trim_start_matches('/').split('/') {
+        if !acc.is_empty() || name.starts_with('/') {
+            acc.push('/');
+        }
+        acc.push_str(part);
+        if !g.link_exists(&acc) {
+            return false;
+        }
+    }
+    g.dataset(name).is_ok()
+}
+
+/// True when `name` names a group in `g`.
+#[allow(dead_code)]
+pub(crate) fn has_group(g: &hdf5::Group, name: &str) -> bool {
+    let mut acc = String::new();
+    for part in name.trim_start_matches('/').split('/') {
+        if !acc.is_empty() || name.starts_with('/') {
+            acc.push('/');
+        }
+        acc.push_str(part);
+        if !g.link_exists(&acc) {
+            return false;
+        }
+    }
+    g.group(name).is_ok()
+}
+
+/// Integer storage classes a count or label dataset may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IntClass {
+    U8,
+    U16,
+    U32,
+    /// Any other integer type: read as i64 (or u64) and range-checked.
+    Wide {
+        signed: bool,
+    },
+}
+
+/// The integer class of a dataset, or a format error naming its actual type.
+pub(crate) fn int_class(ds: &hdf5::Dataset, path: &Path, what: &str) -> Result<IntClass> {
+    let td = ds
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(h5err(path, what))?;
+    Ok(match td {
+        TypeDescriptor::Unsigned(IntSize::U1) => IntClass::U8,
+        TypeDescriptor::Unsigned(IntSize::U2) => IntClass::U16,
+        TypeDescriptor::Unsigned(IntSize::U4) => IntClass::U32,
+        TypeDescriptor::Unsigned(_) => IntClass::Wide { signed: false },
+        TypeDescriptor::Integer(_) => IntClass::Wide { signed: true },
+        other => {
+            return Err(Error::format(
+                path,
+                format!("{what} must be an integer dataset, got {other}"),
+            ))
+        }
+    })
+}
+
+/// Reads a whole integer dataset as u32 values (range-checked), with its shape.
+pub(crate) fn read_u32_any(
+    ds: &hdf5::Dataset,
+    path: &Path,
+    what: &str,
+) -> Result<(Vec<usize>, Vec<u32>)> {
+    let shape = ds.shape();
+    let cls = int_class(ds, path, what)?;
+    let e = h5err(path, what);
+    let v: Vec<u32> = match cls {
+        IntClass::U8 => ds
+            .read_raw::<u8>()
+            .map_err(e)?
+            .into_iter()
+            .map(u32::from)
+            .collect(),
+        IntClass::U16 => ds
+            .read_raw::<u16>()
+            .map_err(e)?
+            .into_iter()
+            .map(u32::from)
+            .collect(),
+        IntClass::U32 => ds.read_raw::<u32>().map_err(e)?,
+        IntClass::Wide { signed: true } => {
+            let raw = ds.read_raw::<i64>().map_err(e)?;
+            to_u32_checked(raw.into_iter().map(i128::from), path, what)?
+        }
+        IntClass::Wide { signed: false } => {
+            let raw = ds.read_raw::<u64>().map_err(e)?;
+            to_u32_checked(raw.into_iter().map(i128::from), path, what)?
+        }
+    };
+    Ok((shape, v))
+}
+
+pub(crate) fn to_u32_checked(
+    it: impl Iterator<Item = i128>,
+    path: &Path,
+    what: &str,
+) -> Result<Vec<u32>> {
+    it.enumerate()
+        .map(|(i, x)| {
+            u32::try_from(x).map_err(|_| {
+                Error::out_of_range(
+                    path.display().to_string(),
+                    format!("{what}[{i}]"),
+                    x,
+                    "0..=4294967295",
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads an optional positive, finite scalar (a frame time): None when absent.
+pub(crate) fn read_positive_scalar(
+    g: &hdf5::Group,
+    name: &str,
+    path: &Path,
+) -> Result<Option<f64>> {
+    if !has_dataset(g, name) {
+        return Ok(None);
+    }
+    let ds = g.dataset(name).map_err(h5err(path, name))?;
+    if ds.size() != 1 {
+        return Err(Error::format(
+            path,
+            format!("{name} must be a scalar, got shape {:?}", ds.shape()),
+        ));
+    }
+    let v: f64 = ds.read_raw::<f64>().map_err(h5err(path, name))?[0];
+    if !(v.is_finite() && v > 0.0) {
+        return Err(Error::out_of_range(
+            path.display().to_string(),
+            name,
+            v,
+            "> 0 and finite (seconds)",
+        ));
+    }
+    Ok(Some(v))
+}
