@@ -33,7 +33,7 @@ use hdf5_sys::h5z::{H5Z_class2_t, H5Z_filter_t, H5Zregister, H5Z_CLASS_T_VERS, H
 pub const LZ4_FILTER_ID: H5Z_filter_t = 32004;
 /// HDF5 filter id of bitshuffle.
 pub const BSHUF_FILTER_ID: H5Z_filter_t = 32008;
-/// bitshuffle cd_values[4] for LZ4 compression.
+/// bitshuffle `cd_values[4]` for LZ4 compression.
 pub const BSHUF_COMPRESS_LZ4: u32 = 2;
 /// bitshuffle's default block size target (bytes).
 const BSHUF_TARGET_BLOCK_BYTES: usize = 8192;

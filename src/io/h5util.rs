@@ -37,17 +37,6 @@ pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
     Ok(f)
 }
 
-/// Opens a dataset, with an error naming it when absent.
-#[allow(dead_code)]
-pub(crate) fn dataset(g: &hdf5::Group, name: &str, path: &Path) -> Result<hdf5::Dataset> {
-    g.dataset(name).map_err(|_| {
-        Error::format(
-            path,
-            format!("missing dataset {}/{name}", g.name().trim_end_matches('/')),
-        )
-    })
-}
-
 /// True when `name` (a path, possibly nested) names a dataset in `g`.
 pub(crate) fn has_dataset(g: &hdf5::Group, name: &str) -> bool {
     // link_exists fails on nested paths whose parents are missing: check each prefix.
@@ -65,7 +54,6 @@ pub(crate) fn has_dataset(g: &hdf5::Group, name: &str) -> bool {
 }
 
 /// True when `name` names a group in `g`.
-#[allow(dead_code)]
 pub(crate) fn has_group(g: &hdf5::Group, name: &str) -> bool {
     let mut acc = String::new();
     for part in name.trim_start_matches('/').split('/') {
