@@ -22,7 +22,9 @@ use ndarray::s;
 
 use crate::data::FrameSource;
 use crate::error::{Error, Result};
-use crate::io::h5util::{h5err, has_dataset, int_class, open_read, read_positive_scalar, IntClass};
+use crate::io::h5util::{
+    guard_size, h5err, has_dataset, int_class, open_read, read_positive_scalar, IntClass,
+};
 
 /// Largest block of frames read at once (bytes of the file's native type).
 pub const MAX_BLOCK_BYTES: usize = 256 << 20;
@@ -135,6 +137,7 @@ impl EigerFrames {
                 IntClass::U32 => 4,
                 IntClass::Wide { .. } => 8,
             };
+            guard_size(&ds, es, path, &full)?;
             let frame_bytes = (sh[1] * sh[2] * es).max(1);
             let chunk_frames = ds.chunk().map(|c| c[0]).unwrap_or(1).max(1);
             let block = chunk_frames.min(MAX_BLOCK_BYTES / frame_bytes).max(1);

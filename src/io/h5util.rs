@@ -109,6 +109,7 @@ pub(crate) fn read_u32_any(
 ) -> Result<(Vec<usize>, Vec<u32>)> {
     let shape = ds.shape();
     let cls = int_class(ds, path, what)?;
+    guard_size(ds, 8, path, what)?;
     let e = h5err(path, what);
     let v: Vec<u32> = match cls {
         IntClass::U8 => ds
@@ -181,4 +182,29 @@ pub(crate) fn read_positive_scalar(
         ));
     }
     Ok(Some(v))
+}
+
+/// The largest expansion any filter we read can reach (deflate 1032:1), with slack.
+pub(crate) const MAX_EXPANSION: u128 = 1100;
+
+/// Refuses a dataset whose declared size (elements × `elem_bytes`) the bytes it stores in the
+/// file cannot justify: protects every read from allocating for a corrupted shape.
+pub(crate) fn guard_size(
+    ds: &hdf5::Dataset,
+    elem_bytes: usize,
+    path: &Path,
+    what: &str,
+) -> Result<()> {
+    let declared = ds.size() as u128 * elem_bytes as u128;
+    let stored = u128::from(ds.storage_size());
+    if declared > MAX_EXPANSION * stored + (1 << 20) {
+        return Err(Error::format(
+            path,
+            format!(
+                "{what} declares shape {:?} ({declared} bytes) but stores only {stored} bytes: corrupt or truncated",
+                ds.shape()
+            ),
+        ));
+    }
+    Ok(())
 }

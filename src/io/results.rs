@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::data::{BinAxis, LabelMap, QPartition};
 use crate::error::{Error, Result};
 use crate::io::atomic::AtomicOutput;
-use crate::io::h5util::{h5err, has_dataset, has_group, open_read};
+use crate::io::h5util::{guard_size, h5err, has_dataset, has_group, open_read};
 
 /// Detector geometry used to make the q-map.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -678,6 +678,7 @@ impl R<'_> {
     }
     fn vec<T: hdf5::H5Type>(&self, name: &str) -> Result<(Vec<usize>, Vec<T>)> {
         let ds = self.ds(name)?;
+        guard_size(&ds, std::mem::size_of::<T>(), self.path, name)?;
         let v = ds.read_raw::<T>().map_err(h5err(self.path, name))?;
         Ok((ds.shape(), v))
     }
@@ -912,7 +913,8 @@ pub fn read_results(path: &Path) -> Result<ResultsFile> {
         Some(Multitau {
             g2: r.arr2(&format!("{b}/normalized_g2"))?,
             g2_err: r.arr2(&format!("{b}/normalized_g2_err"))?,
-            delay_frames: dl.read_raw::<i64>().map_err(h5err(path, "delay_list"))?,
+            delay_frames: guard_size(&dl, 8, path, "delay_list")
+                .and_then(|_| dl.read_raw::<i64>().map_err(h5err(path, "delay_list")))?,
             stride_frame: r.i64_0d(&format!("{b}/config/stride_frame"))?,
             avg_frame: r.i64_0d(&format!("{b}/config/avg_frame"))?,
             g2_partial: partial,
