@@ -108,7 +108,9 @@ impl EigerFrames {
             let ds = file.dataset(&full).map_err(|e| {
                 Error::format(
                     path,
-                    format!("cannot open {full} (a missing or unreadable linked data file?): {e}"),
+                    crate::io::h5util::one_line(&format!(
+                        "cannot open {full} (a missing or unreadable linked data file?): {e}"
+                    )),
                 )
             })?;
             let sh = ds.shape();
@@ -339,7 +341,7 @@ pub fn write_frames(
     let tmp = out.tmp_path().to_path_buf();
     {
         let e = |w: &str| h5err(&tmp, w);
-        let f = hdf5::File::create(&tmp).map_err(e("create"))?;
+        let f = crate::io::h5util::create_h5(&tmp)?;
         let g = f
             .create_group("entry")
             .and_then(|g| g.create_group("data"))

@@ -31,7 +31,6 @@
 
 use std::path::{Path, PathBuf};
 
-use hdf5::types::VarLenUnicode;
 use ndarray::{s, Array1};
 
 use crate::data::{CountDtype, EventList};
@@ -39,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::io::atomic::AtomicOutput;
 use crate::io::h5filters::{register, BSHUF_COMPRESS_LZ4, BSHUF_FILTER_ID};
 use crate::io::h5util::{
-    guard_size, h5err, has_dataset, int_class, open_read, read_u32_any, IntClass,
+    guard_size, h5err, has_dataset, int_class, n_elems, open_read, read_u32_any, IntClass,
 };
 
 /// Elements per chunk of the event datasets.
@@ -207,14 +206,9 @@ impl EventWriter {
         let out = AtomicOutput::begin(path, &[], force)?;
         let tmp = out.tmp_path().to_path_buf();
         let e = |w: &str| h5err(&tmp, w);
-        let file = hdf5::File::create(&tmp).map_err(e("create"))?;
+        let file = crate::io::h5util::create_h5(&tmp)?;
         let g = file.create_group("events").map_err(e("/events"))?;
-        let fmt: VarLenUnicode = FORMAT_NAME.parse().expect("no NUL");
-        g.new_attr::<VarLenUnicode>()
-            .shape(())
-            .create("format")
-            .and_then(|a| a.write_scalar(&fmt))
-            .map_err(e("/events@format"))?;
+        crate::io::h5util::write_text_attr(&g, "format", FORMAT_NAME, &tmp)?;
         g.new_attr::<u32>()
             .shape(())
             .create("version")
@@ -506,7 +500,7 @@ impl EventReader {
         let (rows, cols) = (shape[0] as usize, shape[1] as usize);
         let n_pix = rows * cols;
         let nf = need("n_frames")?;
-        if nf.size() != 1 {
+        if n_elems(&nf) != Some(1) {
             return Err(Error::format(path, "/events/n_frames must be a scalar"));
         }
         let n_frames = nf
@@ -521,7 +515,7 @@ impl EventReader {
             ));
         }
         let ft = need("frame_time_s")?;
-        if ft.size() != 1 {
+        if n_elems(&ft) != Some(1) {
             return Err(Error::format(path, "/events/frame_time_s must be a scalar"));
         }
         let frame_time_s = ft
@@ -550,7 +544,9 @@ impl EventReader {
                 ));
             }
         }
-        if offsets.size() != n_pix + 1 {
+        let n_off = n_elems(&offsets);
+        let (n_fr, n_ct) = (n_elems(&frames), n_elems(&counts));
+        if n_off != n_pix.checked_add(1) || n_fr.is_none() {
             return Err(Error::ShapeMismatch {
                 origin,
                 what: "/events/offsets vs rows·cols + 1".into(),
@@ -558,7 +554,7 @@ impl EventReader {
                 got: offsets.shape(),
             });
         }
-        if frames.size() != counts.size() {
+        if n_fr != n_ct {
             return Err(Error::ShapeMismatch {
                 origin,
                 what: "/events/frames vs /events/counts".into(),
@@ -582,7 +578,7 @@ impl EventReader {
             cols,
             n_frames: n_frames as usize,
             frame_time_s,
-            n_events: frames.size(),
+            n_events: n_fr.unwrap_or(0),
             offsets,
             frames,
             counts,

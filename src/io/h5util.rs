@@ -19,7 +19,7 @@ pub(crate) fn h5err(path: &Path, what: &str) -> impl Fn(hdf5::Error) -> Error {
             .unwrap_or_default();
         Error::Hdf5 {
             path: path.clone(),
-            message: format!("{what}: {e}{detail}"),
+            message: one_line(&format!("{what}: {e}{detail}")),
         }
     }
 }
@@ -32,7 +32,7 @@ pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
         return Err(Error::format(path, "is a directory, not an HDF5 file"));
     }
     let f = hdf5::File::open(path)
-        .map_err(|e| Error::format(path, format!("not a readable HDF5 file ({e})")))?;
+        .map_err(|e| Error::format(path, one_line(&format!("not a readable HDF5 file ({e})"))))?;
     note_input(path);
     Ok(f)
 }
@@ -166,7 +166,7 @@ pub(crate) fn read_positive_scalar(
         return Ok(None);
     }
     let ds = g.dataset(name).map_err(h5err(path, name))?;
-    if ds.size() != 1 {
+    if n_elems(&ds) != Some(1) {
         return Err(Error::format(
             path,
             format!("{name} must be a scalar, got shape {:?}", ds.shape()),
@@ -195,8 +195,15 @@ pub(crate) fn guard_size(
     path: &Path,
     what: &str,
 ) -> Result<()> {
-    let declared = ds.size() as u128 * elem_bytes as u128;
-    let stored = u128::from(ds.storage_size());
+    // The product of the dims can overflow u64 in a corrupt file: multiply in u128, checked.
+    let declared = ds
+        .shape()
+        .iter()
+        .try_fold(elem_bytes as u128, |a, &d| a.checked_mul(d as u128))
+        .unwrap_or(u128::MAX);
+    // A corrupt layout message can also claim a huge storage size: the file length bounds it.
+    let file_len = ds.file().map(|f| f.size()).unwrap_or(0);
+    let stored = u128::from(ds.storage_size().min(file_len));
     if declared > MAX_EXPANSION * stored + (1 << 20) {
         return Err(Error::format(
             path,
@@ -207,4 +214,143 @@ pub(crate) fn guard_size(
         ));
     }
     Ok(())
+}
+
+/// Number of elements of a dataset, None when the product of its dims overflows.
+pub(crate) fn n_elems(ds: &hdf5::Dataset) -> Option<usize> {
+    ds.shape().iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
+/// Creates an HDF5 file in the 1.10 format, whose metadata (superblock v3, object headers v2,
+/// chunk indexes) carries checksums: a corrupted copy of a file we wrote is then detected by
+/// the C library instead of being parsed. h5py (HDF5 ≥ 1.10) and the APS viewer read it.
+pub(crate) fn create_h5(path: &Path) -> Result<hdf5::File> {
+    crate::io::h5filters::register()?;
+    hdf5::File::with_options()
+        .with_fapl(|p| p.libver_v110())
+        .create(path)
+        .map_err(h5err(path, "create"))
+}
+
+/// Writes a 0-d UTF-8 string dataset. Strings are stored fixed-length (NUL-padded, in the
+/// dataset itself, as h5py's `np.bytes_` / boost_corr do), never variable-length: those live
+/// in the global heap, which has no checksum, and a corrupted heap can crash the C library.
+pub(crate) fn write_text(g: &hdf5::Group, leaf: &str, s: &str, path: &Path) -> Result<()> {
+    use hdf5::types::FixedUnicode;
+    let err = |_| {
+        Error::invalid(
+            leaf,
+            format!("string of {} bytes is longer than 16384", s.len()),
+        )
+    };
+    macro_rules! put {
+        ($n:expr) => {{
+            let v: FixedUnicode<$n> = s.parse().map_err(err)?;
+            g.new_dataset_builder()
+                .with_data(&ndarray::arr0(v))
+                .create(leaf)
+                .map_err(h5err(path, leaf))?;
+        }};
+    }
+    match s.len() {
+        0..=64 => put!(64),
+        65..=1024 => put!(1024),
+        _ => put!(16384),
+    }
+    Ok(())
+}
+
+/// Writes a 1-D array of short UTF-8 strings (≤ 64 bytes each), fixed-length.
+pub(crate) fn write_text_array(
+    g: &hdf5::Group,
+    leaf: &str,
+    items: &[&str],
+    path: &Path,
+) -> Result<()> {
+    let v = items
+        .iter()
+        .map(|s| s.parse::<hdf5::types::FixedUnicode<64>>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::invalid(leaf, "string longer than 64 bytes"))?;
+    g.new_dataset_builder()
+        .with_data(&ndarray::Array1::from(v))
+        .create(leaf)
+        .map_err(h5err(path, leaf))?;
+    Ok(())
+}
+
+/// Writes a 0-d fixed-length string attribute (≤ 64 bytes).
+pub(crate) fn write_text_attr(
+    loc: &hdf5::Location,
+    name: &str,
+    s: &str,
+    path: &Path,
+) -> Result<()> {
+    let v: hdf5::types::FixedUnicode<64> = s
+        .parse()
+        .map_err(|_| Error::invalid(name, "attribute string longer than 64 bytes"))?;
+    loc.new_attr::<hdf5::types::FixedUnicode<64>>()
+        .shape(())
+        .create(name)
+        .and_then(|a| a.write_scalar(&v))
+        .map_err(h5err(path, name))
+}
+
+/// Reads a 0-d string dataset, fixed- or variable-length, ASCII or UTF-8.
+pub(crate) fn read_text(ds: &hdf5::Dataset, path: &Path, name: &str) -> Result<String> {
+    use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
+    if n_elems(ds) != Some(1) {
+        return Err(Error::format(
+            path,
+            format!("{name} must be a single string, got shape {:?}", ds.shape()),
+        ));
+    }
+    let td = ds
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(h5err(path, name))?;
+    let e = h5err(path, name);
+    Ok(match td {
+        TypeDescriptor::FixedAscii(n) | TypeDescriptor::FixedUnicode(n) if n > 16384 => {
+            return Err(Error::format(
+                path,
+                format!("{name}: string of {n} bytes (limit 16384)"),
+            ))
+        }
+        TypeDescriptor::FixedAscii(_) => ds.read_raw::<FixedAscii<16384>>().map_err(e)?[0]
+            .as_str()
+            .to_string(),
+        TypeDescriptor::FixedUnicode(_) => ds.read_raw::<FixedUnicode<16384>>().map_err(e)?[0]
+            .as_str()
+            .to_string(),
+        TypeDescriptor::VarLenAscii => ds.read_raw::<VarLenAscii>().map_err(e)?[0]
+            .as_str()
+            .to_string(),
+        TypeDescriptor::VarLenUnicode => ds.read_raw::<VarLenUnicode>().map_err(e)?[0]
+            .as_str()
+            .to_string(),
+        other => {
+            return Err(Error::format(
+                path,
+                format!("{name} must be a string, got {other}"),
+            ))
+        }
+    })
+}
+
+/// Escapes control characters (newlines from file content or library messages) so that every
+/// error stays on one line.
+pub(crate) fn one_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }

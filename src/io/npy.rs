@@ -107,8 +107,10 @@ impl NpyHeader {
     }
 }
 
+/// A format error; control characters (which may come from the file) are escaped so that
+/// the message stays one line.
 fn fmt_err(origin: &Path, msg: impl Into<String>) -> Error {
-    Error::format(origin, msg)
+    Error::format(origin, crate::io::h5util::one_line(&msg.into()))
 }
 
 /// Parses an NPY header from `r` (positioned at the magic string). `total_len` is the length
@@ -184,7 +186,7 @@ pub fn parse_header(r: &mut impl Read, total_len: u64, origin: &Path) -> Result<
 }
 
 fn parse_descr(d: &str) -> std::result::Result<NpyDtype, String> {
-    let bad = || format!("unsupported dtype '{d}' (allowed: bool, u1-u8, i1-i8, f4, f8)");
+    let bad = || format!("unsupported dtype {d:?} (allowed: bool, u1-u8, i1-i8, f4, f8)");
     let mut chars = d.chars();
     let (big_endian, rest) = match chars.next() {
         Some('<') | Some('|') | Some('=') => (false, chars.as_str()),
@@ -330,7 +332,7 @@ fn parse_dict(s: &str) -> std::result::Result<(String, bool, Vec<usize>), String
                 }
                 shape = Some(dims);
             }
-            other => return Err(format!("unknown NPY header key '{other}'")),
+            other => return Err(format!("unknown NPY header key {other:?}")),
         }
         if t.get(i) == Some(&Tok::Sym(',')) {
             i += 1;

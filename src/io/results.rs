@@ -21,14 +21,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hdf5::types::{TypeDescriptor, VarLenUnicode};
+use hdf5::types::TypeDescriptor;
 use ndarray::{Array1, Array2, Array3, ArrayD, IxDyn};
 use sha2::{Digest, Sha256};
 
 use crate::data::{BinAxis, LabelMap, QPartition};
 use crate::error::{Error, Result};
 use crate::io::atomic::AtomicOutput;
-use crate::io::h5util::{guard_size, h5err, has_dataset, has_group, open_read};
+use crate::io::h5util::{guard_size, h5err, has_dataset, has_group, open_read, read_text};
 
 /// Detector geometry used to make the q-map.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -431,10 +431,8 @@ impl W<'_> {
         Ok(())
     }
     fn text(&self, name: &str, s: &str) -> Result<()> {
-        let v: VarLenUnicode = s
-            .parse()
-            .map_err(|_| Error::invalid(name, "string contains a NUL byte"))?;
-        self.scalar(name, v)
+        let (g, leaf) = self.split(name)?;
+        crate::io::h5util::write_text(&g, leaf, s, self.path)
     }
     fn array<T: hdf5::H5Type, D: ndarray::Dimension>(
         &self,
@@ -454,11 +452,8 @@ impl W<'_> {
         Ok(())
     }
     fn strings(&self, name: &str, items: &[&str]) -> Result<()> {
-        let v: Vec<VarLenUnicode> = items
-            .iter()
-            .map(|s| s.parse().expect("no NUL in constants"))
-            .collect();
-        self.array(name, &Array1::from(v))
+        let (g, leaf) = self.split(name)?;
+        crate::io::h5util::write_text_array(&g, leaf, items, self.path)
     }
 }
 
@@ -496,7 +491,7 @@ pub fn write_results(path: &Path, res: &ResultsFile, force: bool) -> Result<Path
     let out = AtomicOutput::begin(path, &[], force)?;
     let tmp = out.tmp_path().to_path_buf();
     {
-        let f = hdf5::File::create(&tmp).map_err(h5err(&tmp, "create"))?;
+        let f = crate::io::h5util::create_h5(&tmp)?;
         write_into(&W { f: &f, path: &tmp }, res)?;
         f.close().map_err(h5err(&tmp, "close"))?;
     }
@@ -523,12 +518,7 @@ fn write_into(w: &W, res: &ResultsFile) -> Result<()> {
 
     let q = "/xpcs/qmap";
     let qg = ensure_group(w.f, q, w.path)?;
-    let hash: VarLenUnicode = qmap_hash(p).parse().expect("hex has no NUL");
-    qg.new_attr::<VarLenUnicode>()
-        .shape(())
-        .create("hash")
-        .and_then(|a| a.write_scalar(&hash))
-        .map_err(h5err(w.path, "/xpcs/qmap@hash"))?;
+    crate::io::h5util::write_text_attr(&qg, "hash", &qmap_hash(p), w.path)?;
     let mask = Array2::from_shape_vec((r, c), p.mask().to_vec()).expect("mask shape");
     w.array(&format!("{q}/mask"), &mask)?;
     for (kind, map, axes) in [
@@ -702,43 +692,6 @@ impl R<'_> {
         }
         ds.read::<f32, ndarray::Ix3>()
             .map_err(h5err(self.path, name))
-    }
-}
-
-fn read_text(ds: &hdf5::Dataset, path: &Path, name: &str) -> Result<String> {
-    let td = ds
-        .dtype()
-        .and_then(|t| t.to_descriptor())
-        .map_err(h5err(path, name))?;
-    match td {
-        TypeDescriptor::VarLenUnicode => Ok(ds
-            .read_scalar::<VarLenUnicode>()
-            .map_err(h5err(path, name))?
-            .as_str()
-            .to_string()),
-        TypeDescriptor::VarLenAscii => Ok(ds
-            .read_scalar::<hdf5::types::VarLenAscii>()
-            .map_err(h5err(path, name))?
-            .as_str()
-            .to_string()),
-        TypeDescriptor::FixedAscii(_) | TypeDescriptor::FixedUnicode(_) => {
-            // Fixed-length strings (h5py np.bytes_): read the raw bytes through a u8 view.
-            let n = ds.dtype().map_err(h5err(path, name))?.size();
-            let raw = ds
-                .read_raw::<hdf5::types::FixedAscii<256>>()
-                .ok()
-                .and_then(|v| v.first().map(|s| s.as_str().to_string()));
-            raw.ok_or_else(|| {
-                Error::format(
-                    path,
-                    format!("{name}: fixed string of {n} bytes unreadable"),
-                )
-            })
-        }
-        other => Err(Error::format(
-            path,
-            format!("{name} must be a string, got {other}"),
-        )),
     }
 }
 
@@ -1169,7 +1122,7 @@ mod tests {
             .unwrap();
         assert_eq!(c2[[5, 2]], 0.0);
         assert!(c2[[2, 5]] > 1.0);
-        let h: VarLenUnicode = f
+        let h: hdf5::types::FixedUnicode<64> = f
             .group("/xpcs/qmap")
             .unwrap()
             .attr("hash")
