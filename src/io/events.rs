@@ -101,10 +101,16 @@ fn check_block(
         });
     }
     for (i, w) in offsets.windows(2).enumerate() {
-        if w[1] < w[0] {
+        if w[1] < w[0] || w[1] > frames.len() as u64 {
             return Err(Error::invalid(
                 origin,
-                format!("offsets decrease at pixel {}", first_pixel + i),
+                format!(
+                    "offsets of pixel {} ({}..{}) decrease or pass the {} events",
+                    first_pixel + i,
+                    w[0],
+                    w[1],
+                    frames.len()
+                ),
             ));
         }
         let fr = &frames[w[0] as usize..w[1] as usize];
@@ -894,6 +900,9 @@ mod tests {
             w.push_block(0, &[0, 1], &[1], &[300]).is_err(),
             "count above u8"
         );
+        // Found by fuzzing: an offset past the events between valid ends must not slice.
+        let huge = u64::MAX - 21;
+        assert!(w.push_block(0, &[0, huge, huge, 1], &[1], &[1]).is_err());
         w.push_block(0, &[0, 1], &[1], &[2]).unwrap();
         assert!(w.finish().is_err(), "pixels missing");
         assert!(!p.exists());

@@ -7,6 +7,7 @@
 //! | [`h5filters`] | LZ4 (HDF5 filter 32004) and bitshuffle + LZ4 (32008) chunks, decoded in-process | the same (test fixtures, event files) |
 //! | [`eiger`] | Eiger/NeXus HDF5 `/entry/data/data` (+ master files with external links), streamed frame by frame as a [`crate::data::FrameSource`] | |
 //! | [`events`] | the project's sparse event HDF5 ([`crate::data::EventList`]), APS `(index, frame, count)` triplets | event HDF5, streamed by pixel block |
+//! | [`maps`] | label maps and masks from NPY, NPZ or HDF5; a checked [`crate::data::QPartition`] | |
 //! | [`results`] | results HDF5 (APS 8-ID-I layout) | results HDF5 |
 //!
 //! Every reader checks declared sizes against the file before allocating and turns any defect
@@ -19,5 +20,6 @@ pub mod eiger;
 pub mod events;
 pub mod h5filters;
 mod h5util;
+pub mod maps;
 pub mod npy;
 pub mod results;
