@@ -2,8 +2,10 @@
 //!
 //! Setup (outside the timed closures): 100 frames of 512 × 512 u32 counts with the sparse
 //! occupancy of an XPCS series (mean 0.1 photon/pixel/frame), written one frame per chunk with
-//! each compression. Timed: streaming every frame through `EigerFrames` (HDF5 + in-process
-//! filter + widening to u32), and decoding one chunk with the pure decoders. Throughput is in
+//! each compression. Timed: streaming every frame through `EigerFrames` (`frames`: the default,
+//! raw chunks read under the HDF5 lock and decoded in parallel with rayon; `hdf5_pipeline`: the
+//! in-process filters inside HDF5's single-threaded pipeline), and decoding one chunk with the
+//! pure decoders. Throughput is in
 //! bytes of decompressed u32 frames. Target (issue 8): ≥ 1 GB/s on 2 cores.
 //!
 //! Run: cargo bench --bench io -- --warm-up-time 1 --measurement-time 3
@@ -55,6 +57,17 @@ fn bench(c: &mut Criterion) {
     ] {
         let p = dir.path().join(format!("{name}.h5"));
         write_frames(&p, &stack, comp, Some(0.01), false).unwrap();
+        g.bench_function(BenchmarkId::new("hdf5_pipeline", name), |b| {
+            let mut buf = vec![0u32; R * C];
+            b.iter(|| {
+                let mut src = EigerFrames::open(&p).unwrap().through_hdf5_pipeline();
+                let mut sum = 0u64;
+                while src.read_next(&mut buf).unwrap() {
+                    sum += u64::from(buf[7]);
+                }
+                sum
+            })
+        });
         g.bench_function(BenchmarkId::new("frames", name), |b| {
             let mut buf = vec![0u32; R * C];
             b.iter(|| {

@@ -841,8 +841,14 @@ fn stacks_stream_in_bounded_memory() {
         "Eiger stream: Rust peak {peak2} B (frames total {} B)",
         t * r * c * 4
     );
-    // One frame of native data + the u32 output frame + one decoded chunk.
-    assert!(peak2 < 2 << 20, "Eiger streaming peak {peak2} B");
+    // The direct-chunk path holds 2 × threads decoded chunks (one frame each here) and their
+    // compressed bytes, plus the caller's u32 frame.
+    let frame_bytes = r * c * 4;
+    let bound = (2 * rayon::current_num_threads() + 2) * frame_bytes + (256 << 10);
+    assert!(
+        peak2 < bound,
+        "Eiger streaming peak {peak2} B, bound {bound} B"
+    );
 }
 
 /// The event writer keeps a few chunks, whatever the number of events pushed.

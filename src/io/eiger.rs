@@ -7,9 +7,20 @@
 //! decoders run in-process ([`crate::io::h5filters`]), no plugin needed. Counts: any integer
 //! type (u8/u16/u32 natively; wider or signed types are range-checked into u32).
 //!
-//! Output: a [`FrameSource`] delivering u32 frames, row-major, in file order. Frames are read
-//! one *chunk row* at a time (all frames sharing a chunk along the frame axis, at most
-//! [`MAX_BLOCK_BYTES`]), so peak memory is one chunk row plus one frame, whatever the file size.
+//! Output: a [`FrameSource`] delivering u32 frames, row-major, in file order.
+//!
+//! Two read paths, identical results (tested against each other and against files written by
+//! the reference plugins):
+//! - *direct chunks* (the default when chunks hold whole frames, the type is little-endian
+//!   u8/u16/u32 and the filter is none, LZ4 or bitshuffle + LZ4, as Eiger writes): raw chunks
+//!   are read with `H5Dread_chunk` under the HDF5 lock, then decoded in parallel (rayon), 2 ×
+//!   threads chunks at a time. Peak memory: 2 × threads decoded chunks + their compressed
+//!   bytes + one frame.
+//! - *HDF5 pipeline* (any other layout, e.g. deflate): frames are read one chunk row at a time
+//!   (the frames sharing a chunk along the frame axis, at most [`MAX_BLOCK_BYTES`]) through
+//!   HDF5's filter pipeline, single-threaded. Peak memory: one chunk row + one frame.
+//!
+//! Either way memory does not grow with the file: a stack larger than memory streams.
 //!
 //! Eiger conventions the caller should know: gaps and dead pixels hold the type's maximum
 //! (65535 or 4294967295) and are flagged in `/entry/instrument/detector/detectorSpecific/
@@ -22,8 +33,11 @@ use ndarray::s;
 
 use crate::data::FrameSource;
 use crate::error::{Error, Result};
+use crate::io::h5filters::{
+    decode_chunk_exact, ChunkCodec, BSHUF_COMPRESS_LZ4, BSHUF_FILTER_ID, LZ4_FILTER_ID,
+};
 use crate::io::h5util::{
-    guard_size, h5err, has_dataset, int_class, open_read, read_positive_scalar, IntClass,
+    guard_size, h5err, has_dataset, int_class, one_line, open_read, read_positive_scalar, IntClass,
 };
 
 /// Largest block of frames read at once (bytes of the file's native type).
@@ -42,6 +56,18 @@ struct Part {
     class: IntClass,
     /// Frames per read block (the chunk's frame extent, bounded by MAX_BLOCK_BYTES).
     block: usize,
+    /// Set when chunks are whole frames with a codec we decode ourselves: raw chunks are
+    /// read with `H5Dread_chunk` and decoded in parallel, outside the HDF5 lock.
+    direct: Option<Direct>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Direct {
+    codec: ChunkCodec,
+    /// Frames per chunk.
+    chunk_frames: usize,
+    /// Bytes per element (1, 2 or 4, little endian).
+    es: usize,
 }
 
 /// Native-typed block buffer.
@@ -51,6 +77,11 @@ enum Block {
     U16(Vec<u16>),
     U32(Vec<u32>),
     Wide(Vec<i128>),
+    /// Little-endian elements of `es` bytes (direct chunk path).
+    Raw {
+        bytes: Vec<u8>,
+        es: usize,
+    },
 }
 
 /// A [`FrameSource`] over an Eiger/NeXus HDF5 file (or master file + data files).
@@ -143,6 +174,17 @@ impl EigerFrames {
             let frame_bytes = (sh[1] * sh[2] * es).max(1);
             let chunk_frames = ds.chunk().map(|c| c[0]).unwrap_or(1).max(1);
             let block = chunk_frames.min(MAX_BLOCK_BYTES / frame_bytes).max(1);
+            let direct = direct_plan(&ds, class, (sh[1], sh[2]));
+            let block = match direct {
+                // Enough whole chunks to keep every core busy, within the memory bound.
+                Some(d) => {
+                    let chunks = (2 * rayon::current_num_threads())
+                        .min(MAX_BLOCK_BYTES / (d.chunk_frames * frame_bytes).max(1))
+                        .max(1);
+                    chunks * d.chunk_frames
+                }
+                None => block,
+            };
             total = total
                 .checked_add(sh[0])
                 .ok_or_else(|| Error::format(path, "total frame count overflows"))?;
@@ -152,6 +194,7 @@ impl EigerFrames {
                 n_frames: sh[0],
                 class,
                 block,
+                direct,
             });
         }
         let (rows, cols) = shape.expect("at least one part");
@@ -170,6 +213,23 @@ impl EigerFrames {
             block_len: 0,
             block: Block::U8(Vec::new()),
         })
+    }
+
+    /// Disables the direct-chunk path: every frame goes through the HDF5 filter pipeline
+    /// (single-threaded). For cross-checks and benchmarks; results are identical.
+    pub fn through_hdf5_pipeline(mut self) -> Self {
+        for p in &mut self.parts {
+            if let Some(d) = p.direct.take() {
+                p.block = d.chunk_frames;
+            }
+        }
+        self.block_len = 0;
+        self
+    }
+
+    /// True when at least one part is read by the direct-chunk path.
+    pub fn uses_direct_chunks(&self) -> bool {
+        self.parts.iter().any(|p| p.direct.is_some())
     }
 
     /// The frame time stored in the file (`/entry/instrument/detector/frame_time`), if any.
@@ -207,6 +267,23 @@ impl EigerFrames {
         let p = &self.parts[self.part];
         let t0 = self.local;
         let len = p.block.min(p.n_frames - t0);
+        // Free the previous block first: peak memory is one block, not two.
+        self.block = Block::U8(Vec::new());
+        if let Some(d) = p.direct {
+            let bytes = read_direct(
+                &p.ds,
+                d,
+                t0,
+                len,
+                (self.rows, self.cols),
+                &self.path,
+                &p.name,
+            )?;
+            self.block = Block::Raw { bytes, es: d.es };
+            self.block_start = t0;
+            self.block_len = len;
+            return Ok(());
+        }
         let sel = s![t0..t0 + len, .., ..];
         let what = format!("{} frames {t0}..{}", p.name, t0 + len);
         let e = h5err(&self.path, &what);
@@ -290,6 +367,18 @@ impl FrameSource for EigerFrames {
                 .zip(&v[r])
                 .for_each(|(o, &x)| *o = u32::from(x)),
             Block::U32(v) => out.copy_from_slice(&v[r]),
+            Block::Raw { bytes, es: 1 } => out
+                .iter_mut()
+                .zip(&bytes[r])
+                .for_each(|(o, &x)| *o = u32::from(x)),
+            Block::Raw { bytes, es: 2 } => out
+                .iter_mut()
+                .zip(bytes[2 * r.start..2 * r.end].chunks_exact(2))
+                .for_each(|(o, b)| *o = u32::from(u16::from_le_bytes([b[0], b[1]]))),
+            Block::Raw { bytes, .. } => out
+                .iter_mut()
+                .zip(bytes[4 * r.start..4 * r.end].chunks_exact(4))
+                .for_each(|(o, b)| *o = u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
             Block::Wide(v) => {
                 for (i, (o, &x)) in out.iter_mut().zip(&v[r]).enumerate() {
                     *o = u32::try_from(x).map_err(|_| {
@@ -309,6 +398,137 @@ impl FrameSource for EigerFrames {
         self.local += 1;
         Ok(true)
     }
+}
+
+/// The direct-chunk plan of a dataset, if it qualifies: chunks of whole frames, little-endian
+/// u8/u16/u32, and no filter or exactly one of LZ4 (32004) / bitshuffle + LZ4 (32008).
+fn direct_plan(ds: &hdf5::Dataset, class: IntClass, frame: (usize, usize)) -> Option<Direct> {
+    let es = match class {
+        IntClass::U8 => 1,
+        IntClass::U16 => 2,
+        IntClass::U32 => 4,
+        IntClass::Wide { .. } => return None,
+    };
+    let chunk = ds.chunk()?;
+    if chunk.len() != 3 || (chunk[1], chunk[2]) != frame || chunk[0] == 0 {
+        return None;
+    }
+    let le = ds.dtype().ok().is_some_and(|t| {
+        hdf5::sync::sync(|| unsafe { hdf5_sys::h5t::H5Tget_order(t.id()) })
+            == hdf5_sys::h5t::H5T_order_t::H5T_ORDER_LE
+    });
+    if !le && es > 1 {
+        return None;
+    }
+    use hdf5::filters::Filter;
+    let codec = match ds.filters().as_slice() {
+        [] => ChunkCodec::Raw,
+        [Filter::User(id, _)] if *id == LZ4_FILTER_ID => ChunkCodec::Lz4,
+        [Filter::User(id, cd)]
+            if *id == BSHUF_FILTER_ID
+                && cd.get(2).copied() == Some(es as u32)
+                && cd.get(4).copied() == Some(BSHUF_COMPRESS_LZ4) =>
+        {
+            ChunkCodec::BitshuffleLz4 { elem_size: es }
+        }
+        _ => return None,
+    };
+    Some(Direct {
+        codec,
+        chunk_frames: chunk[0],
+        es,
+    })
+}
+
+/// Reads frames `t0 .. t0 + len` (t0 on a chunk boundary) as raw chunks under the HDF5 lock,
+/// then decodes the chunks in parallel. Unallocated chunks read as zeros (the default fill).
+fn read_direct(
+    ds: &hdf5::Dataset,
+    d: Direct,
+    t0: usize,
+    len: usize,
+    (rows, cols): (usize, usize),
+    path: &Path,
+    name: &str,
+) -> Result<Vec<u8>> {
+    use hdf5_sys::h5::HADDR_UNDEF;
+    use hdf5_sys::h5d::{H5Dget_chunk_info_by_coord, H5Dread_chunk};
+    use hdf5_sys::h5p::H5P_DEFAULT;
+    use rayon::prelude::*;
+    let chunk_bytes = d.chunk_frames * rows * cols * d.es;
+    let n_chunks = len.div_ceil(d.chunk_frames);
+    let file_len = ds.file().map(|f| f.size()).unwrap_or(0);
+    // (filter mask, raw bytes) per chunk; None = not allocated.
+    let mut raws: Vec<Option<(u32, Vec<u8>)>> = Vec::with_capacity(n_chunks);
+    for c in 0..n_chunks {
+        let t = t0 + c * d.chunk_frames;
+        let offset: [u64; 3] = [t as u64, 0, 0];
+        let (mut mask, mut addr, mut size) = (0u32, 0u64, 0u64);
+        let ok = hdf5::sync::sync(|| unsafe {
+            H5Dget_chunk_info_by_coord(ds.id(), offset.as_ptr(), &mut mask, &mut addr, &mut size)
+        });
+        if ok < 0 {
+            return Err(Error::Hdf5 {
+                path: path.to_path_buf(),
+                message: format!("{name}: cannot locate the chunk of frame {t}"),
+            });
+        }
+        if addr == HADDR_UNDEF || size == 0 {
+            raws.push(None);
+            continue;
+        }
+        if size > file_len {
+            return Err(Error::format(
+                path,
+                format!(
+                    "{name}: chunk of frame {t} declares {size} bytes, the file holds {file_len}"
+                ),
+            ));
+        }
+        let mut buf = vec![0u8; size as usize];
+        let r = hdf5::sync::sync(|| unsafe {
+            H5Dread_chunk(
+                ds.id(),
+                H5P_DEFAULT,
+                offset.as_ptr(),
+                &mut mask,
+                buf.as_mut_ptr().cast(),
+            )
+        });
+        if r < 0 {
+            return Err(Error::Hdf5 {
+                path: path.to_path_buf(),
+                message: format!("{name}: cannot read the chunk of frame {t}"),
+            });
+        }
+        raws.push(Some((mask, buf)));
+    }
+    let mut out = vec![0u8; n_chunks * chunk_bytes];
+    out.par_chunks_mut(chunk_bytes)
+        .zip(raws.par_iter())
+        .enumerate()
+        .try_for_each(|(c, (dst, raw))| match raw {
+            None => Ok(()),
+            // Bit 0 of the mask set: the filter was skipped for this chunk (stored raw).
+            Some((mask, src)) => {
+                let codec = if mask & 1 != 0 {
+                    ChunkCodec::Raw
+                } else {
+                    d.codec
+                };
+                decode_chunk_exact(codec, src, dst).map_err(|m| {
+                    Error::format(
+                        path,
+                        one_line(&format!(
+                            "{name}: corrupted chunk of frame {}: {m}",
+                            t0 + c * d.chunk_frames
+                        )),
+                    )
+                })
+            }
+        })?;
+    out.truncate(len * rows * cols * d.es);
+    Ok(out)
 }
 
 /// Compression of a dataset written by [`write_frames`] (test fixtures, benchmarks, exports).
@@ -500,8 +720,14 @@ mod tests {
                 crate::io::npy::read_stack(&dir.join(format!("{name}_expected.npy"))).unwrap();
             let mut src = EigerFrames::open(&dir.join(format!("{name}.h5"))).unwrap();
             assert_eq!(src.frame_time_s(), Some(0.002));
+            assert!(src.uses_direct_chunks(), "{name}");
             let got = FrameStack::from_source(&mut src, want.dtype()).unwrap();
             assert_eq!(got, want, "{name}");
+            let mut pipe = EigerFrames::open(&dir.join(format!("{name}.h5")))
+                .unwrap()
+                .through_hdf5_pipeline();
+            let got = FrameStack::from_source(&mut pipe, want.dtype()).unwrap();
+            assert_eq!(got, want, "{name} through the HDF5 pipeline");
         }
     }
 
@@ -524,5 +750,50 @@ mod tests {
         let v: Vec<u16> = s.as_u16().unwrap().to_vec();
         crate::io::npy::write_npy(&out.join("ours_expected.npy"), &[4, 19, 21], &v, &[], true)
             .unwrap();
+    }
+
+    /// Chunks of 3 frames (the last one partial), every codec: the direct-chunk path and the
+    /// HDF5 filter pipeline both return the written stack.
+    #[test]
+    fn direct_chunks_equal_pipeline() {
+        use crate::io::h5filters::{BSHUF_COMPRESS_LZ4, BSHUF_FILTER_ID, LZ4_FILTER_ID};
+        crate::io::h5filters::register().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = sparse_stack(8, 9, 11);
+        let arr =
+            ndarray::Array3::from_shape_vec((8, 9, 11), s.as_u16().unwrap().to_vec()).unwrap();
+        let filters: [(&str, Vec<hdf5::filters::Filter>); 3] = [
+            ("raw", vec![]),
+            ("lz4", vec![hdf5::filters::Filter::user(LZ4_FILTER_ID, &[])]),
+            (
+                "bslz4",
+                vec![hdf5::filters::Filter::user(
+                    BSHUF_FILTER_ID,
+                    &[0, 4, 2, 0, BSHUF_COMPRESS_LZ4],
+                )],
+            ),
+        ];
+        for (name, f) in filters {
+            let p = dir.path().join(format!("{name}.h5"));
+            {
+                let file = hdf5::File::create(&p).unwrap();
+                let g = file.create_group("entry/data").unwrap();
+                g.new_dataset_builder()
+                    .chunk((3, 9, 11))
+                    .set_filters(&f)
+                    .with_data(&arr)
+                    .create("data")
+                    .unwrap();
+            }
+            let direct = EigerFrames::open(&p).unwrap();
+            assert!(direct.uses_direct_chunks(), "{name}");
+            let mut direct = direct;
+            let a = FrameStack::from_source(&mut direct, crate::data::CountDtype::U16).unwrap();
+            let mut pipe = EigerFrames::open(&p).unwrap().through_hdf5_pipeline();
+            assert!(!pipe.uses_direct_chunks());
+            let b = FrameStack::from_source(&mut pipe, crate::data::CountDtype::U16).unwrap();
+            assert_eq!(a, s, "{name} direct");
+            assert_eq!(b, s, "{name} pipeline");
+        }
     }
 }

@@ -155,6 +155,14 @@ pub fn lz4_h5_encode(data: &[u8], block_size: usize) -> Vec<u8> {
 
 /// Decodes an H5Zlz4-framed chunk into `out` (cleared and resized to the original size).
 pub fn lz4_h5_decode_into(src: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let orig = lz4_h5_declared(src)?;
+    out.clear();
+    out.resize(orig, 0);
+    lz4_h5_decode_slice(src, out)
+}
+
+/// The decoded size an H5Zlz4 chunk declares, checked against what its length can hold.
+fn lz4_h5_declared(src: &[u8]) -> Result<usize, CodecError> {
     if src.len() < 12 {
         return Err(format!(
             "LZ4 chunk of {} bytes is shorter than its 12-byte header",
@@ -162,20 +170,29 @@ pub fn lz4_h5_decode_into(src: &[u8], out: &mut Vec<u8>) -> Result<(), CodecErro
         ));
     }
     let orig = be_u64(src);
-    let mut bs = be_u32(&src[8..]) as u64;
     if orig > max_decoded(src.len()) as u64 {
         return Err(format!(
             "LZ4 chunk declares {orig} bytes, more than {} compressed bytes can hold",
             src.len()
         ));
     }
-    let orig = orig as usize;
+    Ok(orig as usize)
+}
+
+/// Decodes an H5Zlz4-framed chunk into `out`, whose length must be the declared size.
+pub fn lz4_h5_decode_slice(src: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
+    let orig = lz4_h5_declared(src)?;
+    if orig != out.len() {
+        return Err(format!(
+            "LZ4 chunk declares {orig} bytes, expected {}",
+            out.len()
+        ));
+    }
+    let mut bs = be_u32(&src[8..]) as u64;
     if bs == 0 && orig > 0 {
         return Err("LZ4 chunk declares block size 0".into());
     }
     bs = bs.min(orig as u64);
-    out.clear();
-    out.resize(orig, 0);
     let mut pos = 12usize;
     let mut done = 0usize;
     while done < orig {
@@ -352,6 +369,15 @@ pub fn bshuf_lz4_encode(data: &[u8], es: usize, block: usize) -> Vec<u8> {
 /// Decodes a bitshuffle + LZ4 chunk (HDF5 filter framing) of elements of `es` bytes into
 /// `out` (resized to the original size).
 pub fn bshuf_lz4_decode_into(src: &[u8], es: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let orig = bshuf_declared(src, es)?;
+    out.clear();
+    out.resize(orig, 0);
+    bshuf_lz4_decode_slice(src, es, out)
+}
+
+/// The decoded size a bitshuffle + LZ4 chunk declares, checked against what its length can
+/// hold and against the element size.
+fn bshuf_declared(src: &[u8], es: usize) -> Result<usize, CodecError> {
     if es == 0 || es > 64 {
         return Err(format!("bitshuffle element size {es} out of range 1..=64"));
     }
@@ -368,7 +394,18 @@ pub fn bshuf_lz4_decode_into(src: &[u8], es: usize, out: &mut Vec<u8>) -> Result
             src.len()
         ));
     }
-    let orig = orig as usize;
+    Ok(orig as usize)
+}
+
+/// Decodes a bitshuffle + LZ4 chunk into `out`, whose length must be the declared size.
+pub fn bshuf_lz4_decode_slice(src: &[u8], es: usize, out: &mut [u8]) -> Result<(), CodecError> {
+    let orig = bshuf_declared(src, es)?;
+    if orig != out.len() {
+        return Err(format!(
+            "bitshuffle chunk declares {orig} bytes, expected {}",
+            out.len()
+        ));
+    }
     let block_bytes = be_u32(&src[8..]) as usize;
     let block = block_bytes / es;
     if orig % es != 0 || block == 0 || block % 8 != 0 || block_bytes % es != 0 {
@@ -377,8 +414,6 @@ pub fn bshuf_lz4_decode_into(src: &[u8], es: usize, out: &mut Vec<u8>) -> Result
         ));
     }
     let n = orig / es;
-    out.clear();
-    out.resize(orig, 0);
     let (blocks, tail) = bshuf_blocks(n, block);
     let mut tmp = vec![0u8; block.min(n) * es];
     let mut pos = 12usize;
@@ -416,6 +451,40 @@ pub fn bshuf_lz4_decode_into(src: &[u8], es: usize, out: &mut Vec<u8>) -> Result
     }
     out[at..at + tb].copy_from_slice(&src[pos..]);
     Ok(())
+}
+
+/// Decodes a chunk of a direct-read dataset into `out`, whose length is the chunk's exact
+/// decoded size (a different declared size is a corrupt chunk).
+pub fn decode_chunk_exact(codec: ChunkCodec, src: &[u8], out: &mut [u8]) -> Result<(), CodecError> {
+    match codec {
+        ChunkCodec::Raw => {
+            if src.len() != out.len() {
+                return Err(format!(
+                    "raw chunk of {} bytes, the dataset needs {}",
+                    src.len(),
+                    out.len()
+                ));
+            }
+            out.copy_from_slice(src);
+            Ok(())
+        }
+        ChunkCodec::Lz4 => lz4_h5_decode_slice(src, out),
+        ChunkCodec::BitshuffleLz4 { elem_size } => bshuf_lz4_decode_slice(src, elem_size, out),
+    }
+}
+
+/// The codec of a dataset read chunk by chunk without the HDF5 filter pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkCodec {
+    /// No filter: the chunk bytes are the data.
+    Raw,
+    /// LZ4, filter 32004.
+    Lz4,
+    /// bitshuffle + LZ4, filter 32008.
+    BitshuffleLz4 {
+        /// Element size (bytes).
+        elem_size: usize,
+    },
 }
 
 /// Decodes a bitshuffle + LZ4 chunk.
