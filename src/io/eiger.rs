@@ -144,6 +144,10 @@ impl EigerFrames {
                     )),
                 )
             })?;
+            // A linked data file is an input too: no writer may replace it.
+            if let Ok(f) = ds.file() {
+                crate::io::atomic::note_input(Path::new(&f.filename()));
+            }
             let sh = ds.shape();
             if sh.len() != 3 {
                 return Err(Error::format(
@@ -703,6 +707,9 @@ mod tests {
             }
         }
         assert!(!src.read_next(&mut buf).unwrap());
+        // The linked data files are inputs: a writer refuses them even with force.
+        let data1 = dir.path().join("run_data_000001.h5");
+        assert!(crate::io::atomic::write_bytes_atomic(&data1, &[], true, b"x").is_err());
     }
 
     /// Fixtures written by the reference plugins (h5py + hdf5plugin; see
