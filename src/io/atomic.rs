@@ -185,6 +185,19 @@ pub fn write_bytes_atomic(
     })
 }
 
+/// Writes `value` as pretty JSON (a run summary), atomically.
+pub fn write_json<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+    inputs: &[&Path],
+    force: bool,
+) -> Result<PathBuf> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::invalid(path.display().to_string(), format!("JSON encoding: {e}")))?;
+    bytes.push(b'\n');
+    write_bytes_atomic(path, inputs, force, &bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +229,22 @@ mod tests {
         std::fs::write(&n, b"keep").unwrap();
         note_input(&n);
         assert!(write_bytes_atomic(&n, &[], true, b"x").is_err());
+    }
+
+    #[test]
+    fn json_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("summary.json");
+        write_json(
+            &p,
+            &serde_json::json!({"tau_s": 1.5, "bins": [1, 2]}),
+            &[],
+            false,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["tau_s"], 1.5);
+        assert!(write_json(&p, &1, &[], false).is_err());
     }
 
     #[test]

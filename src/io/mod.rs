@@ -2,7 +2,7 @@
 //!
 //! | module | reads | writes |
 //! |---|---|---|
-//! | [`atomic`] | | every output: temp file + rename, never over an input, `force` to replace |
+//! | [`atomic`] | | every output: temp file + rename, never over an input, `force` to replace; JSON summaries |
 //! | [`npy`] | NPY/NPZ stacks (frame, row, col), label maps, masks, f32/f64 arrays; streaming [`npy::NpyFrames`] | NPY (g2, two-time exports) |
 //! | [`h5filters`] | LZ4 (HDF5 filter 32004) and bitshuffle + LZ4 (32008) chunks, decoded in-process | the same (test fixtures, event files) |
 //! | [`eiger`] | Eiger/NeXus HDF5 `/entry/data/data` (+ master files with external links), streamed frame by frame as a [`crate::data::FrameSource`] | |
