@@ -591,8 +591,7 @@ fn write_into(w: &W, res: &ResultsFile) -> Result<()> {
     if let Some(t) = &res.twotime {
         let b = "/xpcs/twotime";
         ensure_group(w.f, &format!("{b}/correlation_map"), w.path)?;
-        for (k, (&bin, m)) in t.processed_bins.iter().zip(&t.c2).enumerate() {
-            let _ = k;
+        for (&bin, m) in t.processed_bins.iter().zip(&t.c2) {
             let n = m.nrows();
             let mut up = m.clone();
             for i in 0..n {
@@ -790,7 +789,19 @@ pub fn read_results(path: &Path) -> Result<ResultsFile> {
     let origin = path.display().to_string();
     let q = "/xpcs/qmap";
     let det = "/entry/instrument/detector_1";
-    let (mshape, mraw) = r.vec::<bool>(&format!("{q}/mask"))?;
+    // bool as we write it; integer (0/1) as some writers store it.
+    let mask_name = format!("{q}/mask");
+    let mds = r.ds(&mask_name)?;
+    let is_bool = matches!(
+        mds.dtype().and_then(|t| t.to_descriptor()),
+        Ok(TypeDescriptor::Boolean)
+    );
+    let (mshape, mraw) = if is_bool {
+        r.vec::<bool>(&mask_name)?
+    } else {
+        let (sh, v) = crate::io::h5util::read_u32_any(&mds, path, &mask_name)?;
+        (sh, v.into_iter().map(|x| x != 0).collect())
+    };
     if mshape.len() != 2 {
         return Err(Error::format(
             path,
@@ -1150,6 +1161,27 @@ mod tests {
         r.scattering_1d.pop();
         assert!(write_results(&p, &r, false).is_err());
         assert!(!p.exists());
+    }
+
+    /// A mask stored as integers (as some writers do) reads like the bool one.
+    #[test]
+    fn integer_mask_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m_results.hdf");
+        let res = example_results();
+        write_results(&p, &res, false).unwrap();
+        {
+            let f = hdf5::File::open_rw(&p).unwrap();
+            f.unlink("/xpcs/qmap/mask").unwrap();
+            let m: Vec<u8> = res.partition.mask().iter().map(|&b| u8::from(b)).collect();
+            f.group("/xpcs/qmap")
+                .unwrap()
+                .new_dataset_builder()
+                .with_data(&Array2::from_shape_vec((8, 10), m).unwrap())
+                .create("mask")
+                .unwrap();
+        }
+        assert_eq!(read_results(&p).unwrap().partition, res.partition);
     }
 
     #[test]
