@@ -48,4 +48,6 @@ pub mod report;
 
 pub mod twin;
 
+pub mod io;
+
 pub use error::{Error, Result};
