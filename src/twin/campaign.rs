@@ -201,8 +201,14 @@ pub fn qualitative_checks(
     let name = setup.config.name.to_ascii_lowercase();
     if name.starts_with("ce") {
         if let Some((p, t)) = argext(&comp, &tau_of, true) {
-            let pmin = comp.iter().map(|p| p.pressure_gpa).fold(f64::INFINITY, f64::min);
-            let pmax = comp.iter().map(|p| p.pressure_gpa).fold(f64::NEG_INFINITY, f64::max);
+            let pmin = comp
+                .iter()
+                .map(|p| p.pressure_gpa)
+                .fold(f64::INFINITY, f64::min);
+            let pmax = comp
+                .iter()
+                .map(|p| p.pressure_gpa)
+                .fold(f64::NEG_INFINITY, f64::max);
             out.push(Check {
                 name: "Ce: τ(P) non-monotonic, maximum between 2 and 4 GPa".into(),
                 passed: (2.0..=4.0).contains(&p) && p > pmin && p < pmax,
@@ -236,7 +242,10 @@ pub fn qualitative_checks(
             });
         }
         let mut pairs = Vec::new();
-        for d in points.iter().filter(|p| p.direction == Direction::Decompression) {
+        for d in points
+            .iter()
+            .filter(|p| p.direction == Direction::Decompression)
+        {
             if let Some(c) = comp
                 .iter()
                 .find(|c| (c.pressure_gpa - d.pressure_gpa).abs() < 1e-6)

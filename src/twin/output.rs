@@ -14,6 +14,9 @@ use super::scan::{Compared, ScanResult};
 use super::setup::CampaignSetup;
 use crate::error::{Error, Result};
 use crate::fit::{FitModel, Kww};
+use crate::io::results::{
+    write_results, Geometry as ResultsGeometry, Multitau, Node, ResultsFile, Tree, TwinInfo,
+};
 use crate::model::Direction;
 use crate::report::{figures, Series, SeriesStyle, XyPlot, PALETTE};
 use std::fmt::Write as _;
@@ -27,7 +30,8 @@ pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))?;
+    tmp.write_all(text.as_bytes())
+        .map_err(|e| Error::io(path, e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -103,9 +107,13 @@ pub fn write_figures(
             &s.region.fit,
         );
         g = g.with(
-            Series::line("expected g2 (truth)", s.delays_s.clone(), s.region.truth_g2.clone())
-                .with_color(PALETTE[2])
-                .with_style(SeriesStyle::Line),
+            Series::line(
+                "expected g2 (truth)",
+                s.delays_s.clone(),
+                s.region.truth_g2.clone(),
+            )
+            .with_color(PALETTE[2])
+            .with_style(SeriesStyle::Line),
         );
         let p = fig.join(format!("g2_{}.png", s.label));
         g.write_png(&p)?;
@@ -114,7 +122,10 @@ pub fn write_figures(
         if s.tau_q.iter().flatten().count() >= 2 {
             let pl = s.power_law.as_ref().map(|r| (r, s.facts.q1_inv_angstrom));
             let plot = figures::tau_vs_q(
-                &format!("{name} {:.1} GPa {:?}: τ(q)", s.facts.pressure_gpa, s.facts.direction),
+                &format!(
+                    "{name} {:.1} GPa {:?}: τ(q)",
+                    s.facts.pressure_gpa, s.facts.direction
+                ),
                 &s.tau_q,
                 pl,
             );
@@ -124,7 +135,10 @@ pub fn write_figures(
         }
         if let Some(a) = &s.aging {
             let plot = figures::tau_vs_age(
-                &format!("{name} {:.1} GPa: τ(t_w) with the aging law", s.facts.pressure_gpa),
+                &format!(
+                    "{name} {:.1} GPa: τ(t_w) with the aging law",
+                    s.facts.pressure_gpa
+                ),
                 &a.ages,
                 Some(&a.law),
             );
@@ -135,8 +149,18 @@ pub fn write_figures(
     }
     for (param, file, ylabel, logy) in [
         ("tau", "tau_vs_pressure.png", "τ (s)", true),
-        ("kww_exponent", "beta_vs_pressure.png", "β (KWW exponent)", false),
-        ("contrast", "contrast_vs_pressure.png", "c (contrast)", false),
+        (
+            "kww_exponent",
+            "beta_vs_pressure.png",
+            "β (KWW exponent)",
+            false,
+        ),
+        (
+            "contrast",
+            "contrast_vs_pressure.png",
+            "c (contrast)",
+            false,
+        ),
     ] {
         let plot = vs_pressure(name, &an.points, param, ylabel, logy, an);
         let p = fig.join(file);
@@ -205,8 +229,12 @@ fn vs_pressure(
     log_y: bool,
     an: &CampaignAnalysis,
 ) -> XyPlot {
-    let mut plot = XyPlot::new(&format!("{name}: {ylabel} vs pressure"), "pressure (GPa)", ylabel)
-        .log_axes(false, log_y);
+    let mut plot = XyPlot::new(
+        &format!("{name}: {ylabel} vs pressure"),
+        "pressure (GPa)",
+        ylabel,
+    )
+    .log_axes(false, log_y);
     for (dir, col, lab) in [
         (Direction::Compression, 0, "compression"),
         (Direction::Decompression, 1, "decompression"),
@@ -365,14 +393,22 @@ pub fn report_markdown(
     }
     let _ = writeln!(md, "\n## Pressure dependence (compression)\n");
     if an.crossover_compared.is_empty() {
-        let _ = writeln!(md, "No crossover fit (fewer than 5 compression isobars with τ).\n");
+        let _ = writeln!(
+            md,
+            "No crossover fit (fewer than 5 compression isobars with τ).\n"
+        );
     } else {
         md.push_str(head);
         for cmp in &an.crossover_compared {
             if !cmp.passes(tol.max_abs_pull) {
                 fails += 1;
             }
-            md.push_str(&row("campaign", "ln τ(P) two slopes", cmp, tol.max_abs_pull));
+            md.push_str(&row(
+                "campaign",
+                "ln τ(P) two slopes",
+                cmp,
+                tol.max_abs_pull,
+            ));
         }
     }
     let _ = writeln!(md, "\n## Aging and τ(q)\n");
@@ -417,6 +453,39 @@ pub fn report_markdown(
         }
         let _ = writeln!(md, "- {} — {}: {}", mark(ch.passed), ch.name, ch.detail);
     }
+    let _ = writeln!(md, "\n## Are the error bars honest? (per q-bin pulls)\n");
+    let _ = writeln!(
+        md,
+        "The q-bins hold disjoint pixels, so their pulls are independent draws: with honest σ \
+         their mean is 0 ± 1/sqrt(n) and their RMS is 1. An RMS above 1 means the g2 errors \
+         (per-lag delta-method errors, blind to the correlation between multi-tau lags) and the \
+         χ²-scaled fit errors are too small by about that factor.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scan | quantity | n | mean pull | RMS pull |\n|---|---|---|---|---|"
+    );
+    for s in scans {
+        for q in ["tau", "kww_exponent", "contrast"] {
+            let p: Vec<f64> = s
+                .bins
+                .iter()
+                .filter_map(|b| b.compared.iter().find(|c| c.name == q))
+                .map(|c| c.pull)
+                .filter(|p| p.is_finite())
+                .collect();
+            if p.len() >= 2 {
+                let m = p.iter().sum::<f64>() / p.len() as f64;
+                let rms = (p.iter().map(|x| x * x).sum::<f64>() / p.len() as f64).sqrt();
+                let _ = writeln!(
+                    md,
+                    "| {} | {q} | {} | {m:+.2} | {rms:.2} |",
+                    s.label,
+                    p.len()
+                );
+            }
+        }
+    }
     let _ = writeln!(md, "\n## Per q-bin fits\n");
     md.push_str(head);
     for (scan, what, cmp) in an.all.iter().filter(|a| a.1.starts_with("q-bin")) {
@@ -435,12 +504,15 @@ pub fn report_markdown(
         tol.max_abs_pull,
         n_cmp as f64 * 0.0027
     );
-    let _ = writeln!(md, "\nFigures: `figures/`. Numbers: `summary.json`. Per-scan results: `scans/`.");
+    let _ = writeln!(
+        md,
+        "\nFigures: `figures/`. Numbers: `summary.json`. Per-scan results: `scans/`."
+    );
     (md, fails)
 }
 
 /// Per-scan results: `scans/<scan>.json` (g2 per bin with errors and truth, fits, two-time
-/// settings). The APS-layout HDF5 is written by [`write_scans_hdf5`] when available.
+/// settings) and `scans/<scan>.h5` ([`write_scans_hdf5`]).
 pub fn write_scans(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult]) -> Result<()> {
     let d = dir.join("scans");
     std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
@@ -452,14 +524,169 @@ pub fn write_scans(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult]) -> R
             "campaign_seed": setup.seed,
             "scan": s,
         });
-        let text = serde_json::to_string(&doc)
-            .map_err(|e| Error::invalid("scan json", e.to_string()))?;
+        let text =
+            serde_json::to_string(&doc).map_err(|e| Error::invalid("scan json", e.to_string()))?;
         write_text_atomic(&d.join(format!("{}.json", s.label)), &text)?;
     }
     write_scans_hdf5(&d, setup, scans)
 }
 
-/// Results HDF5 per scan (needs `io::results`; a no-op until it is wired).
-pub fn write_scans_hdf5(_dir: &Path, _setup: &CampaignSetup, _scans: &[ScanResult]) -> Result<()> {
+fn tree_fit(f: &crate::fit::FitReport) -> Tree {
+    let mut t = Tree::new();
+    t.insert("model".into(), Node::Text(f.model.clone()));
+    match f.fitted() {
+        Some(v) => {
+            for (i, n) in f.param_names.iter().enumerate() {
+                t.insert(n.clone(), Node::scalar(v.values[i]));
+                t.insert(format!("{n}_err"), Node::scalar(v.std_errors[i]));
+            }
+            t.insert("chi2_red".into(), Node::scalar(v.chi2_red));
+        }
+        None => {
+            t.insert(
+                "failure".into(),
+                Node::Text(f.failure().unwrap_or("").to_string()),
+            );
+        }
+    }
+    t
+}
+
+/// Results HDF5 per scan, `scans/<scan>.h5`, in the APS 8-ID-I layout (io::results): g2 and
+/// its error for every q-bin at every multi-tau lag, the partition, intensities; under
+/// `/xpcs_twin`: seed, version, estimator, the fits per bin and of the whole region with their
+/// ground truth (`fit/`, `ground_truth/`), the expected g2 at the fitted lags, and the whole
+/// region's binned two-time map (`region/c2`, with `region/bin_frames`).
+pub fn write_scans_hdf5(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult]) -> Result<()> {
+    use ndarray::Array2;
+    for s in scans {
+        let ss = &setup.scans[s.index];
+        let g = &s.g2_full;
+        let geo = &setup.instrument;
+        let r = &setup.roi;
+        let multitau = Multitau {
+            g2: g.g2.mapv(|x| x as f32),
+            g2_err: g.g2_err.mapv(|x| x as f32),
+            delay_frames: g.lag_frames.iter().map(|&k| k as i64).collect(),
+            stride_frame: 1,
+            avg_frame: 1,
+            g2_partial: None,
+        };
+        let mut extra = Tree::new();
+        let mut fit = Tree::new();
+        let mut truth = Tree::new();
+        for (i, b) in s.bins.iter().enumerate() {
+            fit.insert(format!("bin_{:03}", i + 1), Node::Group(tree_fit(&b.fit)));
+            truth.insert(
+                format!("bin_{:03}", i + 1),
+                Node::Group(tree_fit(&b.truth_fit)),
+            );
+        }
+        fit.insert("region".into(), Node::Group(tree_fit(&s.region.fit)));
+        truth.insert("region".into(), Node::Group(tree_fit(&s.region.truth_fit)));
+        let nl = s.lag_frames.len();
+        let nb = s.bins.len();
+        let mut tg = Vec::with_capacity(nl * nb);
+        for l in 0..nl {
+            for b in &s.bins {
+                tg.push(b.truth_g2[l]);
+            }
+        }
+        truth.insert(
+            "g2".into(),
+            Node::F64 {
+                shape: vec![nl, nb],
+                data: tg,
+            },
+        );
+        truth.insert(
+            "lag_frames".into(),
+            Node::vec(s.lag_frames.iter().map(|&x| x as f64).collect()),
+        );
+        truth.insert(
+            "bin_width_frames".into(),
+            Node::vec(s.bin_width_frames.iter().map(|&x| x as f64).collect()),
+        );
+        truth.insert("region_g2".into(), Node::vec(s.region.truth_g2.clone()));
+        truth.insert("tau_start_s".into(), Node::scalar(s.facts.tau_start_s));
+        truth.insert("tau_end_s".into(), Node::scalar(s.facts.tau_end_s));
+        truth.insert("kww_exponent".into(), Node::scalar(ss.dynamics.beta()));
+        truth.insert("pressure_gpa".into(), Node::scalar(s.facts.pressure_gpa));
+        truth.insert(
+            "q1_inv_angstrom".into(),
+            Node::scalar(s.facts.q1_inv_angstrom),
+        );
+        truth.insert(
+            "avalanche_times_s".into(),
+            Node::vec(s.facts.avalanche_times_s.clone()),
+        );
+        truth.insert("contrast_instrument".into(), Node::scalar(s.contrast_model));
+        extra.insert("fit".into(), Node::Group(fit));
+        extra.insert("ground_truth".into(), Node::Group(truth));
+        let mut region = Tree::new();
+        let (n, _) = s.c2.dim();
+        region.insert(
+            "c2".into(),
+            Node::F64 {
+                shape: vec![n, n],
+                data: s.c2.iter().copied().collect(),
+            },
+        );
+        region.insert(
+            "bin_frames".into(),
+            Node::scalar(s.two_time_bin_frames as f64),
+        );
+        region.insert("g2".into(), Node::vec(s.region.g2.clone()));
+        region.insert("g2_err".into(), Node::vec(s.region.g2_err.clone()));
+        extra.insert("region".into(), Node::Group(region));
+        extra.insert("campaign".into(), Node::Text(setup.config.name.clone()));
+        extra.insert("scan".into(), Node::Text(s.label.clone()));
+        extra.insert("scale".into(), Node::Text(setup.scale.name().into()));
+        extra.insert("campaign_seed".into(), Node::scalar(setup.seed as f64));
+        extra.insert(
+            "geometry_note".into(),
+            Node::Text(format!(
+                "detector arm at 2θ_c = {:.4} rad; the direct beam is off the detector; \
+                 beam_center_* = the detector centre (q = q1) in ROI pixels; bin q centres \
+                 come from the full geometry",
+                ss.two_theta_c_rad
+            )),
+        );
+        let it = &s.intensity;
+        let res = ResultsFile {
+            start_time: "simulated".into(),
+            frame_time_s: s.frame_time_s,
+            count_time_s: s.frame_time_s,
+            energy_kev: geo.beam.energy_kev,
+            geometry: ResultsGeometry {
+                beam_center_x_px: r.det_cols as f64 / 2.0 - r.col0 as f64,
+                beam_center_y_px: r.det_rows as f64 / 2.0 - r.row0 as f64,
+                pixel_size_m: geo.detector.pixel_size_um * 1e-6,
+                detector_distance_m: geo.geometry.distance_m,
+            },
+            partition: ss.partition.clone(),
+            scattering_2d: it.scattering_2d.iter().map(|&x| x as f32).collect(),
+            scattering_1d: it.scattering_1d.iter().map(|&x| x as f32).collect(),
+            scattering_1d_segments: {
+                let seg: Array2<f64> = it.scattering_1d_segments(10.min(s.n_frames));
+                seg.mapv(|x| x as f32)
+            },
+            intensity_vs_time: it
+                .intensity_vs_time
+                .row(0)
+                .iter()
+                .map(|&x| x as f32)
+                .collect(),
+            multitau: Some(multitau),
+            twotime: None,
+            twin: TwinInfo {
+                estimator: format!("multitau {}", s.estimator),
+                seed: s.seed,
+                version: format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
+                extra,
+            },
+        };
+        write_results(&dir.join(format!("{}.h5", s.label)), &res, true)?;
+    }
     Ok(())
 }

@@ -10,8 +10,8 @@
 //! (u32 frame + u32 count; the expected number of non-empty pixel-frames is
 //! Σ_p N_f (1 − e^{−μ_p})) + CSR offsets + the dense stack when the dense correlator runs
 //! (u16 per pixel-frame) + two-time maps (numerator, C and the expected map, 8 bytes per cell)
-//! + 8 KiB per pixel of simulator work space. Disk ≈ per scan the results file (upper
-//! triangle of the two-time map in f32, label maps, 2-D intensity) + 2 MB of figures.
+//! plus 8 KiB per pixel of simulator work space. Disk ≈ per scan the results file (upper
+//! triangle of the two-time map in f32, label maps, 2-D intensity) plus 2 MB of figures.
 
 use super::setup::CampaignSetup;
 use crate::error::{Error, Result};
@@ -81,7 +81,13 @@ pub fn free_disk_bytes(dir: &Path) -> Option<f64> {
         .output()
         .ok()?;
     let text = String::from_utf8(out.stdout).ok()?;
-    let kb: f64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    let kb: f64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
     Some(kb * 1024.0)
 }
 
@@ -154,7 +160,10 @@ mod tests {
         // The reduced run fits in 2 GB.
         check_against(&s, Some(2e9), Some(1e9)).unwrap();
         let e = check_against(&s, Some(1e6), None).unwrap_err().to_string();
-        assert!(e.contains("memory") && e.contains("GB") && e.contains("available"), "{e}");
+        assert!(
+            e.contains("memory") && e.contains("GB") && e.contains("available"),
+            "{e}"
+        );
         let e = check_against(&s, None, Some(1e3)).unwrap_err().to_string();
         assert!(e.contains("disk"), "{e}");
     }

@@ -18,8 +18,8 @@
 use super::setup::ScanSetup;
 use crate::config::campaign::{AnalysisConfig, EstimatorChoice, FitModelChoice};
 use crate::correlate::{
-    heterogeneity, DenseMultiTau, EventCorrelator, Estimator, G2Result, LagSchedule,
-    TwoTimeResult,
+    heterogeneity, DenseMultiTau, Estimator, EventCorrelator, G2Result, IntensityStats,
+    LagSchedule, TwoTimeResult,
 };
 use crate::data::{EventList, QPartition};
 use crate::error::Result;
@@ -50,12 +50,26 @@ pub struct Compared {
     pub pull: f64,
     /// The model parameter it estimates, when one exists (e.g. τ at q1), for reference.
     pub model: Option<f64>,
+    /// The fit's own σ when `sigma` was raised to the between-bin scatter (see
+    /// [`inflate_by_bin_scatter`]).
+    pub sigma_fit: Option<f64>,
 }
 
 impl Compared {
     /// Builds a comparison; the pull is NaN when σ is not positive.
-    pub fn new(name: &str, unit: &str, value: f64, sigma: f64, truth: f64, model: Option<f64>) -> Self {
-        let pull = if sigma > 0.0 { (value - truth) / sigma } else { f64::NAN };
+    pub fn new(
+        name: &str,
+        unit: &str,
+        value: f64,
+        sigma: f64,
+        truth: f64,
+        model: Option<f64>,
+    ) -> Self {
+        let pull = if sigma > 0.0 {
+            (value - truth) / sigma
+        } else {
+            f64::NAN
+        };
         Compared {
             name: name.into(),
             unit: unit.into(),
@@ -64,12 +78,41 @@ impl Compared {
             truth,
             pull,
             model,
+            sigma_fit: None,
         }
     }
 
     /// Whether |pull| ≤ `max_pull` (a NaN pull fails).
     pub fn passes(&self, max_pull: f64) -> bool {
         self.pull.abs() <= max_pull
+    }
+}
+
+/// Raises the σ of the whole-region comparisons to the scatter between the q-bins when that
+/// is larger: the bins hold disjoint pixels, so σ_between = sd_b(value_b − truth_b)/sqrt(n_b)
+/// is a model-free error of their pooled value (a grouped jackknife over pixels). The fits'
+/// own σ come from per-lag g2 errors that ignore the correlation between multi-tau lags and
+/// are too small by up to ×2 at these count rates (see the report's pull table).
+pub fn inflate_by_bin_scatter(region: &mut [Compared], bins: &[CurveFit]) {
+    for c in region.iter_mut() {
+        let d: Vec<f64> = bins
+            .iter()
+            .filter_map(|b| b.compared.iter().find(|x| x.name == c.name))
+            .map(|x| x.value - x.truth)
+            .filter(|x| x.is_finite())
+            .collect();
+        if d.len() < 4 {
+            continue;
+        }
+        let n = d.len() as f64;
+        let m = d.iter().sum::<f64>() / n;
+        let sd = (d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let between = sd / n.sqrt();
+        if between > c.sigma || !c.sigma.is_finite() {
+            c.sigma_fit = Some(c.sigma);
+            c.sigma = between;
+            c.pull = (c.value - c.truth) / between;
+        }
     }
 }
 
@@ -199,6 +242,9 @@ pub struct ScanResult {
     /// The g2 of the q-bins as the correlator returned them (all rows; for the results file).
     #[serde(skip)]
     pub g2_full: G2Result,
+    /// Mean intensities of the whole region (static bins of the partition).
+    #[serde(skip)]
+    pub intensity: IntensityStats,
 }
 
 fn model_of(c: FitModelChoice) -> Box<dyn FitModel> {
@@ -252,6 +298,7 @@ fn region_truth(scan: &ScanSetup, entries: &[(u64, u64)]) -> Vec<f64> {
 struct Correlated {
     g2: G2Result,
     region_g2: G2Result,
+    intensity: IntensityStats,
     two_time: TwoTimeResult,
     kind: &'static str,
 }
@@ -274,18 +321,22 @@ fn correlate(
                 c.push_events(ev)?;
                 c.finish(est)
             },
-            || -> Result<(G2Result, TwoTimeResult)> {
-                let mut c = EventCorrelator::new(region, &sched, n)
-                    .with_two_time(region, &[1], bin_frames)?;
+            || -> Result<(G2Result, TwoTimeResult, IntensityStats)> {
+                let mut c = EventCorrelator::new(region, &sched, n).with_two_time(
+                    region,
+                    &[1],
+                    bin_frames,
+                )?;
                 c.push_events(ev)?;
                 let tt = c.two_time().expect("two-time requested");
-                Ok((c.finish(est)?, tt))
+                Ok((c.finish(est)?, tt, c.intensity()))
             },
         );
-        let (region_g2, two_time) = rt?;
+        let (region_g2, two_time, intensity) = rt?;
         Ok(Correlated {
             g2: g2?,
             region_g2,
+            intensity,
             two_time,
             kind: "event",
         })
@@ -299,6 +350,7 @@ fn correlate(
         Ok(Correlated {
             g2: c.finish(est)?,
             region_g2: r.finish(est)?,
+            intensity: r.intensity(),
             two_time,
             kind: "dense",
         })
@@ -312,6 +364,7 @@ fn rows_from_lag1(g: &G2Result) -> Vec<usize> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn curve_fit(
     model: &dyn FitModel,
     opts: &FitOptions,
@@ -430,9 +483,12 @@ pub fn run_scan(
     let rrows = rows_from_lag1(&corr.region_g2);
     debug_assert_eq!(rrows, rows);
     let rg: Vec<f64> = rows.iter().map(|&i| corr.region_g2.g2[[i, 0]]).collect();
-    let re: Vec<f64> = rows.iter().map(|&i| corr.region_g2.g2_err[[i, 0]]).collect();
+    let re: Vec<f64> = rows
+        .iter()
+        .map(|&i| corr.region_g2.g2_err[[i, 0]])
+        .collect();
     let rt = region_truth(scan, &entries);
-    let region_fit = curve_fit(
+    let mut region_fit = curve_fit(
         model.as_ref(),
         &opts,
         &delays,
@@ -444,6 +500,8 @@ pub fn run_scan(
         tau_q1,
         beta,
     )?;
+
+    inflate_by_bin_scatter(&mut region_fit.compared, &bins);
 
     // τ(q): measured and truth power laws over the bins.
     let reports: Vec<FitReport> = bins.iter().map(|b| b.fit.clone()).collect();
@@ -603,5 +661,6 @@ pub fn run_scan(
         delta_c,
         timing_s: timing,
         g2_full: corr.g2,
+        intensity: corr.intensity,
     })
 }

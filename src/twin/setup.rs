@@ -29,10 +29,10 @@ use crate::config::sample::{load_sample, Sample};
 use crate::config::{check_positive, check_range, load_toml};
 use crate::data::QPartition;
 use crate::error::{Error, Result};
-use crate::instrument::geometry::{partition, PartitionSpec, QBands, QMaps};
-use crate::instrument::scene::{Fsdp, Instrument, PerPixel as InstPerPixel};
 use crate::instrument::counting::CountingChain;
 use crate::instrument::detector::DefectMaps;
+use crate::instrument::geometry::{partition, PartitionSpec, QBands, QMaps};
+use crate::instrument::scene::{Fsdp, Instrument, PerPixel as InstPerPixel};
 use crate::instrument::{Beam, Dac, Detector};
 use crate::model::{BinOptics, Direction, Dynamics, Isobar, Sampling, ScanFacts, TauLaw, Truth};
 use crate::speckle::{Exposure, PerPixel, Scene};
@@ -155,6 +155,8 @@ pub struct ScanSetup {
     pub seed: u64,
     /// Speckle contrast of the instrument at this pressure.
     pub contrast: f64,
+    /// Scattering angle of the detector centre (radians).
+    pub two_theta_c_rad: f64,
     /// Mean counts per valid pixel per frame.
     pub mean_counts_per_frame: f64,
     /// The counting chain on the ROI (defect maps cropped; dead and hot pixels masked out of
@@ -542,6 +544,7 @@ fn build_scan(
         },
         seed: crate::rng::subseed(seed, &format!("scan-{k}")),
         contrast: isc.contrast,
+        two_theta_c_rad: isc.two_theta_c_rad,
         mean_counts_per_frame: mean_cpf,
         chain,
         efficiency,
@@ -555,17 +558,11 @@ pub const TRUTH_QUADRATURE: usize = 2;
 impl ScanSetup {
     /// Optics of dynamic bin `bin` (1-based) grouped into classes.
     pub fn bin_optics(&self, bin: usize) -> BinOptics {
-        BinOptics::new(
-            self.partition
-                .dynamic()
-                .pixels(bin)
-                .iter()
-                .map(|&p| {
-                    let mut o = self.scene.optics(p as usize);
-                    o.mean_counts *= self.efficiency[p as usize];
-                    o
-                }),
-        )
+        BinOptics::new(self.partition.dynamic().pixels(bin).iter().map(|&p| {
+            let mut o = self.scene.optics(p as usize);
+            o.mean_counts *= self.efficiency[p as usize];
+            o
+        }))
     }
 
     /// q centre of each dynamic bin (Å⁻¹).
