@@ -2,6 +2,7 @@
 
 mod simulate;
 mod twin;
+mod validate;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ enum Command {
     Simulate(Box<simulate::SimulateArgs>),
     /// Simulate and analyse a whole campaign (default: the Pt campaign, reduced scale).
     Twin(Box<twin::TwinArgs>),
+    /// Run validation scenarios; exit non-zero if any recovered quantity misses its tolerance.
+    Validate(validate::ValidateArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -34,5 +37,6 @@ pub fn run() -> Result<()> {
         }
         Command::Simulate(args) => simulate::run(*args),
         Command::Twin(args) => twin::run(*args),
+        Command::Validate(args) => validate::run(args),
     }
 }

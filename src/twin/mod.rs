@@ -21,6 +21,7 @@ pub mod output;
 pub mod resources;
 pub mod scan;
 pub mod setup;
+pub mod validate;
 
 pub use setup::{CampaignSetup, Roi, Scale, ScanSetup};
 

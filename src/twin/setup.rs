@@ -241,15 +241,23 @@ impl CampaignSetup {
         let sample = load_sample(&sample_path)?;
         let camp = &sample.campaign;
         let ic = &config.instrument;
-        let (b, bo) = load_preset::<BeamConfig>("beams", &ic.beam)?;
+        // Preset names stay names; file paths are relative to the campaign file.
+        let resolve = |n: &str| -> String {
+            if (n.contains('/') || n.ends_with(".toml")) && Path::new(n).is_relative() {
+                dir.join(n).display().to_string()
+            } else {
+                n.to_string()
+            }
+        };
+        let (b, bo) = load_preset::<BeamConfig>("beams", &resolve(&ic.beam))?;
         let beam = Beam::new(&b, &bo)?;
-        let (mut d, dorig) = load_preset::<DacConfig>("dacs", &ic.dac)?;
+        let (mut d, dorig) = load_preset::<DacConfig>("dacs", &resolve(&ic.dac))?;
         if !ic.kossel {
             d.kossel.n_lines = 0;
             d.kossel.n_spots = 0;
         }
         let dac = Dac::new(&d, &dorig, &beam)?;
-        let (dc, detorig) = load_preset::<DetectorConfig>("detectors", &ic.detector)?;
+        let (dc, detorig) = load_preset::<DetectorConfig>("detectors", &resolve(&ic.detector))?;
         let detector = Detector::new(&dc, &detorig)?;
         // The FSDP position and shift are the sample's: one source of truth for q1(P).
         let fsdp = Fsdp::new(

@@ -1,0 +1,64 @@
+//! `xpcs-twin validate [DIR]`: runs every scenario of a validation directory and exits
+//! non-zero if any recovered quantity misses its tolerance (see `xpcs_twin::twin::validate`).
+
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+use xpcs_twin::twin::validate::{run_scenario, scenario_files};
+use xpcs_twin::twin::Quiet;
+
+/// Arguments of `validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Validation directory (holding scenarios/*.toml) or a scenario directory.
+    #[arg(default_value = "validation")]
+    dir: PathBuf,
+    /// Only the CI set (scenarios with `ci = true`).
+    #[arg(long)]
+    ci: bool,
+    /// Keep each scenario's outputs in OUT/<scenario>/.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs `validate`.
+pub fn run(a: ValidateArgs) -> Result<()> {
+    let files = scenario_files(&a.dir)?;
+    let mut failed = Vec::new();
+    for p in files {
+        let (sc, _) = xpcs_twin::twin::validate::load_scenario(&p)?;
+        if a.ci && !sc.ci {
+            continue;
+        }
+        let stem = p.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().to_string());
+        let out = a.out.as_ref().map(|o| o.join(&stem));
+        eprintln!("scenario {stem} ...");
+        let o = run_scenario(&p, out.as_deref(), &Quiet)?;
+        println!(
+            "{} {stem}: {} scored, {} missed, {:.0} s",
+            if o.passed() { "PASS" } else { "FAIL" },
+            o.scored.len(),
+            o.misses.len(),
+            o.elapsed_s
+        );
+        for m in &o.misses {
+            println!("    miss: {m}");
+        }
+        for c in &o.checks {
+            println!(
+                "    check {}: {} ({})",
+                if c.passed { "pass" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+        if !o.passed() {
+            failed.push(stem);
+        }
+    }
+    if !failed.is_empty() {
+        bail!("validation failed: {}", failed.join(", "));
+    }
+    println!("all scenarios passed");
+    Ok(())
+}
