@@ -266,6 +266,15 @@ pub fn qualitative_checks(
         }
     }
     for s in scans {
+        // τ* is identifiable only while τ(t_w) is still growing: skip scans that reach the
+        // stationary cap τ_eq within the scan (e.g. the Ce seed's "slight" aging at 2.9 GPa).
+        let capped = match setup.scans[s.index].dynamics.clock().law() {
+            crate::model::TauLaw::Aging { tau_eq_s, .. } => s.facts.tau_end_s >= 0.99 * tau_eq_s,
+            _ => true,
+        };
+        if capped {
+            continue;
+        }
         if let Some(a) = &s.aging {
             if let Some(c) = a.compared.iter().find(|c| c.name == "tau_star") {
                 if let Some(m) = c.model {

@@ -97,7 +97,7 @@ pub fn write_figures(
         let model = Kww;
         let mut g = figures::g2_with_fit(
             &format!(
-                "{name} {:.1} GPa {:?}: g2 of {} px (truth dashed)",
+                "{name} {:.1} GPa {:?}: g2 of {} px, expected g2 (truth) in green",
                 s.facts.pressure_gpa, s.facts.direction, s.n_pixels
             ),
             &s.delays_s,

@@ -10,7 +10,7 @@
 //! (u32 frame + u32 count; the expected number of non-empty pixel-frames is
 //! Σ_p N_f (1 − e^{−μ_p})) + CSR offsets + the dense stack when the dense correlator runs
 //! (u16 per pixel-frame) + two-time maps (numerator, C and the expected map, 8 bytes per cell)
-//! plus 8 KiB per pixel of simulator work space. Disk ≈ per scan the results file (upper
+//! plus 8 KiB per pixel of the simulator blocks in flight (4096 pixels per thread). Disk ≈ per scan the results file (upper
 //! triangle of the two-time map in f32, label maps, 2-D intensity) plus 2 MB of figures.
 
 use super::setup::CampaignSetup;
@@ -49,7 +49,8 @@ pub fn estimate(setup: &CampaignSetup) -> Vec<Estimate> {
             };
             let side = (nf / s.exposure.n_frames.div_ceil(a.two_time_max_side) as f64).floor();
             let tt = 3.0 * 8.0 * side * side;
-            let work = 8192.0 * npx;
+            // Simulator work space: 8 KiB per pixel of the blocks in flight (one per thread).
+            let work = 8192.0 * npx.min(4096.0 * rayon::current_num_threads() as f64);
             Estimate {
                 memory_bytes: photons + dense + tt + work,
                 disk_bytes: 4.0 * side * side / 2.0 + 16.0 * npx + 2e6,

@@ -753,6 +753,23 @@ mod tests {
     }
 
     #[test]
+    fn pressure_outside_a_branch_is_refused() {
+        let path = root().join("models/pt42-eiger.toml");
+        let c: CampaignConfig = load_toml(&path).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(root().join("models/samples/pt42.toml")).unwrap();
+        // The decompression branch is given from 0.5 to 6.3 GPa: 0.2 GPa lies outside it.
+        let bad = text.replacen("pressure_gpa = 0.5", "pressure_gpa = 0.2", 1);
+        std::fs::write(dir.path().join("s.toml"), bad).unwrap();
+        let mut c2 = c.clone();
+        c2.sample = "s.toml".into();
+        let e = CampaignSetup::from_config(c2, &dir.path().join("c.toml"), Scale::Reduced, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pressure_gpa") && e.contains("0.5..=6.3"), "{e}");
+    }
+
+    #[test]
     fn overlapping_isobars_are_refused() {
         let path = root().join("models/pt42-eiger.toml");
         let mut c: CampaignConfig = load_toml(&path).unwrap();

@@ -133,7 +133,12 @@ pub fn load_scenario(path: &Path) -> Result<(ScenarioConfig, CampaignSetup)> {
 }
 
 /// Judges a finished run against a scenario.
-pub fn judge(path: &Path, sc: &ScenarioConfig, setup: &CampaignSetup, run: &CampaignRun) -> ScenarioOutcome {
+pub fn judge(
+    path: &Path,
+    sc: &ScenarioConfig,
+    setup: &CampaignSetup,
+    run: &CampaignRun,
+) -> ScenarioOutcome {
     let max_pull = setup.config.tolerances.max_abs_pull;
     let mut scored = Vec::new();
     for (scan, what, c) in &run.analysis.all {
@@ -169,7 +174,12 @@ pub fn judge(path: &Path, sc: &ScenarioConfig, setup: &CampaignSetup, run: &Camp
         misses.push(format!("nothing scored for compare = {:?}", sc.compare));
     }
     for req in &sc.required_checks {
-        match run.analysis.checks.iter().find(|c| c.name.starts_with(req.as_str())) {
+        match run
+            .analysis
+            .checks
+            .iter()
+            .find(|c| c.name.starts_with(req.as_str()))
+        {
             Some(c) if c.passed => {}
             Some(c) => misses.push(format!("check failed: {} ({})", c.name, c.detail)),
             None => misses.push(format!("check not run: {req}")),
@@ -216,7 +226,11 @@ pub fn judge(path: &Path, sc: &ScenarioConfig, setup: &CampaignSetup, run: &Camp
 }
 
 /// Loads, runs and judges one scenario; `out` keeps the run's outputs.
-pub fn run_scenario(path: &Path, out: Option<&Path>, progress: &dyn Progress) -> Result<ScenarioOutcome> {
+pub fn run_scenario(
+    path: &Path,
+    out: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<ScenarioOutcome> {
     let (sc, setup) = load_scenario(path)?;
     let run = run_campaign(&setup, out, true, progress)?;
     Ok(judge(path, &sc, &setup, &run))
