@@ -1,0 +1,12 @@
+//! Planning a beamtime: how many frames, at what frame time, to measure τ to a given
+//! precision, and whether the avalanches will show above the heterogeneity noise floor.
+//!
+//! Input: plain numbers ([`Setting`]: τ, β, contrast, count rate per pixel, pixels per q-bin,
+//! frame time, frames, free fit parameters). Output: Fisher predictions ([`Prediction`]) of
+//! the relative errors of τ and c and the absolute error of β.
+//!
+//! Reference: DESIGN.md §7 (and §5 for the ΔC floor).
+
+pub mod fisher;
+
+pub use fisher::{predict, FreeParams, Prediction, Regime, Setting};
