@@ -71,7 +71,9 @@ pub fn g2_symmetric(stack: &FrameStack, pixels: &[u32], k: usize) -> f64 {
 /// Frame-normalised (xpcs-correlator / dynamix) one-time g2 at lag k: the ratio of the
 /// two-time map's diagonal sums, g2(k) = Σ_t <I(t)I(t+k)>_p / Σ_t m(t) m(t+k).
 ///
-/// A per-frame intensity factor (beam drift) cancels in each term. NaN when k ≥ T or no photon.
+/// A per-frame intensity factor (beam drift) weighs numerator and denominator terms alike
+/// (exact cancellation for frames that are one pattern times a factor). NaN when k ≥ T or no
+/// photon.
 pub fn g2_frame(stack: &FrameStack, pixels: &[u32], k: usize) -> f64 {
     let t_n = stack.n_frames();
     if k >= t_n || pixels.is_empty() {
@@ -83,6 +85,46 @@ pub fn g2_frame(stack: &FrameStack, pixels: &[u32], k: usize) -> f64 {
         .sum();
     let den: f64 = (0..t_n - k).map(|t| m[t] * m[t + k]).sum();
     num / den
+}
+
+/// The stack with every `width` consecutive frames summed (frames 0..width-1 → 0, ...); a
+/// trailing incomplete group is dropped. The level-L frames of multi-tau are `bin_frames(s,
+/// 2^L)`.
+pub fn bin_frames(stack: &FrameStack, width: usize) -> FrameStack {
+    let n = stack.n_frames() / width.max(1);
+    let (r, c) = stack.frame_shape();
+    let np = r * c;
+    let mut data = vec![0u32; n * np];
+    for t in 0..n {
+        for f in t * width..(t + 1) * width {
+            for p in 0..np {
+                data[t * np + p] += stack.get(f, p);
+            }
+        }
+    }
+    FrameStack::from_u32(n, r, c, data).expect("consistent shape")
+}
+
+/// Brute-force g2 of every lag of a schedule for one bin: each lag entry (level L, in-level
+/// lag k) is `g2_symmetric` or `g2_frame` of the 2^L-binned stack at lag k.
+pub fn g2_schedule(
+    stack: &FrameStack,
+    pixels: &[u32],
+    schedule: &crate::correlate::LagSchedule,
+    frame_estimator: bool,
+) -> Vec<f64> {
+    schedule
+        .entries()
+        .iter()
+        .map(|e| {
+            let b = bin_frames(stack, 1 << e.level);
+            if frame_estimator {
+                g2_frame(&b, pixels, e.lag_in_level)
+            } else {
+                g2_symmetric(&b, pixels, e.lag_in_level)
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,550 @@
+//! Exact correlation sums and their normalisation into g2: the part that the dense and the
+//! event correlators share, so that "event = dense" holds bit for bit.
+//!
+//! Both correlators reduce photons to [`MultiTauSums`]: integers only (u64/u128), per *cell*
+//! (a cell = the pixels sharing one dynamic label and one static label, see [`Cells`]):
+//! - the cell's photon count in every raw frame, `series[cell][t]` (length T: the one piece of
+//!   state that grows with the scan, 8 bytes per cell per frame; it is also the
+//!   `intensity_vs_time` output);
+//! - per lag entry e (level L, in-level lag k, n = ⌊T/2^L⌋ - k level-frame pairs), over the
+//!   cell's pixels p: the [`Moments`] of G_p = Σ_{s<n} x_L(s,p)·x_L(s+k,p) (the pixel's
+//!   product sum; x_L = level-L frame, the sum of 2^L raw frames), P_p = Σ_{s<n} x_L(s,p)
+//!   and F_p = Σ_{s≥k} x_L(s,p).
+//!
+//! [`MultiTauSums::finish`] turns them into g2 (see [`Estimator`] for the formulas) and g2_err.
+
+use super::lags::{LagEntry, LagSchedule};
+use crate::data::QPartition;
+use crate::error::{Error, Result};
+use ndarray::Array2;
+
+/// Pixels grouped by (dynamic label, static label): the unit every sum is kept per.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cells {
+    /// Cell index of every pixel (row-major), `u32::MAX` for pixels in no dynamic bin.
+    pub cell_of_pixel: Vec<u32>,
+    /// Dynamic label (1-based) of every cell.
+    pub dynamic_of_cell: Vec<u32>,
+    /// Static label of every cell (0 when the pixel has no static label).
+    pub static_of_cell: Vec<u32>,
+    /// Pixels per cell.
+    pub pixels_per_cell: Vec<u64>,
+    /// Number of dynamic bins (largest dynamic label).
+    pub n_bins: usize,
+    /// Number of static bins (largest static label).
+    pub n_static: usize,
+}
+
+impl Cells {
+    /// The cells of a partition, ordered by (dynamic label, static label).
+    pub fn new(part: &QPartition) -> Self {
+        let dl = part.dynamic().labels();
+        let sl = part.static_map().labels();
+        let mut keys: Vec<(u32, u32)> = dl
+            .iter()
+            .zip(sl)
+            .filter(|(&d, _)| d > 0)
+            .map(|(&d, &s)| (d, s))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let index = |d: u32, s: u32| keys.binary_search(&(d, s)).expect("key exists") as u32;
+        let mut cell_of_pixel = vec![u32::MAX; dl.len()];
+        let mut pixels_per_cell = vec![0u64; keys.len()];
+        for (p, (&d, &s)) in dl.iter().zip(sl).enumerate() {
+            if d > 0 {
+                let c = index(d, s);
+                cell_of_pixel[p] = c;
+                pixels_per_cell[c as usize] += 1;
+            }
+        }
+        Cells {
+            cell_of_pixel,
+            dynamic_of_cell: keys.iter().map(|k| k.0).collect(),
+            static_of_cell: keys.iter().map(|k| k.1).collect(),
+            pixels_per_cell,
+            n_bins: part.n_bins(),
+            n_static: part.static_map().n_bins(),
+        }
+    }
+
+    /// Number of cells.
+    pub fn n_cells(&self) -> usize {
+        self.dynamic_of_cell.len()
+    }
+
+    /// Pixels in dynamic bin `k` (1-based).
+    pub fn bin_pixels(&self, k: usize) -> u64 {
+        (0..self.n_cells())
+            .filter(|&c| self.dynamic_of_cell[c] as usize == k)
+            .map(|c| self.pixels_per_cell[c])
+            .sum()
+    }
+}
+
+/// How g2 is normalised (recorded in every output as [`Estimator::name`]).
+///
+/// Notation for one dynamic bin with N pixels and one lag (level L, in-level lag k, n level-frame
+/// pairs): G = Σ_p G_p (see the module docs), S(s) = the bin's photons in level-frame s,
+/// IP = Σ_{s<n} S(s) ("past"), IF = Σ_{s≥k} S(s) ("future").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Estimator {
+    /// g2 = <G_p/n>_p / (<IP/n>_p <IF/n>_p) = N n G / (IP · IF): normalised after averaging
+    /// over the bin's pixels (scikit-beam, boost_corr, Xana).
+    #[default]
+    Symmetric,
+    /// As `Symmetric` per static sub-bin (cell) c, then averaged into the dynamic bin weighted
+    /// by pixel count: g2 = Σ_c (N_c/N) · N_c n G_c / (IP_c IF_c) (APS 8-ID-I). Cells with no
+    /// photon in IP or IF are left out and the weights renormalised over the others.
+    SymmetricStatic,
+    /// Ratio of the two-time map's diagonal sums: g2 = Σ_s <x(s)x(s+k)>_p / Σ_s m(s)m(s+k)
+    /// = N G / Σ_{s<n} S(s)S(s+k), m = S/N (xpcs-correlator, dynamix). A per-frame intensity
+    /// factor a_s (beam drift) multiplies numerator and denominator terms alike: it cancels
+    /// exactly when the frames are a_s times one pattern, and in expectation for stationary
+    /// speckle (the symmetric estimator is biased by it). The exactly drift-invariant
+    /// estimator is the mean of the two-time diagonal,
+    /// [`super::TwoTimeResult::g2_from_diagonals`].
+    Frame,
+}
+
+impl Estimator {
+    /// The name written to outputs: "symmetric", "symmetric_static" or "frame".
+    pub fn name(self) -> &'static str {
+        match self {
+            Estimator::Symmetric => "symmetric",
+            Estimator::SymmetricStatic => "symmetric_static",
+            Estimator::Frame => "frame",
+        }
+    }
+}
+
+/// Why a dynamic bin's g2 is NaN (or `Ok`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinStatus {
+    /// Finite g2 at every lag with at least one frame pair.
+    Ok,
+    /// No pixel carries this label: g2 and g2_err are NaN at every lag.
+    Empty,
+    /// The bin's pixels recorded no photon: g2 and g2_err are NaN at every lag.
+    NoPhotons,
+    /// Photons, but at some lags IP, IF (or the frame estimator's denominator) is 0 (e.g.
+    /// all photons in one frame): NaN at those lags only.
+    ZeroDenominator,
+}
+
+/// One-time g2 per lag and dynamic bin: the output of every multi-tau / linear correlator.
+///
+/// Arrays are (n_lags, n_bins), column k-1 for dynamic label k (the APS
+/// `normalized_g2` layout). NaN entries: a lag with no frame pair (lag ≥ level-frames), or a
+/// bin whose [`BinStatus`] is not `Ok` (see there).
+///
+/// g2_err is the delta-method standard error over pixels (formula at
+/// [`MultiTauSums::finish`]); NaN for a one-pixel bin or a lag without any product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct G2Result {
+    /// The estimator used.
+    pub estimator: Estimator,
+    /// The schedule's name.
+    pub schedule: String,
+    /// Lag of each row, in frames.
+    pub lag_frames: Vec<u64>,
+    /// Frames averaged into one level-frame at each row (1, 2, 4, ...).
+    pub bin_width_frames: Vec<u64>,
+    /// Level-frame pairs behind each row (0 → NaN row).
+    pub n_pairs: Vec<u64>,
+    /// g2, (n_lags, n_bins).
+    pub g2: Array2<f64>,
+    /// Standard error over pixels, (n_lags, n_bins).
+    pub g2_err: Array2<f64>,
+    /// Pixels in each dynamic bin.
+    pub bin_pixels: Vec<u64>,
+    /// Why a bin is NaN, per dynamic bin.
+    pub bin_status: Vec<BinStatus>,
+    /// Number of raw frames correlated.
+    pub n_frames: usize,
+}
+
+impl G2Result {
+    /// Delays in seconds: lag_frames × frame_time_s.
+    pub fn delay_s(&self, frame_time_s: f64) -> Vec<f64> {
+        self.lag_frames
+            .iter()
+            .map(|&k| k as f64 * frame_time_s)
+            .collect()
+    }
+}
+
+/// Per (cell, lag) sums over the cell's pixels of the per-pixel product sum G_p, past sum
+/// P_p = Σ_{s<n} x_L(s,p) and future sum F_p = Σ_{s≥k} x_L(s,p), and of their products: the
+/// moments behind g2 and its linearised (delta-method) error. Exact integers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moments {
+    /// Σ G_p.
+    pub g: u128,
+    /// Σ P_p (= IP).
+    pub p: u128,
+    /// Σ F_p (= IF).
+    pub f: u128,
+    /// Σ G_p².
+    pub gg: u128,
+    /// Σ P_p².
+    pub pp: u128,
+    /// Σ F_p².
+    pub ff: u128,
+    /// Σ G_p P_p.
+    pub gp: u128,
+    /// Σ G_p F_p.
+    pub gf: u128,
+    /// Σ P_p F_p.
+    pub pf: u128,
+}
+
+impl Moments {
+    #[inline]
+    pub(crate) fn add_pixel(&mut self, g: u64, p: u64, f: u64) {
+        if g | p | f == 0 {
+            return;
+        }
+        if (g | p | f) >> 32 == 0 {
+            // Products of values below 2^32 fit u64: cheaper than u128 multiplies.
+            self.g += u128::from(g);
+            self.p += u128::from(p);
+            self.f += u128::from(f);
+            self.gg += u128::from(g * g);
+            self.pp += u128::from(p * p);
+            self.ff += u128::from(f * f);
+            self.gp += u128::from(g * p);
+            self.gf += u128::from(g * f);
+            self.pf += u128::from(p * f);
+            return;
+        }
+        let (g, p, f) = (u128::from(g), u128::from(p), u128::from(f));
+        self.g += g;
+        self.p += p;
+        self.f += f;
+        self.gg += g * g;
+        self.pp += p * p;
+        self.ff += f * f;
+        self.gp += g * p;
+        self.gf += g * f;
+        self.pf += p * f;
+    }
+
+    pub(crate) fn add(&mut self, o: &Moments) {
+        self.g += o.g;
+        self.p += o.p;
+        self.f += o.f;
+        self.gg += o.gg;
+        self.pp += o.pp;
+        self.ff += o.ff;
+        self.gp += o.gp;
+        self.gf += o.gf;
+        self.pf += o.pf;
+    }
+
+    /// Σ_p u_p² with u_p = G_p/Ḡ - P_p/P̄ - F_p/F̄ (bars: means over the N pixels), the
+    /// squared influence of each pixel on log g2.
+    fn sum_u2(&self, n: f64) -> f64 {
+        let (g, p, f) = (self.g as f64 / n, self.p as f64 / n, self.f as f64 / n);
+        self.gg as f64 / (g * g) + self.pp as f64 / (p * p) + self.ff as f64 / (f * f)
+            - 2.0 * self.gp as f64 / (g * p)
+            - 2.0 * self.gf as f64 / (g * f)
+            + 2.0 * self.pf as f64 / (p * f)
+    }
+}
+
+/// [`Moments`] in u64 for all lags of one cell, structure of arrays over lags so the per-pixel
+/// update vectorises: while g, p, f < 2^26 every product (taken as u32 × u32 → u64) is
+/// < 2^52, so 4096 pixels sum to < 2^64; flushed into the u128 [`Moments`] before that.
+/// Pixels with a value ≥ 2^26 go straight to the u128 path. Exact either way.
+#[derive(Debug, Clone)]
+pub(crate) struct FastMomentsSoa {
+    /// Fields g, p, f, gg, pp, ff, gp, gf, pf, each over lags.
+    m: [Vec<u64>; 9],
+    n: u32,
+}
+
+impl FastMomentsSoa {
+    pub(crate) fn new(n_lags: usize) -> Self {
+        FastMomentsSoa {
+            m: std::array::from_fn(|_| vec![0; n_lags]),
+            n: 0,
+        }
+    }
+
+    /// Adds one pixel (g, p, f per lag) to `slow` (the cell's u128 moments per lag).
+    #[inline]
+    pub(crate) fn add_pixel(&mut self, slow: &mut [Moments], g: &[u64], p: &[u64], f: &[u64]) {
+        let nl = self.m[0].len();
+        let (g, p, f) = (&g[..nl], &p[..nl], &f[..nl]);
+        let big = g.iter().chain(p).chain(f).fold(0, |a, &x| a | x) >> 26;
+        if big != 0 {
+            for e in 0..nl {
+                slow[e].add_pixel(g[e], p[e], f[e]);
+            }
+            return;
+        }
+        let [mg, mp, mf, mgg, mpp, mff, mgp, mgf, mpf] = &mut self.m;
+        let (mg, mp, mf) = (&mut mg[..nl], &mut mp[..nl], &mut mf[..nl]);
+        let (mgg, mpp, mff) = (&mut mgg[..nl], &mut mpp[..nl], &mut mff[..nl]);
+        let (mgp, mgf, mpf) = (&mut mgp[..nl], &mut mgf[..nl], &mut mpf[..nl]);
+        for e in 0..nl {
+            // Below 2^26: u32 × u32 → u64 products, exact (and vectorisable).
+            let (a, b, c) = (g[e] as u32 as u64, p[e] as u32 as u64, f[e] as u32 as u64);
+            mg[e] += a;
+            mp[e] += b;
+            mf[e] += c;
+            mgg[e] += a * a;
+            mpp[e] += b * b;
+            mff[e] += c * c;
+            mgp[e] += a * b;
+            mgf[e] += a * c;
+            mpf[e] += b * c;
+        }
+        self.n += 1;
+        if self.n == 4096 {
+            self.flush(slow);
+        }
+    }
+
+    pub(crate) fn flush(&mut self, slow: &mut [Moments]) {
+        for (e, s) in slow.iter_mut().enumerate() {
+            let v = |i: usize| u128::from(self.m[i][e]);
+            s.add(&Moments {
+                g: v(0),
+                p: v(1),
+                f: v(2),
+                gg: v(3),
+                pp: v(4),
+                ff: v(5),
+                gp: v(6),
+                gf: v(7),
+                pf: v(8),
+            });
+        }
+        for a in &mut self.m {
+            a.iter_mut().for_each(|x| *x = 0);
+        }
+        self.n = 0;
+    }
+}
+
+/// Exact integer sums from which g2 of every estimator follows (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MultiTauSums {
+    /// The cells the sums are kept per.
+    pub cells: Cells,
+    /// The lag schedule.
+    pub schedule: LagSchedule,
+    /// Raw frames seen.
+    pub n_frames: usize,
+    /// Photons per cell per raw frame, `series[cell][t]`.
+    pub series: Vec<Vec<u64>>,
+    /// Pixel moments per cell per lag entry, `moments[cell][entry]`.
+    pub moments: Vec<Vec<Moments>>,
+}
+
+impl MultiTauSums {
+    /// Zero sums.
+    pub fn new(cells: Cells, schedule: LagSchedule) -> Self {
+        let nc = cells.n_cells();
+        let nl = schedule.n_lags();
+        MultiTauSums {
+            cells,
+            schedule,
+            n_frames: 0,
+            series: vec![Vec::new(); nc],
+            moments: vec![vec![Moments::default(); nl]; nc],
+        }
+    }
+
+    /// Adds one pixel of cell `c`: its product, past and future sums, one per lag entry.
+    #[inline]
+    pub fn add_pixel(&mut self, c: usize, g: &[u64], p: &[u64], f: &[u64]) {
+        for (e, m) in self.moments[c].iter_mut().enumerate() {
+            m.add_pixel(g[e], p[e], f[e]);
+        }
+    }
+
+    /// Adds another set of sums over different pixels (same cells, schedule and frames).
+    pub fn merge_pixels(&mut self, other: &MultiTauSums) {
+        for (a, b) in self.moments.iter_mut().zip(&other.moments) {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.add(y);
+            }
+        }
+    }
+
+    /// The level-L series of cell c: sums of 2^L raw frames, trailing partial bin dropped.
+    fn level_series(&self, c: usize, level: usize) -> Vec<u64> {
+        let w = 1usize << level;
+        self.series[c]
+            .chunks_exact(w)
+            .map(|ch| ch.iter().sum())
+            .collect()
+    }
+
+    /// g2 and g2_err with the chosen estimator.
+    ///
+    /// g2_err is the delta-method standard error over pixels: with u_p = G_p/Ḡ - P_p/P̄ -
+    /// F_p/F̄ (the influence of pixel p on ln g2 of the symmetric estimator; Σ u_p = -N),
+    /// g2_err = g2 · sqrt((Σ u_p² - N) / (N (N - 1))). It treats pixels as independent
+    /// (optimistic when a speckle spans several pixels). The `Frame` estimator uses the same
+    /// linearisation (its denominator Σ S(s)S(s+k) ≈ IP·IF/n). `SymmetricStatic` combines the
+    /// cells' variances with the weights (N_c/N)²; a one-pixel cell adds no variance.
+    pub fn finish(&self, estimator: Estimator) -> Result<G2Result> {
+        if self.series.iter().any(|s| s.len() != self.n_frames) {
+            return Err(Error::invalid(
+                "multi-tau sums",
+                "per-cell series length differs from the frame count",
+            ));
+        }
+        let entries: Vec<LagEntry> = self.schedule.entries();
+        let nl = entries.len();
+        let nb = self.cells.n_bins;
+        let nc = self.cells.n_cells();
+        let mut n_pairs = vec![0u64; nl];
+        for (e, en) in entries.iter().enumerate() {
+            let t_l = self.n_frames >> en.level;
+            n_pairs[e] = t_l.saturating_sub(en.lag_in_level) as u64;
+        }
+        // Bin-level series for the frame estimator: Σ_s S_d(s) S_d(s+k), exact.
+        let mut ss = vec![vec![0u128; nl]; nb];
+        if estimator == Estimator::Frame {
+            for level in 0..self.schedule.n_levels() {
+                let t_l = self.n_frames >> level;
+                let mut per_bin = vec![vec![0u64; t_l]; nb];
+                for c in 0..nc {
+                    let d = self.cells.dynamic_of_cell[c] as usize - 1;
+                    for (s, x) in self.level_series(c, level).into_iter().enumerate() {
+                        per_bin[d][s] += x;
+                    }
+                }
+                for (e, en) in entries.iter().enumerate() {
+                    if en.level != level || n_pairs[e] == 0 {
+                        continue;
+                    }
+                    let (k, n) = (en.lag_in_level, n_pairs[e] as usize);
+                    for d in 0..nb {
+                        let s = &per_bin[d];
+                        ss[d][e] = (0..n)
+                            .map(|i| u128::from(s[i]) * u128::from(s[i + k]))
+                            .sum();
+                    }
+                }
+            }
+        }
+        let mut g2 = Array2::from_elem((nl, nb), f64::NAN);
+        let mut g2_err = Array2::from_elem((nl, nb), f64::NAN);
+        let mut bin_pixels = vec![0u64; nb];
+        let mut bin_photons = vec![0u64; nb];
+        for c in 0..nc {
+            let d = self.cells.dynamic_of_cell[c] as usize - 1;
+            bin_pixels[d] += self.cells.pixels_per_cell[c];
+            bin_photons[d] += self.series[c].iter().sum::<u64>();
+        }
+        let mut bin_status: Vec<BinStatus> = (0..nb)
+            .map(|d| {
+                if bin_pixels[d] == 0 {
+                    BinStatus::Empty
+                } else if bin_photons[d] == 0 {
+                    BinStatus::NoPhotons
+                } else {
+                    BinStatus::Ok
+                }
+            })
+            .collect();
+        let cells_of: Vec<Vec<usize>> = (0..nb)
+            .map(|d| {
+                (0..nc)
+                    .filter(|&c| self.cells.dynamic_of_cell[c] as usize == d + 1)
+                    .collect()
+            })
+            .collect();
+        for e in 0..nl {
+            let n = n_pairs[e] as f64;
+            if n_pairs[e] == 0 {
+                continue;
+            }
+            for d in 0..nb {
+                if bin_status[d] == BinStatus::Empty || bin_status[d] == BinStatus::NoPhotons {
+                    continue;
+                }
+                let nd = bin_pixels[d] as f64;
+                let result = match estimator {
+                    Estimator::Symmetric | Estimator::Frame => {
+                        let mut m = Moments::default();
+                        for &c in &cells_of[d] {
+                            m.add(&self.moments[c][e]);
+                        }
+                        let (ipd, ifd) = (m.p as f64, m.f as f64);
+                        let val = if estimator == Estimator::Symmetric {
+                            (ipd * ifd > 0.0).then(|| nd * n * m.g as f64 / (ipd * ifd))
+                        } else {
+                            let den = ss[d][e] as f64;
+                            (den > 0.0).then(|| nd * m.g as f64 / den)
+                        };
+                        val.map(|v| {
+                            let err = if m.g > 0 && ipd * ifd > 0.0 && nd > 1.0 {
+                                let var = ((m.sum_u2(nd) - nd) / (nd - 1.0)).max(0.0);
+                                v * (var / nd).sqrt()
+                            } else {
+                                f64::NAN
+                            };
+                            (v, err)
+                        })
+                    }
+                    Estimator::SymmetricStatic => {
+                        let (mut sum, mut var, mut w_used) = (0.0, 0.0, 0.0);
+                        let mut err_ok = true;
+                        for &c in &cells_of[d] {
+                            let m = &self.moments[c][e];
+                            let ncp = self.cells.pixels_per_cell[c] as f64;
+                            let (ipc, ifc) = (m.p as f64, m.f as f64);
+                            if ipc * ifc > 0.0 {
+                                let gc = ncp * n * m.g as f64 / (ipc * ifc);
+                                sum += ncp * gc;
+                                w_used += ncp;
+                                if m.g == 0 {
+                                    err_ok = false;
+                                } else if ncp > 1.0 {
+                                    let v = ((m.sum_u2(ncp) - ncp) / (ncp - 1.0)).max(0.0);
+                                    var += ncp * ncp * gc * gc * v / ncp;
+                                }
+                            }
+                        }
+                        (w_used > 0.0).then(|| {
+                            let err = if err_ok && w_used > 1.0 {
+                                var.sqrt() / w_used
+                            } else {
+                                f64::NAN
+                            };
+                            (sum / w_used, err)
+                        })
+                    }
+                };
+                match result {
+                    Some((v, err)) => {
+                        g2[[e, d]] = v;
+                        g2_err[[e, d]] = err;
+                    }
+                    None => bin_status[d] = BinStatus::ZeroDenominator,
+                }
+            }
+        }
+        Ok(G2Result {
+            estimator,
+            schedule: self.schedule.name().to_string(),
+            lag_frames: entries.iter().map(|e| e.lag_frames).collect(),
+            bin_width_frames: entries.iter().map(|e| e.bin_width_frames).collect(),
+            n_pairs,
+            g2,
+            g2_err,
+            bin_pixels,
+            bin_status,
+            n_frames: self.n_frames,
+        })
+    }
+}
