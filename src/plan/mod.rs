@@ -8,6 +8,7 @@
 //! Reference: DESIGN.md §7 (and §5 for the ΔC floor).
 
 pub mod fisher;
+pub mod floor;
 pub mod montecarlo;
 
 pub use fisher::{predict, FreeParams, Prediction, Regime, Setting};
