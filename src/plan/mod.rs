@@ -10,6 +10,8 @@
 pub mod fisher;
 pub mod floor;
 pub mod montecarlo;
+pub mod recommend;
 
 pub use fisher::{predict, FreeParams, Prediction, Regime, Setting};
 pub use montecarlo::{monte_carlo, McOptions, McResult};
+pub use recommend::{recommend, Limits, Plan, Target, TargetParam};
