@@ -47,4 +47,6 @@ pub mod fit;
 pub mod plan;
 pub mod report;
 
+pub mod twin;
+
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@
 //! (`deny_unknown_fields`, documented defaults, units in field names); each stage validates its
 //! config once into a runtime type that cannot be invalid (`X::new(&XConfig) -> Result<X>`).
 
+pub mod campaign;
 pub mod instrument;
 pub mod sample;
 
