@@ -16,7 +16,7 @@
 //! distributed, and every g2 sum is a sum over pixels, so the covariance of the g2 estimates -
 //! and, to first order in the errors, of the fitted parameters - scales exactly as 1/N_pix.
 //! The Monte Carlo therefore simulates N_sim ≤ N_pix pixels, chosen so that the predicted
-//! σ(ln τ) at N_sim is about `target_reduced_sigma` (0.08: small enough that the fit stays in
+//! σ(ln τ) at N_sim is about `target_reduced_sigma` (0.02: small enough that the fit stays in
 //! its linear regime, large enough to be cheap), and multiplies every spread by
 //! sqrt(N_sim/N_pix). What this cannot capture is the nonlinearity of the fit at the full
 //! pixel count, which is smaller still; biases do not rescale and are reported at N_sim.
@@ -58,7 +58,7 @@ impl Default for McOptions {
             repeats: 100,
             seed: 0,
             sim_pixels: None,
-            target_reduced_sigma: 0.08,
+            target_reduced_sigma: 0.02,
             min_pixels: 64,
         }
     }
