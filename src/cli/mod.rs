@@ -1,5 +1,6 @@
 //! Subcommands. Each lives in its own file and owns its clap `Args`.
 
+mod plan;
 mod simulate;
 
 use anyhow::Result;
@@ -19,6 +20,8 @@ enum Command {
     Version,
     /// Simulate a scan of a sample preset: stack + ground truth.
     Simulate(Box<simulate::SimulateArgs>),
+    /// Plan a beamtime: frames and frame time for a precision target.
+    Plan(Box<plan::PlanArgs>),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -30,5 +33,6 @@ pub fn run() -> Result<()> {
             Ok(())
         }
         Command::Simulate(args) => simulate::run(*args),
+        Command::Plan(args) => plan::run(*args),
     }
 }
