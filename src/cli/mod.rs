@@ -1,5 +1,6 @@
 //! Subcommands. Each lives in its own file and owns its clap `Args`.
 
+mod correlate;
 mod plan;
 mod simulate;
 
@@ -18,6 +19,8 @@ struct Cli {
 enum Command {
     /// Print the version and build facts.
     Version,
+    /// Correlate frames on disk: multi-tau g2 (and two-time maps) → APS results file.
+    Correlate(Box<correlate::CorrelateArgs>),
     /// Simulate a scan of a sample preset: stack + ground truth.
     Simulate(Box<simulate::SimulateArgs>),
     /// Plan a beamtime: frames and frame time for a precision target.
@@ -32,6 +35,7 @@ pub fn run() -> Result<()> {
             println!("xpcs-twin {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Correlate(args) => correlate::run(*args),
         Command::Simulate(args) => simulate::run(*args),
         Command::Plan(args) => plan::run(*args),
     }
