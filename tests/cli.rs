@@ -280,3 +280,27 @@ fn simulate_event_file_matches_dense_stack() {
     assert!(stderr(&o).contains("x.tif"), "{}", stderr(&o));
     assert_eq!(listing(dir.path()), before);
 }
+
+/// Writes an example results file + fit plots into $XPCS_TWIN_PLOTS_DIR for visual checks
+/// (run with `--ignored`).
+#[test]
+#[ignore]
+fn example_plots_for_inspection() {
+    let dir = PathBuf::from(std::env::var("XPCS_TWIN_PLOTS_DIR").unwrap());
+    std::fs::create_dir_all(&dir).unwrap();
+    let res = dir.join("res.hdf");
+    write_results(&res, &example_results(), true).unwrap();
+    let o = run(&[
+        "fit",
+        res.to_str().unwrap(),
+        "--plots",
+        dir.join("plots").to_str().unwrap(),
+        "--twotime-ages",
+        "2",
+        "--min-pairs",
+        "2",
+        "--force",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    eprintln!("{}", String::from_utf8_lossy(&o.stdout));
+}

@@ -189,8 +189,15 @@ pub fn run(a: FitArgs) -> Result<()> {
     let mut tt: Vec<TwotimeFits> = Vec::new();
     if let (Some(t), true) = (&res.twotime, a.twotime_ages > 0) {
         for (&bin, m) in t.processed_bins.iter().zip(&t.c2) {
-            let c2 = m.mapv(f64::from);
+            // Stored as the upper triangle (zeros below): mirror it, so the map and its
+            // colour scale show C(t1,t2) = C(t2,t1) everywhere.
+            let mut c2 = m.mapv(f64::from);
             let n = c2.nrows();
+            for i in 0..n {
+                for j in 0..i.min(c2.ncols()) {
+                    c2[[i, j]] = c2[[j, i]];
+                }
+            }
             let scale = (t.stride_frame.max(1) * t.avg_frame.max(1)) as f64;
             let dt = res.frame_time_s * scale;
             let ages = evenly_spaced_ages(n, dt, a.twotime_ages);
