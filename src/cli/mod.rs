@@ -1,6 +1,8 @@
 //! Subcommands. Each lives in its own file and owns its clap `Args`.
 
 mod correlate;
+mod describe;
+mod fit;
 mod plan;
 mod simulate;
 
@@ -23,6 +25,10 @@ enum Command {
     Correlate(Box<correlate::CorrelateArgs>),
     /// Simulate a scan of a sample preset: stack + ground truth.
     Simulate(Box<simulate::SimulateArgs>),
+    /// Fit g2 and two-time maps of a results file; fits go into the file, JSON and PNGs.
+    Fit(Box<fit::FitArgs>),
+    /// Print what the twin will do for a campaign file: rates, contrast, bins, τ, volume.
+    Describe(Box<describe::DescribeArgs>),
     /// Plan a beamtime: frames and frame time for a precision target.
     Plan(Box<plan::PlanArgs>),
 }
@@ -38,5 +44,7 @@ pub fn run() -> Result<()> {
         Command::Correlate(args) => correlate::run(*args),
         Command::Simulate(args) => simulate::run(*args),
         Command::Plan(args) => plan::run(*args),
+        Command::Fit(args) => fit::run(*args),
+        Command::Describe(args) => describe::run(*args),
     }
 }
