@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use ndarray::Array2;
+use ndarray::{Array2, Axis};
 use std::path::PathBuf;
 use xpcs_twin::error::Error;
 use xpcs_twin::fit::qdep::{fit_bins, fit_power_law_from_bins, tau_beta_per_bin, TauBeta};
@@ -154,9 +154,14 @@ pub fn run(a: FitArgs) -> Result<()> {
     let mut per_bin: Vec<FitReport> = Vec::new();
     let mut g2_data: Option<(Vec<f64>, Array2<f64>, Array2<f64>)> = None;
     if let Some(m) = &res.multitau {
-        let d = delays_s(&res, m);
-        let g2 = m.g2.mapv(f64::from);
-        let err = m.g2_err.mapv(f64::from);
+        // Lag 0 carries the shot-noise term (<I²> = <I>² (1 + c) + <I>): never fitted.
+        let rows: Vec<usize> = (0..m.delay_frames.len())
+            .filter(|&i| m.delay_frames[i] > 0)
+            .collect();
+        let all_delays = delays_s(&res, m);
+        let d: Vec<f64> = rows.iter().map(|&i| all_delays[i]).collect();
+        let g2 = m.g2.select(Axis(0), &rows).mapv(f64::from);
+        let err = m.g2_err.select(Axis(0), &rows).mapv(f64::from);
         per_bin = fit_bins(model.as_ref(), &d, g2.view(), err.view(), &opts)?
             .into_iter()
             .enumerate()
