@@ -13,12 +13,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An operating-system error while reading or writing `path`.
-    #[error("{}: {source}", path.display())]
+    // The OS error is part of the message, not a `source`: a report that prints the chain
+    // would otherwise say it twice.
+    #[error("{}: {err}", path.display())]
     Io {
         /// The file involved.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// A value outside its allowed range, in a file (or an in-memory object named by `origin`).
     #[error("{origin}: `{field}` = {value} is out of range (allowed: {allowed})")]
@@ -106,7 +108,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            err: source,
         }
     }
 

@@ -44,6 +44,7 @@ pub mod speckle;
 pub mod correlate;
 pub mod fit;
 
+pub mod plan;
 pub mod report;
 
 pub mod twin;

@@ -1,5 +1,9 @@
 //! Subcommands. Each lives in its own file and owns its clap `Args`.
 
+mod correlate;
+mod describe;
+mod fit;
+mod plan;
 mod simulate;
 mod twin;
 mod validate;
@@ -19,12 +23,20 @@ struct Cli {
 enum Command {
     /// Print the version and build facts.
     Version,
+    /// Correlate frames on disk: multi-tau g2 (and two-time maps) → APS results file.
+    Correlate(Box<correlate::CorrelateArgs>),
     /// Simulate a scan of a sample preset: stack + ground truth.
     Simulate(Box<simulate::SimulateArgs>),
     /// Simulate and analyse a whole campaign (default: the Pt campaign, reduced scale).
     Twin(Box<twin::TwinArgs>),
     /// Run validation scenarios; exit non-zero if any recovered quantity misses its tolerance.
     Validate(validate::ValidateArgs),
+    /// Fit g2 and two-time maps of a results file; fits go into the file, JSON and PNGs.
+    Fit(Box<fit::FitArgs>),
+    /// Print what the twin will do for a campaign file: rates, contrast, bins, τ, volume.
+    Describe(Box<describe::DescribeArgs>),
+    /// Plan a beamtime: frames and frame time for a precision target.
+    Plan(Box<plan::PlanArgs>),
 }
 
 /// Parses the command line and runs the chosen subcommand.
@@ -35,8 +47,12 @@ pub fn run() -> Result<()> {
             println!("xpcs-twin {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Correlate(args) => correlate::run(*args),
         Command::Simulate(args) => simulate::run(*args),
         Command::Twin(args) => twin::run(*args),
         Command::Validate(args) => validate::run(args),
+        Command::Plan(args) => plan::run(*args),
+        Command::Fit(args) => fit::run(*args),
+        Command::Describe(args) => describe::run(*args),
     }
 }

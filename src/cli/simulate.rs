@@ -1,7 +1,10 @@
 //! `xpcs-twin simulate`: a sample preset → a simulated stack plus its ground truth.
 //!
 //! Writes the stack as dense NPY (frame, row, col; u8/u16/u32) or as events in NPZ (per-pixel
-//! CSR: offsets, frames, counts) through a temp file renamed into place, and a sidecar `<out>.truth.json` with the seed, the parameters, the scan facts
+//! CSR: offsets, frames, counts) or as an HDF5 event file (`.h5`, streamed block by block in
+//! pixel order through `io::events::EventWriter`), each through a temp file renamed into
+//! place; the q-bin labels and mask beside it (`<out>.labels.npy`, `<out>.mask.npy`,
+//! rows × cols, u32 / u8), and a sidecar `<out>.truth.json` with the seed, the parameters, the scan facts
 //! and the expected g2 per q-bin at a list of lags (symmetric/frame estimators, linear lags).
 
 use anyhow::{bail, Context, Result};
@@ -59,7 +62,7 @@ pub struct SimulateArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output: .npy (dense stack) or .npz (events). HDF5 event files need src/io (not yet wired).
+    /// Output: .npy (dense stack), .npz (events) or .h5 (event file, streamed in pixel order).
     #[arg(long)]
     out: PathBuf,
     /// Overwrite existing outputs.
@@ -322,11 +325,11 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if ext != "npy" && ext != "npz" {
+    if ext != "npy" && ext != "npz" && ext != "h5" {
         bail!(xpcs_twin::Error::invalid(
             a.out.display().to_string(),
-            "output must be .npy (dense stack) or .npz (events: offsets, frames, counts); \
-             the HDF5 event-file writer lives in src/io"
+            "output must be .npy (dense stack), .npz (events: offsets, frames, counts) or .h5 \
+             (xpcs-twin event file, streamed)"
         ));
     }
     let bytes = n_frames as f64 * (rows * cols) as f64;
@@ -343,37 +346,24 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         .into_iter()
         .flatten()
         .collect();
+    let labels_path = a.out.with_extension("labels.npy");
+    let mask_path = a.out.with_extension("mask.npy");
     refuse_overwrite(&a.out, a.force, &inputs)?;
     refuse_overwrite(&truth_path, a.force, &inputs)?;
+    refuse_overwrite(&labels_path, a.force, &inputs)?;
+    refuse_overwrite(&mask_path, a.force, &inputs)?;
 
     // Simulate with a progress bar over blocks, then assemble in block order.
-    let bar = ProgressBar::new(sim.n_blocks() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("simulate {bar:40} {pos}/{len} blocks, eta {eta}")
-            .expect("valid template"),
-    );
-    let slots = Mutex::new(vec![None; sim.n_blocks()]);
-    sim.for_each_block(|b| {
-        let i = b.index;
-        slots.lock().expect("lock")[i] = Some(b);
-        bar.inc(1);
-        Ok(())
-    })?;
-    bar.finish_and_clear();
-    let mut offsets = vec![0u64];
-    let (mut frames, mut counts) = (Vec::new(), Vec::new());
-    for b in slots.into_inner().expect("lock").into_iter().flatten() {
-        let base = frames.len() as u64;
-        offsets.extend(b.offsets[1..].iter().map(|&o| o + base));
-        frames.extend_from_slice(&b.frames);
-        counts.extend_from_slice(&b.counts);
-    }
-    let events = EventList::new(rows, cols, n_frames, frame_time_s, offsets, frames, counts)?;
-    if ext == "npy" {
-        write_stack(&a.out, &events.to_stack())?;
+    let total_counts = if ext == "h5" {
+        stream_events_h5(&sim, &a.out, rows, cols, n_frames, frame_time_s, a.force)?
     } else {
-        write_events_npz(&a.out, &events)?;
-    }
+        simulate_in_memory(&sim, &a.out, &ext, rows, cols, n_frames, frame_time_s)?
+    };
+    // The label map and mask the truth refers to, next to the stack (rows × cols; the
+    // built-in scene has no gaps: every pixel valid).
+    xpcs_twin::io::npy::write_npy(&labels_path, &[rows, cols], &labels, &inputs, a.force)?;
+    let mask = vec![1u8; rows * cols];
+    xpcs_twin::io::npy::write_npy(&mask_path, &[rows, cols], &mask, &inputs, a.force)?;
 
     // Ground truth per q-bin.
     let n_bins = labels.iter().copied().max().unwrap_or(0) as usize;
@@ -419,12 +409,14 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             "contrast": contrast, "modes": modes,
             "q_step_inv_angstrom_per_row": q_step,
         },
+        "labels": labels_path.display().to_string(),
+        "mask": mask_path.display().to_string(),
         "method": format!("{method:?}"),
         "generator": format!("{generator:?}"),
         "block_pixels": a.block_pixels,
         "grid_du": du,
         "grid_interpolation_error_rel_contrast": err,
-        "total_counts": events.total_counts(),
+        "total_counts": total_counts,
         "truth": {
             "estimator": "symmetric/frame one-time g2 at linear lags (ratio of expectations)",
             "subsamples_per_frame": sampling.subsamples,
@@ -438,12 +430,105 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         Ok(())
     })?;
     eprintln!(
-        "wrote {} ({} photons) and {}",
+        "wrote {} ({} photons), {}, {} and {}",
         a.out.display(),
-        events.total_counts(),
+        total_counts,
+        labels_path.display(),
+        mask_path.display(),
         truth_path.display()
     );
     Ok(())
+}
+
+fn progress(n_blocks: usize) -> ProgressBar {
+    let bar = ProgressBar::new(n_blocks as u64);
+    bar.set_style(
+        ProgressStyle::with_template("simulate {bar:40} {pos}/{len} blocks, eta {eta}")
+            .expect("valid template"),
+    );
+    bar
+}
+
+/// Streams the photons into an HDF5 event file: blocks are simulated in parallel windows of a
+/// few blocks per thread and pushed in pixel order, so memory stays ∝ window, not ∝ photons.
+/// Returns the total count.
+fn stream_events_h5(
+    sim: &Simulator,
+    out: &Path,
+    rows: usize,
+    cols: usize,
+    n_frames: usize,
+    frame_time_s: f64,
+    force: bool,
+) -> Result<u64> {
+    let mut w = xpcs_twin::io::events::EventWriter::create(
+        out,
+        rows,
+        cols,
+        n_frames,
+        frame_time_s,
+        xpcs_twin::data::CountDtype::U32,
+        force,
+    )?;
+    let n = sim.n_blocks();
+    let window = 4 * rayon::current_num_threads().max(1);
+    let bar = progress(n);
+    let mut total = 0u64;
+    let mut start = 0;
+    while start < n {
+        let end = (start + window).min(n);
+        let blocks: Vec<_> = (start..end)
+            .into_par_iter()
+            .map(|b| sim.block(b))
+            .collect::<xpcs_twin::Result<_>>()?;
+        // collect keeps index order; the check guards the pixel order the writer needs.
+        for blk in blocks {
+            debug_assert_eq!(blk.first_pixel, w.next_pixel());
+            total += blk.counts.iter().map(|&c| u64::from(c)).sum::<u64>();
+            w.push_block(blk.first_pixel, &blk.offsets, &blk.frames, &blk.counts)?;
+            bar.inc(1);
+        }
+        start = end;
+    }
+    bar.finish_and_clear();
+    w.finish()?;
+    Ok(total)
+}
+
+/// Simulates every block, assembles the event list in block order and writes .npy / .npz.
+fn simulate_in_memory(
+    sim: &Simulator,
+    out: &Path,
+    ext: &str,
+    rows: usize,
+    cols: usize,
+    n_frames: usize,
+    frame_time_s: f64,
+) -> Result<u64> {
+    let bar = progress(sim.n_blocks());
+    let slots = Mutex::new(vec![None; sim.n_blocks()]);
+    sim.for_each_block(|b| {
+        let i = b.index;
+        slots.lock().expect("lock")[i] = Some(b);
+        bar.inc(1);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let mut offsets = vec![0u64];
+    let (mut frames, mut counts) = (Vec::new(), Vec::new());
+    for b in slots.into_inner().expect("lock").into_iter().flatten() {
+        let base = frames.len() as u64;
+        offsets.extend(b.offsets[1..].iter().map(|&o| o + base));
+        frames.extend_from_slice(&b.frames);
+        counts.extend_from_slice(&b.counts);
+    }
+    let events = EventList::new(rows, cols, n_frames, frame_time_s, offsets, frames, counts)?;
+    if ext == "npy" {
+        write_stack(out, &events.to_stack())?;
+    } else {
+        write_events_npz(out, &events)?;
+    }
+    Ok(events.total_counts())
 }
 
 /// Events as NPZ: `offsets` (u64, pixels + 1), `frames` (u32), `counts` (u32),

@@ -167,6 +167,24 @@ pub struct G2Result {
 }
 
 impl G2Result {
+    /// Drops the lag rows without any frame pair (`n_pairs == 0`: lags the scan is too short
+    /// for, NaN in every bin), so that outputs hold only measured delays.
+    pub fn without_empty_lags(mut self) -> Self {
+        let keep: Vec<usize> = (0..self.lag_frames.len())
+            .filter(|&i| self.n_pairs[i] > 0)
+            .collect();
+        if keep.len() == self.lag_frames.len() {
+            return self;
+        }
+        let pick = |v: &[u64]| keep.iter().map(|&i| v[i]).collect::<Vec<u64>>();
+        self.lag_frames = pick(&self.lag_frames);
+        self.bin_width_frames = pick(&self.bin_width_frames);
+        self.n_pairs = pick(&self.n_pairs);
+        self.g2 = self.g2.select(ndarray::Axis(0), &keep);
+        self.g2_err = self.g2_err.select(ndarray::Axis(0), &keep);
+        self
+    }
+
     /// Delays in seconds: lag_frames × frame_time_s.
     pub fn delay_s(&self, frame_time_s: f64) -> Vec<f64> {
         self.lag_frames

@@ -641,3 +641,29 @@ fn bundled_example_has_its_documented_g2() {
         }
     }
 }
+
+#[test]
+fn empty_lag_rows_are_dropped_and_the_rest_kept() {
+    // 10 frames with 8 buffers: the schedule reaches lags with no frame pair at level ≥ 1.
+    let data: Vec<u16> = (0..10 * 4).map(|i| (i % 3) as u16).collect();
+    let stack = FrameStack::from_u16(10, 2, 2, data).unwrap();
+    let part = QPartition::from_labels(2, 2, vec![1, 1, 1, 1], "t").unwrap();
+    let sched = LagSchedule::multi_tau(10, 8).unwrap();
+    let mut mt = DenseMultiTau::new(&part, &sched);
+    mt.push_stack(&stack, 0..10).unwrap();
+    let full = mt.finish(Estimator::Symmetric).unwrap();
+    let trimmed = full.clone().without_empty_lags();
+    assert!(trimmed.n_pairs.iter().all(|&n| n > 0));
+    let kept: Vec<usize> = (0..full.lag_frames.len())
+        .filter(|&i| full.n_pairs[i] > 0)
+        .collect();
+    assert_eq!(trimmed.lag_frames.len(), kept.len());
+    assert!(
+        kept.len() < full.lag_frames.len(),
+        "the schedule must contain empty lags"
+    );
+    for (j, &i) in kept.iter().enumerate() {
+        assert_eq!(trimmed.lag_frames[j], full.lag_frames[i]);
+        assert_eq!(trimmed.g2[[j, 0]].to_bits(), full.g2[[i, 0]].to_bits());
+    }
+}

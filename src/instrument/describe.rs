@@ -78,15 +78,17 @@ pub struct Description {
     pub bins: Vec<BinDescription>,
 }
 
-/// Builds the description.
+/// Builds the description. `mean_rate_hz` overrides the computed mean count rate per pixel
+/// (photons/s), as a campaign's `[instrument] mean_rate_hz` does for the simulated scene.
 pub fn describe(
     inst: &Instrument,
     pressure_gpa: f64,
     frame_time_s: f64,
     n_frames: usize,
     spec: &PartitionSpec,
+    mean_rate_hz: Option<f64>,
 ) -> Result<Description> {
-    let (scene, maps, k) = inst.scene(pressure_gpa, frame_time_s, None)?;
+    let (scene, maps, k) = inst.scene(pressure_gpa, frame_time_s, mean_rate_hz)?;
     let part = partition(&maps, &scene.valid, spec)?;
     let n_valid = scene.valid.iter().filter(|&&v| v).count();
     let total: f64 = scene.mean_counts.iter().sum();
@@ -267,7 +269,7 @@ mod tests {
             sectors: 1,
             static_per_dynamic: 4,
         };
-        let d = describe(&inst, 3.3, 0.1, 10_000, &spec).unwrap();
+        let d = describe(&inst, 3.3, 0.1, 10_000, &spec, None).unwrap();
         let text = d.to_string();
         eprintln!("{text}");
         assert_eq!(d.bins.len(), 6);

@@ -15,6 +15,7 @@
 //! records its path with [`atomic::note_input`] so that no writer of the same process can
 //! replace it. The on-disk layouts are documented in `docs/formats.md`.
 
+pub mod assemble;
 pub mod atomic;
 pub mod eiger;
 pub mod events;

@@ -781,6 +781,41 @@ fn read_tree(g: &hdf5::Group, path: &Path, skip: &[&str]) -> Result<Tree> {
     Ok(t)
 }
 
+/// Replaces the existing results file at `path` with `res` (e.g. after adding fits to
+/// `/xpcs_twin`), atomically: the new file is written to a temp file in the same directory and
+/// renamed over `path`, so a crash leaves the old file intact. Unlike [`write_results`] this
+/// does not refuse a file the run read: updating that file is the point. Checks
+/// [`ResultsFile::validate`] first; `path` must exist.
+pub fn update_results(path: &Path, res: &ResultsFile) -> Result<PathBuf> {
+    let origin = path.display().to_string();
+    res.validate(&origin)?;
+    if !path.is_file() {
+        return Err(Error::invalid(origin, "no results file to update"));
+    }
+    crate::io::h5filters::register()?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let stem = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{stem}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?
+        .into_temp_path();
+    {
+        let f = crate::io::h5util::create_h5(&tmp)?;
+        write_into(&W { f: &f, path: &tmp }, res)?;
+        f.close().map_err(h5err(&tmp, "close"))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(path.to_path_buf())
+}
+
 /// Reads a results file written by [`write_results`] (or by boost_corr, for the keys listed
 /// in the layout). Two-time maps come back as stored (upper triangle).
 pub fn read_results(path: &Path) -> Result<ResultsFile> {

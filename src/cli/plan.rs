@@ -1,0 +1,462 @@
+//! `xpcs-twin plan`: how many frames, at what frame time, to reach a precision target.
+//!
+//! MODEL.toml is a campaign file (models/*.toml: instrument-derived contrast, count rate and
+//! q-bins) or a sample file (models/samples/*.toml with its ideal `[scene]`). Prints a table,
+//! writes `plan.json` and two PNGs into `--out`.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use xpcs_twin::plan::floor::{default_bin_frames, floor_formula, floor_null};
+use xpcs_twin::plan::{
+    monte_carlo, recommend, FreeParams, Limits, McOptions, Plan, Setting, Target,
+};
+use xpcs_twin::report::{Series, XyPlot};
+
+/// Arguments of `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Campaign (models/*.toml) or sample (models/samples/*.toml) file.
+    model: PathBuf,
+    /// Plan the first isobar at this pressure (GPa).
+    #[arg(long)]
+    pressure: Option<f64>,
+    /// Plan every isobar: time per isobar and total.
+    #[arg(long, conflicts_with = "pressure")]
+    campaign: bool,
+    /// Precision target: tau=5%, beta=3%, contrast=10%.
+    #[arg(long, default_value = "tau=5%")]
+    target: String,
+    /// Use only this frame time (s).
+    #[arg(long)]
+    frame_time: Option<f64>,
+    /// Most frames per scan.
+    #[arg(long, default_value_t = 100_000)]
+    max_frames: usize,
+    /// Longest beam time per isobar (hours).
+    #[arg(long)]
+    budget_hours: Option<f64>,
+    /// Monte Carlo repeats for the recommended setting (0 = none).
+    #[arg(long, default_value_t = 100)]
+    mc_repeats: usize,
+    /// Free fit parameters (tau is always free).
+    #[arg(long, default_value = "contrast,tau,kww_exponent")]
+    free: String,
+    /// Pixels per q-bin (default: the campaign's median q-bin, or the sample scene / q-bins).
+    #[arg(long)]
+    bin_pixels: Option<f64>,
+    /// q-bins a sample scene is cut into (sample files only).
+    #[arg(long, default_value_t = 10)]
+    q_bins: usize,
+    /// Shortest detector frame (s).
+    #[arg(long, default_value_t = 1e-3)]
+    min_frame_time: f64,
+    /// Smallest T/τ.
+    #[arg(long, default_value_t = 5.0)]
+    min_t_over_tau: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output folder for plan.json and the PNGs.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// One isobar as plain numbers.
+struct Point {
+    label: String,
+    pressure_gpa: f64,
+    setting: Setting,
+    detector_pixels: f64,
+    aging_tau_star_s: Option<f64>,
+    avalanches: bool,
+}
+
+fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
+    let text = std::fs::read_to_string(&a.model)
+        .with_context(|| format!("reading {}", a.model.display()))?;
+    let value: toml::Value =
+        toml::from_str(&text).with_context(|| format!("parsing {}", a.model.display()))?;
+    let mut out = Vec::new();
+    let setting = |tau, beta, c, r, n| Setting {
+        tau_s: tau,
+        kww_exponent: beta,
+        contrast: c,
+        rate_per_pixel_hz: r,
+        bin_pixels: n,
+        frame_time_s: 0.1,
+        n_frames: 1000,
+        free,
+        num_bufs: 8,
+    };
+    if value.get("kww_exponent").is_some() {
+        let sample = xpcs_twin::config::sample::load_sample(&a.model)?;
+        let Some(scene) = sample.scene.clone() else {
+            bail!(
+                "{}: a sample file needs a [scene] to plan",
+                a.model.display()
+            );
+        };
+        let det = (scene.rows * scene.cols) as f64;
+        let camp = &sample.campaign;
+        for (k, b) in camp.isobars.iter().enumerate() {
+            let law = camp.tau_law(k);
+            let aging = match law {
+                xpcs_twin::model::TauLaw::Aging { tau_star_s, .. }
+                    if law.tau_at(0.0) < law.tau_at(1e12) =>
+                {
+                    Some(tau_star_s)
+                }
+                _ => None,
+            };
+            out.push(Point {
+                label: format!("{:.1} GPa {:?}", b.pressure_gpa, b.direction).to_lowercase(),
+                pressure_gpa: b.pressure_gpa,
+                setting: setting(
+                    law.tau_at(0.0),
+                    camp.kww_exponent,
+                    scene.contrast,
+                    scene.mean_counts_per_frame / b.frame_time_s,
+                    a.bin_pixels.unwrap_or(det / a.q_bins.max(1) as f64),
+                ),
+                detector_pixels: det,
+                aging_tau_star_s: aging,
+                avalanches: !matches!(b.avalanches, xpcs_twin::model::AvalancheTimes::None),
+            });
+        }
+    } else {
+        let setup = xpcs_twin::twin::CampaignSetup::load(
+            &a.model,
+            xpcs_twin::twin::Scale::Full,
+            Some(a.seed),
+        )?;
+        for s in &setup.scans {
+            let mut sizes = s.partition.dynamic().bin_sizes();
+            sizes.retain(|&n| n > 0);
+            sizes.sort_unstable();
+            let median = sizes.get(sizes.len() / 2).copied().unwrap_or(1) as f64;
+            let law = setup.sample.campaign.tau_law(s.index);
+            let aging = match law {
+                xpcs_twin::model::TauLaw::Aging { tau_star_s, .. }
+                    if law.tau_at(0.0) < law.tau_at(1e12) =>
+                {
+                    Some(tau_star_s)
+                }
+                _ => None,
+            };
+            out.push(Point {
+                label: s.label.clone(),
+                pressure_gpa: s.isobar.pressure_gpa,
+                setting: setting(
+                    s.facts.tau_start_s,
+                    setup.sample.campaign.kww_exponent,
+                    s.contrast,
+                    s.mean_counts_per_frame / s.isobar.frame_time_s,
+                    a.bin_pixels.unwrap_or(median),
+                ),
+                detector_pixels: (s.scene.rows * s.scene.cols) as f64,
+                aging_tau_star_s: aging,
+                avalanches: !matches!(s.isobar.avalanches, xpcs_twin::model::AvalancheTimes::None),
+            });
+        }
+    }
+    let _ = &a.pressure;
+    Ok(out)
+}
+
+fn human_bytes(b: f64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{v:.3} {}", units[i])
+}
+
+fn print_plan(p: &Point, plan: &Plan) {
+    let s = &p.setting;
+    println!(
+        "\n== {}: τ = {:.4} s, β = {}, c = {}, r = {:.4} ph/s/px, N_pix/bin = {:.0}, free = {}",
+        p.label,
+        s.tau_s,
+        s.kww_exponent,
+        s.contrast,
+        s.rate_per_pixel_hz,
+        s.bin_pixels,
+        s.free.names().join(",")
+    );
+    println!(
+        "{:>10} {:>9} {:>10} {:>7} {:>9} {:>9} {:>9} {:>7}  broken limits",
+        "Δt (s)", "frames", "T (s)", "T/τ", "σ(lnτ)", "σc/c", "σβ", "n̄"
+    );
+    for c in &plan.grid {
+        let pr = &c.prediction;
+        let mark = if std::ptr::eq(c, &plan.grid[plan.chosen]) {
+            "*"
+        } else {
+            " "
+        };
+        println!(
+            "{mark}{:>9.4} {:>9} {:>10.1} {:>7.1} {:>9.2e} {:>9} {:>9} {:>7.3}  {}{}",
+            c.frame_time_s,
+            c.n_frames,
+            c.scan_s,
+            c.t_over_tau,
+            pr.sigma_ln_tau,
+            pr.rel_contrast.map_or("-".into(), |v| format!("{v:.2e}")),
+            pr.sigma_kww_exponent
+                .map_or("-".into(), |v| format!("{v:.2e}")),
+            c.frame_time_s * s.rate_per_pixel_hz,
+            c.broken.join(", "),
+            if pr.regime.any() {
+                format!(" [Fisher unreliable: {}]", pr.regime.describe())
+            } else {
+                String::new()
+            }
+        );
+    }
+    let c = &plan.grid[plan.chosen];
+    if plan.reached {
+        println!(
+            "RECOMMENDED: Δt = {} s × {} frames = {:.0} s ({:.2} h) beam time; {} target {:.1} % \
+             → predicted {:.2} %; set by: {}; data {} dense (16-bit), {} sparse",
+            c.frame_time_s,
+            c.n_frames,
+            c.scan_s,
+            c.scan_s / 3600.0,
+            plan.target.name(),
+            100.0 * plan.target.relative,
+            100.0 * c.target_error.unwrap_or(f64::NAN),
+            plan.binding.join(", "),
+            human_bytes(c.dense_bytes),
+            human_bytes(c.sparse_bytes),
+        );
+    } else {
+        println!(
+            "NOT REACHABLE: no setting within the limits gives {} ≤ {:.1} %. Best: Δt = {} s × {} \
+             frames = {:.0} s → {:.2} %; binding: {}",
+            plan.target.name(),
+            100.0 * plan.target.relative,
+            c.frame_time_s,
+            c.n_frames,
+            c.scan_s,
+            100.0 * c.target_error.unwrap_or(f64::NAN),
+            plan.binding.join(", ")
+        );
+    }
+    if c.drift > 0.0 {
+        println!(
+            "aging drift during the scan: τ(end)/τ(start) - 1 = {:.1} %",
+            100.0 * c.drift
+        );
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn precision_plot(p: &Point, plan: &Plan, path: &Path) -> Result<()> {
+    let mut fig = XyPlot::new(
+        &format!("{}: predicted σ(ln τ) vs scan length", p.label),
+        "scan length T (s)",
+        "σ(ln τ) (Fisher)",
+    )
+    .log_axes(true, true);
+    let mut dts: Vec<f64> = plan.grid.iter().map(|c| c.frame_time_s).collect();
+    dts.dedup();
+    for dt in dts {
+        let pts: Vec<_> = plan.grid.iter().filter(|c| c.frame_time_s == dt).collect();
+        fig = fig.with(Series::line(
+            &format!("Δt = {dt} s"),
+            pts.iter().map(|c| c.scan_s).collect(),
+            pts.iter().map(|c| c.prediction.sigma_ln_tau).collect(),
+        ));
+    }
+    let (lo, hi) = plan.grid.iter().fold((f64::INFINITY, 0f64), |(l, h), c| {
+        (l.min(c.scan_s), h.max(c.scan_s))
+    });
+    fig = fig.with(Series::line(
+        "target",
+        vec![lo, hi],
+        vec![plan.target.relative; 2],
+    ));
+    let c = &plan.grid[plan.chosen];
+    fig = fig.with(Series::points(
+        if plan.reached { "recommended" } else { "best" },
+        vec![c.scan_s],
+        vec![c.prediction.sigma_ln_tau],
+    ));
+    fig.write_png(path)?;
+    Ok(())
+}
+
+/// Runs `plan`.
+pub fn run(a: PlanArgs) -> Result<()> {
+    let target = Target::parse(&a.target)?;
+    let free = FreeParams::parse(&a.free)?;
+    if a.pressure.is_none() && !a.campaign {
+        bail!("give --pressure P or --campaign");
+    }
+    if a.mc_repeats > 0 && a.mc_repeats < 10 {
+        bail!(
+            "--mc-repeats: {} is out of range (0, or ≥ 10)",
+            a.mc_repeats
+        );
+    }
+    let mut points = load_points(&a, free)?;
+    if let Some(p) = a.pressure {
+        let i = points
+            .iter()
+            .position(|q| (q.pressure_gpa - p).abs() < 1e-6)
+            .with_context(|| format!("--pressure {p}: no isobar at that pressure in the model"))?;
+        points = vec![points.swap_remove(i)];
+    }
+    if let Some(o) = &a.out {
+        std::fs::create_dir_all(o).with_context(|| format!("creating {}", o.display()))?;
+    }
+    let mut json = Vec::new();
+    let mut total = 0.0;
+    for p in &points {
+        let limits = Limits {
+            frame_times_s: a.frame_time.map(|v| vec![v]).unwrap_or_default(),
+            min_frame_time_s: a.min_frame_time,
+            avalanche_frame_time_s: p.avalanches.then_some(0.1),
+            max_frames: a.max_frames,
+            budget_s: a.budget_hours.map(|h| h * 3600.0),
+            min_t_over_tau: a.min_t_over_tau,
+            aging_tau_star_s: p.aging_tau_star_s,
+            max_drift: None,
+            detector_pixels: p.detector_pixels,
+            dense_bytes_per_pixel: 2.0,
+        };
+        let plan = recommend(&p.setting, target, &limits)?;
+        print_plan(p, &plan);
+        let c = &plan.grid[plan.chosen];
+        total += c.scan_s;
+        let chosen = p.setting.with_scan(c.frame_time_s, c.n_frames);
+        let mut mc = None;
+        if a.mc_repeats > 0 && !a.campaign {
+            let t0 = std::time::Instant::now();
+            let r = monte_carlo(
+                &chosen,
+                &McOptions {
+                    repeats: a.mc_repeats,
+                    seed: a.seed,
+                    ..Default::default()
+                },
+            );
+            match &r {
+                Ok(m) => println!(
+                    "Monte Carlo ({} repeats, {} of {:.0} pixels simulated, rescaled ×{:.3e}, {:.1} s): \
+                     σ(ln τ) = {:.3e} ± {:.0} % vs Fisher {:.3e} (ratio {:.2}); failed fits {}",
+                    m.repeats,
+                    m.sim_pixels,
+                    chosen.bin_pixels,
+                    m.pixel_scale,
+                    t0.elapsed().as_secs_f64(),
+                    m.sigma_ln_tau,
+                    100.0 * m.sigma_rel_uncertainty,
+                    c.prediction.sigma_ln_tau,
+                    m.sigma_ln_tau / c.prediction.sigma_ln_tau,
+                    m.failed
+                ),
+                Err(e) => println!("Monte Carlo: {e}"),
+            }
+            mc = r.ok();
+        }
+        let b = default_bin_frames(&chosen).min(chosen.n_frames / 4).max(1);
+        let fl = floor_formula(&chosen, b)?;
+        println!(
+            "ΔC floor at δt = τ, {} frames per two-time frame, {:.0} px: {:.3e} (measured-mean \
+             formula), {:.3e} (DESIGN §5); smallest avalanche φ = {}",
+            b,
+            chosen.bin_pixels,
+            fl.formula,
+            fl.design_formula,
+            if fl.phi_min <= 1.0 {
+                format!("{:.2}", fl.phi_min)
+            } else {
+                format!("none (φ_min = {:.1} > 1)", fl.phi_min)
+            }
+        );
+        let null = if a.mc_repeats > 0 && !a.campaign {
+            let sim = ((chosen.bin_pixels).min(2000.0)) as usize;
+            floor_null(&chosen, b, sim.max(1), 8, a.seed).ok()
+        } else {
+            None
+        };
+        if let Some(n) = &null {
+            println!(
+                "ΔC floor from 8 null simulations: {:.3e}",
+                n.null_simulation.unwrap_or(f64::NAN)
+            );
+        }
+        if let Some(o) = &a.out {
+            let stem = p.label.replace([' ', '/'], "_");
+            precision_plot(p, &plan, &o.join(format!("precision_{stem}.png")))?;
+            // ΔC floor vs binning (formula lines, null points at the chosen binning).
+            let bs: Vec<usize> = [1usize, 2, 5, 10, 20, 50, 100, 200, 500]
+                .into_iter()
+                .filter(|&x| x <= chosen.n_frames / 4)
+                .collect();
+            let fs: Vec<_> = bs
+                .iter()
+                .filter_map(|&x| floor_formula(&chosen, x).ok())
+                .collect();
+            let mut fig = XyPlot::new(
+                &format!(
+                    "{}: ΔC noise floor at δt = τ ({:.0} px/bin)",
+                    p.label, chosen.bin_pixels
+                ),
+                "raw frames per two-time frame",
+                "ΔC floor",
+            )
+            .log_axes(true, true)
+            .with(Series::line(
+                "measured-mean formula",
+                fs.iter().map(|f| f.bin_frames as f64).collect(),
+                fs.iter().map(|f| f.formula).collect(),
+            ))
+            .with(Series::line(
+                "DESIGN §5 formula",
+                fs.iter().map(|f| f.bin_frames as f64).collect(),
+                fs.iter().map(|f| f.design_formula).collect(),
+            ));
+            if let Some(n) = &null {
+                fig = fig.with(Series::points(
+                    "null simulation",
+                    vec![n.bin_frames as f64],
+                    vec![n.null_simulation.unwrap_or(f64::NAN)],
+                ));
+            }
+            fig.write_png(&o.join(format!("floor_{stem}.png")))?;
+        }
+        json.push(serde_json::json!({
+            "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
+            "delta_c_floor": fl, "delta_c_null": null,
+        }));
+    }
+    if points.len() > 1 {
+        println!(
+            "\nTOTAL beam time for {} isobars: {:.0} s ({:.2} h)",
+            points.len(),
+            total,
+            total / 3600.0
+        );
+    }
+    if let Some(o) = &a.out {
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "model": a.model, "target": target, "isobars": json, "total_beam_time_s": total,
+        }))?;
+        write_atomic(&o.join("plan.json"), text.as_bytes())?;
+    }
+    Ok(())
+}
