@@ -336,6 +336,8 @@ fn correlate_then_fit_recovers_the_example_truth() {
         ];
         if sparse {
             args.push("--sparse".into());
+        } else {
+            args.extend(["--npy-dir".to_string(), s(&dir.path().join("npy"))]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = run(&args);

@@ -13,7 +13,11 @@ use xpcs_twin::data::{CountDtype, EventList, FrameSource, FrameStack, QPartition
 use xpcs_twin::io::assemble::{assemble, RunMeta};
 use xpcs_twin::io::atomic::{check_output, write_json};
 use xpcs_twin::io::results::{write_results, Geometry, Node, Tree};
-use xpcs_twin::io::{eiger::EigerFrames, maps, npy::NpyFrames};
+use xpcs_twin::io::{
+    eiger::EigerFrames,
+    maps,
+    npy::{write_npy, NpyFrames},
+};
 use xpcs_twin::Error;
 
 /// Correlate a stack of photon-counting frames: multi-tau g2 per q-bin (and optionally the
@@ -52,6 +56,10 @@ pub struct CorrelateArgs {
     /// Also write a JSON summary: per q-bin lag_frames, delay_s, g2, g2_err.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also export NPY arrays into this folder: g2.npy and g2_err.npy (n_lags × n_bins, f64),
+    /// lag_frames.npy (u64), delay_s.npy (f64), and c2_NNNNN.npy (n × n, f64) per two-time bin.
+    #[arg(long)]
+    pub npy_dir: Option<PathBuf>,
     /// Also compute the two-time maps C(t1, t2) of every q-bin.
     #[arg(long)]
     pub twotime: bool,
@@ -328,6 +336,9 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
             }),
         })
         .collect();
+    if let Some(dir) = &a.npy_dir {
+        export_npy(dir, &g2, frame_time_s, two_time.as_ref(), &inputs, a.force)?;
+    }
     print_table(&g2, frame_time_s);
     if let Some(j) = &a.json {
         let summary = Summary {
@@ -345,6 +356,51 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
         write_json(j, &summary, &inputs, a.force)?;
     }
     eprintln!("wrote {}", written.display());
+    Ok(())
+}
+
+/// Writes the NPY exports (each file atomically).
+fn export_npy(
+    dir: &Path,
+    g2: &G2Result,
+    frame_time_s: f64,
+    two_time: Option<&TwoTimeResult>,
+    inputs: &[&Path],
+    force: bool,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let shape = [g2.g2.nrows(), g2.g2.ncols()];
+    let flat = |a: &ndarray::Array2<f64>| a.iter().copied().collect::<Vec<f64>>();
+    write_npy(&dir.join("g2.npy"), &shape, &flat(&g2.g2), inputs, force)?;
+    write_npy(
+        &dir.join("g2_err.npy"),
+        &shape,
+        &flat(&g2.g2_err),
+        inputs,
+        force,
+    )?;
+    let n = g2.lag_frames.len();
+    write_npy(
+        &dir.join("lag_frames.npy"),
+        &[n],
+        &g2.lag_frames,
+        inputs,
+        force,
+    )?;
+    write_npy(
+        &dir.join("delay_s.npy"),
+        &[n],
+        &g2.delay_s(frame_time_s),
+        inputs,
+        force,
+    )?;
+    if let Some(tt) = two_time {
+        for (i, &b) in tt.bins.iter().enumerate() {
+            let c = tt.c2(i);
+            let path = dir.join(format!("c2_{b:05}.npy"));
+            write_npy(&path, &[c.nrows(), c.ncols()], &flat(&c), inputs, force)?;
+        }
+    }
     Ok(())
 }
 
