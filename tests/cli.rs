@@ -265,6 +265,33 @@ fn simulate_event_file_matches_dense_stack() {
     let labels = xpcs_twin::io::npy::read_labels(&dir.path().join("ev.labels.npy")).unwrap();
     assert_eq!(labels.shape(), (24, 20));
     assert!(dir.path().join("ev.mask.npy").exists());
+    // The event file and the dense stack correlate to the same numbers, bit for bit.
+    let labels_path = dir.path().join("ev.labels.npy");
+    let mut summaries = Vec::new();
+    for (input, name) in [(&h5, "from_events"), (&npy, "from_stack")] {
+        let out = dir.path().join(format!("{name}_results.hdf"));
+        let j = dir.path().join(format!("{name}.json"));
+        let o = run(&[
+            "correlate",
+            input.to_str().unwrap(),
+            "--qmap",
+            labels_path.to_str().unwrap(),
+            "--frame-time",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+            "--json",
+            j.to_str().unwrap(),
+            "--twotime",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+        summaries.push(v);
+    }
+    assert_eq!(summaries[0]["correlator"], "event");
+    assert_eq!(summaries[1]["correlator"], "dense");
+    assert_eq!(summaries[0]["bins"], summaries[1]["bins"]);
     // Refused overwrite: exit 2, names the file; a bad extension leaves nothing behind.
     let mut a = base.to_vec();
     a.extend(["--out", h5.to_str().unwrap()]);

@@ -15,6 +15,7 @@ use xpcs_twin::io::atomic::{check_output, write_json};
 use xpcs_twin::io::results::{write_results, Geometry, Node, Tree};
 use xpcs_twin::io::{
     eiger::EigerFrames,
+    events::{is_event_file, EventReader},
     maps,
     npy::{write_npy, NpyFrames},
 };
@@ -26,7 +27,8 @@ use xpcs_twin::Error;
 /// Memory: the dense multi-tau path streams the frames (a chunk of 64 frames plus about 1 KB
 /// of accumulators per labelled pixel, whatever the number of frames). `--twotime` holds the
 /// stack in memory as u32 (4 bytes per pixel-frame) plus n² × 8 bytes per q-bin, n = frames /
-/// bin-frames; `--sparse` holds the photons (12 bytes per nonzero pixel-frame).
+/// bin-frames; `--sparse` holds the photons (12 bytes per nonzero pixel-frame); an event file
+/// is read 65 536 pixels at a time (its two-time maps, if asked, are held whole).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  xpcs-twin correlate examples/speckle_small.npy \
@@ -34,8 +36,9 @@ use xpcs_twin::Error;
     --out out/example_results.hdf --twotime"
 )]
 pub struct CorrelateArgs {
-    /// Frames: .npy (frames × rows × cols, any unsigned integer type) or Eiger/NeXus HDF5
-    /// (.h5/.hdf/.hdf5/.nxs with /entry/data/data, deflate/LZ4/bitshuffle-LZ4).
+    /// Frames: .npy (frames × rows × cols, any unsigned integer type), Eiger/NeXus HDF5
+    /// (.h5/.hdf/.hdf5/.nxs with /entry/data/data, deflate/LZ4/bitshuffle-LZ4), or an
+    /// xpcs-twin event file (.h5 with /events, e.g. from `simulate`; implies --sparse).
     pub frames: PathBuf,
     /// Dynamic q-bin label map (.npy, .npz or .h5; 0 = excluded, k ≥ 1 = bin k), rows × cols.
     #[arg(long)]
@@ -106,18 +109,31 @@ fn parse_estimator(name: &str) -> Result<Estimator, Error> {
     }
 }
 
-fn open_frames(path: &Path) -> Result<(Box<dyn FrameSource>, Option<f64>), Error> {
+/// What FRAMES holds: frames (streamed) or an xpcs-twin event file (read by pixel block).
+enum Input {
+    Frames(Box<dyn FrameSource>),
+    Events(EventReader),
+}
+
+/// Opens FRAMES by its extension (HDF5 files are event files if they hold `/events`); also
+/// returns the frame time the file records, if any.
+fn open_input(path: &Path) -> Result<(Input, Option<f64>), Error> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
     match ext.as_str() {
-        "npy" => Ok((Box::new(NpyFrames::open(path)?), None)),
+        "npy" => Ok((Input::Frames(Box::new(NpyFrames::open(path)?)), None)),
+        "h5" | "hdf" | "hdf5" | "nxs" if is_event_file(path) => {
+            let r = EventReader::open(path)?;
+            let ft = r.frame_time_s();
+            Ok((Input::Events(r), Some(ft)))
+        }
         "h5" | "hdf" | "hdf5" | "nxs" => {
             let f = EigerFrames::open(path)?;
             let ft = f.frame_time_s();
-            Ok((Box::new(f), ft))
+            Ok((Input::Frames(Box::new(f)), ft))
         }
         _ => Err(Error::format(
             path,
@@ -200,7 +216,7 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
     ] {
         xpcs_twin::config::check_positive("command line", flag, v)?;
     }
-    let (mut src, file_ft) = open_frames(&a.frames)?;
+    let (mut input, file_ft) = open_input(&a.frames)?;
     let frame_time_s = match (a.frame_time, file_ft) {
         (Some(f), _) => f,
         (None, Some(f)) => f,
@@ -217,8 +233,10 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
             Error::out_of_range("command line", "--frame-time", frame_time_s, "> 0 s").into(),
         );
     }
-    let shape = src.frame_shape();
-    let n_frames = src.n_frames();
+    let (shape, n_frames) = match &input {
+        Input::Frames(src) => (src.frame_shape(), src.n_frames()),
+        Input::Events(r) => (r.frame_shape(), r.n_frames()),
+    };
     if n_frames < 2 {
         return Err(
             Error::out_of_range(a.frames.display().to_string(), "frames", n_frames, "≥ 2").into(),
@@ -252,38 +270,63 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
         .into());
     }
 
-    let (g2, intensity, two_time): (G2Result, _, Option<TwoTimeResult>) = if a.sparse {
-        let b = bar(n_frames as u64, "read events");
-        let mut counting = CountingSource {
-            inner: src.as_mut(),
-            bar: &b,
-        };
-        let events = EventList::from_source(&mut counting, frame_time_s)?;
-        b.finish_and_clear();
-        let mut ev = EventCorrelator::new(&part, &sched, n_frames);
-        if a.twotime {
-            ev = ev.with_two_time(&part, &[], bin_frames)?;
+    let sparse = a.sparse || matches!(input, Input::Events(_));
+    let (g2, intensity, two_time): (G2Result, _, Option<TwoTimeResult>) = match &mut input {
+        Input::Events(reader) => {
+            // Pixel blocks straight from the file: memory ∝ one block, not the whole list.
+            let mut ev = EventCorrelator::new(&part, &sched, n_frames);
+            if a.twotime {
+                ev = ev.with_two_time(&part, &[], bin_frames)?;
+            }
+            let n_pix = shape.0 * shape.1;
+            let block = 65_536;
+            let b = ProgressBar::new(n_pix.div_ceil(block) as u64);
+            b.set_style(
+                ProgressStyle::with_template("correlate events {bar:40} {pos}/{len} pixel blocks")
+                    .expect("valid template"),
+            );
+            for first in (0..n_pix).step_by(block) {
+                let blk = reader.read_block(first, block.min(n_pix - first))?;
+                ev.push_pixel_block(blk.first_pixel, &blk.offsets, &blk.frames, &blk.counts)?;
+                b.inc(1);
+            }
+            b.finish_and_clear();
+            (ev.finish(estimator)?, ev.intensity(), ev.two_time())
         }
-        ev.push_events(&events)?;
-        (ev.finish(estimator)?, ev.intensity(), ev.two_time())
-    } else if a.twotime {
-        let stack = read_all(src.as_mut())?;
-        let mut mt = DenseMultiTau::new(&part, &sched);
-        mt.push_stack(&stack, 0..n_frames)?;
-        let tt = two_time_stack(&stack, &part, &[], bin_frames)?;
-        (mt.finish(estimator)?, mt.intensity(), Some(tt))
-    } else {
-        let b = bar(n_frames as u64, "correlate");
-        let mut mt = DenseMultiTau::new(&part, &sched);
-        let mut counting = CountingSource {
-            inner: src.as_mut(),
-            bar: &b,
-        };
-        mt.push_source(&mut counting, 64)?;
-        b.finish_and_clear();
-        (mt.finish(estimator)?, mt.intensity(), None)
+        Input::Frames(src) if a.sparse => {
+            let b = bar(n_frames as u64, "read events");
+            let mut counting = CountingSource {
+                inner: src.as_mut(),
+                bar: &b,
+            };
+            let events = EventList::from_source(&mut counting, frame_time_s)?;
+            b.finish_and_clear();
+            let mut ev = EventCorrelator::new(&part, &sched, n_frames);
+            if a.twotime {
+                ev = ev.with_two_time(&part, &[], bin_frames)?;
+            }
+            ev.push_events(&events)?;
+            (ev.finish(estimator)?, ev.intensity(), ev.two_time())
+        }
+        Input::Frames(src) if a.twotime => {
+            let stack = read_all(src.as_mut())?;
+            let mut mt = DenseMultiTau::new(&part, &sched);
+            mt.push_stack(&stack, 0..n_frames)?;
+            let tt = two_time_stack(&stack, &part, &[], bin_frames)?;
+            (mt.finish(estimator)?, mt.intensity(), Some(tt))
+        }
+        Input::Frames(src) => {
+            let b = bar(n_frames as u64, "correlate");
+            let mut mt = DenseMultiTau::new(&part, &sched);
+            let mut counting = CountingSource {
+                inner: src.as_mut(),
+                bar: &b,
+            };
+            mt.push_source(&mut counting, 64)?;
+            b.finish_and_clear();
+            (mt.finish(estimator)?, mt.intensity(), None)
+        }
     };
-
     let g2 = g2.without_empty_lags();
     let mut extra = Tree::new();
     extra.insert(
@@ -293,7 +336,7 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
     extra.insert("qmap_file".into(), Node::Text(a.qmap.display().to_string()));
     extra.insert(
         "correlator".into(),
-        Node::Text(if a.sparse { "event" } else { "dense" }.into()),
+        Node::Text(if sparse { "event" } else { "dense" }.into()),
     );
     extra.insert(
         "geometry_note".into(),
@@ -349,7 +392,7 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
             n_frames,
             estimator: estimator.name(),
             schedule: g2.schedule.clone(),
-            correlator: if a.sparse { "event" } else { "dense" },
+            correlator: if sparse { "event" } else { "dense" },
             twotime_bin_frames: a.twotime.then_some(bin_frames),
             bins,
         };

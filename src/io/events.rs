@@ -481,6 +481,14 @@ pub struct EventReader {
     counts: hdf5::Dataset,
 }
 
+/// Whether `path` is an HDF5 file holding an xpcs-twin event list (a `/events/offsets`
+/// dataset); false for Eiger frame files, other files and unreadable paths.
+pub fn is_event_file(path: &Path) -> bool {
+    hdf5::File::open(path)
+        .map(|f| has_dataset(&f, "/events/offsets"))
+        .unwrap_or(false)
+}
+
 impl EventReader {
     /// Opens and checks an event file's metadata and dataset sizes.
     pub fn open(path: &Path) -> Result<Self> {
