@@ -255,11 +255,7 @@ fn print_plan(p: &Point, plan: &Plan) {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    xpcs_twin::io::atomic::write_bytes_atomic(path, &[], true, bytes)?;
     Ok(())
 }
 

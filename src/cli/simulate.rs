@@ -10,10 +10,9 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::Array3;
+use ndarray::ArrayView3;
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 use rayon::prelude::*;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use xpcs_twin::config::sample::load_sample;
@@ -129,24 +128,15 @@ fn refuse_overwrite(path: &Path, force: bool, inputs: &[&Path]) -> Result<()> {
     Ok(())
 }
 
-fn write_atomic(path: &Path, f: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    f(tmp.as_file_mut())?;
-    tmp.as_file_mut().flush()?;
-    // Temp files are created 0600; outputs get the usual 0644.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
+/// Atomic write through the project's one writer (temp file + rename, never over an input);
+/// the existence check (`--force`) was made before any work.
+fn write_atomic(
+    path: &Path,
+    f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> Result<()>,
+) -> Result<()> {
+    xpcs_twin::io::atomic::write_atomic(path, &[], true, |w| {
+        f(w).map_err(|e| xpcs_twin::Error::invalid(path.display().to_string(), format!("{e:#}")))
+    })?;
     Ok(())
 }
 
@@ -536,7 +526,7 @@ fn simulate_in_memory(
 fn write_events_npz(path: &Path, ev: &EventList) -> Result<()> {
     use ndarray::Array1;
     write_atomic(path, |f| {
-        let mut z = ndarray_npy::NpzWriter::new(std::io::BufWriter::new(f));
+        let mut z = ndarray_npy::NpzWriter::new(f);
         z.add_array("offsets", &Array1::from(ev.offsets().to_vec()))?;
         z.add_array("frames", &Array1::from(ev.frames().to_vec()))?;
         z.add_array("counts", &Array1::from(ev.counts().to_vec()))?;
@@ -555,13 +545,13 @@ fn write_stack(path: &Path, stack: &FrameStack) -> Result<()> {
     let (r, c) = stack.frame_shape();
     let shape = (stack.n_frames(), r, c);
     write_atomic(path, |f| {
-        let w = std::io::BufWriter::new(f);
+        // Views of the stack's own storage: no second copy of the stack in memory.
         if let Some(v) = stack.as_u8() {
-            Array3::from_shape_vec(shape, v.to_vec())?.write_npy(w)?;
+            ArrayView3::from_shape(shape, v)?.write_npy(f)?;
         } else if let Some(v) = stack.as_u16() {
-            Array3::from_shape_vec(shape, v.to_vec())?.write_npy(w)?;
+            ArrayView3::from_shape(shape, v)?.write_npy(f)?;
         } else if let Some(v) = stack.as_u32() {
-            Array3::from_shape_vec(shape, v.to_vec())?.write_npy(w)?;
+            ArrayView3::from_shape(shape, v)?.write_npy(f)?;
         }
         Ok(())
     })

@@ -147,6 +147,13 @@ impl AtomicOutput {
     /// Renames the temp file onto the target.
     pub fn commit(mut self) -> Result<PathBuf> {
         let tmp = self.tmp.take().expect("commit once");
+        // Temp files are created 0600; an output is an ordinary file (0644).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+                .map_err(|e| Error::io(&self.target, e))?;
+        }
         tmp.persist(&self.target)
             .map_err(|e| Error::io(&self.target, e.error))?;
         Ok(self.target.clone())
@@ -201,6 +208,17 @@ pub fn write_json<T: serde::Serialize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_are_ordinary_0644_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.json");
+        write_bytes_atomic(&p, &[], false, b"{}").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+    }
 
     #[test]
     fn refuses_inputs_and_existing() {

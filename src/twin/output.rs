@@ -22,24 +22,10 @@ use crate::report::{figures, Series, SeriesStyle, XyPlot, PALETTE};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Writes `text` to `path` through a temp file in the same directory.
+/// Writes `text` to `path` atomically (temp file + rename); the twin's outputs are replaced on
+/// every run of the same `--out` folder, never an input of the run.
 pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(text.as_bytes())
-        .map_err(|e| Error::io(path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| Error::io(path, e))?;
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    crate::io::atomic::write_bytes_atomic(path, &[], true, text.as_bytes())?;
     Ok(())
 }
 
