@@ -11,7 +11,9 @@ use clap::Args;
 use ndarray::{Array2, Axis};
 use std::path::PathBuf;
 use xpcs_twin::error::Error;
-use xpcs_twin::fit::qdep::{fit_bins, fit_power_law_from_bins, tau_beta_per_bin, TauBeta};
+use xpcs_twin::fit::qdep::{
+    fit_bins_jackknife, fit_power_law_from_bins, tau_beta_per_bin, TauBeta,
+};
 use xpcs_twin::fit::twotime::{evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit};
 use xpcs_twin::fit::{g2_model_by_name, parse_fix, FitModel, FitOptions, FitReport};
 use xpcs_twin::io::atomic::{check_output, write_json};
@@ -50,6 +52,13 @@ pub struct FitArgs {
     /// Replace existing fits in the results file and existing JSON/PNG outputs.
     #[arg(long)]
     force: bool,
+    /// Report least-squares errors (scaled by χ²_red) even when the file holds the
+    /// jackknife replicates `/xpcs/multitau/g2_jackknife` (written by `correlate`). By default
+    /// the g2 fits' errors are jackknife errors over pixel groups, which include the
+    /// correlation between multi-tau lags that least squares ignores (its errors are then
+    /// typically 1.3–2× too small).
+    #[arg(long)]
+    least_squares_errors: bool,
 }
 
 /// The two-time analysis of one processed bin.
@@ -162,11 +171,22 @@ pub fn run(a: FitArgs) -> Result<()> {
         let d: Vec<f64> = rows.iter().map(|&i| all_delays[i]).collect();
         let g2 = m.g2.select(Axis(0), &rows).mapv(f64::from);
         let err = m.g2_err.select(Axis(0), &rows).mapv(f64::from);
-        per_bin = fit_bins(model.as_ref(), &d, g2.view(), err.view(), &opts)?
-            .into_iter()
-            .enumerate()
-            .map(|(b, r)| checked(r, &format!("bin {}", b + 1)))
-            .collect::<Result<_>>()?;
+        let jk = match (&m.g2_jackknife, a.least_squares_errors) {
+            (Some(j), false) => Some(j.select(Axis(1), &rows)),
+            _ => None,
+        };
+        per_bin = fit_bins_jackknife(
+            model.as_ref(),
+            &d,
+            g2.view(),
+            err.view(),
+            jk.as_ref().map(|j| j.view()),
+            &opts,
+        )?
+        .into_iter()
+        .enumerate()
+        .map(|(b, r)| checked(r, &format!("bin {}", b + 1)))
+        .collect::<Result<_>>()?;
         g2_data = Some((d, g2, err));
     }
     // τ(q): needs known q centres and ≥ 3 converged bins (2 parameters + 1 dof).

@@ -16,9 +16,19 @@
 use super::lags::{LagEntry, LagSchedule};
 use crate::data::QPartition;
 use crate::error::{Error, Result};
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
 
-/// Pixels grouped by (dynamic label, static label): the unit every sum is kept per.
+/// Pixel groups per dynamic bin for the jackknife error of g2 and of the fits made from it
+/// (see [`G2Result::jackknife`]).
+pub const JACKKNIFE_GROUPS: usize = 32;
+
+/// Pixels grouped by (dynamic label, static label, jackknife group): the unit every sum is
+/// kept per.
+///
+/// Jackknife groups: the pixels of each dynamic bin, in raster order, are cut into
+/// [`JACKKNIFE_GROUPS`] runs of (nearly) equal size, so a group is a compact band of the
+/// detector (neighbouring pixels that share a speckle stay together, which keeps the groups
+/// close to independent). Pixel p of rank r among the bin's N pixels is in group ⌊r K / N⌋.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cells {
     /// Cell index of every pixel (row-major), `u32::MAX` for pixels in no dynamic bin.
@@ -27,33 +37,65 @@ pub struct Cells {
     pub dynamic_of_cell: Vec<u32>,
     /// Static label of every cell (0 when the pixel has no static label).
     pub static_of_cell: Vec<u32>,
+    /// Jackknife group (0-based, < `n_groups`) of every cell.
+    pub group_of_cell: Vec<u32>,
     /// Pixels per cell.
     pub pixels_per_cell: Vec<u64>,
     /// Number of dynamic bins (largest dynamic label).
     pub n_bins: usize,
     /// Number of static bins (largest static label).
     pub n_static: usize,
+    /// Jackknife groups per dynamic bin.
+    pub n_groups: usize,
 }
 
 impl Cells {
-    /// The cells of a partition, ordered by (dynamic label, static label).
+    /// The cells of a partition with [`JACKKNIFE_GROUPS`] groups per dynamic bin, ordered by
+    /// (dynamic label, static label, group).
     pub fn new(part: &QPartition) -> Self {
+        Self::with_groups(part, JACKKNIFE_GROUPS)
+    }
+
+    /// As [`Cells::new`] with `n_groups` (≥ 1) jackknife groups per dynamic bin.
+    pub fn with_groups(part: &QPartition, n_groups: usize) -> Self {
+        let n_groups = n_groups.max(1);
         let dl = part.dynamic().labels();
         let sl = part.static_map().labels();
-        let mut keys: Vec<(u32, u32)> = dl
+        let n_bins = part.n_bins();
+        let mut bin_size = vec![0usize; n_bins + 1];
+        for &d in dl {
+            if d > 0 {
+                bin_size[d as usize] += 1;
+            }
+        }
+        let mut rank = vec![0usize; n_bins + 1];
+        let group: Vec<u32> = dl
+            .iter()
+            .map(|&d| {
+                if d == 0 {
+                    return 0;
+                }
+                let d = d as usize;
+                let g = rank[d] * n_groups / bin_size[d];
+                rank[d] += 1;
+                g as u32
+            })
+            .collect();
+        let mut keys: Vec<(u32, u32, u32)> = dl
             .iter()
             .zip(sl)
-            .filter(|(&d, _)| d > 0)
-            .map(|(&d, &s)| (d, s))
+            .zip(&group)
+            .filter(|((&d, _), _)| d > 0)
+            .map(|((&d, &s), &g)| (d, s, g))
             .collect();
         keys.sort_unstable();
         keys.dedup();
-        let index = |d: u32, s: u32| keys.binary_search(&(d, s)).expect("key exists") as u32;
+        let index = |k: (u32, u32, u32)| keys.binary_search(&k).expect("key exists") as u32;
         let mut cell_of_pixel = vec![u32::MAX; dl.len()];
         let mut pixels_per_cell = vec![0u64; keys.len()];
-        for (p, (&d, &s)) in dl.iter().zip(sl).enumerate() {
+        for (p, ((&d, &s), &g)) in dl.iter().zip(sl).zip(&group).enumerate() {
             if d > 0 {
-                let c = index(d, s);
+                let c = index((d, s, g));
                 cell_of_pixel[p] = c;
                 pixels_per_cell[c as usize] += 1;
             }
@@ -62,9 +104,11 @@ impl Cells {
             cell_of_pixel,
             dynamic_of_cell: keys.iter().map(|k| k.0).collect(),
             static_of_cell: keys.iter().map(|k| k.1).collect(),
+            group_of_cell: keys.iter().map(|k| k.2).collect(),
             pixels_per_cell,
-            n_bins: part.n_bins(),
+            n_bins,
             n_static: part.static_map().n_bins(),
+            n_groups,
         }
     }
 
@@ -164,9 +208,26 @@ pub struct G2Result {
     pub bin_status: Vec<BinStatus>,
     /// Number of raw frames correlated.
     pub n_frames: usize,
+    /// Leave-one-group-out g2, (n_groups, n_lags, n_bins): replicate j is g2 computed with
+    /// the same estimator from every pixel of the bin except jackknife group j (see
+    /// [`Cells`]). NaN for bins with fewer pixels than groups, and where g2 is NaN.
+    ///
+    /// The jackknife covariance of g2 across lags is ((K-1)/K) Σ_j (g_j - ḡ)(g_j - ḡ)ᵀ; unlike
+    /// g2_err it keeps the correlation between lags (multi-tau lags share frames), and a fit
+    /// repeated on every replicate gives parameter errors that include it
+    /// ([`crate::fit::jackknife`]).
+    ///
+    /// Reference: B. Efron & C. Stein, Ann. Stat. 9, 586 (1981) (the delete-one-group
+    /// jackknife variance).
+    pub jackknife: Array3<f64>,
 }
 
 impl G2Result {
+    /// Jackknife groups (replicates) per bin.
+    pub fn n_groups(&self) -> usize {
+        self.jackknife.len_of(ndarray::Axis(0))
+    }
+
     /// Drops the lag rows without any frame pair (`n_pairs == 0`: lags the scan is too short
     /// for, NaN in every bin), so that outputs hold only measured delays.
     pub fn without_empty_lags(mut self) -> Self {
@@ -182,6 +243,7 @@ impl G2Result {
         self.n_pairs = pick(&self.n_pairs);
         self.g2 = self.g2.select(ndarray::Axis(0), &keep);
         self.g2_err = self.g2_err.select(ndarray::Axis(0), &keep);
+        self.jackknife = self.jackknife.select(ndarray::Axis(1), &keep);
         self
     }
 
@@ -248,6 +310,19 @@ impl Moments {
         self.gp += g * p;
         self.gf += g * f;
         self.pf += p * f;
+    }
+
+    /// Removes sums that were added before (exact: every field of `o` is part of `self`).
+    pub(crate) fn sub(&mut self, o: &Moments) {
+        self.g -= o.g;
+        self.p -= o.p;
+        self.f -= o.f;
+        self.gg -= o.gg;
+        self.pp -= o.pp;
+        self.ff -= o.ff;
+        self.gp -= o.gp;
+        self.gf -= o.gf;
+        self.pf -= o.pf;
     }
 
     pub(crate) fn add(&mut self, o: &Moments) {
@@ -404,14 +479,17 @@ impl MultiTauSums {
             .collect()
     }
 
-    /// g2 and g2_err with the chosen estimator.
+    /// g2 and g2_err with the chosen estimator, and the jackknife replicates.
     ///
     /// g2_err is the delta-method standard error over pixels: with u_p = G_p/Ḡ - P_p/P̄ -
     /// F_p/F̄ (the influence of pixel p on ln g2 of the symmetric estimator; Σ u_p = -N),
     /// g2_err = g2 · sqrt((Σ u_p² - N) / (N (N - 1))). It treats pixels as independent
-    /// (optimistic when a speckle spans several pixels). The `Frame` estimator uses the same
-    /// linearisation (its denominator Σ S(s)S(s+k) ≈ IP·IF/n). `SymmetricStatic` combines the
-    /// cells' variances with the weights (N_c/N)²; a one-pixel cell adds no variance.
+    /// (optimistic when a speckle spans several pixels) and each lag on its own. The `Frame`
+    /// estimator uses the same linearisation (its denominator Σ S(s)S(s+k) ≈ IP·IF/n).
+    /// `SymmetricStatic` combines the static sub-bins' variances with the weights (N_c/N)²; a
+    /// one-pixel sub-bin adds no variance. The replicates ([`G2Result::jackknife`]) apply the
+    /// same estimator to the bin without one pixel group: the sums are additive, so each is
+    /// the total minus one group's sums, exact.
     pub fn finish(&self, estimator: Estimator) -> Result<G2Result> {
         if self.series.iter().any(|s| s.len() != self.n_frames) {
             return Err(Error::invalid(
@@ -423,44 +501,63 @@ impl MultiTauSums {
         let nl = entries.len();
         let nb = self.cells.n_bins;
         let nc = self.cells.n_cells();
+        let kg = self.cells.n_groups;
         let mut n_pairs = vec![0u64; nl];
         for (e, en) in entries.iter().enumerate() {
             let t_l = self.n_frames >> en.level;
             n_pairs[e] = t_l.saturating_sub(en.lag_in_level) as u64;
         }
-        // Bin-level series for the frame estimator: Σ_s S_d(s) S_d(s+k), exact.
-        let mut ss = vec![vec![0u128; nl]; nb];
+        let cells_of: Vec<Vec<usize>> = (0..nb)
+            .map(|d| {
+                (0..nc)
+                    .filter(|&c| self.cells.dynamic_of_cell[c] as usize == d + 1)
+                    .collect()
+            })
+            .collect();
+        // Frame estimator denominators Σ_s S(s)S(s+k), exact, for the whole bin (index 0) and
+        // for the bin without group j (index j + 1): ss[d][e][0..=kg].
+        let mut ss = vec![vec![vec![0u128; kg + 1]; nl]; nb];
         if estimator == Estimator::Frame {
-            for level in 0..self.schedule.n_levels() {
-                let t_l = self.n_frames >> level;
-                let mut per_bin = vec![vec![0u64; t_l]; nb];
-                for c in 0..nc {
-                    let d = self.cells.dynamic_of_cell[c] as usize - 1;
-                    for (s, x) in self.level_series(c, level).into_iter().enumerate() {
-                        per_bin[d][s] += x;
+            for (d, cells) in cells_of.iter().enumerate() {
+                for level in 0..self.schedule.n_levels() {
+                    let t_l = self.n_frames >> level;
+                    let mut per_group = vec![vec![0u64; t_l]; kg];
+                    for &c in cells {
+                        let g = self.cells.group_of_cell[c] as usize;
+                        for (s, x) in self.level_series(c, level).into_iter().enumerate() {
+                            per_group[g][s] += x;
+                        }
                     }
-                }
-                for (e, en) in entries.iter().enumerate() {
-                    if en.level != level || n_pairs[e] == 0 {
-                        continue;
-                    }
-                    let (k, n) = (en.lag_in_level, n_pairs[e] as usize);
-                    for d in 0..nb {
-                        let s = &per_bin[d];
-                        ss[d][e] = (0..n)
-                            .map(|i| u128::from(s[i]) * u128::from(s[i + k]))
-                            .sum();
+                    let total: Vec<u64> = (0..t_l)
+                        .map(|s| per_group.iter().map(|v| v[s]).sum())
+                        .collect();
+                    for (e, en) in entries.iter().enumerate() {
+                        if en.level != level || n_pairs[e] == 0 {
+                            continue;
+                        }
+                        let (k, n) = (en.lag_in_level, n_pairs[e] as usize);
+                        let dot = |excl: Option<&Vec<u64>>| -> u128 {
+                            let v = |i: usize| u128::from(total[i] - excl.map_or(0, |x| x[i]));
+                            (0..n).map(|i| v(i) * v(i + k)).sum()
+                        };
+                        ss[d][e][0] = dot(None);
+                        for g in 0..kg {
+                            ss[d][e][g + 1] = dot(Some(&per_group[g]));
+                        }
                     }
                 }
             }
         }
         let mut g2 = Array2::from_elem((nl, nb), f64::NAN);
         let mut g2_err = Array2::from_elem((nl, nb), f64::NAN);
+        let mut jackknife = Array3::from_elem((kg, nl, nb), f64::NAN);
         let mut bin_pixels = vec![0u64; nb];
         let mut bin_photons = vec![0u64; nb];
+        let mut group_pixels = vec![vec![0u64; kg]; nb];
         for c in 0..nc {
             let d = self.cells.dynamic_of_cell[c] as usize - 1;
             bin_pixels[d] += self.cells.pixels_per_cell[c];
+            group_pixels[d][self.cells.group_of_cell[c] as usize] += self.cells.pixels_per_cell[c];
             bin_photons[d] += self.series[c].iter().sum::<u64>();
         }
         let mut bin_status: Vec<BinStatus> = (0..nb)
@@ -474,15 +571,7 @@ impl MultiTauSums {
                 }
             })
             .collect();
-        let cells_of: Vec<Vec<usize>> = (0..nb)
-            .map(|d| {
-                (0..nc)
-                    .filter(|&c| self.cells.dynamic_of_cell[c] as usize == d + 1)
-                    .collect()
-            })
-            .collect();
         for e in 0..nl {
-            let n = n_pairs[e] as f64;
             if n_pairs[e] == 0 {
                 continue;
             }
@@ -490,65 +579,53 @@ impl MultiTauSums {
                 if bin_status[d] == BinStatus::Empty || bin_status[d] == BinStatus::NoPhotons {
                     continue;
                 }
-                let nd = bin_pixels[d] as f64;
-                let result = match estimator {
-                    Estimator::Symmetric | Estimator::Frame => {
-                        let mut m = Moments::default();
+                let n = n_pairs[e];
+                let full = match estimator {
+                    Estimator::SymmetricStatic => self.static_value(&cells_of[d], e, n, None),
+                    _ => {
+                        // Per-group moments once; a replicate is the total minus one group.
+                        let mut per_group = vec![(Moments::default(), 0u64); kg];
                         for &c in &cells_of[d] {
-                            m.add(&self.moments[c][e]);
+                            let g = &mut per_group[self.cells.group_of_cell[c] as usize];
+                            g.0.add(&self.moments[c][e]);
+                            g.1 += self.cells.pixels_per_cell[c];
                         }
-                        let (ipd, ifd) = (m.p as f64, m.f as f64);
-                        let val = if estimator == Estimator::Symmetric {
-                            (ipd * ifd > 0.0).then(|| nd * n * m.g as f64 / (ipd * ifd))
-                        } else {
-                            let den = ss[d][e] as f64;
-                            (den > 0.0).then(|| nd * m.g as f64 / den)
-                        };
-                        val.map(|v| {
-                            let err = if m.g > 0 && ipd * ifd > 0.0 && nd > 1.0 {
-                                let var = ((m.sum_u2(nd) - nd) / (nd - 1.0)).max(0.0);
-                                v * (var / nd).sqrt()
-                            } else {
-                                f64::NAN
-                            };
-                            (v, err)
-                        })
-                    }
-                    Estimator::SymmetricStatic => {
-                        let (mut sum, mut var, mut w_used) = (0.0, 0.0, 0.0);
-                        let mut err_ok = true;
-                        for &c in &cells_of[d] {
-                            let m = &self.moments[c][e];
-                            let ncp = self.cells.pixels_per_cell[c] as f64;
-                            let (ipc, ifc) = (m.p as f64, m.f as f64);
-                            if ipc * ifc > 0.0 {
-                                let gc = ncp * n * m.g as f64 / (ipc * ifc);
-                                sum += ncp * gc;
-                                w_used += ncp;
-                                if m.g == 0 {
-                                    err_ok = false;
-                                } else if ncp > 1.0 {
-                                    let v = ((m.sum_u2(ncp) - ncp) / (ncp - 1.0)).max(0.0);
-                                    var += ncp * ncp * gc * gc * v / ncp;
-                                }
+                        let mut total = (Moments::default(), 0u64);
+                        for g in &per_group {
+                            total.0.add(&g.0);
+                            total.1 += g.1;
+                        }
+                        let full = pooled_value(estimator, &total.0, total.1, n, ss[d][e][0]);
+                        if full.is_some() && kg >= 2 && !group_pixels[d].contains(&0) {
+                            for (j, g) in per_group.iter().enumerate() {
+                                let mut m = total.0;
+                                m.sub(&g.0);
+                                let r =
+                                    pooled_value(estimator, &m, total.1 - g.1, n, ss[d][e][j + 1]);
+                                jackknife[[j, e, d]] = r.map_or(f64::NAN, |x| x.0);
                             }
                         }
-                        (w_used > 0.0).then(|| {
-                            let err = if err_ok && w_used > 1.0 {
-                                var.sqrt() / w_used
-                            } else {
-                                f64::NAN
-                            };
-                            (sum / w_used, err)
-                        })
+                        full
                     }
                 };
-                match result {
+                match full {
                     Some((v, err)) => {
                         g2[[e, d]] = v;
                         g2_err[[e, d]] = err;
                     }
-                    None => bin_status[d] = BinStatus::ZeroDenominator,
+                    None => {
+                        bin_status[d] = BinStatus::ZeroDenominator;
+                        continue;
+                    }
+                }
+                if estimator == Estimator::SymmetricStatic
+                    && kg >= 2
+                    && !group_pixels[d].contains(&0)
+                {
+                    for j in 0..kg {
+                        let r = self.static_value(&cells_of[d], e, n, Some(j as u32));
+                        jackknife[[j, e, d]] = r.map_or(f64::NAN, |x| x.0);
+                    }
                 }
             }
         }
@@ -563,6 +640,88 @@ impl MultiTauSums {
             bin_pixels,
             bin_status,
             n_frames: self.n_frames,
+            jackknife,
         })
     }
+
+    /// `SymmetricStatic` g2 and g2_err of one bin (its cells `cells`, sorted by static label)
+    /// at lag entry `e` with `n_pairs` level-frame pairs, leaving out jackknife group `excl`.
+    /// None when no static sub-bin has both denominators > 0.
+    fn static_value(
+        &self,
+        cells: &[usize],
+        e: usize,
+        n_pairs: u64,
+        excl: Option<u32>,
+    ) -> Option<(f64, f64)> {
+        let n = n_pairs as f64;
+        let used = cells
+            .iter()
+            .copied()
+            .filter(|&c| Some(self.cells.group_of_cell[c]) != excl);
+        // Merge the groups of each static sub-bin (cells are sorted by static label).
+        let mut subs: Vec<(u32, Moments, u64)> = Vec::new();
+        for c in used {
+            let s = self.cells.static_of_cell[c];
+            if subs.last().is_none_or(|x| x.0 != s) {
+                subs.push((s, Moments::default(), 0));
+            }
+            let last = subs.last_mut().expect("just pushed");
+            last.1.add(&self.moments[c][e]);
+            last.2 += self.cells.pixels_per_cell[c];
+        }
+        let (mut sum, mut var, mut w_used) = (0.0, 0.0, 0.0);
+        let mut err_ok = true;
+        for (_, m, ncp) in &subs {
+            let ncp = *ncp as f64;
+            let (ipc, ifc) = (m.p as f64, m.f as f64);
+            if ipc * ifc > 0.0 {
+                let gc = ncp * n * m.g as f64 / (ipc * ifc);
+                sum += ncp * gc;
+                w_used += ncp;
+                if m.g == 0 {
+                    err_ok = false;
+                } else if ncp > 1.0 {
+                    let v = ((m.sum_u2(ncp) - ncp) / (ncp - 1.0)).max(0.0);
+                    var += ncp * ncp * gc * gc * v / ncp;
+                }
+            }
+        }
+        (w_used > 0.0).then(|| {
+            let err = if err_ok && w_used > 1.0 {
+                var.sqrt() / w_used
+            } else {
+                f64::NAN
+            };
+            (sum / w_used, err)
+        })
+    }
+}
+
+/// Symmetric or frame g2 and g2_err from pooled moments `m` of `nd` pixels, with `n_pairs`
+/// level-frame pairs and the frame estimator's denominator `ss`. None when a denominator is 0.
+fn pooled_value(
+    estimator: Estimator,
+    m: &Moments,
+    nd: u64,
+    n_pairs: u64,
+    ss: u128,
+) -> Option<(f64, f64)> {
+    let (nd, n) = (nd as f64, n_pairs as f64);
+    let (ipd, ifd) = (m.p as f64, m.f as f64);
+    let val = if estimator == Estimator::Frame {
+        let den = ss as f64;
+        (den > 0.0).then(|| nd * m.g as f64 / den)
+    } else {
+        (ipd * ifd > 0.0).then(|| nd * n * m.g as f64 / (ipd * ifd))
+    };
+    val.map(|v| {
+        let err = if m.g > 0 && ipd * ifd > 0.0 && nd > 1.0 {
+            let var = ((m.sum_u2(nd) - nd) / (nd - 1.0)).max(0.0);
+            v * (var / nd).sqrt()
+        } else {
+            f64::NAN
+        };
+        (v, err)
+    })
 }

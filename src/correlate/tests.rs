@@ -26,6 +26,8 @@ fn same_bits(a: &G2Result, b: &G2Result) -> bool {
         && bits(&a.g2) == bits(&b.g2)
         && bits(&a.g2_err) == bits(&b.g2_err)
         && a.bin_status == b.bin_status
+        && a.jackknife.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            == b.jackknife.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
 }
 
 /// A random small stack and partition: frames 1..24, up to 4 × 5 pixels, counts 0..=4 with
@@ -64,6 +66,56 @@ fn naive_check(stack: &FrameStack, part: &QPartition, sched: &LagSchedule, est: 
                 continue;
             }
             assert!(close(got, w, 1e-12), "bin {k} lag {e}: {got} vs {w}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Jackknife replicate j = the same estimator run on the bin without group j's pixels
+    /// (labels set to 0), bit for bit, for every estimator; bins smaller than the group count
+    /// have no replicates.
+    #[test]
+    fn jackknife_replicates_equal_reduced_partitions(
+        data in prop::collection::vec(prop_oneof![2 => Just(0u16), 3 => 0u16..6], 12 * 8 * 6),
+        dl in prop::collection::vec(0u32..3, 8 * 6),
+        sl in prop::collection::vec(1u32..4, 8 * 6),
+        j in 0usize..super::sums::JACKKNIFE_GROUPS,
+    ) {
+        let (t, r, c) = (12, 8, 6);
+        let stack = FrameStack::from_u16(t, r, c, data).unwrap();
+        // Bin 1 holds every pixel (≥ 32 → replicates); bin 2 some of them (< 32 → none).
+        let dl: Vec<u32> = dl.iter().map(|&l| if l == 2 { 2 } else { 1 }).collect();
+        let make = |dl: &[u32]| {
+            let d = LabelMap::new(r, c, dl.to_vec(), "t").unwrap();
+            let s = LabelMap::new(r, c, sl.clone(), "t").unwrap();
+            QPartition::new(dl.iter().map(|&l| l > 0).collect(), d, s, "t").unwrap()
+        };
+        let part = make(&dl);
+        let sched = LagSchedule::multi_tau(t, 4).unwrap();
+        let cells = super::sums::Cells::new(&part);
+        let n2 = dl.iter().filter(|&&l| l == 2).count();
+        for est in [Estimator::Symmetric, Estimator::SymmetricStatic, Estimator::Frame] {
+            let full = multitau_stack(&stack, &part, &sched, est).unwrap();
+            if n2 < super::sums::JACKKNIFE_GROUPS {
+                prop_assert!(full.jackknife.slice(ndarray::s![.., .., 1]).iter().all(|v| v.is_nan()));
+            }
+            if dl.iter().filter(|&&l| l == 1).count() < super::sums::JACKKNIFE_GROUPS {
+                continue;
+            }
+            let reduced: Vec<u32> = dl
+                .iter()
+                .enumerate()
+                .map(|(p, &l)| {
+                    let g = cells.group_of_cell[cells.cell_of_pixel[p] as usize] as usize;
+                    if l == 1 && g == j { 0 } else { l }
+                })
+                .collect();
+            let without = multitau_stack(&stack, &make(&reduced), &sched, est).unwrap();
+            for e in 0..full.lag_frames.len() {
+                prop_assert_eq!(full.jackknife[[j, e, 0]].to_bits(), without.g2[[e, 0]].to_bits());
+            }
         }
     }
 }

@@ -16,7 +16,8 @@
 
 use rayon::prelude::*;
 
-use super::lm::{fit_curve, FitOptions};
+use super::jackknife::fit_curve_jackknife;
+use super::lm::FitOptions;
 use super::model::FitModel;
 use crate::error::{Error, Result};
 use crate::rng;
@@ -32,6 +33,9 @@ pub struct CalibrationSample {
     pub g2_err: Vec<f64>,
     /// True parameter values by name (the estimator's ground truth).
     pub truth: Vec<(String, f64)>,
+    /// Leave-one-group-out replicates of g2 (empty: least-squares errors; otherwise the fit
+    /// reports jackknife errors, see [`super::jackknife`]).
+    pub replicates: Vec<Vec<f64>>,
 }
 
 /// Pull statistics of one parameter.
@@ -169,7 +173,7 @@ where
         .into_par_iter()
         .map(|i| {
             let s = make(rng::subseed(seed, &format!("calibration-repeat-{i}")))?;
-            let r = fit_curve(model, &s.delays_s, &s.g2, &s.g2_err, opts)?;
+            let r = fit_curve_jackknife(model, &s.delays_s, &s.g2, &s.g2_err, &s.replicates, opts)?;
             Ok((s, r))
         })
         .collect();
@@ -255,6 +259,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fit::lm::fit_curve;
     use crate::fit::model::Kww;
     use crate::fit::report::ErrorScale;
     use rand_distr::{Distribution, Normal};
@@ -299,6 +304,7 @@ mod tests {
                     .zip(truth)
                     .map(|(n, v)| (n.to_string(), v))
                     .collect(),
+                replicates: Vec::new(),
             })
         }
     }

@@ -384,6 +384,8 @@ pub fn fit_curve(
             }
         }
     }
+    // Given starts can make the data-driven ones identical: run each distinct start once.
+    starts.dedup();
 
     let (theta, c2, term, iters) = if free.is_empty() {
         let p: Vec<f64> = fixed.iter().map(|f| f.unwrap_or(f64::NAN)).collect();
@@ -460,7 +462,8 @@ pub fn fit_curve(
         let dpd = pm.dp_dtheta(&p);
         let scale = match opts.error_scale {
             ErrorScale::Absolute => 1.0,
-            ErrorScale::Relative => chi2_red,
+            // Jackknife is set by fit_curve_jackknife after the fact; here it means relative.
+            ErrorScale::Relative | ErrorScale::Jackknife => chi2_red,
         };
         for (i, &ji) in free.iter().enumerate() {
             for (k, &jk) in free.iter().enumerate() {

@@ -16,10 +16,12 @@
 //! - [`qdep`]: fits per q-bin and the power law τ(q).
 //! - [`pressure`]: ln τ vs P, activation volume, crossover pressure.
 //! - [`heterogeneity`]: the analytic noise floor of ΔC.
+//! - [`jackknife`]: parameter errors from refits to leave-one-pixel-group-out g2 curves.
 //! - [`calibration`]: pull statistics over seeded repeats (are the error bars honest?).
 
 pub mod calibration;
 pub mod heterogeneity;
+pub mod jackknife;
 pub mod lm;
 pub mod model;
 pub mod pressure;
@@ -27,6 +29,7 @@ pub mod qdep;
 pub mod report;
 pub mod twotime;
 
+pub use jackknife::fit_curve_jackknife;
 pub use lm::{fit_curve, FitOptions};
 pub use model::{Domain, Exponential, FitModel, Kww, KwwHeterodyne, ParamSpec};
 pub use report::{ErrorScale, FitOutcome, FitReport, FitValues, Termination};

@@ -322,7 +322,7 @@ pub fn fit_crossover(
         let chi2_min = profile.iter().map(|p| p.1).fold(v.chi2, f64::min);
         let delta = match opts.error_scale {
             ErrorScale::Absolute => 1.0,
-            ErrorScale::Relative => v.chi2_red,
+            ErrorScale::Relative | ErrorScale::Jackknife => v.chi2_red,
         };
         let inside: Vec<usize> = (0..profile.len())
             .filter(|&k| profile[k].1 <= chi2_min + delta)

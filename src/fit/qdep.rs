@@ -8,9 +8,10 @@
 //! Reference: DESIGN.md §2 (α = 0.36 at 6.3 GPa in the Pt seed); Ruta et al., PRL 109, 165701
 //! (2012) for τ ∝ q^-α in metallic glasses.
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
+use super::jackknife::fit_curve_jackknife;
 use super::lm::{fit_curve, FitOptions};
 use super::model::{Domain, FitModel, ParamSpec};
 use super::report::FitReport;
@@ -26,6 +27,29 @@ pub fn fit_bins(
     g2_err: ArrayView2<f64>,
     opts: &FitOptions,
 ) -> Result<Vec<FitReport>> {
+    fit_bins_jackknife(model, delays_s, g2, g2_err, None, opts)
+}
+
+/// As [`fit_bins`], with jackknife errors from the leave-one-group-out replicates
+/// `jackknife` (n_groups, n_lag, n_bins) when given (see [`super::jackknife`]).
+pub fn fit_bins_jackknife(
+    model: &dyn FitModel,
+    delays_s: &[f64],
+    g2: ArrayView2<f64>,
+    g2_err: ArrayView2<f64>,
+    jackknife: Option<ArrayView3<f64>>,
+    opts: &FitOptions,
+) -> Result<Vec<FitReport>> {
+    if let Some(j) = &jackknife {
+        if j.dim().1 != g2.nrows() || j.dim().2 != g2.ncols() {
+            return Err(Error::ShapeMismatch {
+                origin: "g2 fit".into(),
+                what: "jackknife replicates as (group × lag × q-bin)".into(),
+                expected: vec![j.dim().0, g2.nrows(), g2.ncols()],
+                got: vec![j.dim().0, j.dim().1, j.dim().2],
+            });
+        }
+    }
     if g2.nrows() != delays_s.len() || g2_err.dim() != g2.dim() {
         return Err(Error::ShapeMismatch {
             origin: "g2 fit".into(),
@@ -39,7 +63,17 @@ pub fn fit_bins(
         .map(|b| {
             let y: Vec<f64> = g2.column(b).to_vec();
             let e: Vec<f64> = g2_err.column(b).to_vec();
-            fit_curve(model, delays_s, &y, &e, opts)
+            match &jackknife {
+                Some(j) => {
+                    let reps: Vec<Vec<f64>> = j
+                        .outer_iter()
+                        .map(|r| r.column(b).to_vec())
+                        .filter(|r| r.iter().any(|v| v.is_finite()))
+                        .collect();
+                    fit_curve_jackknife(model, delays_s, &y, &e, &reps, opts)
+                }
+                None => fit_curve(model, delays_s, &y, &e, opts),
+            }
         })
         .collect()
 }

@@ -16,6 +16,9 @@ pub enum ErrorScale {
     Relative,
     /// The errors are absolute 1σ: covariance = (JᵀWJ)⁻¹, unscaled.
     Absolute,
+    /// Covariance from refits to leave-one-pixel-group-out g2 curves (see
+    /// [`super::jackknife`]): includes the correlation between lags that the two above miss.
+    Jackknife,
 }
 
 /// Why the solver stopped after converging.

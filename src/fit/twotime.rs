@@ -18,7 +18,7 @@ use ndarray::ArrayView2;
 
 use super::lm::{fit_curve, FitOptions};
 use super::model::{Domain, FitModel, ParamSpec};
-use super::report::FitReport;
+use super::report::{ErrorScale, FitReport};
 use crate::error::{Error, Result};
 
 /// One cut of a two-time map at fixed age.
@@ -339,7 +339,65 @@ pub fn fit_aging(
         .map(|&t| if t > 0.0 { t.ln() } else { f64::NAN })
         .collect();
     let err: Vec<f64> = tau_s.iter().zip(tau_err_s).map(|(t, e)| e / t).collect();
-    fit_curve(&AgingLaw { saturating }, age_s, &ln_tau, &err, opts)
+    let mut report = fit_curve(&AgingLaw { saturating }, age_s, &ln_tau, &err, opts)?;
+    // τ* → ∞ is the no-aging limit: when the ages do not resolve a positive rate 1/τ*, the
+    // solver runs τ* off to huge values with a meaningless error. Test the rate in the linear
+    // form ln τ = ln τ0 + κ tw (weighted least squares, same error scaling) and report the
+    // fit as unconstrained, with the one-sided 95 % lower bound on τ*, instead.
+    let tau_star_free = !opts.fixed.iter().any(|(n, _)| n == "tau_star");
+    if report.is_ok() && !saturating && tau_star_free {
+        if let Some((kappa, sigma)) = weighted_slope(age_s, &ln_tau, &err, opts.error_scale) {
+            if kappa <= 2.0 * sigma {
+                let bound = kappa + 1.645 * sigma;
+                let lower = if bound > 0.0 {
+                    format!("τ* > {:.3e} s at 95 % (one-sided)", 1.0 / bound)
+                } else {
+                    "no lower bound on τ*".to_string()
+                };
+                report.outcome = crate::fit::FitOutcome::Failed {
+                    reason: format!(
+                        "aging not resolved: rate 1/τ* = {kappa:.3e} ± {sigma:.3e} 1/s is within \
+                         2σ of zero (τ* unconstrained; {lower})"
+                    ),
+                };
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Weighted least-squares slope κ of y = a + κ x and its 1σ error (scaled by sqrt(χ²_red) for
+/// [`ErrorScale::Relative`]); None with fewer than 3 usable points or no spread in x.
+fn weighted_slope(x: &[f64], y: &[f64], sigma: &[f64], scale: ErrorScale) -> Option<(f64, f64)> {
+    let pts: Vec<(f64, f64, f64)> = (0..x.len())
+        .filter(|&i| x[i].is_finite() && y[i].is_finite() && sigma[i].is_finite() && sigma[i] > 0.0)
+        .map(|i| (x[i], y[i], 1.0 / (sigma[i] * sigma[i])))
+        .collect();
+    if pts.len() < 3 {
+        return None;
+    }
+    let sw: f64 = pts.iter().map(|p| p.2).sum();
+    let mx = pts.iter().map(|p| p.2 * p.0).sum::<f64>() / sw;
+    let my = pts.iter().map(|p| p.2 * p.1).sum::<f64>() / sw;
+    let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - mx).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let kappa = pts
+        .iter()
+        .map(|p| p.2 * (p.0 - mx) * (p.1 - my))
+        .sum::<f64>()
+        / sxx;
+    let chi2: f64 = pts
+        .iter()
+        .map(|p| p.2 * (p.1 - my - kappa * (p.0 - mx)).powi(2))
+        .sum();
+    let red = chi2 / (pts.len() - 2) as f64;
+    let var = match scale {
+        ErrorScale::Absolute => 1.0 / sxx,
+        ErrorScale::Relative | ErrorScale::Jackknife => red / sxx,
+    };
+    Some((kappa, var.sqrt()))
 }
 
 /// Fits the aging law to the converged fits of [`tau_vs_age`] (failed ages are skipped).
@@ -490,5 +548,26 @@ mod tests {
         )
         .unwrap();
         assert!(!r.is_ok() || !r.warnings.is_empty(), "{}", r.summary());
+    }
+
+    /// A stationary τ(tw) (no aging) is reported as unconstrained with a lower bound on τ*,
+    /// never as a huge τ* with a tiny error; a resolved aging law is not.
+    #[test]
+    fn unresolved_aging_is_reported_as_unconstrained() {
+        let ages: Vec<f64> = (0..8).map(|k| 500.0 * f64::from(k)).collect();
+        // ±1 % alternating scatter around a constant τ = 40 s.
+        let tau: Vec<f64> = (0..8)
+            .map(|k| 40.0 * (1.0 + 0.01 * if k % 2 == 0 { 1.0 } else { -1.0 }))
+            .collect();
+        let err: Vec<f64> = tau.iter().map(|t| 0.01 * t).collect();
+        let r = fit_aging(&ages, &tau, &err, false, &FitOptions::default()).unwrap();
+        let why = r.failure().expect("must not claim a τ*");
+        assert!(
+            why.contains("aging not resolved") && why.contains("τ* >"),
+            "{why}"
+        );
+        let aging: Vec<f64> = ages.iter().map(|a| 34.0 * f64::exp(a / 2300.0)).collect();
+        let r = fit_aging(&ages, &aging, &err, false, &FitOptions::default()).unwrap();
+        assert!((r.value("tau_star").unwrap() / 2300.0 - 1.0).abs() < 1e-6);
     }
 }

@@ -99,6 +99,7 @@ pub fn assemble(
         stride_frame: 1,
         avg_frame: 1,
         g2_partial: None,
+        g2_jackknife: Some(g.jackknife.as_standard_layout().into_owned()),
     });
     let twotime = two_time.map(|tt| {
         let maps: Vec<Array2<f64>> = (0..tt.bins.len()).map(|i| tt.c2(i)).collect();

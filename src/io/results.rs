@@ -58,6 +58,10 @@ pub struct Multitau {
     pub avg_frame: i64,
     /// Optional g2 per time segment, (n_part, n_delay, Nd), and its error.
     pub g2_partial: Option<(Array3<f32>, Array3<f32>)>,
+    /// Optional leave-one-pixel-group-out g2 replicates, (n_groups, n_delay, Nd), f64 (see
+    /// [`crate::correlate::G2Result::jackknife`]): written as `/xpcs/multitau/g2_jackknife`
+    /// (an xpcs-twin key; the APS viewer ignores it), read by `fit` for jackknife errors.
+    pub g2_jackknife: Option<Array3<f64>>,
 }
 
 /// Two-time correlation results.
@@ -317,6 +321,16 @@ impl ResultsFile {
             ] {
                 if v < 1 {
                     return Err(Error::out_of_range(origin, f, v, "≥ 1"));
+                }
+            }
+            if let Some(j) = &m.g2_jackknife {
+                if j.shape()[1..] != [nl, nd] {
+                    return Err(shape_err(
+                        origin,
+                        "g2_jackknife (n_groups, n_delay, Nd)",
+                        vec![j.shape()[0], nl, nd],
+                        j.shape().to_vec(),
+                    ));
                 }
             }
             if let Some((p, e)) = &m.g2_partial {
@@ -587,6 +601,12 @@ fn write_into(w: &W, res: &ResultsFile) -> Result<()> {
             w.array(&format!("{b}/normalized_g2_partial"), pg)?;
             w.array(&format!("{b}/normalized_g2_partial_err"), pe)?;
         }
+        if let Some(j) = &m.g2_jackknife {
+            w.array(
+                &format!("{b}/g2_jackknife"),
+                &j.as_standard_layout().into_owned(),
+            )?;
+        }
     }
     if let Some(t) = &res.twotime {
         let b = "/xpcs/twotime";
@@ -681,7 +701,7 @@ impl R<'_> {
         }
         ds.read_2d::<f32>().map_err(h5err(self.path, name))
     }
-    fn arr3(&self, name: &str) -> Result<Array3<f32>> {
+    fn arr3<T: hdf5::H5Type>(&self, name: &str) -> Result<Array3<T>> {
         let ds = self.ds(name)?;
         if ds.ndim() != 3 {
             return Err(Error::format(
@@ -689,8 +709,7 @@ impl R<'_> {
                 format!("{name} must have rank 3, got {:?}", ds.shape()),
             ));
         }
-        ds.read::<f32, ndarray::Ix3>()
-            .map_err(h5err(self.path, name))
+        ds.read::<T, ndarray::Ix3>().map_err(h5err(self.path, name))
     }
 }
 
@@ -909,7 +928,13 @@ pub fn read_results(path: &Path) -> Result<ResultsFile> {
         } else {
             None
         };
+        let jackknife = if has_dataset(&f, &format!("{b}/g2_jackknife")) {
+            Some(r.arr3::<f64>(&format!("{b}/g2_jackknife"))?)
+        } else {
+            None
+        };
         Some(Multitau {
+            g2_jackknife: jackknife,
             g2: r.arr2(&format!("{b}/normalized_g2"))?,
             g2_err: r.arr2(&format!("{b}/normalized_g2_err"))?,
             delay_frames: guard_size(&dl, 8, path, "delay_list")
@@ -1076,6 +1101,7 @@ pub fn example_results() -> ResultsFile {
             stride_frame: 1,
             avg_frame: 1,
             g2_partial: None,
+            g2_jackknife: None,
         }),
         twotime: Some(Twotime {
             processed_bins: vec![1, 3],

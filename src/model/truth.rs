@@ -221,6 +221,25 @@ impl<'a> Truth<'a> {
         out
     }
 
+    /// Expected multi-tau g2 of a stationary scan at a lag of `lag` raw frames between
+    /// level-frames of `w` raw frames each: the block average (1/w²) Σ_{i,j<w} E\[C(i, lag + j)\]
+    /// = (1/w²) Σ_d (w - |d|) E\[C(0, lag + d)\], O(w). Stationary dynamics only (it uses
+    /// C(a, b) = C(0, b - a)).
+    pub fn g2_block_stationary(&self, lag: usize, w: usize) -> f64 {
+        let w = w.max(1);
+        let mut acc = 0.0;
+        for d in -(w as i64 - 1)..=(w as i64 - 1) {
+            let m = lag as i64 + d;
+            let (a, b) = if m >= 0 {
+                (0, m as usize)
+            } else {
+                ((-m) as usize, 0)
+            };
+            acc += (w as i64 - d.abs()) as f64 * self.c2(a, b);
+        }
+        acc / (w * w) as f64
+    }
+
     /// One-time g2 at each lag: mean over t of E\[C(t, t+k)\] (NaN for k ≥ T).
     pub fn g2(&self, lags: &[usize]) -> Vec<f64> {
         let t_n = self.sampling.n_frames;

@@ -16,6 +16,7 @@
 //!
 //! Reference: DESIGN.md §1 (pipeline).
 
+pub mod calibrate;
 pub mod campaign;
 pub mod output;
 pub mod resources;

@@ -557,6 +557,7 @@ pub fn write_scans_hdf5(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult])
             stride_frame: 1,
             avg_frame: 1,
             g2_partial: None,
+            g2_jackknife: None,
         };
         let mut extra = Tree::new();
         let mut fit = Tree::new();

@@ -26,7 +26,10 @@ use crate::error::Result;
 use crate::fit::heterogeneity::delta_c_floor;
 use crate::fit::qdep::{fit_power_law_from_bins, tau_beta_per_bin, TauBeta};
 use crate::fit::twotime::{age_cut, evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit};
-use crate::fit::{fit_curve, Exponential, FitModel, FitOptions, FitReport, Kww, KwwHeterodyne};
+use crate::fit::{
+    fit_curve, fit_curve_jackknife, Exponential, FitModel, FitOptions, FitReport, Kww,
+    KwwHeterodyne,
+};
 use crate::speckle::{GeneratorKind, Method, SimOptions, Simulator};
 use ndarray::{s, Array2};
 use rayon::prelude::*;
@@ -50,9 +53,6 @@ pub struct Compared {
     pub pull: f64,
     /// The model parameter it estimates, when one exists (e.g. τ at q1), for reference.
     pub model: Option<f64>,
-    /// The fit's own σ when `sigma` was raised to the between-bin scatter (see
-    /// [`inflate_by_bin_scatter`]).
-    pub sigma_fit: Option<f64>,
 }
 
 impl Compared {
@@ -78,7 +78,6 @@ impl Compared {
             truth,
             pull,
             model,
-            sigma_fit: None,
         }
     }
 
@@ -88,32 +87,14 @@ impl Compared {
     }
 }
 
-/// Raises the σ of the whole-region comparisons to the scatter between the q-bins when that
-/// is larger: the bins hold disjoint pixels, so σ_between = sd_b(value_b − truth_b)/sqrt(n_b)
-/// is a model-free error of their pooled value (a grouped jackknife over pixels). The fits'
-/// own σ come from per-lag g2 errors that ignore the correlation between multi-tau lags and
-/// are too small by up to ×2 at these count rates (see the report's pull table).
-pub fn inflate_by_bin_scatter(region: &mut [Compared], bins: &[CurveFit]) {
-    for c in region.iter_mut() {
-        let d: Vec<f64> = bins
-            .iter()
-            .filter_map(|b| b.compared.iter().find(|x| x.name == c.name))
-            .map(|x| x.value - x.truth)
-            .filter(|x| x.is_finite())
-            .collect();
-        if d.len() < 4 {
-            continue;
-        }
-        let n = d.len() as f64;
-        let m = d.iter().sum::<f64>() / n;
-        let sd = (d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-        let between = sd / n.sqrt();
-        if between > c.sigma || !c.sigma.is_finite() {
-            c.sigma_fit = Some(c.sigma);
-            c.sigma = between;
-            c.pull = (c.value - c.truth) / between;
-        }
-    }
+/// The jackknife replicates of column `bin` at `rows` (replicates that are NaN everywhere,
+/// as in bins smaller than the group count, are left out).
+fn replicates_of(g: &G2Result, rows: &[usize], bin: usize) -> Vec<Vec<f64>> {
+    g.jackknife
+        .outer_iter()
+        .map(|r| rows.iter().map(|&i| r[[i, bin]]).collect::<Vec<f64>>())
+        .filter(|r| r.iter().any(|v| v.is_finite()))
+        .collect()
 }
 
 /// Compares every free parameter of a fit with the same fit of the truth.
@@ -371,13 +352,14 @@ fn curve_fit(
     delays: &[f64],
     g2: Vec<f64>,
     g2_err: Vec<f64>,
+    replicates: &[Vec<f64>],
     truth_g2: Vec<f64>,
     q: f64,
     n_pixels: u64,
     model_tau: Option<f64>,
     beta: f64,
 ) -> Result<CurveFit> {
-    let fit = fit_curve(model, delays, &g2, &g2_err, opts)?;
+    let fit = fit_curve_jackknife(model, delays, &g2, &g2_err, replicates, opts)?;
     let truth_fit = fit_curve(model, delays, &truth_g2, &g2_err, opts)?;
     let mut models = vec![("kww_exponent", beta)];
     if let Some(t) = model_tau {
@@ -466,12 +448,14 @@ pub fn run_scan(
             let g: Vec<f64> = rows.iter().map(|&i| corr.g2.g2[[i, b - 1]]).collect();
             let e: Vec<f64> = rows.iter().map(|&i| corr.g2.g2_err[[i, b - 1]]).collect();
             let truth = scan.truth_g2(b, &entries);
+            let reps = replicates_of(&corr.g2, &rows, b - 1);
             curve_fit(
                 model.as_ref(),
                 &opts,
                 &delays,
                 g,
                 e,
+                &reps,
                 truth,
                 q[b - 1],
                 corr.g2.bin_pixels[b - 1],
@@ -488,20 +472,19 @@ pub fn run_scan(
         .map(|&i| corr.region_g2.g2_err[[i, 0]])
         .collect();
     let rt = region_truth(scan, &entries);
-    let mut region_fit = curve_fit(
+    let region_fit = curve_fit(
         model.as_ref(),
         &opts,
         &delays,
         rg,
         re,
+        &replicates_of(&corr.region_g2, &rows, 0),
         rt,
         scan.facts.q1_inv_angstrom,
         corr.region_g2.bin_pixels[0],
         tau_q1,
         beta,
     )?;
-
-    inflate_by_bin_scatter(&mut region_fit.compared, &bins);
 
     // τ(q): measured and truth power laws over the bins.
     let reports: Vec<FitReport> = bins.iter().map(|b| b.fit.clone()).collect();

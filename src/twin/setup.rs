@@ -622,18 +622,7 @@ impl ScanSetup {
                     return f64::NAN;
                 }
                 if stationary {
-                    // Σ_{i,j} c(kw + j - i) = Σ_d (w - |d|) c(kw + d).
-                    let mut acc = 0.0;
-                    for d in -(w as i64 - 1)..=(w as i64 - 1) {
-                        let m = lag as i64 + d;
-                        let (a, b) = if m >= 0 {
-                            (0, m as usize)
-                        } else {
-                            ((-m) as usize, 0)
-                        };
-                        acc += (w as i64 - d.abs()) as f64 * truth.c2(a, b);
-                    }
-                    return acc / (w * w) as f64;
+                    return truth.g2_block_stationary(lag, w);
                 }
                 let sub = w.min(4);
                 let pts: Vec<usize> = (0..sub).map(|i| (2 * i + 1) * w / (2 * sub)).collect();
