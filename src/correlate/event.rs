@@ -6,33 +6,59 @@
 //! correlator (hence the same [`G2Result`], bit for bit), [`IntensityStats`], and optionally a
 //! [`TwoTimeResult`] equal to the dense one.
 //!
-//! Work: per pixel, per level, the pairs of its (binned) events no further apart than the
-//! level's largest lag, so the cost grows with photon pairs, not with pixel-frames. State: per
-//! cell, the photons per frame and per-lag sums (independent of the pixel count), so pixel
-//! blocks can be streamed.
+//! Work: each pixel's past and future sums are its level total m minus its photons in the
+//! level's first / last k level-frames (h, t), so the per-cell [`Moments`] follow from Σm, Σm²
+//! per level plus per-lag sums that only pixels with h, t or G ≠ 0 feed (`CorrAcc`, exact u64,
+//! turned into u128 moments per chunk of pixels). Per pixel and level: the events near the
+//! scan's ends and the pairs of (binned) events no further apart than the level's largest
+//! lag, so the cost grows with photons and photon pairs, not with pixel-frames or lags.
+//! Pixels with ≥ 2^12 photons take the per-pixel u128 path (`pixel_products`), which is also
+//! the reference the fast path is tested against. State: per cell, the photons per frame and
+//! per-lag sums (independent of the pixel count), so pixel blocks can be streamed.
 //!
 //! Reference: Y. Chushkin, C. Caronna & A. Madsen, J. Appl. Cryst. 45, 807 (2012).
 
 use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
-use super::sums::{Cells, Estimator, FastMomentsSoa, G2Result, Moments, MultiTauSums};
+use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums};
 use super::twotime::{check_request, TwoTimeResult};
 use crate::data::{EventList, QPartition};
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use rayon::prelude::*;
 
-/// Sums of one parallel work item (a chunk of pixels).
+/// Sums of one parallel work item (a chunk of pixels), kept only for the cells its pixels
+/// touch (so memory does not grow with cells × chunks).
 struct Partial {
+    /// Touched cells, in order of first appearance.
+    cells: Vec<usize>,
+    /// Per touched cell: moments per lag entry.
     moments: Vec<Vec<Moments>>,
+    /// Per touched cell: photons per raw frame.
     series: Vec<Vec<u64>>,
 }
 
 /// One pixel's events at one level: level-frames (increasing) and photons.
 type BinnedEvents = (Vec<u32>, Vec<u64>);
 
-/// Pixels per parallel work item.
+/// Pixels per parallel work item. Also bounds the pixels summed into one [`CorrAcc`]: with
+/// fewer than [`FAST_MAX_PHOTONS`] photons per pixel every u64 correction sum stays below
+/// 4096 · 2^48 = 2^60.
 const CHUNK: usize = 4096;
+
+/// Pixels with fewer photons (sum of counts) than this take the correction-sum fast path
+/// ([`pixel_corrections`]): then h, t, m < 2^12 and g ≤ m² < 2^24, so every product is < 2^48.
+const FAST_MAX_PHOTONS: u64 = 1 << 12;
+
+/// One level's lag entries for the fast path.
+#[derive(Debug, Clone)]
+struct LevelLags {
+    /// Level-frames T_L = ⌊T / 2^L⌋.
+    t_l: u64,
+    /// (in-level lag k, entry index), k increasing, only k < T_L (longer lags have no frame
+    /// pair: all their sums stay 0).
+    lags: Vec<(u64, usize)>,
+}
 
 #[derive(Debug, Clone)]
 struct TwoTimeAcc {
@@ -54,6 +80,8 @@ pub struct EventCorrelator {
     totals: Vec<u64>,
     /// Per level: entry index of each in-level lag 0..=max (u32::MAX = not computed).
     tables: Vec<Vec<u32>>,
+    /// Per level: the lag entries the fast path visits.
+    levels: Vec<LevelLags>,
     labels: Vec<u32>,
     two_time: Option<TwoTimeAcc>,
 }
@@ -77,6 +105,19 @@ impl EventCorrelator {
             }
             tables.push(t);
         }
+        let mut levels = Vec::new();
+        let mut e = 0;
+        for l in 0..schedule.n_levels() {
+            let t_l = (n_frames >> l) as u64;
+            let mut lags = Vec::new();
+            for &k in schedule.level_lags(l) {
+                if (k as u64) < t_l {
+                    lags.push((k as u64, e));
+                }
+                e += 1;
+            }
+            levels.push(LevelLags { t_l, lags });
+        }
         let (r, c) = part.shape();
         EventCorrelator {
             shape: part.shape(),
@@ -84,6 +125,7 @@ impl EventCorrelator {
             sums,
             totals: vec![0; r * c],
             tables,
+            levels,
             labels: part.dynamic().labels().to_vec(),
             two_time: None,
         }
@@ -206,20 +248,25 @@ impl EventCorrelator {
             let r = (offsets[p] - base) as usize..(offsets[p + 1] - base) as usize;
             (&frames[r.clone()], &counts[r])
         };
+        let levels = &self.levels;
+        let avx2 = has_avx2();
         // Multi-tau sums and series: parallel over pixel chunks, each with its own partial
         // sums (integers: the merge order cannot change the result).
         let partials: Vec<(Partial, Vec<(usize, u64)>)> = (0..n_block.div_ceil(CHUNK))
             .into_par_iter()
             .map(|ch| {
                 let mut part = Partial {
-                    moments: vec![vec![Moments::default(); nl]; nc],
-                    series: vec![vec![0; n_frames]; nc],
+                    cells: Vec::new(),
+                    moments: Vec::new(),
+                    series: Vec::new(),
                 };
-                let mut fast = vec![FastMomentsSoa::new(nl); nc];
+                let mut local_of: Vec<u32> = vec![u32::MAX; nc];
+                let mut accs: Vec<CorrAcc> = Vec::new();
                 let mut totals = Vec::new();
                 let mut g = vec![0u64; nl];
                 let mut pf = (vec![0u64; nl], vec![0u64; nl]);
                 let mut lists: BinnedEvents = (Vec::new(), Vec::new());
+                let mut scratch = FastScratch::default();
                 for p in ch * CHUNK..((ch + 1) * CHUNK).min(n_block) {
                     let (fr, ct) = pix(p);
                     let gp = first_pixel + p;
@@ -228,30 +275,44 @@ impl EventCorrelator {
                         totals.push((gp, tot));
                     }
                     let c = cells.cell_of_pixel[gp];
-                    if c == u32::MAX {
+                    if c == u32::MAX || tot == 0 {
                         continue;
                     }
                     let c = c as usize;
-                    for (&f, &k) in fr.iter().zip(ct) {
-                        part.series[c][f as usize] += u64::from(k);
+                    if local_of[c] == u32::MAX {
+                        local_of[c] = part.cells.len() as u32;
+                        part.cells.push(c);
+                        part.moments.push(vec![Moments::default(); nl]);
+                        part.series.push(vec![0; n_frames]);
+                        accs.push(CorrAcc::new(levels.len(), nl));
                     }
-                    pixel_products(fr, ct, tables, n_frames, &mut g, &mut pf, &mut lists);
-                    fast[c].add_pixel(&mut part.moments[c], &g, &pf.0, &pf.1);
+                    let li = local_of[c] as usize;
+                    let series = &mut part.series[li];
+                    for (&f, &k) in fr.iter().zip(ct) {
+                        series[f as usize] += u64::from(k);
+                    }
+                    if tot < FAST_MAX_PHOTONS {
+                        pixel_corrections(fr, ct, tot, levels, &mut accs[li], &mut scratch, avx2);
+                    } else {
+                        // Rare bright pixel: its own moments, in u128.
+                        pixel_products(fr, ct, tables, n_frames, &mut g, &mut pf, &mut lists);
+                        for (e, m) in part.moments[li].iter_mut().enumerate() {
+                            m.add_pixel(g[e], pf.0[e], pf.1[e]);
+                        }
+                    }
                 }
-                for (ms, f) in part.moments.iter_mut().zip(&mut fast) {
-                    f.flush(ms);
+                for (ms, acc) in part.moments.iter_mut().zip(&accs) {
+                    acc.add_to(levels, ms);
                 }
                 (part, totals)
             })
             .collect();
-        for (part, totals) in partials.iter().map(|(p, t)| (p, t)) {
-            for (a, b) in self.sums.moments.iter_mut().zip(&part.moments) {
-                for (x, y) in a.iter_mut().zip(b) {
+        for (part, totals) in &partials {
+            for ((&c, ms), series) in part.cells.iter().zip(&part.moments).zip(&part.series) {
+                for (x, y) in self.sums.moments[c].iter_mut().zip(ms) {
                     x.add(y);
                 }
-            }
-            for c in 0..nc {
-                for (d, &x) in self.sums.series[c].iter_mut().zip(&part.series[c]) {
+                for (d, &x) in self.sums.series[c].iter_mut().zip(series) {
                     *d += x;
                 }
             }
@@ -449,4 +510,367 @@ fn pixel_products(
             }
         }
     }
+}
+
+/// One cell's correction sums over its fast-path pixels, exact in u64 (see [`CHUNK`]).
+///
+/// For lag entry (level L, in-level lag k) a pixel's past and future sums are P = m - t and
+/// F = m - h, with m its level-L photon total, h its photons in the first k level-frames and
+/// t in the last k. Expanding the [`Moments`] in m, h, t leaves sums of m and m² (per level,
+/// shared by all lags) and sums that vanish for every pixel with h = t = G = 0 at that lag:
+/// the work per pixel follows its photons near the scan's ends and its photon pairs, not the
+/// number of lags.
+#[derive(Debug, Clone)]
+pub(super) struct CorrAcc {
+    /// Per level: [Σ m, Σ m²].
+    m: Vec<[u64; 2]>,
+    /// Per lag entry: Σ t, Σ h, Σ mt, Σ mh, Σ t², Σ h², Σ ht, Σ G, Σ G², Σ Gm, Σ Gt, Σ Gh.
+    v: Vec<[u64; 12]>,
+}
+
+impl CorrAcc {
+    pub(super) fn new(n_levels: usize, n_lags: usize) -> Self {
+        CorrAcc {
+            m: vec![[0; 2]; n_levels],
+            v: vec![[0; 12]; n_lags],
+        }
+    }
+
+    /// Adds the cell's moments per lag entry to `out`, in u128. Each result is assembled by
+    /// adding before subtracting, so no intermediate goes below zero (e.g. Σ(m-t)² =
+    /// (Σm² + Σt²) - 2Σmt).
+    fn add_to(&self, levels: &[LevelLags], out: &mut [Moments]) {
+        for (lv, &[s1, s2]) in levels.iter().zip(&self.m) {
+            let (s1, s2) = (u128::from(s1), u128::from(s2));
+            for &(_, e) in &lv.lags {
+                let [t, h, mt, mh, tt, hh, ht, g, gg, gm, gt, gh] = self.v[e].map(u128::from);
+                out[e].add(&Moments {
+                    g,
+                    p: s1 - t,
+                    f: s1 - h,
+                    gg,
+                    pp: s2 + tt - 2 * mt,
+                    ff: s2 + hh - 2 * mh,
+                    gp: gm - gt,
+                    gf: gm - gh,
+                    pf: s2 + ht - mt - mh,
+                });
+            }
+        }
+    }
+}
+
+/// Levels with at most this many level-frames take the dense route in
+/// [`pixel_corrections`] (their level-frames fit in a few cache lines).
+const DENSE_MAX_FRAMES: u64 = 128;
+
+/// Scratch buffers of [`pixel_corrections`].
+#[derive(Debug, Default)]
+pub(super) struct FastScratch {
+    /// Dense level-frames of the current (short) level, zero-padded by kmax + 1.
+    x: Vec<u32>,
+    /// Occupied level-frames of `x`.
+    occ: Vec<usize>,
+    /// G per in-level lag 0..=kmax of the current short level.
+    gd: Vec<u32>,
+    /// Level-frames for [`level_lanes`]: [`DENSE_MAX_FRAMES`] + [`LANES`], zero between uses.
+    lanes_x: Vec<u32>,
+    /// G per in-level distance 0..=kmax of the current (long, sparse) level.
+    g: Vec<u64>,
+}
+
+/// Adds one pixel (sorted events, `total` < [`FAST_MAX_PHOTONS`] photons) to a cell's
+/// correction sums. Dispatches to an AVX2 build of the same code when the CPU has it (the
+/// 8-lane multiply-adds of [`level_lanes`] become single vector operations); integers only, so
+/// both builds agree exactly.
+fn pixel_corrections(
+    fr: &[u32],
+    ct: &[u32],
+    total: u64,
+    levels: &[LevelLags],
+    acc: &mut CorrAcc,
+    scratch: &mut FastScratch,
+    avx2: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: `avx2` is true only when the CPU supports AVX2 (see `has_avx2`).
+        unsafe { pixel_corrections_avx2(fr, ct, total, levels, acc, scratch) };
+        return;
+    }
+    let _ = avx2;
+    pixel_corrections_impl(fr, ct, total, levels, acc, scratch);
+}
+
+/// Whether [`pixel_corrections`] may use its AVX2 build.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pixel_corrections_avx2(
+    fr: &[u32],
+    ct: &[u32],
+    total: u64,
+    levels: &[LevelLags],
+    acc: &mut CorrAcc,
+    scratch: &mut FastScratch,
+) {
+    pixel_corrections_impl(fr, ct, total, levels, acc, scratch);
+}
+
+/// Lags per level handled by [`level_lanes`] (every level of the default 8-buffer schemes).
+const LANES: usize = 8;
+
+/// One short level whose lags are all below [`LANES`]: events scattered into `x` (all zero on
+/// entry and on return; length ≥ T_L + LANES), then per occupied level-frame s one 8-lane
+/// multiply-add G(0..8) += x(s)·x(s..s+8) (past the level's end x reads 0), the head and tail
+/// sums from x's first and last 8 level-frames, and the lag entries. Work ∝ events.
+#[inline(always)]
+fn level_lanes(
+    f: &[u32],
+    c: &[u32],
+    l: usize,
+    lv: &LevelLags,
+    m: u64,
+    x: &mut [u32],
+    acc: &mut CorrAcc,
+) {
+    let tl = lv.t_l as usize;
+    for (&fi, &ci) in f.iter().zip(c) {
+        x[(u64::from(fi) >> l) as usize] += ci;
+    }
+    let mut g8 = [0u32; LANES];
+    let mut prev = usize::MAX;
+    for &fi in f {
+        let s = (u64::from(fi) >> l) as usize;
+        if s != prev {
+            prev = s;
+            let xs = x[s];
+            let w: &[u32; LANES] = x[s..s + LANES].try_into().expect("LANES long");
+            for k in 0..LANES {
+                // Σ over the level ≤ m² < 2^24: no u32 wrap.
+                g8[k] += xs * w[k];
+            }
+        }
+    }
+    let (mut h8, mut t8) = ([0u32; LANES], [0u32; LANES]);
+    let (mut hs, mut ts) = (0u32, 0u32);
+    for k in 0..LANES.min(tl) {
+        h8[k] = hs;
+        t8[k] = ts;
+        hs += x[k];
+        ts += x[tl - 1 - k];
+    }
+    for &fi in f {
+        x[(u64::from(fi) >> l) as usize] = 0;
+    }
+    for &(k, e) in &lv.lags {
+        let k = k as usize;
+        let (h, t, g) = (h8[k], t8[k], g8[k]);
+        add_entry(&mut acc.v[e], m, u64::from(h), u64::from(t), u64::from(g));
+    }
+}
+
+/// Adds one lag entry's values of one pixel (level total m, head h, tail t, product sum g) to
+/// the correction sums; nothing when h = t = g = 0.
+#[inline(always)]
+fn add_entry(a: &mut [u64; 12], m: u64, h: u64, t: u64, g: u64) {
+    if h | t | g == 0 {
+        return;
+    }
+    a[0] += t;
+    a[1] += h;
+    a[2] += m * t;
+    a[3] += m * h;
+    a[4] += t * t;
+    a[5] += h * h;
+    a[6] += h * t;
+    if g != 0 {
+        a[7] += g;
+        a[8] += g * g;
+        a[9] += g * m;
+        a[10] += g * t;
+        a[11] += g * h;
+    }
+}
+
+/// The body of [`pixel_corrections`]. Level-L frame of an event: raw frame >> L; the level
+/// keeps the raw frames below T_L·2^L (the incomplete trailing bin is dropped, as in the
+/// dense correlator). Short levels (T_L ≤ [`DENSE_MAX_FRAMES`]: most photons have partners
+/// within the lags there) go dense: events scattered into level-frames, G(k) gathered over the
+/// occupied ones ([`level_lanes`] when every lag is below [`LANES`]), h and t as prefix sums. Long
+/// levels stay sparse on the raw events: h and t from the few events near the ends, G from
+/// pairs, skipped outright when the pixel's smallest frame gap rules every pair out.
+#[inline(always)]
+fn pixel_corrections_impl(
+    fr: &[u32],
+    ct: &[u32],
+    total: u64,
+    levels: &[LevelLags],
+    acc: &mut CorrAcc,
+    FastScratch {
+        x,
+        occ,
+        gd,
+        g,
+        lanes_x,
+    }: &mut FastScratch,
+) {
+    // level_lanes only takes levels of at most DENSE_MAX_FRAMES level-frames.
+    let need = DENSE_MAX_FRAMES as usize + LANES;
+    if lanes_x.len() < need {
+        lanes_x.resize(need, 0);
+    }
+    let mut cut = fr.len();
+    let mut m = total;
+    // Events i < j are ≥ min_gap raw frames apart, so ≥ ⌊min_gap / 2^L⌋ level-frames.
+    let min_gap = fr.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(u32::MAX);
+    for (l, lv) in levels.iter().enumerate() {
+        let t_l = lv.t_l;
+        // Level limits only shrink with L: drop events from the end.
+        while cut > 0 && u64::from(fr[cut - 1]) >= t_l << l {
+            cut -= 1;
+            m -= u64::from(ct[cut]);
+        }
+        if cut == 0 {
+            return;
+        }
+        acc.m[l][0] += m;
+        acc.m[l][1] += m * m;
+        let (Some(&(kmin, _)), Some(&(kmax, _))) = (lv.lags.first(), lv.lags.last()) else {
+            continue;
+        };
+        let (f, c) = (&fr[..cut], &ct[..cut]);
+        if t_l <= DENSE_MAX_FRAMES && (kmax as usize) < LANES {
+            level_lanes(f, c, l, lv, m, lanes_x, acc);
+            continue;
+        }
+        if t_l <= DENSE_MAX_FRAMES {
+            // Scatter the events into zero-padded level-frames, then G(k) = Σ_s x(s)x(s+k)
+            // over the occupied s only (the padding reads 0 past the last level-frame).
+            let (tl, k0, km) = (t_l as usize, kmin as usize, kmax as usize);
+            x.clear();
+            x.resize(tl + km + 1, 0);
+            occ.clear();
+            for (&fi, &ci) in f.iter().zip(c) {
+                let s = (u64::from(fi) >> l) as usize;
+                if x[s] == 0 {
+                    occ.push(s);
+                }
+                x[s] += ci;
+            }
+            if gd.len() <= km {
+                gd.resize(km + 1, 0);
+            }
+            let gl = &mut gd[..];
+            gl[k0..=km].fill(0);
+            for &s in occ.iter() {
+                let xs = x[s];
+                let (dst, src) = (&mut gl[k0..=km], &x[s + k0..=s + km]);
+                for (d, &y) in dst.iter_mut().zip(src) {
+                    // ≤ m² < 2^24 in total: no u32 wrap.
+                    *d += xs * y;
+                }
+            }
+            let xs = &x[..tl];
+            let (mut j, mut h, mut t) = (0usize, 0u64, 0u64);
+            for &(k, e) in &lv.lags {
+                let k = k as usize;
+                while j < k {
+                    h += u64::from(xs[j]);
+                    t += u64::from(xs[tl - 1 - j]);
+                    j += 1;
+                }
+                add_entry(&mut acc.v[e], m, h, t, u64::from(gl[k]));
+            }
+            continue;
+        }
+        let bin = |i: usize| u64::from(f[i]) >> l;
+        let n = cut;
+        // h(k) > 0 for some lag iff the first event lies before kmax; t(k) likewise at the end.
+        let mut active = bin(0) < kmax || bin(n - 1) + kmax >= t_l;
+        let g = {
+            g.clear();
+            g.resize(kmax as usize + 1, 0);
+            &mut g[..]
+        };
+        if kmin == 0 {
+            active = true;
+            g[0] = c.iter().map(|&x| u64::from(x) * u64::from(x)).sum();
+        }
+        if u64::from(min_gap) >> l <= kmax {
+            for i in 0..n {
+                let (bi, ci) = (bin(i), u64::from(c[i]));
+                for j in i + 1..n {
+                    let d = bin(j) - bi;
+                    if d > kmax {
+                        break;
+                    }
+                    // Distance 0 (one level-frame): both orders of the pair.
+                    let w = if d == 0 { 2 } else { 1 };
+                    g[d as usize] += w * ci * u64::from(c[j]);
+                    active = true;
+                }
+            }
+        }
+        if !active {
+            continue;
+        }
+        // Pointers: photons of the first k level-frames (head) and of the last k (tail).
+        let (mut hi, mut h) = (0usize, 0u64);
+        let (mut ti, mut t) = (n, 0u64);
+        for &(k, e) in &lv.lags {
+            while hi < n && bin(hi) < k {
+                h += u64::from(c[hi]);
+                hi += 1;
+            }
+            while ti > 0 && bin(ti - 1) + k >= t_l {
+                ti -= 1;
+                t += u64::from(c[ti]);
+            }
+            add_entry(&mut acc.v[e], m, h, t, g[k as usize]);
+        }
+    }
+}
+
+/// Test hook: the moments of a set of pixels (CSR, frames < `n_frames`) through the fast path
+/// and through the per-pixel reference ([`pixel_products`]), for comparison. The fast path
+/// runs its AVX2 build (when the CPU has it) for even `n_frames`, the portable one otherwise,
+/// so a property test covers both.
+#[cfg(test)]
+pub(super) fn fast_and_slow_moments(
+    schedule: &LagSchedule,
+    n_frames: usize,
+    pixels: &[(Vec<u32>, Vec<u32>)],
+) -> (Vec<Moments>, Vec<Moments>) {
+    let part = QPartition::from_labels(1, 1, vec![1], "test").expect("valid");
+    let ec = EventCorrelator::new(&part, schedule, n_frames);
+    let nl = schedule.n_lags();
+    let mut acc = CorrAcc::new(ec.levels.len(), nl);
+    let mut scratch = FastScratch::default();
+    let avx2 = has_avx2() && n_frames % 2 == 0;
+    let mut slow = vec![Moments::default(); nl];
+    let mut g = vec![0u64; nl];
+    let mut pf = (vec![0u64; nl], vec![0u64; nl]);
+    let mut lists: BinnedEvents = (Vec::new(), Vec::new());
+    for (fr, ct) in pixels {
+        let tot = ct.iter().map(|&c| u64::from(c)).sum();
+        pixel_corrections(fr, ct, tot, &ec.levels, &mut acc, &mut scratch, avx2);
+        pixel_products(fr, ct, &ec.tables, n_frames, &mut g, &mut pf, &mut lists);
+        for (e, m) in slow.iter_mut().enumerate() {
+            m.add_pixel(g[e], pf.0[e], pf.1[e]);
+        }
+    }
+    let mut fast = vec![Moments::default(); nl];
+    acc.add_to(&ec.levels, &mut fast);
+    (fast, slow)
 }

@@ -397,6 +397,71 @@ proptest! {
     }
 }
 
+/// One pixel's events: frames (strictly increasing) and counts.
+type PixelEvents = (Vec<u32>, Vec<u32>);
+
+/// Random pixels' sorted events (frames < t, counts 1..=9 or, for a few, up to 400) with
+/// fewer than 4096 photons each: the input domain of the event correlator's fast path.
+fn arb_pixels() -> impl Strategy<Value = (usize, Vec<PixelEvents>)> {
+    (1usize..1100).prop_flat_map(|t| {
+        let pixel = (
+            prop::collection::btree_set(0..t as u32, 0..12usize.min(t) + 1),
+            prop::collection::vec(prop_oneof![8 => 1u32..10, 1 => 1u32..400], 12),
+            0usize..3,
+        )
+            .prop_map(move |(set, cnt, dense)| {
+                // dense == 0: also a burst of consecutive frames near one end (many pairs
+                // and head/tail photons at every level).
+                let mut fr: Vec<u32> = set.into_iter().collect();
+                if dense == 0 {
+                    let start = if cnt[0] % 2 == 0 {
+                        0
+                    } else {
+                        t.saturating_sub(9) as u32
+                    };
+                    fr.extend(start..(start + 9).min(t as u32));
+                    fr.sort_unstable();
+                    fr.dedup();
+                }
+                let ct: Vec<u32> = (0..fr.len()).map(|i| cnt[i % cnt.len()]).collect();
+                (fr, ct)
+            });
+        (Just(t), prop::collection::vec(pixel, 1..6))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The event correlator's correction-sum fast path = its per-pixel moments (the path
+    /// `event_equals_dense` checks against the dense correlator), exactly, for every lag
+    /// schedule (level-0-only, with and without lag 0, many levels, trailing partial bins).
+    #[test]
+    fn event_fast_path_equals_per_pixel_moments(
+        (t, pixels) in arb_pixels(),
+        which in 0usize..6,
+        p in 1usize..5,
+    ) {
+        let sched = match which {
+            0 => LagSchedule::multi_tau(t, 8),
+            1 => LagSchedule::multi_tau(t, 2 * p),
+            2 => LagSchedule::scikit_beam(p + 8, 2 * p),
+            3 => LagSchedule::linear(t.min(70) + p),
+            4 => LagSchedule::boost_corr(t, p),
+            _ => LagSchedule::xana(t, 4 * p),
+        }
+        // (Xana needs t > chn: fall back to linear lags.)
+        .or_else(|_| LagSchedule::linear(t.min(70) + p))
+        .unwrap();
+        let pixels: Vec<_> = pixels
+            .into_iter()
+            .filter(|(_, c)| c.iter().map(|&x| u64::from(x)).sum::<u64>() < 4096)
+            .collect();
+        let (fast, slow) = super::event::fast_and_slow_moments(&sched, t, &pixels);
+        prop_assert_eq!(fast, slow);
+    }
+}
+
 fn scale_frames(stack: &FrameStack, factors: &[u32]) -> FrameStack {
     let (t, np) = (stack.n_frames(), stack.n_pixels());
     let (r, c) = stack.frame_shape();
