@@ -396,8 +396,8 @@ pub(crate) mod tests {
     /// The Pt seed at 3.3 GPa: q1 = 2.87 + 3.3 × 4.91e-3 at the detector centre; the glass
     /// rate follows the closed-form product; the mean rate lies in DESIGN.md §4's 0.6–0.9
     /// ph/s/px; simulated speckle frames (the speckle simulator, the sample's dynamics at 3.3
-    /// GPa) carry that rate within 5σ (see below). Their contrast is proven on the same
-    /// instrument and pressure by `contrast_recovered_from_simulated_g2`.
+    /// GPa) carry that rate and that q1 within 5σ (see below). Their contrast is proven on the
+    /// same instrument and pressure by `contrast_recovered_from_simulated_g2`.
     #[test]
     fn pt_frame_at_3p3_gpa() {
         let inst = pt_instrument(false);
@@ -443,25 +443,24 @@ pub(crate) mod tests {
             .iter()
             .zip(&scene.mean_counts)
             .all(|(&v, &m)| v || m == 0.0));
-        // Simulated frames: the speckle simulator on a 512 × 512 region at the detector centre
-        // (across the module gaps), the sample file's dynamics at 3.3 GPa, 20 frames. Photons
-        // per valid pixel and frame vs the model's mean: the counts summed over T frames have
-        // variance μT + c_I (μT)² per pixel (Poisson + a speckle pattern frozen over 2 s,
-        // c_I ≤ c the contrast of the total intensity), so σ² ≤ Σ_p μ_p T + c (μ_p T)²: a 5σ
-        // band with that upper bound.
-        let (row0, col0, n) = (scene.rows / 2 - 256, scene.cols / 2 - 256, 512);
-        let region = sim_scene(&scene, row0, col0, n, n);
+        // Simulated frames: the speckle simulator on a strip of 64 columns × every row (q runs
+        // along rows: the strip spans the detector's whole q range, across the module gaps),
+        // the sample file's dynamics at 3.3 GPa, 200 frames of 0.1 s. Counts summed over T
+        // frames have variance μT + c_I (μT)² per pixel (Poisson + a speckle pattern frozen
+        // over 20 s, c_I ≤ c the contrast of the total intensity): v_p = μ_p T + c (μ_p T)² is
+        // an upper bound used for every σ below.
+        let (col0, w, nf) = (scene.cols / 2 + 100, 64, 200);
+        let strip = sim_scene(&scene, 0, col0, scene.rows, w);
         let sample =
             crate::config::sample::load_sample(std::path::Path::new("models/samples/pt42.toml"))
                 .unwrap();
         let k = sample.campaign.find_pressure(3.3).unwrap();
-        let nf = 20;
         let mut arng = crate::rng::stream(7, 0);
         let (dynamics, facts) = sample.campaign.scan(k, nf, 0.1, &mut arng).unwrap();
         assert!((facts.q1_inv_angstrom - q1).abs() < 1e-12);
-        let mu_t: Vec<f64> = region.mean_counts.iter().map(|m| m * nf as f64).collect();
+        let mu_t: Vec<f64> = strip.mean_counts.iter().map(|m| m * nf as f64).collect();
         let sim = Simulator::new(
-            region,
+            strip,
             dynamics,
             Exposure {
                 n_frames: nf,
@@ -471,27 +470,75 @@ pub(crate) mod tests {
         )
         .unwrap();
         let ev = sim.events().unwrap();
+        let full = |r: usize, c: usize| r * scene.cols + col0 + c;
+        let n_valid = (0..scene.rows * w)
+            .filter(|&p| scene.valid[full(p / w, p % w)])
+            .count() as f64;
+        assert!(
+            n_valid < (scene.rows * w) as f64,
+            "the strip crosses module gaps"
+        );
+        // 1. Mean count rate: total photons vs Σ μT within 5σ.
         let expect: f64 = mu_t.iter().sum();
         let var: f64 = mu_t.iter().map(|m| m + scene.contrast * m * m).sum();
         let got = ev.total_counts() as f64;
-        let n_valid = (row0..row0 + n)
-            .map(|r| {
-                (col0..col0 + n)
-                    .filter(|&c| scene.valid[r * scene.cols + c])
-                    .count()
-            })
-            .sum::<usize>() as f64;
-        assert!(n_valid < (n * n) as f64, "the region crosses module gaps");
         eprintln!(
-            "simulated rate {:.4} vs model {:.4} ph/s/px ({} photons)",
+            "simulated rate {:.4} vs model {:.4} ph/s/px ({got} photons)",
             got / (n_valid * nf as f64 * 0.1),
             expect / (n_valid * nf as f64 * 0.1),
-            got
         );
         assert!(
             (got - expect).abs() < 5.0 * var.sqrt(),
             "{got} vs {expect} ± {}",
             var.sqrt()
+        );
+        // 2. q1 from the simulated counts: per row, n_r vs A B_r S(q̄_r; q0)/S(q̄_r; q1), B_r the
+        // model's row sum (everything but the FSDP position is the model's: transmissions,
+        // solid angle, polarisation, QE), A and q0 fitted by weighted least squares (A linear,
+        // q0 on a 2e-4 Å⁻¹ grid over ±0.03), σ(q0) from Δχ² = 1. q1 recovered within 5σ, and
+        // σ < 4e-3 Å⁻¹, so that a detector left at the 0 GPa position (q1 off by 0.016) fails.
+        let (mut n_r, mut b_r, mut v_r, mut q_r) = (
+            vec![0.0; scene.rows],
+            vec![0.0; scene.rows],
+            vec![0.0; scene.rows],
+            vec![0.0; scene.rows],
+        );
+        for (p, &m) in mu_t.iter().enumerate() {
+            let (r, fp) = (p / w, full(p / w, p % w));
+            n_r[r] += ev.pixel(p).1.iter().map(|&c| f64::from(c)).sum::<f64>();
+            b_r[r] += m;
+            v_r[r] += m + scene.contrast * m * m;
+            q_r[r] += maps.q_inv_angstrom[fp] / w as f64;
+        }
+        let rows: Vec<usize> = (0..scene.rows).filter(|&r| b_r[r] > 0.0).collect();
+        let chi2 = |q0: f64| -> f64 {
+            let f = inst.fsdp;
+            let m: Vec<f64> = rows
+                .iter()
+                .map(|&r| b_r[r] * f.s(q_r[r] - q0 + q1, 3.3) / f.s(q_r[r], 3.3))
+                .collect();
+            let sxy: f64 = rows.iter().zip(&m).map(|(&r, x)| n_r[r] * x / v_r[r]).sum();
+            let sxx: f64 = rows.iter().zip(&m).map(|(&r, x)| x * x / v_r[r]).sum();
+            let amp = sxy / sxx;
+            rows.iter()
+                .zip(&m)
+                .map(|(&r, x)| (n_r[r] - amp * x).powi(2) / v_r[r])
+                .sum()
+        };
+        let h = 2e-4;
+        let (i_min, c_min) = (-150i32..=150)
+            .map(|i| (i, chi2(q1 + i as f64 * h)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert!(i_min.abs() < 150, "χ² minimum at the grid edge");
+        let q_hat = q1 + i_min as f64 * h;
+        let curv = (chi2(q_hat + h) - 2.0 * c_min + chi2(q_hat - h)) / (h * h);
+        let sigma = (2.0 / curv).sqrt();
+        eprintln!("q1 from the simulated counts: {q_hat:.4} ± {sigma:.4} (model {q1:.4}; χ² {c_min:.0} over {} rows)", rows.len());
+        assert!(sigma < 4e-3, "σ(q1) = {sigma}");
+        assert!(
+            (q_hat - q1).abs() < 5.0 * sigma + h,
+            "{q_hat} vs {q1} ± {sigma}"
         );
         // Given-rate override.
         let (s2, _, _) = inst.scene(3.3, 0.1, Some(0.75)).unwrap();
