@@ -21,45 +21,19 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand_distr::{Distribution, Poisson};
 use std::time::Duration;
-use xpcs_twin::config::instrument::{
-    load_preset, BeamConfig, CountingConfig, DacConfig, DetectorConfig, GeometryConfig,
-};
+use xpcs_twin::config::instrument::{load_preset, CountingConfig, DetectorConfig};
 use xpcs_twin::instrument::counting::{poisson_events, CountingChain};
 use xpcs_twin::instrument::kossel::{find_mask, MaskOptions};
-use xpcs_twin::instrument::scene::{Fsdp, Instrument};
-use xpcs_twin::instrument::{Beam, Dac, Detector};
+use xpcs_twin::instrument::scene::Instrument;
+use xpcs_twin::instrument::Detector;
 
 fn detector(name: &str) -> Detector {
     let (c, o) = load_preset::<DetectorConfig>("detectors", name).unwrap();
     Detector::new(&c, &o).unwrap()
 }
 
-fn pt_instrument() -> Instrument {
-    let (b, bo) = load_preset::<BeamConfig>("beams", "ebs-id10-20p95kev").unwrap();
-    let beam = Beam::new(&b, &bo).unwrap();
-    let (d, o) = load_preset::<DacConfig>("dacs", "pt-dac").unwrap();
-    let dac = Dac::new(&d, &o, &beam).unwrap();
-    let geometry = GeometryConfig {
-        distance_m: 5.0,
-        two_theta_deg: None,
-        follow_q1: true,
-        arm_azimuth_deg: 90.0,
-        horizontal_polarisation: 1.0,
-    };
-    Instrument::new(
-        beam,
-        dac,
-        detector("eiger2-cdte-4m"),
-        geometry,
-        "bench",
-        Fsdp::pt_seed(),
-        None,
-    )
-    .unwrap()
-}
-
 fn bench(c: &mut Criterion) {
-    let inst = pt_instrument();
+    let inst = Instrument::pt_seed(true).unwrap();
     let mut g = c.benchmark_group("instrument");
     g.sample_size(10);
 

@@ -189,6 +189,40 @@ impl Instrument {
         Ok(inst)
     }
 
+    /// The Pt seed's instrument from the bundled presets: beam `ebs-id10-20p95kev`, cell
+    /// `pt-dac` (its Kossel lines and spots only if `kossel`), detector `eiger2-cdte-4m` at
+    /// 5 m following q1(P) on a vertical arm, FSDP [`Fsdp::pt_seed`], computed contrast. For
+    /// tests and benches.
+    pub fn pt_seed(kossel: bool) -> Result<Self> {
+        use crate::config::instrument::{load_preset, BeamConfig, DacConfig, DetectorConfig};
+        let (b, bo) = load_preset::<BeamConfig>("beams", "ebs-id10-20p95kev")?;
+        let beam = Beam::new(&b, &bo)?;
+        let (mut d, o) = load_preset::<DacConfig>("dacs", "pt-dac")?;
+        if !kossel {
+            d.kossel.n_lines = 0;
+            d.kossel.n_spots = 0;
+        }
+        let dac = Dac::new(&d, &o, &beam)?;
+        let (dc, dorig) = load_preset::<DetectorConfig>("detectors", "eiger2-cdte-4m")?;
+        let det = Detector::new(&dc, &dorig)?;
+        let geo = GeometryConfig {
+            distance_m: 5.0,
+            two_theta_deg: None,
+            follow_q1: true,
+            arm_azimuth_deg: 90.0,
+            horizontal_polarisation: 1.0,
+        };
+        Instrument::new(
+            beam,
+            dac,
+            det,
+            geo,
+            "model.toml [instrument.geometry]",
+            Fsdp::pt_seed(),
+            None,
+        )
+    }
+
     /// The detector geometry at `pressure_gpa` (the centre follows q1(P) if asked), validated.
     pub fn geometry_at(&self, pressure_gpa: f64) -> Result<Geometry> {
         let lam = self.beam.wavelength_angstrom();
@@ -355,7 +389,6 @@ impl Instrument {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::instrument::{load_preset, BeamConfig, DacConfig, DetectorConfig};
     use crate::correlate::{DenseMultiTau, Estimator, LagSchedule};
     use crate::data::QPartition;
     use crate::model::{BinOptics, Dynamics, Truth};
@@ -364,33 +397,7 @@ pub(crate) mod tests {
     };
 
     pub(crate) fn pt_instrument(kossel: bool) -> Instrument {
-        let (b, bo) = load_preset::<BeamConfig>("beams", "ebs-id10-20p95kev").unwrap();
-        let beam = Beam::new(&b, &bo).unwrap();
-        let (mut d, o) = load_preset::<DacConfig>("dacs", "pt-dac").unwrap();
-        if !kossel {
-            d.kossel.n_lines = 0;
-            d.kossel.n_spots = 0;
-        }
-        let dac = Dac::new(&d, &o, &beam).unwrap();
-        let (dc, dorig) = load_preset::<DetectorConfig>("detectors", "eiger2-cdte-4m").unwrap();
-        let det = Detector::new(&dc, &dorig).unwrap();
-        let geo = GeometryConfig {
-            distance_m: 5.0,
-            two_theta_deg: None,
-            follow_q1: true,
-            arm_azimuth_deg: 90.0,
-            horizontal_polarisation: 1.0,
-        };
-        Instrument::new(
-            beam,
-            dac,
-            det,
-            geo,
-            "model.toml [instrument.geometry]",
-            Fsdp::pt_seed(),
-            None,
-        )
-        .unwrap()
+        Instrument::pt_seed(kossel).unwrap()
     }
 
     /// The Pt seed at 3.3 GPa: q1 = 2.87 + 3.3 × 4.91e-3 at the detector centre; the glass
