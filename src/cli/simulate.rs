@@ -1,11 +1,26 @@
 //! `xpcs-twin simulate`: a sample preset → a simulated stack plus its ground truth.
 //!
+//! Two scenes. Without `--beam/--dac/--detector`: the sample file's ideal-detector `[scene]`
+//! (uniform mean counts and contrast, q along rows, every pixel valid, no counting chain).
+//! With them (preset names from `models/{beams,dacs,detectors}` or TOML files): the
+//! instrument model, exactly as the twin builds one scan (`twin::setup::CampaignSetup` from
+//! a campaign assembled from the command line): q-map of the detector at `--distance` with
+//! its centre on q1(P), count rate from flux, anvil transmission, sample and S(q) (or
+//! `--mean-counts`), contrast from the coherence model (or `--contrast`), the cell's
+//! backgrounds, Kossel lines and spots, module gaps, then the counting chain (dead time,
+//! gain, hot/dead pixels, rollover, masks; charge sharing with `--charge-sharing`), on the
+//! whole detector or a centred `--rows × --cols` region.
+//!
 //! Writes the stack as dense NPY (frame, row, col; u8/u16/u32) or as events in NPZ (per-pixel
-//! CSR: offsets, frames, counts) or as an HDF5 event file (`.h5`, streamed block by block in
-//! pixel order through `io::events::EventWriter`), each through a temp file renamed into
-//! place; the q-bin labels and mask beside it (`<out>.labels.npy`, `<out>.mask.npy`,
-//! rows × cols, u32 / u8), and a sidecar `<out>.truth.json` with the seed, the parameters, the scan facts
-//! and the expected g2 per q-bin at a list of lags (symmetric/frame estimators, linear lags).
+//! CSR: offsets, frames, counts) or as an HDF5 event file (`.h5`; the ideal scene streams block
+//! by block in pixel order through `io::events::EventWriter`), each through a temp file renamed
+//! into place; beside it (rows × cols) the dynamic q-bin labels `<out>.labels.npy` (u32), the
+//! static labels `<out>.static_labels.npy` (u32), the valid mask `<out>.mask.npy` (u8, 1 =
+//! valid: not a gap, dead or hot pixel), with the instrument the automatic Kossel/spot mask
+//! found from the simulated summed image `<out>.kossel_mask.npy` (u8, 1 = masked; what it
+//! masked is in the sidecar), and a sidecar `<out>.truth.json` with the seed, the parameters,
+//! the scan facts, the instrument numbers and the expected g2 per q-bin at a list of lags
+//! (symmetric/frame estimators, linear lags).
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -15,10 +30,20 @@ use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use xpcs_twin::config::sample::load_sample;
+use xpcs_twin::config::campaign::{
+    AnalysisConfig, BandSpacing, CampaignConfig, CampaignInstrumentConfig, FsdpShapeConfig,
+    PartitionConfig, ProtocolTimingConfig, ScaleConfig, ScalesConfig, TolerancesConfig,
+};
+use xpcs_twin::config::instrument::{CountingConfig, GeometryConfig};
+use xpcs_twin::config::parse_toml;
+use xpcs_twin::config::sample::{load_sample, Sample};
 use xpcs_twin::data::{EventList, FrameStack};
+use xpcs_twin::instrument::counting::CountingChain;
+use xpcs_twin::instrument::geometry::QMaps;
+use xpcs_twin::instrument::kossel::{find_mask, MaskOptions};
 use xpcs_twin::model::{BinOptics, Truth};
 use xpcs_twin::speckle::{Exposure, GeneratorKind, Method, PerPixel, Scene, SimOptions, Simulator};
+use xpcs_twin::twin::setup::{CampaignSetup, Scale};
 
 /// Field generator choice on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -106,6 +131,24 @@ pub struct SimulateArgs {
     /// Pixels per block (parallel unit and random stream; changes the output).
     #[arg(long, default_value_t = 4096)]
     block_pixels: usize,
+    /// Beam preset (models/beams) or TOML file; with --dac and --detector the scene comes from
+    /// the instrument model. --rows/--cols then crop a centred region of the detector,
+    /// --mean-counts overrides the computed rate, --contrast the computed contrast.
+    #[arg(long, requires_all = ["dac", "detector"], conflicts_with_all = ["modes", "frame_time", "labels"])]
+    beam: Option<String>,
+    /// Diamond anvil cell preset (models/dacs) or TOML file (with --beam, --detector).
+    #[arg(long, requires_all = ["beam", "detector"])]
+    dac: Option<String>,
+    /// Detector preset (models/detectors) or TOML file (with --beam, --dac).
+    #[arg(long, requires_all = ["beam", "dac"])]
+    detector: Option<String>,
+    /// Sample–detector distance (m) with the instrument; the detector centre follows q1(P).
+    #[arg(long, default_value_t = 5.0)]
+    distance: f64,
+    /// Turn on charge sharing in the counting chain (off by default: the ground truth does not
+    /// model it; it lowers the measured contrast by about twice the sharing probability).
+    #[arg(long, requires = "beam")]
+    charge_sharing: bool,
 }
 
 fn refuse_overwrite(path: &Path, force: bool, inputs: &[&Path]) -> Result<()> {
@@ -195,9 +238,23 @@ fn truth_lags(n_frames: usize) -> Vec<usize> {
     v
 }
 
-/// Runs `simulate`.
-pub fn run(a: SimulateArgs) -> Result<()> {
-    let sample = load_sample(&a.model)?;
+/// What one run simulates and writes besides the photons: the simulator, the counting chain
+/// (instrument only), the maps written beside the stack, and per dynamic bin its optics and q
+/// (None: empty bin).
+struct Prepared {
+    sim: Simulator,
+    chain: Option<(CountingChain, u64)>,
+    labels: Vec<u32>,
+    static_labels: Vec<u32>,
+    valid: Vec<bool>,
+    bins: Vec<Option<(BinOptics, f64)>>,
+    /// q/φ maps of the simulated region (instrument only: the Kossel auto-mask needs them).
+    maps: Option<QMaps>,
+    scene_doc: serde_json::Value,
+}
+
+/// The isobar index chosen by `--pressure` / `--scan` (default 0).
+fn pick_isobar(a: &SimulateArgs, sample: &Sample) -> Result<usize> {
     let camp = &sample.campaign;
     let k = match (a.pressure, a.scan) {
         (Some(p), _) => camp.find_pressure(p).ok_or_else(|| {
@@ -225,6 +282,35 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             format!("0..{}", camp.isobars.len())
         ));
     }
+    Ok(k)
+}
+
+fn sim_options(a: &SimulateArgs, seed: u64) -> SimOptions {
+    SimOptions {
+        generator: match a.generator {
+            GenArg::Circulant => GeneratorKind::Circulant,
+            GenArg::Phasors => GeneratorKind::Phasors {
+                terms: a.phasor_terms,
+            },
+            GenArg::Ar1 => GeneratorKind::Ar1,
+        },
+        method: match a.method {
+            MethodArg::Grid => Method::Grid {
+                du: None,
+                tolerance: a.grid_tolerance,
+            },
+            MethodArg::Exact => Method::Exact {
+                subsamples: a.subsamples,
+            },
+        },
+        block_pixels: a.block_pixels,
+        seed,
+    }
+}
+
+/// The sample file's ideal-detector scene (see the module doc).
+fn prepare_ideal(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Prepared> {
+    let camp = &sample.campaign;
     let iso = &camp.isobars[k];
     let n_frames = a.frames.unwrap_or(iso.n_frames);
     let frame_time_s = a.frame_time.unwrap_or(iso.frame_time_s);
@@ -277,23 +363,6 @@ pub fn run(a: SimulateArgs) -> Result<()> {
                 .collect()
         }
     };
-
-    let generator = match a.generator {
-        GenArg::Circulant => GeneratorKind::Circulant,
-        GenArg::Phasors => GeneratorKind::Phasors {
-            terms: a.phasor_terms,
-        },
-        GenArg::Ar1 => GeneratorKind::Ar1,
-    };
-    let method = match a.method {
-        MethodArg::Grid => Method::Grid {
-            du: None,
-            tolerance: a.grid_tolerance,
-        },
-        MethodArg::Exact => Method::Exact {
-            subsamples: a.subsamples,
-        },
-    };
     let sim = Simulator::new(
         scene,
         dynamics,
@@ -301,14 +370,208 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             n_frames,
             frame_time_s,
         },
-        SimOptions {
-            generator,
-            method,
-            block_pixels: a.block_pixels,
-            seed: a.seed,
-        },
+        sim_options(a, a.seed),
     )?;
+    let n_bins = labels.iter().copied().max().unwrap_or(0) as usize;
+    let bins = (1..=n_bins)
+        .map(|bin| {
+            let px: Vec<usize> = (0..rows * cols)
+                .filter(|&p| labels[p] as usize == bin)
+                .collect();
+            if px.is_empty() {
+                return None;
+            }
+            let q = px.iter().map(|&p| q_of_row(p / cols)).sum::<f64>() / px.len() as f64;
+            Some((BinOptics::new(px.iter().map(|&p| sim.scene().optics(p))), q))
+        })
+        .collect();
+    Ok(Prepared {
+        sim,
+        chain: None,
+        static_labels: labels.clone(),
+        labels,
+        valid: vec![true; rows * cols],
+        bins,
+        maps: None,
+        scene_doc: serde_json::json!({
+            "kind": "ideal detector (the sample file's [scene])",
+            "facts": facts,
+            "rows": rows, "cols": cols, "mean_counts_per_frame": mean,
+            "contrast": contrast, "modes": modes,
+            "q_step_inv_angstrom_per_row": q_step,
+        }),
+    })
+}
 
+/// The campaign `simulate --beam/--dac/--detector` stands for: this sample and instrument,
+/// follow-q1 geometry at `--distance`, the twin's FSDP shape, `--qbins` equal-pixel bands
+/// (1 φ sector, 4 static sub-bands), the region and frame cap of the command line. The
+/// protocol's step length only guards overlapping isobars of a campaign, so it is unbounded.
+fn campaign_of(a: &SimulateArgs) -> Result<CampaignConfig> {
+    let sample = std::path::absolute(&a.model)
+        .with_context(|| format!("{}", a.model.display()))?
+        .display()
+        .to_string();
+    if a.qbins == 0 || a.qbins > 1000 {
+        bail!(xpcs_twin::Error::out_of_range(
+            "command line",
+            "--qbins",
+            a.qbins,
+            "1..=1000"
+        ));
+    }
+    xpcs_twin::config::check_range("command line", "--distance (m)", a.distance, 0.05, 100.0)?;
+    let roi_px = match (a.rows, a.cols) {
+        (None, None) => None,
+        (Some(r), Some(c)) => Some([r, c]),
+        _ => bail!(xpcs_twin::Error::invalid(
+            "command line",
+            "--rows and --cols crop a region of the detector: give both or neither"
+        )),
+    };
+    let scale = ScaleConfig {
+        roi_px,
+        roi_offset_px: [0, 0],
+        max_frames: a.frames,
+    };
+    Ok(CampaignConfig {
+        name: "simulate".into(),
+        sample,
+        seed: a.seed,
+        instrument: CampaignInstrumentConfig {
+            beam: a.beam.clone().unwrap_or_default(),
+            dac: a.dac.clone().unwrap_or_default(),
+            detector: a.detector.clone().unwrap_or_default(),
+            geometry: GeometryConfig {
+                distance_m: a.distance,
+                two_theta_deg: None,
+                follow_q1: true,
+                ..parse_toml("distance_m = 5.0", "built-in geometry")?
+            },
+            // The twin's FSDP shape (instrument::scene::Fsdp::pt_seed); q1(P) is the sample's.
+            fsdp: FsdpShapeConfig {
+                fwhm_inv_angstrom: 0.35,
+                peak: 2.7,
+                base: 1.0,
+            },
+            contrast: a.contrast,
+            mean_rate_hz: None,
+            kossel: true,
+            counting: CountingConfig {
+                charge_sharing: a.charge_sharing,
+                ..CountingConfig::default()
+            },
+        },
+        protocol: ProtocolTimingConfig {
+            compression_step_s: f64::MAX,
+            decompression_step_s: None,
+        },
+        partition: PartitionConfig {
+            q_bins: a.qbins,
+            phi_sectors: 1,
+            static_per_dynamic: 4,
+            spacing: BandSpacing::EqualPixels,
+        },
+        analysis: parse_toml::<AnalysisConfig>("", "built-in analysis")?,
+        scale: ScalesConfig {
+            reduced: scale.clone(),
+            full: scale,
+        },
+        tolerances: TolerancesConfig::default(),
+    })
+}
+
+/// The instrument model's scene for isobar `k` (see the module doc).
+fn prepare_instrument(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Prepared> {
+    let iso = &sample.campaign.isobars[k];
+    if let Some(f) = a.frames {
+        if f == 0 || f > iso.n_frames {
+            bail!(xpcs_twin::Error::out_of_range(
+                "command line",
+                "--frames",
+                f,
+                format!(
+                    "1..={} (the isobar's frames; with the instrument the scan is the \
+                     protocol's, cut short)",
+                    iso.n_frames
+                )
+            ));
+        }
+    }
+    let mut config = campaign_of(a)?;
+    if let Some(m) = a.mean_counts {
+        config.instrument.mean_rate_hz = Some(m / iso.frame_time_s);
+    }
+    let mut setup = CampaignSetup::from_config(
+        config,
+        Path::new("command line"),
+        Scale::Reduced,
+        Some(a.seed),
+    )?;
+    let roi = setup.roi;
+    let pressure = iso.pressure_gpa;
+    let geo = setup.instrument.geometry_at(pressure)?;
+    let maps = geo.maps().crop(roi.row0, roi.col0, roi.rows, roi.cols)?;
+    let contrast = setup.instrument.contrast_at(pressure)?;
+    let scan = setup.scans.swap_remove(k);
+    let sim = Simulator::new(
+        scan.scene.clone(),
+        scan.dynamics.clone(),
+        scan.exposure,
+        sim_options(a, scan.seed),
+    )?;
+    let part = &scan.partition;
+    let bins = (1..=part.n_bins())
+        .map(|b| {
+            (!part.dynamic().pixels(b).is_empty()).then(|| {
+                (
+                    scan.bin_optics(b),
+                    part.dynamic_axes()[b - 1].q_inv_angstrom,
+                )
+            })
+        })
+        .collect();
+    let inst = &setup.instrument;
+    let scene_doc = serde_json::json!({
+        "kind": "instrument model",
+        "beam": inst.beam.origin,
+        "dac": inst.dac.origin,
+        "detector": setup.config.instrument.detector,
+        "facts": scan.facts,
+        "detector_shape": [roi.det_rows, roi.det_cols],
+        "region": roi,
+        "distance_m": a.distance,
+        "two_theta_c_deg": scan.two_theta_c_rad.to_degrees(),
+        "q1_inv_angstrom": scan.facts.q1_inv_angstrom,
+        "contrast": scan.contrast,
+        "contrast_computed": contrast,
+        "contrast_overridden": a.contrast.is_some(),
+        "speckle_size_px": [contrast.speckle_row_px, contrast.speckle_col_px],
+        "incoherent_fraction": inst.dac.incoherent_fraction,
+        "static_fraction": inst.dac.static_fraction,
+        "mean_counts_per_frame": scan.mean_counts_per_frame,
+        "mean_rate_hz": scan.mean_counts_per_frame / scan.exposure.frame_time_s,
+        "counting": setup.config.instrument.counting,
+    });
+    Ok(Prepared {
+        chain: Some((
+            scan.chain.clone(),
+            xpcs_twin::rng::subseed(scan.seed, "counting"),
+        )),
+        labels: part.dynamic().labels().to_vec(),
+        static_labels: part.static_map().labels().to_vec(),
+        valid: scan.valid.clone(),
+        bins,
+        maps: Some(maps),
+        scene_doc,
+        sim,
+    })
+}
+
+/// Runs `simulate`.
+pub fn run(a: SimulateArgs) -> Result<()> {
+    let sample = load_sample(&a.model)?;
+    let k = pick_isobar(&a, &sample)?;
     let ext = a
         .out
         .extension()
@@ -322,6 +585,17 @@ pub fn run(a: SimulateArgs) -> Result<()> {
              (xpcs-twin event file, streamed)"
         ));
     }
+    let prep = if a.beam.is_some() {
+        prepare_instrument(&a, &sample, k)?
+    } else {
+        prepare_ideal(&a, &sample, k)?
+    };
+    let sim = &prep.sim;
+    let (rows, cols) = (sim.scene().rows, sim.scene().cols);
+    let Exposure {
+        n_frames,
+        frame_time_s,
+    } = sim.exposure();
     let bytes = n_frames as f64 * (rows * cols) as f64;
     if ext == "npy" && bytes > 8e9 {
         bail!(xpcs_twin::Error::out_of_range(
@@ -337,72 +611,98 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         .flatten()
         .collect();
     let labels_path = a.out.with_extension("labels.npy");
+    let static_path = a.out.with_extension("static_labels.npy");
     let mask_path = a.out.with_extension("mask.npy");
-    refuse_overwrite(&a.out, a.force, &inputs)?;
-    refuse_overwrite(&truth_path, a.force, &inputs)?;
-    refuse_overwrite(&labels_path, a.force, &inputs)?;
-    refuse_overwrite(&mask_path, a.force, &inputs)?;
+    let kossel_path = a.out.with_extension("kossel_mask.npy");
+    let mut outputs = vec![&a.out, &truth_path, &labels_path, &static_path, &mask_path];
+    if prep.maps.is_some() {
+        outputs.push(&kossel_path);
+    }
+    for o in outputs {
+        refuse_overwrite(o, a.force, &inputs)?;
+    }
 
-    // Simulate with a progress bar over blocks, then assemble in block order.
-    let total_counts = if ext == "h5" {
-        stream_events_h5(&sim, &a.out, rows, cols, n_frames, frame_time_s, a.force)?
+    // Simulate with a progress bar over blocks (the ideal scene streams .h5 block by block;
+    // the counting chain needs the whole list: charge sharing crosses blocks).
+    let mut kossel_doc = serde_json::Value::Null;
+    let total_counts = if ext == "h5" && prep.chain.is_none() {
+        stream_events_h5(sim, &a.out, rows, cols, n_frames, frame_time_s, a.force)?
     } else {
-        simulate_in_memory(&sim, &a.out, &ext, rows, cols, n_frames, frame_time_s)?
+        let mut events = simulate_in_memory(sim, rows, cols, n_frames, frame_time_s)?;
+        if let Some((chain, seed)) = &prep.chain {
+            events = chain.apply(&events, *seed)?;
+        }
+        if let Some(maps) = &prep.maps {
+            let (mask, doc) = kossel_mask(&events, maps, &prep.valid)?;
+            xpcs_twin::io::npy::write_npy(&kossel_path, &[rows, cols], &mask, &inputs, a.force)?;
+            kossel_doc = doc;
+        }
+        match ext.as_str() {
+            "npy" => write_stack(&a.out, &events.to_stack())?,
+            "npz" => write_events_npz(&a.out, &events)?,
+            _ => {
+                xpcs_twin::io::events::write_events(&a.out, &events, a.force)?;
+            }
+        }
+        events.total_counts()
     };
-    // The label map and mask the truth refers to, next to the stack (rows × cols; the
-    // built-in scene has no gaps: every pixel valid).
-    xpcs_twin::io::npy::write_npy(&labels_path, &[rows, cols], &labels, &inputs, a.force)?;
-    let mask = vec![1u8; rows * cols];
+    // The label maps and mask the truth refers to, next to the stack (rows × cols).
+    xpcs_twin::io::npy::write_npy(&labels_path, &[rows, cols], &prep.labels, &inputs, a.force)?;
+    xpcs_twin::io::npy::write_npy(
+        &static_path,
+        &[rows, cols],
+        &prep.static_labels,
+        &inputs,
+        a.force,
+    )?;
+    let mask: Vec<u8> = prep.valid.iter().map(|&v| u8::from(v)).collect();
     xpcs_twin::io::npy::write_npy(&mask_path, &[rows, cols], &mask, &inputs, a.force)?;
 
     // Ground truth per q-bin.
-    let n_bins = labels.iter().copied().max().unwrap_or(0) as usize;
     let lags = truth_lags(n_frames);
     let sampling = sim.truth_sampling(a.subsamples);
-    let bins: Vec<serde_json::Value> = (1..=n_bins)
-        .into_par_iter()
-        .map(|bin| {
-            let px: Vec<usize> = (0..rows * cols)
-                .filter(|&p| labels[p] as usize == bin)
-                .collect();
-            if px.is_empty() {
-                return serde_json::json!({"label": bin, "n_pixels": 0, "g2": null,
-                    "reason": "empty bin"});
+    let bins: Vec<serde_json::Value> = prep
+        .bins
+        .par_iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let bin = i + 1;
+            let n_px = prep.labels.iter().filter(|&&l| l as usize == bin).count();
+            match b {
+                None => serde_json::json!({"label": bin, "n_pixels": 0, "g2": null,
+                    "reason": "empty bin"}),
+                Some((optics, q)) => {
+                    let g2 = Truth::new(sim.dynamics(), optics, sampling).g2(&lags);
+                    serde_json::json!({
+                        "label": bin,
+                        "n_pixels": n_px,
+                        "q_inv_angstrom": q,
+                        "optics_classes": optics.n_classes(),
+                        "g2": g2,
+                    })
+                }
             }
-            let optics = BinOptics::new(px.iter().map(|&p| sim.scene().optics(p)));
-            let truth = Truth::new(sim.dynamics(), &optics, sampling);
-            let g2 = truth.g2(&lags);
-            let rows_in: Vec<usize> = px.iter().map(|&p| p / cols).collect();
-            let q_mean = rows_in.iter().map(|&r| q_of_row(r)).sum::<f64>() / px.len() as f64;
-            serde_json::json!({
-                "label": bin,
-                "n_pixels": px.len(),
-                "q_inv_angstrom": q_mean,
-                "optics_classes": optics.n_classes(),
-                "g2": g2,
-            })
         })
         .collect();
     let (du, err) = sim.grid().map_or((None, None), |(d, e)| (Some(d), Some(e)));
+    let opts = sim_options(&a, 0);
     let doc = serde_json::json!({
         "program": format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
         "seed": a.seed,
         "model": a.model.display().to_string(),
         "sample": sample.name,
         "scan": k,
-        "facts": facts,
+        "facts": prep.scene_doc["facts"],
         "dynamics": sim.dynamics(),
         "frames": n_frames,
         "frame_time_s": frame_time_s,
-        "scene": {
-            "rows": rows, "cols": cols, "mean_counts_per_frame": mean,
-            "contrast": contrast, "modes": modes,
-            "q_step_inv_angstrom_per_row": q_step,
-        },
+        "scene": prep.scene_doc,
         "labels": labels_path.display().to_string(),
+        "static_labels": static_path.display().to_string(),
         "mask": mask_path.display().to_string(),
-        "method": format!("{method:?}"),
-        "generator": format!("{generator:?}"),
+        "kossel_mask": kossel_doc,
+        "method": format!("{:?}", opts.method),
+        "generator": format!("{:?}", opts.generator),
         "block_pixels": a.block_pixels,
         "grid_du": du,
         "grid_interpolation_error_rel_contrast": err,
@@ -420,14 +720,40 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         Ok(())
     })?;
     eprintln!(
-        "wrote {} ({} photons), {}, {} and {}",
+        "wrote {} ({} photons), {}, {}, {} and {}",
         a.out.display(),
         total_counts,
         labels_path.display(),
+        static_path.display(),
         mask_path.display(),
         truth_path.display()
     );
     Ok(())
+}
+
+/// The automatic Kossel/spot mask of the simulated summed image (1 = masked) and a JSON
+/// report of what it masked.
+fn kossel_mask(
+    events: &EventList,
+    maps: &QMaps,
+    valid: &[bool],
+) -> Result<(Vec<u8>, serde_json::Value)> {
+    let sum: Vec<f64> = (0..events.n_pixels())
+        .map(|p| events.pixel(p).1.iter().map(|&c| f64::from(c)).sum())
+        .collect();
+    let m = find_mask(&sum, maps, valid, &MaskOptions::default())?;
+    let r = &m.report;
+    eprintln!("Kossel/spot auto-mask: {r}");
+    let doc = serde_json::json!({
+        "report": r.to_string(),
+        "masked_pixels": m.masked.iter().filter(|&&x| x).count(),
+        "flagged_pixels": m.flagged.iter().filter(|&&x| x).count(),
+        "features": r.features.iter().map(|f| serde_json::json!({
+            "kind": format!("{:?}", f.kind),
+            "pixels": f.n_pixels,
+        })).collect::<Vec<_>>(),
+    });
+    Ok((m.masked.iter().map(|&x| u8::from(x)).collect(), doc))
 }
 
 fn progress(n_blocks: usize) -> ProgressBar {
@@ -485,16 +811,14 @@ fn stream_events_h5(
     Ok(total)
 }
 
-/// Simulates every block, assembles the event list in block order and writes .npy / .npz.
+/// Simulates every block and assembles the event list in block order.
 fn simulate_in_memory(
     sim: &Simulator,
-    out: &Path,
-    ext: &str,
     rows: usize,
     cols: usize,
     n_frames: usize,
     frame_time_s: f64,
-) -> Result<u64> {
+) -> Result<EventList> {
     let bar = progress(sim.n_blocks());
     let slots = Mutex::new(vec![None; sim.n_blocks()]);
     sim.for_each_block(|b| {
@@ -513,12 +837,7 @@ fn simulate_in_memory(
         counts.extend_from_slice(&b.counts);
     }
     let events = EventList::new(rows, cols, n_frames, frame_time_s, offsets, frames, counts)?;
-    if ext == "npy" {
-        write_stack(out, &events.to_stack())?;
-    } else {
-        write_events_npz(out, &events)?;
-    }
-    Ok(events.total_counts())
+    Ok(events)
 }
 
 /// Events as NPZ: `offsets` (u64, pixels + 1), `frames` (u32), `counts` (u32),

@@ -82,7 +82,7 @@ pub fn beta_1d_source(
 }
 
 /// Speckle contrast and its factors.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Contrast {
     /// Transverse factor along detector rows (the 2θ direction).
     pub beta_row: f64,

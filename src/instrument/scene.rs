@@ -26,6 +26,7 @@ use crate::instrument::coherence::{self, CoherenceInputs, Contrast};
 use crate::instrument::geometry::{self, Geometry, QMaps};
 use crate::instrument::kossel::{self, KosselMap};
 use crate::instrument::{Beam, Dac, Detector};
+use crate::speckle::PerPixel;
 
 /// Classical electron radius squared (cm²), CODATA 2018 r_e = 2.817 940 3262e-13 cm.
 pub const R_E_SQ_CM2: f64 = 7.940_787_8e-26;
@@ -89,26 +90,6 @@ impl Fsdp {
     pub fn s(&self, q: f64, pressure_gpa: f64) -> f64 {
         let x = (q - self.q1(pressure_gpa)) / self.fwhm_inv_angstrom;
         self.base + (self.peak - self.base) * (-4.0 * 2f64.ln() * x * x).exp()
-    }
-}
-
-/// A per-pixel quantity that is often uniform.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PerPixel {
-    /// The same value everywhere.
-    Uniform(f64),
-    /// One value per pixel (row-major).
-    Map(Vec<f64>),
-}
-
-impl PerPixel {
-    /// The value at pixel `p`.
-    #[inline]
-    pub fn get(&self, p: usize) -> f64 {
-        match self {
-            PerPixel::Uniform(x) => *x,
-            PerPixel::Map(v) => v[p],
-        }
     }
 }
 
@@ -206,6 +187,40 @@ impl Instrument {
         };
         inst.geometry_at(0.0)?;
         Ok(inst)
+    }
+
+    /// The Pt seed's instrument from the bundled presets: beam `ebs-id10-20p95kev`, cell
+    /// `pt-dac` (its Kossel lines and spots only if `kossel`), detector `eiger2-cdte-4m` at
+    /// 5 m following q1(P) on a vertical arm, FSDP [`Fsdp::pt_seed`], computed contrast. For
+    /// tests and benches.
+    pub fn pt_seed(kossel: bool) -> Result<Self> {
+        use crate::config::instrument::{load_preset, BeamConfig, DacConfig, DetectorConfig};
+        let (b, bo) = load_preset::<BeamConfig>("beams", "ebs-id10-20p95kev")?;
+        let beam = Beam::new(&b, &bo)?;
+        let (mut d, o) = load_preset::<DacConfig>("dacs", "pt-dac")?;
+        if !kossel {
+            d.kossel.n_lines = 0;
+            d.kossel.n_spots = 0;
+        }
+        let dac = Dac::new(&d, &o, &beam)?;
+        let (dc, dorig) = load_preset::<DetectorConfig>("detectors", "eiger2-cdte-4m")?;
+        let det = Detector::new(&dc, &dorig)?;
+        let geo = GeometryConfig {
+            distance_m: 5.0,
+            two_theta_deg: None,
+            follow_q1: true,
+            arm_azimuth_deg: 90.0,
+            horizontal_polarisation: 1.0,
+        };
+        Instrument::new(
+            beam,
+            dac,
+            det,
+            geo,
+            "model.toml [instrument.geometry]",
+            Fsdp::pt_seed(),
+            None,
+        )
     }
 
     /// The detector geometry at `pressure_gpa` (the centre follows q1(P) if asked), validated.
@@ -374,43 +389,22 @@ impl Instrument {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::instrument::{load_preset, BeamConfig, DacConfig, DetectorConfig};
-    use crate::instrument::counting::poisson_events;
+    use crate::correlate::{DenseMultiTau, Estimator, LagSchedule};
+    use crate::data::QPartition;
+    use crate::model::{BinOptics, Dynamics, Truth};
+    use crate::speckle::{
+        Exposure, GeneratorKind, Method, Scene as SimScene, SimOptions, Simulator,
+    };
 
     pub(crate) fn pt_instrument(kossel: bool) -> Instrument {
-        let (b, bo) = load_preset::<BeamConfig>("beams", "ebs-id10-20p95kev").unwrap();
-        let beam = Beam::new(&b, &bo).unwrap();
-        let (mut d, o) = load_preset::<DacConfig>("dacs", "pt-dac").unwrap();
-        if !kossel {
-            d.kossel.n_lines = 0;
-            d.kossel.n_spots = 0;
-        }
-        let dac = Dac::new(&d, &o, &beam).unwrap();
-        let (dc, dorig) = load_preset::<DetectorConfig>("detectors", "eiger2-cdte-4m").unwrap();
-        let det = Detector::new(&dc, &dorig).unwrap();
-        let geo = GeometryConfig {
-            distance_m: 5.0,
-            two_theta_deg: None,
-            follow_q1: true,
-            arm_azimuth_deg: 90.0,
-            horizontal_polarisation: 1.0,
-        };
-        Instrument::new(
-            beam,
-            dac,
-            det,
-            geo,
-            "model.toml [instrument.geometry]",
-            Fsdp::pt_seed(),
-            None,
-        )
-        .unwrap()
+        Instrument::pt_seed(kossel).unwrap()
     }
 
     /// The Pt seed at 3.3 GPa: q1 = 2.87 + 3.3 × 4.91e-3 at the detector centre; the glass
     /// rate follows the closed-form product; the mean rate lies in DESIGN.md §4's 0.6–0.9
-    /// ph/s/px; a Poisson draw of 20 frames of the mean map recovers the mean count per frame
-    /// within 5σ (σ = √(total)/N_px·N_f).
+    /// ph/s/px; simulated speckle frames (the speckle simulator, the sample's dynamics at 3.3
+    /// GPa) carry that rate and that q1 within 5σ (see below). Their contrast is proven on the
+    /// same instrument and pressure by `contrast_recovered_from_simulated_g2`.
     #[test]
     fn pt_frame_at_3p3_gpa() {
         let inst = pt_instrument(false);
@@ -456,14 +450,102 @@ pub(crate) mod tests {
             .iter()
             .zip(&scene.mean_counts)
             .all(|(&v, &m)| v || m == 0.0));
-        // Own Poisson draw of the mean map (the speckle simulator is not in this branch).
-        let nf = 20;
-        let ev = poisson_events(&scene.mean_counts, scene.rows, scene.cols, nf, 0.1, 33).unwrap();
-        let expect = scene.mean_counts.iter().sum::<f64>() * nf as f64;
-        let got = ev.total_counts() as f64;
+        // Simulated frames: the speckle simulator on a strip of 64 columns × every row (q runs
+        // along rows: the strip spans the detector's whole q range, across the module gaps),
+        // the sample file's dynamics at 3.3 GPa, 200 frames of 0.1 s. Counts summed over T
+        // frames have variance μT + c_I (μT)² per pixel (Poisson + a speckle pattern frozen
+        // over 20 s, c_I ≤ c the contrast of the total intensity): v_p = μ_p T + c (μ_p T)² is
+        // an upper bound used for every σ below.
+        let (col0, w, nf) = (scene.cols / 2 + 100, 64, 200);
+        let strip = sim_scene(&scene, 0, col0, scene.rows, w);
+        let sample =
+            crate::config::sample::load_sample(std::path::Path::new("models/samples/pt42.toml"))
+                .unwrap();
+        let k = sample.campaign.find_pressure(3.3).unwrap();
+        let mut arng = crate::rng::stream(7, 0);
+        let (dynamics, facts) = sample.campaign.scan(k, nf, 0.1, &mut arng).unwrap();
+        assert!((facts.q1_inv_angstrom - q1).abs() < 1e-12);
+        let mu_t: Vec<f64> = strip.mean_counts.iter().map(|m| m * nf as f64).collect();
+        let sim = Simulator::new(
+            strip,
+            dynamics,
+            Exposure {
+                n_frames: nf,
+                frame_time_s: 0.1,
+            },
+            grid_options(33),
+        )
+        .unwrap();
+        let ev = sim.events().unwrap();
+        let full = |r: usize, c: usize| r * scene.cols + col0 + c;
+        let n_valid = (0..scene.rows * w)
+            .filter(|&p| scene.valid[full(p / w, p % w)])
+            .count() as f64;
         assert!(
-            (got - expect).abs() < 5.0 * expect.sqrt(),
-            "{got} vs {expect}"
+            n_valid < (scene.rows * w) as f64,
+            "the strip crosses module gaps"
+        );
+        // 1. Mean count rate: total photons vs Σ μT within 5σ.
+        let expect: f64 = mu_t.iter().sum();
+        let var: f64 = mu_t.iter().map(|m| m + scene.contrast * m * m).sum();
+        let got = ev.total_counts() as f64;
+        eprintln!(
+            "simulated rate {:.4} vs model {:.4} ph/s/px ({got} photons)",
+            got / (n_valid * nf as f64 * 0.1),
+            expect / (n_valid * nf as f64 * 0.1),
+        );
+        assert!(
+            (got - expect).abs() < 5.0 * var.sqrt(),
+            "{got} vs {expect} ± {}",
+            var.sqrt()
+        );
+        // 2. q1 from the simulated counts: per row, n_r vs A B_r S(q̄_r; q0)/S(q̄_r; q1), B_r the
+        // model's row sum (everything but the FSDP position is the model's: transmissions,
+        // solid angle, polarisation, QE), A and q0 fitted by weighted least squares (A linear,
+        // q0 on a 2e-4 Å⁻¹ grid over ±0.03), σ(q0) from Δχ² = 1. q1 recovered within 5σ, and
+        // σ < 4e-3 Å⁻¹, so that a detector left at the 0 GPa position (q1 off by 0.016) fails.
+        let (mut n_r, mut b_r, mut v_r, mut q_r) = (
+            vec![0.0; scene.rows],
+            vec![0.0; scene.rows],
+            vec![0.0; scene.rows],
+            vec![0.0; scene.rows],
+        );
+        for (p, &m) in mu_t.iter().enumerate() {
+            let (r, fp) = (p / w, full(p / w, p % w));
+            n_r[r] += ev.pixel(p).1.iter().map(|&c| f64::from(c)).sum::<f64>();
+            b_r[r] += m;
+            v_r[r] += m + scene.contrast * m * m;
+            q_r[r] += maps.q_inv_angstrom[fp] / w as f64;
+        }
+        let rows: Vec<usize> = (0..scene.rows).filter(|&r| b_r[r] > 0.0).collect();
+        let chi2 = |q0: f64| -> f64 {
+            let f = inst.fsdp;
+            let m: Vec<f64> = rows
+                .iter()
+                .map(|&r| b_r[r] * f.s(q_r[r] - q0 + q1, 3.3) / f.s(q_r[r], 3.3))
+                .collect();
+            let sxy: f64 = rows.iter().zip(&m).map(|(&r, x)| n_r[r] * x / v_r[r]).sum();
+            let sxx: f64 = rows.iter().zip(&m).map(|(&r, x)| x * x / v_r[r]).sum();
+            let amp = sxy / sxx;
+            rows.iter()
+                .zip(&m)
+                .map(|(&r, x)| (n_r[r] - amp * x).powi(2) / v_r[r])
+                .sum()
+        };
+        let h = 2e-4;
+        let (i_min, c_min) = (-150i32..=150)
+            .map(|i| (i, chi2(q1 + i as f64 * h)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert!(i_min.abs() < 150, "χ² minimum at the grid edge");
+        let q_hat = q1 + i_min as f64 * h;
+        let curv = (chi2(q_hat + h) - 2.0 * c_min + chi2(q_hat - h)) / (h * h);
+        let sigma = (2.0 / curv).sqrt();
+        eprintln!("q1 from the simulated counts: {q_hat:.4} ± {sigma:.4} (model {q1:.4}; χ² {c_min:.0} over {} rows)", rows.len());
+        assert!(sigma < 4e-3, "σ(q1) = {sigma}");
+        assert!(
+            (q_hat - q1).abs() < 5.0 * sigma + h,
+            "{q_hat} vs {q1} ± {sigma}"
         );
         // Given-rate override.
         let (s2, _, _) = inst.scene(3.3, 0.1, Some(0.75)).unwrap();
@@ -473,6 +555,95 @@ pub(crate) mod tests {
             scene.contrast > 0.005 && scene.contrast < 0.03,
             "{}",
             scene.contrast
+        );
+    }
+
+    /// A rectangle of an instrument scene as the speckle simulator's scene (rate factor 1,
+    /// one mode); the background fractions must be uniform (no Kossel spots).
+    fn sim_scene(sc: &Scene, row0: usize, col0: usize, rows: usize, cols: usize) -> SimScene {
+        let mean_counts = (row0..row0 + rows)
+            .flat_map(|r| sc.mean_counts[r * sc.cols + col0..r * sc.cols + col0 + cols].to_vec())
+            .collect();
+        assert!(matches!(
+            (&sc.static_fraction, &sc.incoherent_fraction),
+            (PerPixel::Uniform(_), PerPixel::Uniform(_))
+        ));
+        SimScene {
+            rows,
+            cols,
+            mean_counts,
+            rate_factor: PerPixel::Uniform(1.0),
+            contrast: sc.contrast,
+            modes: 1.0,
+            static_fraction: sc.static_fraction.clone(),
+            incoherent_fraction: sc.incoherent_fraction.clone(),
+        }
+    }
+
+    fn grid_options(seed: u64) -> SimOptions {
+        SimOptions {
+            generator: GeneratorKind::Circulant,
+            method: Method::Grid {
+                du: None,
+                tolerance: 2e-3,
+            },
+            block_pixels: 1024,
+            seed,
+        }
+    }
+
+    /// The coherence model's contrast, recovered from a simulated stack's g2 at the shortest
+    /// non-zero lag. Pt-seed instrument at 3.3 GPa: contrast c from the coherence model, the
+    /// cell's incoherent and static fractions; 64 × 64 pixels at 2 photons per frame (the
+    /// contrast does not depend on the rate; raised for statistics), 300 frames of 0.1 s, KWW
+    /// dynamics τ = 1 s, β = 1.5. Multi-tau symmetric g2 over the region: E[g2(1)] − 1 = K c,
+    /// with K = (g2_truth(1) − 1)/c from `model::Truth` of the same scene: (1 − x_b)² = 0.64 for
+    /// the incoherent fraction times the decay over one frame (closed form at lag ≪ τ:
+    /// K → (1 − x_b)²; here 0.5 < K < 0.64). Recovered ĉ = (g2(1) − 1)/K must equal c within
+    /// 5σ, σ = g2_err(1)/K (delta-method error over the independent pixels; one comparison at
+    /// a fixed seed: false-alarm probability 6e-7 under a normal approximation); σ/c < 0.1, so
+    /// a contrast off by half fails.
+    #[test]
+    fn contrast_recovered_from_simulated_g2() {
+        let inst = pt_instrument(false);
+        let c_model = inst.contrast_at(3.3).unwrap().value();
+        let n = 64;
+        let (xb, xs) = (inst.dac.incoherent_fraction, inst.dac.static_fraction);
+        let mut scene = SimScene::uniform(n, n, 2.0, c_model, 1.0);
+        scene.incoherent_fraction = PerPixel::Uniform(xb);
+        scene.static_fraction = PerPixel::Uniform(xs);
+        let exposure = Exposure {
+            n_frames: 300,
+            frame_time_s: 0.1,
+        };
+        let sim = Simulator::new(
+            scene,
+            Dynamics::stationary(1.5, 1.0).unwrap(),
+            exposure,
+            grid_options(17),
+        )
+        .unwrap();
+        let stack = sim.stack().unwrap();
+        let part = QPartition::from_labels(n, n, vec![1; n * n], "region").unwrap();
+        let sched = LagSchedule::multi_tau(exposure.n_frames, 8).unwrap();
+        let mut corr = DenseMultiTau::new(&part, &sched);
+        corr.push_stack(&stack, 0..exposure.n_frames).unwrap();
+        let g = corr.finish(Estimator::Symmetric).unwrap();
+        let i1 = g.lag_frames.iter().position(|&l| l == 1).unwrap();
+        let (g2, err) = (g.g2[[i1, 0]], g.g2_err[[i1, 0]]);
+        let optics = BinOptics::new((0..n * n).map(|p| sim.scene().optics(p)));
+        let truth = Truth::new(sim.dynamics(), &optics, sim.truth_sampling(2)).g2(&[1])[0];
+        let k = (truth - 1.0) / c_model;
+        assert!(k > 0.5 && k < (1.0 - xb).powi(2) + 1e-12, "K = {k}");
+        let (c_hat, sigma) = ((g2 - 1.0) / k, err / k);
+        eprintln!("contrast: model {c_model:.5}, recovered {c_hat:.5} ± {sigma:.5} (K = {k:.4})");
+        assert!(
+            sigma < 0.1 * c_model,
+            "σ = {sigma} too large to test c = {c_model}"
+        );
+        assert!(
+            (c_hat - c_model).abs() < 5.0 * sigma,
+            "recovered {c_hat} ± {sigma} vs model {c_model}"
         );
     }
 

@@ -43,7 +43,9 @@ use rand_distr::{Distribution, Exp1, Poisson};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
-/// A value that is either the same for every pixel or given per pixel.
+/// A value that is either the same for every pixel or given per pixel. The one per-pixel type
+/// of the simulation half: the instrument's scene ([`crate::instrument::scene::Scene`]) and the
+/// simulator's [`Scene`] both hold it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PerPixel {
     /// One value for all pixels.

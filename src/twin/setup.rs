@@ -9,8 +9,8 @@
 //! expected g2 per dynamic bin at any multi-tau lag (dimensionless, → 1 at long lags).
 //!
 //! The instrument's scene ([`crate::instrument::scene::Scene`]) is converted into the speckle
-//! simulator's scene ([`crate::speckle::Scene`]) here and only here; the two `PerPixel` types
-//! (instrument and speckle) are converted in [`to_speckle_per_pixel`]. Two deliberate
+//! simulator's scene ([`crate::speckle::Scene`]) here and only here; per-pixel values
+//! ([`PerPixel`], one type for both) are cropped in [`crop_per_pixel`]. Two deliberate
 //! quantisations make the ground truth exact and cheap: the clock-rate factor (q/q1)^α of a
 //! pixel is evaluated at the mean q of its static sub-bin, and per-pixel static / incoherent
 //! fractions (anvil spots) are rounded to 1/256. The simulation uses the quantised scene, so
@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::instrument::counting::CountingChain;
 use crate::instrument::detector::DefectMaps;
 use crate::instrument::geometry::{partition, PartitionSpec, QBands, QMaps};
-use crate::instrument::scene::{Fsdp, Instrument, PerPixel as InstPerPixel};
+use crate::instrument::scene::{Fsdp, Instrument};
 use crate::instrument::{Beam, Dac, Detector};
 use crate::model::{BinOptics, Direction, Dynamics, Isobar, Sampling, ScanFacts, TauLaw, Truth};
 use crate::speckle::{Exposure, PerPixel, Scene};
@@ -191,12 +191,12 @@ pub struct CampaignSetup {
     pub scans: Vec<ScanSetup>,
 }
 
-/// Converts the instrument's per-pixel value into the simulator's (cropped to the ROI,
-/// rounded to `step` when per pixel; see the module doc). The one place the two types meet.
-pub fn to_speckle_per_pixel(v: &InstPerPixel, roi: &Roi, step: f64) -> PerPixel {
+/// Crops a full-detector per-pixel value to the ROI (rounded to `step` when per pixel; see
+/// the module doc).
+pub fn crop_per_pixel(v: &PerPixel, roi: &Roi, step: f64) -> PerPixel {
     match v {
-        InstPerPixel::Uniform(x) => PerPixel::Uniform(*x),
-        InstPerPixel::Map(m) => {
+        PerPixel::Uniform(x) => PerPixel::Uniform(*x),
+        PerPixel::Map(m) => {
             let c = roi.crop(m);
             if c.iter().all(|&x| x == c[0]) {
                 PerPixel::Uniform(c[0])
@@ -529,8 +529,8 @@ fn build_scan(
         rate_factor: PerPixel::Map(rate),
         contrast: isc.contrast,
         modes: 1.0,
-        static_fraction: to_speckle_per_pixel(&isc.static_fraction, roi, 1.0 / 256.0),
-        incoherent_fraction: to_speckle_per_pixel(&isc.incoherent_fraction, roi, 1.0 / 256.0),
+        static_fraction: crop_per_pixel(&isc.static_fraction, roi, 1.0 / 256.0),
+        incoherent_fraction: crop_per_pixel(&isc.incoherent_fraction, roi, 1.0 / 256.0),
     };
     scene.validate()?;
     let dir = match iso.direction {
