@@ -173,8 +173,7 @@ pub fn write_figures(
         &format!("{name}: ΔC at δt = τ (90 % width) vs pressure"),
         "pressure (GPa)",
         "ΔC",
-    )
-    .legend_at(plotters::chart::SeriesLabelPosition::MiddleRight);
+    );
     for (dir, col, lab) in [
         (Direction::Compression, 0, "compression"),
         (Direction::Decompression, 1, "decompression"),
@@ -214,10 +213,43 @@ pub fn write_figures(
             .with_color(PALETTE[col + 4]),
         );
     }
+    let dc = with_legend_headroom(dc, false);
     let p = fig.join("delta_c_vs_pressure.png");
     dc.write_png(&p)?;
     out.push(p);
     Ok(out)
+}
+
+/// Adds an invisible one-point line (no legend entry) above the data so that the legend,
+/// drawn in the upper part of the plot, does not cover any point: the top third of a
+/// log axis (×`factor` above the largest value) or of a linear axis.
+fn with_legend_headroom(plot: XyPlot, log_y: bool) -> XyPlot {
+    let ys = plot
+        .series
+        .iter()
+        .flat_map(|s| s.y.iter().copied())
+        .filter(|y| y.is_finite() && (!log_y || *y > 0.0));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+        (a.min(y), b.max(y))
+    });
+    let x = plot
+        .series
+        .iter()
+        .flat_map(|s| s.x.iter().copied())
+        .find(|x| x.is_finite());
+    let (Some(x), true) = (x, hi.is_finite()) else {
+        return plot;
+    };
+    let top = if log_y {
+        hi * (hi / lo).max(10.0).powf(0.6)
+    } else {
+        hi + 0.7 * (hi - lo).max(hi.abs() * 0.05)
+    };
+    plot.with(
+        Series::line("", vec![x], vec![top])
+            .with_color(plotters::style::RGBColor(255, 255, 255))
+            .with_style(SeriesStyle::Line),
+    )
 }
 
 fn waiting(setup: &CampaignSetup, s: &ScanResult) -> f64 {
@@ -237,8 +269,7 @@ fn vs_pressure(
         "pressure (GPa)",
         ylabel,
     )
-    .log_axes(false, log_y)
-    .legend_at(plotters::chart::SeriesLabelPosition::UpperMiddle);
+    .log_axes(false, log_y);
     for (dir, col, lab) in [
         (Direction::Compression, 0, "compression"),
         (Direction::Decompression, 1, "decompression"),
@@ -294,6 +325,7 @@ fn vs_pressure(
             );
         }
     }
+    plot = with_legend_headroom(plot, log_y);
     if param == "tau" {
         if let Some(c) = &an.crossover {
             if let Some(v) = c.report.fitted() {
