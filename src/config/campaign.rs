@@ -183,6 +183,11 @@ pub struct AnalysisConfig {
     /// Mean counts per pixel per frame below which the event correlator is used (default 0.1).
     #[serde(default = "tenth")]
     pub event_occupancy_max: f64,
+    /// Two-time frame (s) of the map ΔC is taken from, the same for every scan of the
+    /// campaign so that the noise width of ΔC is the same at every pressure (None: each
+    /// scan's own two-time binning). Rounded to a whole number of the scan's two-time frames.
+    #[serde(default)]
+    pub delta_c_bin_s: Option<f64>,
 }
 
 fn eight() -> usize {

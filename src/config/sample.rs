@@ -7,8 +7,8 @@
 use super::{check_positive, check_range, load_toml, parse_toml};
 use crate::error::{Error, Result};
 use crate::model::{
-    pressure::kb_t_gpa_a3, Aging, AvalancheModel, AvalancheTimes, Campaign, Direction, Isobar,
-    PressureResponse, TauBranch,
+    pressure::kb_t_gpa_a3, Aging, AvalancheModel, AvalancheTimes, Campaign, Direction,
+    Fluctuations, Isobar, PressureResponse, TauBranch,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -73,6 +73,16 @@ pub enum AvalancheModelConfig {
     },
 }
 
+/// Fluctuations of the relaxation time within an isobar (see `model::campaign::Fluctuations`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FluctuationsConfig {
+    /// Poisson rate of the partial clock jumps (1/s).
+    pub rate_per_s: f64,
+    /// Each jump J (material time; J < 1 is a partial decorrelation).
+    pub jump: f64,
+}
+
 /// One isobar of the protocol.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +103,8 @@ pub struct IsobarConfig {
     pub avalanches: Option<AvalanchesConfig>,
     /// Avalanche model (default: clock jump J = 3, complete decorrelation at β ≥ 1).
     pub avalanche_model: Option<AvalancheModelConfig>,
+    /// Fluctuating relaxation time (omitted: none).
+    pub fluctuations: Option<FluctuationsConfig>,
 }
 
 /// Ideal-detector scene used by `simulate` until an instrument model provides one.
@@ -266,6 +278,10 @@ impl SampleConfig {
                 }),
                 avalanches,
                 avalanche_model,
+                fluctuations: b.fluctuations.map(|f| Fluctuations {
+                    rate_per_s: f.rate_per_s,
+                    jump: f.jump,
+                }),
             });
         }
         let campaign = Campaign::new(response, self.kww_exponent, isobars, origin)?;
@@ -334,10 +350,18 @@ mod tests {
         let k = c.find_pressure(6.3).unwrap();
         assert!((c.tau_law(k).tau_at(0.0) - 34.0).abs() < 1e-9);
         let k33 = c.find_pressure(3.3).unwrap();
-        assert!((c.response.tau_s(3.3, Direction::Compression) - 38.0).abs() < 1e-9);
+        assert!((c.response.tau_s(3.3, Direction::Compression) - 34.0).abs() < 1e-9);
         let mut r = crate::rng::stream(0, 0);
-        let (_, facts) = c.scan(k33, 14000, 0.1, &mut r).unwrap();
+        let (dyn33, facts) = c.scan(k33, 14000, 0.1, &mut r).unwrap();
         assert_eq!(facts.avalanche_times_s.len(), 2);
+        // τ fluctuations keep the mean clock rate 1/τ: over T = 1400 s the material time
+        // without the two J = 3 avalanches is T/τ within 4σ of its Poisson spread J sqrt(r T).
+        let f = c.isobars[k33].fluctuations.unwrap();
+        let t = 1400.0;
+        let u = dyn33.clock().u(t) - 2.0 * 3.0;
+        let sd = f.jump * (f.rate_per_s * t).sqrt();
+        assert!((u - t / 34.0).abs() < 4.0 * sd, "{u} vs {}", t / 34.0);
+        assert!((facts.tau_start_s - 34.0).abs() < 1e-9);
         let ce = load_sample(&root().join("models/samples/ce68.toml")).unwrap();
         assert_eq!(ce.campaign.isobars.len(), 5);
     }

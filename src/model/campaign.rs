@@ -26,6 +26,19 @@ pub struct Aging {
     pub tau_star_s: f64,
 }
 
+/// A fluctuating relaxation time (the Pt seed's heterogeneous regime: "relaxation times
+/// fluctuating around an average constant value", l. 235-237): Poisson partial clock jumps
+/// u → u + J at rate r on top of a smooth clock slowed to rate 1/τ − rJ, so that the mean
+/// clock rate stays 1/τ(P) while the local decorrelation over δt fluctuates
+/// (Δu = (1 − rJτ) δt/τ + J·N, N ~ Poisson(r δt)). Stationary isobars only.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Fluctuations {
+    /// Rate of the jumps (1/s).
+    pub rate_per_s: f64,
+    /// Jump J (material time).
+    pub jump: f64,
+}
+
 /// One isobar: a pressure step, a wait, then a scan.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Isobar {
@@ -45,6 +58,8 @@ pub struct Isobar {
     pub avalanches: AvalancheTimes,
     /// What an avalanche does (ignored when there are none).
     pub avalanche_model: AvalancheModel,
+    /// Fluctuating relaxation time (None = a constant τ).
+    pub fluctuations: Option<Fluctuations>,
 }
 
 /// Facts of one scan for reports and ground truth.
@@ -109,6 +124,26 @@ impl Campaign {
             }
             b.avalanches.validate(&o)?;
             b.avalanche_model.validate(&o)?;
+            if let Some(f) = b.fluctuations {
+                check_positive(&o, "fluctuations.rate_per_s", f.rate_per_s)?;
+                check_range(&o, "fluctuations.jump", f.jump, 1e-9, 1e3)?;
+                if b.aging.is_some() {
+                    return Err(Error::invalid(
+                        &o,
+                        "fluctuations need a stationary isobar (no aging)",
+                    ));
+                }
+                let tau = response.tau_s(b.pressure_gpa, b.direction);
+                let share = f.rate_per_s * f.jump * tau;
+                if share >= 0.95 {
+                    return Err(Error::out_of_range(
+                        &o,
+                        "fluctuations rate_per_s × jump × τ",
+                        share,
+                        "< 0.95 (the jumps cannot carry the whole clock)",
+                    ));
+                }
+            }
         }
         Ok(Campaign {
             response,
@@ -129,7 +164,15 @@ impl Campaign {
         let b = &self.isobars[k];
         let tau_eq = self.response.tau_s(b.pressure_gpa, b.direction);
         match b.aging {
-            None => TauLaw::Stationary { tau_s: tau_eq },
+            None => {
+                // With fluctuations the smooth clock runs at 1/τ − rJ (mean rate stays 1/τ).
+                let share = b
+                    .fluctuations
+                    .map_or(0.0, |f| f.rate_per_s * f.jump * tau_eq);
+                TauLaw::Stationary {
+                    tau_s: tau_eq / (1.0 - share),
+                }
+            }
             Some(a) => TauLaw::Aging {
                 tau0_s: a.tau0_s,
                 tau_star_s: a.tau_star_s,
@@ -154,18 +197,32 @@ impl Campaign {
         let len = n_frames as f64 * frame_time_s;
         let events = b.avalanches.scan_events(b.waiting_time_s, len, rng);
         let law = self.tau_law(k);
-        let dynamics = Dynamics::new(
+        let mut dynamics = Dynamics::new(
             self.kww_exponent,
             law,
             &events,
             Some(b.avalanche_model),
             "campaign",
         )?;
+        let (tau_start_s, tau_end_s) = match b.fluctuations {
+            Some(f) => {
+                let times = AvalancheTimes::Poisson {
+                    rate_per_s: f.rate_per_s,
+                }
+                .scan_events(b.waiting_time_s, len, rng);
+                let jumps: Vec<(f64, f64)> = times.iter().map(|&t| (t, f.jump)).collect();
+                dynamics = dynamics.with_clock_jumps(&jumps, "campaign")?;
+                // The mean τ (the branch's), not the slowed smooth clock's.
+                let tau = self.response.tau_s(b.pressure_gpa, b.direction);
+                (tau, tau)
+            }
+            None => (law.tau_at(0.0), law.tau_at(len)),
+        };
         let facts = ScanFacts {
             pressure_gpa: b.pressure_gpa,
             direction: b.direction,
-            tau_start_s: law.tau_at(0.0),
-            tau_end_s: law.tau_at(len),
+            tau_start_s,
+            tau_end_s,
             q1_inv_angstrom: self.response.q1_inv_angstrom(b.pressure_gpa),
             avalanche_times_s: events,
         };

@@ -53,6 +53,14 @@ impl Dynamics {
         })
     }
 
+    /// The same dynamics with more model-A clock jumps (scan time (s), J).
+    pub fn with_clock_jumps(mut self, extra: &[(f64, f64)], origin: &str) -> Result<Self> {
+        let mut jumps = self.clock.jumps().to_vec();
+        jumps.extend_from_slice(extra);
+        self.clock = Clock::new(*self.clock.law(), jumps, origin)?;
+        Ok(self)
+    }
+
     /// Stationary KWW dynamics, no avalanches.
     pub fn stationary(beta: f64, tau_s: f64) -> Result<Self> {
         Self::new(

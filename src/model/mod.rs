@@ -18,7 +18,7 @@ pub mod pressure;
 pub mod truth;
 
 pub use avalanche::{AvalancheModel, AvalancheTimes};
-pub use campaign::{Aging, Campaign, Isobar, ScanFacts};
+pub use campaign::{Aging, Campaign, Fluctuations, Isobar, ScanFacts};
 pub use clock::{isf, Clock, ClockTable, KwwExponent, TauLaw};
 pub use dynamics::Dynamics;
 pub use pressure::{Direction, PressureResponse, TauBranch};

@@ -27,8 +27,10 @@ pub struct IsobarPoint {
     pub direction: Direction,
     /// Fitted parameters vs truth (τ, β, c, baseline when free).
     pub compared: Vec<Compared>,
-    /// ΔC at δt = τ, its floor and its truth (NaN when τ could not be fitted).
-    pub delta_c: [f64; 3],
+    /// ΔC at δt = τ, its analytic floor, the noise width measured on the same map (ΔC of
+    /// measured − expected) and its truth (ΔC of the expected map); NaN when τ could not be
+    /// fitted.
+    pub delta_c: [f64; 4],
 }
 
 impl IsobarPoint {
@@ -85,7 +87,7 @@ pub fn analyse(setup: &CampaignSetup, scans: &[ScanResult]) -> Result<CampaignAn
             delta_c: s
                 .delta_c
                 .as_ref()
-                .map_or([f64::NAN; 3], |d| [d.value, d.floor, d.truth]),
+                .map_or([f64::NAN; 4], |d| [d.value, d.floor, d.noise, d.truth]),
         })
         .collect();
     let mut all = Vec::new();
@@ -115,7 +117,12 @@ pub fn analyse(setup: &CampaignSetup, scans: &[ScanResult]) -> Result<CampaignAn
     let (mut pp, mut tt, mut ee, mut tr) = (vec![], vec![], vec![], vec![]);
     for p in &comp {
         if let Some(c) = p.get("tau") {
-            if c.value.is_finite() && c.sigma.is_finite() && c.truth.is_finite() {
+            // Unconstrained τ's (scan shorter than 3 τ) stay out of the fit.
+            if c.value.is_finite()
+                && c.sigma.is_finite()
+                && c.truth.is_finite()
+                && c.unconstrained.is_none()
+            {
                 pp.push(p.pressure_gpa);
                 tt.push(c.value);
                 ee.push(c.sigma);
@@ -230,11 +237,12 @@ pub fn qualitative_checks(
                 name: "Pt: ΔC maximal near 3.3 GPa on compression".into(),
                 passed: (p - 3.3).abs() < 0.5,
                 detail: format!(
-                    "largest ΔC = {v:.4} at {p} GPa; ΔC (floor, truth) per isobar: {}",
+                    "largest ΔC = {v:.4} at {p} GPa; ΔC (noise width, expected-map ΔC) per \
+                     isobar: {}",
                     comp.iter()
                         .map(|q| format!(
                             "{} GPa {:.4} ({:.4}, {:.4})",
-                            q.pressure_gpa, q.delta_c[0], q.delta_c[1], q.delta_c[2]
+                            q.pressure_gpa, q.delta_c[0], q.delta_c[2], q.delta_c[3]
                         ))
                         .collect::<Vec<_>>()
                         .join("; ")
@@ -278,14 +286,7 @@ pub fn qualitative_checks(
         if let Some(a) = &s.aging {
             if let Some(c) = a.compared.iter().find(|c| c.name == "tau_star") {
                 if let Some(m) = c.model {
-                    out.push(Check {
-                        name: format!("{}: aging τ* within 10 % of the model", s.label),
-                        passed: ((c.value - m) / m).abs() <= 0.1,
-                        detail: format!(
-                            "τ* = {:.0} ± {:.0} s, model {m:.0} s, truth of the estimator {:.0} s",
-                            c.value, c.sigma, c.truth
-                        ),
-                    });
+                    out.push(tau_star_check(setup, s, c, m));
                 }
             }
         }
@@ -297,17 +298,89 @@ pub fn qualitative_checks(
                 if (s.facts.pressure_gpa - 6.3).abs() < 1e-6
                     || (name.starts_with("q") && s.index == 0)
                 {
-                    out.push(Check {
-                        name: format!("{}: α within 0.05 of the model", s.label),
-                        passed: (a.value - alpha_model).abs() <= 0.05,
-                        detail: format!(
-                            "α = {:.3} ± {:.3}, model {alpha_model}, truth of the estimator {:.3}",
-                            a.value, a.sigma, a.truth
-                        ),
-                    });
+                    out.push(alpha_check(setup, s, a, alpha_model));
                 }
             }
         }
     }
     out
+}
+
+/// α within 0.05 of the model when the run can resolve that (σ_α ≤ 0.025, a 2σ test);
+/// otherwise (a reduced run: σ_α ∝ 1/sqrt(N_pix)) the check is the consistency of α with the
+/// model within the campaign's pull limit, and says so with the σ_α a whole-detector run
+/// would reach (σ_α · sqrt(N_roi / N_detector), valid when the ROI spans the detector's q
+/// range, as the Pt campaign's strip does).
+fn alpha_check(
+    setup: &CampaignSetup,
+    s: &ScanResult,
+    a: &super::scan::Compared,
+    alpha_model: f64,
+) -> Check {
+    const WITHIN: f64 = 0.05;
+    let max_pull = setup.config.tolerances.max_abs_pull;
+    let r = &setup.roi;
+    let full_sigma = a.sigma * ((r.rows * r.cols) as f64 / (r.det_rows * r.det_cols) as f64).sqrt();
+    let numbers = format!(
+        "α = {:.3} ± {:.3}, model {alpha_model}, truth of the estimator {:.3}",
+        a.value, a.sigma, a.truth
+    );
+    if a.sigma.is_finite() && a.sigma <= WITHIN / 2.0 {
+        Check {
+            name: format!("{}: α within {WITHIN} of the model", s.label),
+            passed: (a.value - alpha_model).abs() <= WITHIN,
+            detail: numbers,
+        }
+    } else {
+        let pull = (a.value - alpha_model) / a.sigma;
+        Check {
+            name: format!(
+                "{}: α consistent with the model (within {WITHIN} not decidable at this scale)",
+                s.label
+            ),
+            passed: pull.abs() <= max_pull,
+            detail: format!(
+                "{numbers}; pull vs model {pull:+.2} (limit {max_pull}); σ_α > {} so \
+                 \"within {WITHIN}\" needs more pixels: the whole detector would give σ_α ≈ {:.3}",
+                WITHIN / 2.0,
+                full_sigma
+            ),
+        }
+    }
+}
+
+/// τ* within 10 % of the model when the run resolves that (σ ≤ 5 % of τ*, a 2σ test);
+/// otherwise the consistency of τ* with the model within the campaign's pull limit, saying so.
+fn tau_star_check(
+    setup: &CampaignSetup,
+    s: &ScanResult,
+    c: &super::scan::Compared,
+    model: f64,
+) -> Check {
+    const WITHIN: f64 = 0.1;
+    let max_pull = setup.config.tolerances.max_abs_pull;
+    let numbers = format!(
+        "τ* = {:.0} ± {:.0} s, model {model:.0} s, truth of the estimator {:.0} s",
+        c.value, c.sigma, c.truth
+    );
+    if c.sigma.is_finite() && c.sigma <= WITHIN / 2.0 * model {
+        Check {
+            name: format!("{}: aging τ* within 10 % of the model", s.label),
+            passed: ((c.value - model) / model).abs() <= WITHIN,
+            detail: numbers,
+        }
+    } else {
+        let pull = (c.value - model) / c.sigma;
+        Check {
+            name: format!(
+                "{}: aging τ* consistent with the model (within 10 % not decidable at this scale)",
+                s.label
+            ),
+            passed: pull.abs() <= max_pull,
+            detail: format!(
+                "{numbers}; pull vs model {pull:+.2} (limit {max_pull}); σ = {:.0} % of τ* > 5 %",
+                100.0 * c.sigma / model
+            ),
+        }
+    }
 }

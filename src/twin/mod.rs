@@ -91,7 +91,14 @@ pub fn run_campaign(
     for (k, s) in setup.scans.iter().enumerate() {
         progress.scan_started(k, n, &s.label);
         let ts = Instant::now();
-        let r = scan::run_scan(s, &setup.config.analysis, &|st| progress.stage(k, st))?;
+        let mut r = scan::run_scan(s, &setup.config.analysis, &|st| progress.stage(k, st))?;
+        if let Some(dir) = out {
+            // The per-bin two-time maps go to the results file now and are then dropped:
+            // a campaign holds one scan's maps at a time.
+            progress.stage(k, "write");
+            output::write_scan_results(&dir.join("scans"), setup, &r)?;
+        }
+        r.two_time = None;
         progress.scan_done(k, ts.elapsed().as_secs_f64());
         scans.push(r);
     }

@@ -14,9 +14,8 @@ use super::scan::{Compared, ScanResult};
 use super::setup::CampaignSetup;
 use crate::error::{Error, Result};
 use crate::fit::{FitModel, Kww};
-use crate::io::results::{
-    write_results, Geometry as ResultsGeometry, Multitau, Node, ResultsFile, Tree, TwinInfo,
-};
+use crate::io::assemble::{assemble, RunMeta};
+use crate::io::results::{write_results, Geometry as ResultsGeometry, Node, Tree};
 use crate::model::Direction;
 use crate::report::{figures, Series, SeriesStyle, XyPlot, PALETTE};
 use std::fmt::Write as _;
@@ -120,7 +119,7 @@ pub fn write_figures(
             out.push(p);
         }
         if let Some(a) = &s.aging {
-            let plot = figures::tau_vs_age(
+            let mut plot = figures::tau_vs_age(
                 &format!(
                     "{name} {:.1} GPa: τ(t_w) with the aging law",
                     s.facts.pressure_gpa
@@ -128,6 +127,23 @@ pub fn write_figures(
                 &a.ages,
                 Some(&a.law),
             );
+            // The same cuts of the expected map: the truth each measured τ(t_w) is scored on.
+            let truth: Vec<(f64, f64)> = a
+                .truth_ages
+                .iter()
+                .filter_map(|f| f.report.value("tau").map(|t| (f.cut.age_s, t)))
+                .filter(|p| p.1.is_finite())
+                .collect();
+            if !truth.is_empty() {
+                plot = plot.with(
+                    Series::points(
+                        "truth: the same cuts of the expected map",
+                        truth.iter().map(|p| p.0).collect(),
+                        truth.iter().map(|p| p.1).collect(),
+                    )
+                    .with_color(PALETTE[2]),
+                );
+            }
             let p = fig.join(format!("tau_age_{}.png", s.label));
             plot.write_png(&p)?;
             out.push(p);
@@ -173,7 +189,7 @@ pub fn write_figures(
         let x: Vec<f64> = pts.iter().map(|p| p.pressure_gpa).collect();
         dc = dc.with(
             Series::points(
-                &format!("ΔC {lab}"),
+                &format!("ΔC, {lab}"),
                 x.clone(),
                 pts.iter().map(|p| p.delta_c[0]).collect(),
             )
@@ -181,26 +197,59 @@ pub fn write_figures(
         );
         dc = dc.with(
             Series::points(
-                &format!("noise floor {lab}"),
+                &format!("noise alone, {lab}"),
                 x.clone(),
-                pts.iter().map(|p| p.delta_c[1]).collect(),
+                pts.iter().map(|p| p.delta_c[2]).collect(),
             )
             .with_color(PALETTE[col + 2])
             .with_style(SeriesStyle::Line),
         );
         dc = dc.with(
             Series::points(
-                &format!("ΔC of the expected map {lab}"),
+                &format!("expected map, {lab}"),
                 x,
-                pts.iter().map(|p| p.delta_c[2]).collect(),
+                pts.iter().map(|p| p.delta_c[3]).collect(),
             )
             .with_color(PALETTE[col + 4]),
         );
     }
+    let dc = with_legend_headroom(dc, false);
     let p = fig.join("delta_c_vs_pressure.png");
     dc.write_png(&p)?;
     out.push(p);
     Ok(out)
+}
+
+/// Adds an invisible one-point line (no legend entry) above the data so that the legend,
+/// drawn in the upper part of the plot, does not cover any point: the top third of a
+/// log axis (×`factor` above the largest value) or of a linear axis.
+fn with_legend_headroom(plot: XyPlot, log_y: bool) -> XyPlot {
+    let ys = plot
+        .series
+        .iter()
+        .flat_map(|s| s.y.iter().copied())
+        .filter(|y| y.is_finite() && (!log_y || *y > 0.0));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+        (a.min(y), b.max(y))
+    });
+    let x = plot
+        .series
+        .iter()
+        .flat_map(|s| s.x.iter().copied())
+        .find(|x| x.is_finite());
+    let (Some(x), true) = (x, hi.is_finite()) else {
+        return plot;
+    };
+    let top = if log_y {
+        hi * (hi / lo).max(10.0).powf(0.6)
+    } else {
+        hi + 0.7 * (hi - lo).max(hi.abs() * 0.05)
+    };
+    plot.with(
+        Series::line("", vec![x], vec![top])
+            .with_color(plotters::style::RGBColor(255, 255, 255))
+            .with_style(SeriesStyle::Line),
+    )
 }
 
 fn waiting(setup: &CampaignSetup, s: &ScanResult) -> f64 {
@@ -235,15 +284,31 @@ fn vs_pressure(
             continue;
         }
         let x: Vec<f64> = pts.iter().map(|p| p.0.pressure_gpa).collect();
-        plot = plot.with(
-            Series::points(
-                &format!("fit, {lab}"),
-                x.clone(),
-                pts.iter().map(|p| p.1.value).collect(),
-            )
-            .with_errors(pts.iter().map(|p| p.1.sigma).collect())
-            .with_color(PALETTE[col]),
-        );
+        for (free, label, color) in [
+            (false, format!("fit, {lab}"), PALETTE[col]),
+            (
+                true,
+                format!("fit, {lab}, unconstrained (T/τ < 3)"),
+                plotters::style::RGBColor(160, 160, 160),
+            ),
+        ] {
+            let sel: Vec<&(&IsobarPoint, &Compared)> = pts
+                .iter()
+                .filter(|p| p.1.unconstrained.is_some() == free)
+                .collect();
+            if sel.is_empty() {
+                continue;
+            }
+            plot = plot.with(
+                Series::points(
+                    &label,
+                    sel.iter().map(|p| p.0.pressure_gpa).collect(),
+                    sel.iter().map(|p| p.1.value).collect(),
+                )
+                .with_errors(sel.iter().map(|p| p.1.sigma).collect())
+                .with_color(color),
+            );
+        }
         plot = plot.with(
             Series::line(
                 &format!("truth (same fit of expected g2), {lab}"),
@@ -260,6 +325,7 @@ fn vs_pressure(
             );
         }
     }
+    plot = with_legend_headroom(plot, log_y);
     if param == "tau" {
         if let Some(c) = &an.crossover {
             if let Some(v) = c.report.fitted() {
@@ -296,7 +362,10 @@ fn row(scan: &str, what: &str, c: &Compared, max_pull: f64) -> String {
             "–".into()
         },
         c.model.map_or("–".to_string(), fmt),
-        mark(c.passes(max_pull))
+        match &c.unconstrained {
+            Some(why) => why.as_str(),
+            None => mark(c.passes(max_pull)),
+        }
     )
 }
 
@@ -417,18 +486,30 @@ pub fn report_markdown(
     let _ = writeln!(md, "\n## ΔC at δt = τ\n");
     let _ = writeln!(
         md,
-        "| scan | δt (s) | ΔC | noise floor (3.29 σ_C) | ΔC of the expected map |\n|---|---|---|---|---|"
+        "ΔC is the width of the narrowest interval holding {:.0} % of C(t, t + δt), δt ≈ the \
+         fitted τ, on the whole region's two-time map rebinned to the same frame in every scan \
+         (so that its noise is the same at every pressure). The noise width is the same \
+         statistic of the measured minus the expected map (noise alone); ΔC of the expected map \
+         is the heterogeneity of the simulated dynamics without noise. The analytic floor \
+         (3.29 σ_C, DESIGN.md §5) is shown for reference.\n",
+        100.0 * setup.config.analysis.delta_c_fraction
+    );
+    let _ = writeln!(
+        md,
+        "| scan | frame (s) | δt (s) | ΔC | noise width | ΔC of the expected map | analytic floor |\n|---|---|---|---|---|---|---|"
     );
     for s in scans {
         if let Some(d) = &s.delta_c {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 s.label,
+                fmt(d.bin_s),
                 fmt(d.delay_s),
                 fmt(d.value),
-                fmt(d.floor),
-                fmt(d.truth)
+                fmt(d.noise),
+                fmt(d.truth),
+                fmt(d.floor)
             );
         }
     }
@@ -457,6 +538,7 @@ pub fn report_markdown(
                 .bins
                 .iter()
                 .filter_map(|b| b.compared.iter().find(|c| c.name == q))
+                .filter(|c| c.unconstrained.is_none())
                 .map(|c| c.pull)
                 .filter(|p| p.is_finite())
                 .collect();
@@ -497,8 +579,8 @@ pub fn report_markdown(
     (md, fails)
 }
 
-/// Per-scan results: `scans/<scan>.json` (g2 per bin with errors and truth, fits, two-time
-/// settings) and `scans/<scan>.h5` ([`write_scans_hdf5`]).
+/// Per-scan JSON, `scans/<scan>.json`: g2 per bin with errors and truth, fits, two-time
+/// settings. The results HDF5 are written as each scan finishes ([`write_scan_results`]).
 pub fn write_scans(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult]) -> Result<()> {
     let d = dir.join("scans");
     std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
@@ -514,7 +596,13 @@ pub fn write_scans(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult]) -> R
             serde_json::to_string(&doc).map_err(|e| Error::invalid("scan json", e.to_string()))?;
         write_text_atomic(&d.join(format!("{}.json", s.label)), &text)?;
     }
-    write_scans_hdf5(&d, setup, scans)
+    Ok(())
+}
+
+/// The results file name of a scan (`<scan>_results.hdf`, the name the APS viewer lists and
+/// labels without its suffix).
+pub fn results_file_name(label: &str) -> String {
+    format!("{label}_results.hdf")
 }
 
 fn tree_fit(f: &crate::fit::FitReport) -> Tree {
@@ -538,142 +626,123 @@ fn tree_fit(f: &crate::fit::FitReport) -> Tree {
     t
 }
 
-/// Results HDF5 per scan, `scans/<scan>.h5`, in the APS 8-ID-I layout (io::results): g2 and
-/// its error for every q-bin at every multi-tau lag, the partition, intensities; under
-/// `/xpcs_twin`: seed, version, estimator, the fits per bin and of the whole region with their
-/// ground truth (`fit/`, `ground_truth/`), the expected g2 at the fitted lags, and the whole
-/// region's binned two-time map (`region/c2`, with `region/bin_frames`).
-pub fn write_scans_hdf5(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult]) -> Result<()> {
-    use ndarray::Array2;
-    for s in scans {
-        let ss = &setup.scans[s.index];
-        let g = &s.g2_full;
-        let geo = &setup.instrument;
-        let r = &setup.roi;
-        let multitau = Multitau {
-            g2: g.g2.mapv(|x| x as f32),
-            g2_err: g.g2_err.mapv(|x| x as f32),
-            delay_frames: g.lag_frames.iter().map(|&k| k as i64).collect(),
-            stride_frame: 1,
-            avg_frame: 1,
-            g2_partial: None,
-            g2_jackknife: None,
-        };
-        let mut extra = Tree::new();
-        let mut fit = Tree::new();
-        let mut truth = Tree::new();
-        for (i, b) in s.bins.iter().enumerate() {
-            fit.insert(format!("bin_{:03}", i + 1), Node::Group(tree_fit(&b.fit)));
-            truth.insert(
-                format!("bin_{:03}", i + 1),
-                Node::Group(tree_fit(&b.truth_fit)),
-            );
-        }
-        fit.insert("region".into(), Node::Group(tree_fit(&s.region.fit)));
-        truth.insert("region".into(), Node::Group(tree_fit(&s.region.truth_fit)));
-        let nl = s.lag_frames.len();
-        let nb = s.bins.len();
-        let mut tg = Vec::with_capacity(nl * nb);
-        for l in 0..nl {
-            for b in &s.bins {
-                tg.push(b.truth_g2[l]);
-            }
-        }
+/// The results HDF5 of one scan, `<dir>/<scan>_results.hdf`, assembled by
+/// [`crate::io::assemble::assemble`] as the `correlate` command does: the APS 8-ID-I layout
+/// with g2 and its error for every q-bin at every multi-tau lag, the partition, the
+/// intensities (`intensity_vs_time` over every dynamic bin), the two-time maps of every q-bin
+/// (`/xpcs/twotime`, when the scan still holds them); under `/xpcs_twin`: seed, version,
+/// estimator, the fits per bin and of the whole region with their ground truth (`fit/`,
+/// `ground_truth/`), the expected g2 at the fitted lags, and the whole region's binned
+/// two-time map (`region/c2`, with `region/bin_frames`). Returns the written path.
+pub fn write_scan_results(dir: &Path, setup: &CampaignSetup, s: &ScanResult) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let ss = &setup.scans[s.index];
+    let geo = &setup.instrument;
+    let r = &setup.roi;
+    let mut extra = Tree::new();
+    let mut fit = Tree::new();
+    let mut truth = Tree::new();
+    for (i, b) in s.bins.iter().enumerate() {
+        fit.insert(format!("bin_{:03}", i + 1), Node::Group(tree_fit(&b.fit)));
         truth.insert(
-            "g2".into(),
-            Node::F64 {
-                shape: vec![nl, nb],
-                data: tg,
-            },
+            format!("bin_{:03}", i + 1),
+            Node::Group(tree_fit(&b.truth_fit)),
         );
-        truth.insert(
-            "lag_frames".into(),
-            Node::vec(s.lag_frames.iter().map(|&x| x as f64).collect()),
-        );
-        truth.insert(
-            "bin_width_frames".into(),
-            Node::vec(s.bin_width_frames.iter().map(|&x| x as f64).collect()),
-        );
-        truth.insert("region_g2".into(), Node::vec(s.region.truth_g2.clone()));
-        truth.insert("tau_start_s".into(), Node::scalar(s.facts.tau_start_s));
-        truth.insert("tau_end_s".into(), Node::scalar(s.facts.tau_end_s));
-        truth.insert("kww_exponent".into(), Node::scalar(ss.dynamics.beta()));
-        truth.insert("pressure_gpa".into(), Node::scalar(s.facts.pressure_gpa));
-        truth.insert(
-            "q1_inv_angstrom".into(),
-            Node::scalar(s.facts.q1_inv_angstrom),
-        );
-        truth.insert(
-            "avalanche_times_s".into(),
-            Node::vec(s.facts.avalanche_times_s.clone()),
-        );
-        truth.insert("contrast_instrument".into(), Node::scalar(s.contrast_model));
-        extra.insert("fit".into(), Node::Group(fit));
-        extra.insert("ground_truth".into(), Node::Group(truth));
-        let mut region = Tree::new();
-        let (n, _) = s.c2.dim();
-        region.insert(
-            "c2".into(),
-            Node::F64 {
-                shape: vec![n, n],
-                data: s.c2.iter().copied().collect(),
-            },
-        );
-        region.insert(
-            "bin_frames".into(),
-            Node::scalar(s.two_time_bin_frames as f64),
-        );
-        region.insert("g2".into(), Node::vec(s.region.g2.clone()));
-        region.insert("g2_err".into(), Node::vec(s.region.g2_err.clone()));
-        extra.insert("region".into(), Node::Group(region));
-        extra.insert("campaign".into(), Node::Text(setup.config.name.clone()));
-        extra.insert("scan".into(), Node::Text(s.label.clone()));
-        extra.insert("scale".into(), Node::Text(setup.scale.name().into()));
-        extra.insert("campaign_seed".into(), Node::scalar(setup.seed as f64));
-        extra.insert(
-            "geometry_note".into(),
-            Node::Text(format!(
-                "detector arm at 2θ_c = {:.4} rad; the direct beam is off the detector; \
-                 beam_center_* = the detector centre (q = q1) in ROI pixels; bin q centres \
-                 come from the full geometry",
-                ss.two_theta_c_rad
-            )),
-        );
-        let it = &s.intensity;
-        let res = ResultsFile {
-            start_time: "simulated".into(),
-            frame_time_s: s.frame_time_s,
-            count_time_s: s.frame_time_s,
-            energy_kev: geo.beam.energy_kev,
-            geometry: ResultsGeometry {
-                beam_center_x_px: r.det_cols as f64 / 2.0 - r.col0 as f64,
-                beam_center_y_px: r.det_rows as f64 / 2.0 - r.row0 as f64,
-                pixel_size_m: geo.detector.pixel_size_um * 1e-6,
-                detector_distance_m: geo.geometry.distance_m,
-            },
-            partition: ss.partition.clone(),
-            scattering_2d: it.scattering_2d.iter().map(|&x| x as f32).collect(),
-            scattering_1d: it.scattering_1d.iter().map(|&x| x as f32).collect(),
-            scattering_1d_segments: {
-                let seg: Array2<f64> = it.scattering_1d_segments(10.min(s.n_frames));
-                seg.mapv(|x| x as f32)
-            },
-            intensity_vs_time: it
-                .intensity_vs_time
-                .row(0)
-                .iter()
-                .map(|&x| x as f32)
-                .collect(),
-            multitau: Some(multitau),
-            twotime: None,
-            twin: TwinInfo {
-                estimator: format!("multitau {}", s.estimator),
-                seed: s.seed,
-                version: format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
-                extra,
-            },
-        };
-        write_results(&dir.join(format!("{}.h5", s.label)), &res, true)?;
     }
-    Ok(())
+    fit.insert("region".into(), Node::Group(tree_fit(&s.region.fit)));
+    truth.insert("region".into(), Node::Group(tree_fit(&s.region.truth_fit)));
+    let nl = s.lag_frames.len();
+    let nb = s.bins.len();
+    let mut tg = Vec::with_capacity(nl * nb);
+    for l in 0..nl {
+        for b in &s.bins {
+            tg.push(b.truth_g2[l]);
+        }
+    }
+    truth.insert(
+        "g2".into(),
+        Node::F64 {
+            shape: vec![nl, nb],
+            data: tg,
+        },
+    );
+    truth.insert(
+        "lag_frames".into(),
+        Node::vec(s.lag_frames.iter().map(|&x| x as f64).collect()),
+    );
+    truth.insert(
+        "bin_width_frames".into(),
+        Node::vec(s.bin_width_frames.iter().map(|&x| x as f64).collect()),
+    );
+    truth.insert("region_g2".into(), Node::vec(s.region.truth_g2.clone()));
+    truth.insert("tau_start_s".into(), Node::scalar(s.facts.tau_start_s));
+    truth.insert("tau_end_s".into(), Node::scalar(s.facts.tau_end_s));
+    truth.insert("kww_exponent".into(), Node::scalar(ss.dynamics.beta()));
+    truth.insert("pressure_gpa".into(), Node::scalar(s.facts.pressure_gpa));
+    truth.insert(
+        "q1_inv_angstrom".into(),
+        Node::scalar(s.facts.q1_inv_angstrom),
+    );
+    truth.insert(
+        "avalanche_times_s".into(),
+        Node::vec(s.facts.avalanche_times_s.clone()),
+    );
+    truth.insert("contrast_instrument".into(), Node::scalar(s.contrast_model));
+    extra.insert("fit".into(), Node::Group(fit));
+    extra.insert("ground_truth".into(), Node::Group(truth));
+    let mut region = Tree::new();
+    let (n, _) = s.c2.dim();
+    region.insert(
+        "c2".into(),
+        Node::F64 {
+            shape: vec![n, n],
+            data: s.c2.iter().copied().collect(),
+        },
+    );
+    region.insert(
+        "bin_frames".into(),
+        Node::scalar(s.two_time_bin_frames as f64),
+    );
+    region.insert("g2".into(), Node::vec(s.region.g2.clone()));
+    region.insert("g2_err".into(), Node::vec(s.region.g2_err.clone()));
+    extra.insert("region".into(), Node::Group(region));
+    extra.insert("campaign".into(), Node::Text(setup.config.name.clone()));
+    extra.insert("scan".into(), Node::Text(s.label.clone()));
+    extra.insert("scale".into(), Node::Text(setup.scale.name().into()));
+    extra.insert("campaign_seed".into(), Node::scalar(setup.seed as f64));
+    extra.insert("correlator".into(), Node::Text(s.correlator.clone()));
+    extra.insert(
+        "geometry_note".into(),
+        Node::Text(format!(
+            "detector arm at 2θ_c = {:.4} rad; the direct beam is off the detector; \
+             beam_center_* = the detector centre (q = q1) in ROI pixels; bin q centres \
+             come from the full geometry",
+            ss.two_theta_c_rad
+        )),
+    );
+    let meta = RunMeta {
+        start_time: "simulated".into(),
+        frame_time_s: s.frame_time_s,
+        count_time_s: s.frame_time_s,
+        energy_kev: geo.beam.energy_kev,
+        geometry: ResultsGeometry {
+            beam_center_x_px: r.det_cols as f64 / 2.0 - r.col0 as f64,
+            beam_center_y_px: r.det_rows as f64 / 2.0 - r.row0 as f64,
+            pixel_size_m: geo.detector.pixel_size_um * 1e-6,
+            detector_distance_m: geo.geometry.distance_m,
+        },
+        seed: s.seed,
+        extra,
+    };
+    let g2 = s.g2_full.clone().without_empty_lags();
+    let res = assemble(
+        meta,
+        &ss.partition,
+        Some(&g2),
+        &s.intensity,
+        s.two_time.as_ref(),
+    );
+    let path = dir.join(results_file_name(&s.label));
+    write_results(&path, &res, true)?;
+    Ok(path)
 }

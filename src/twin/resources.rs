@@ -48,12 +48,14 @@ pub fn estimate(setup: &CampaignSetup) -> Vec<Estimate> {
                 0.0
             };
             let side = (nf / s.exposure.n_frames.div_ceil(a.two_time_max_side) as f64).floor();
-            let tt = 3.0 * 8.0 * side * side;
+            // Two-time maps of every q-bin plus the region's: accumulator, numerator and C.
+            let n_maps = s.partition.n_bins() as f64 + 1.0;
+            let tt = 3.0 * 8.0 * side * side * n_maps;
             // Simulator work space: 8 KiB per pixel of the blocks in flight (one per thread).
             let work = 8192.0 * npx.min(4096.0 * rayon::current_num_threads() as f64);
             Estimate {
                 memory_bytes: photons + dense + tt + work,
-                disk_bytes: 4.0 * side * side / 2.0 + 16.0 * npx + 2e6,
+                disk_bytes: 4.0 * side * side / 2.0 * n_maps + 16.0 * npx + 2e6,
             }
         })
         .collect()

@@ -53,6 +53,10 @@ pub struct Compared {
     pub pull: f64,
     /// The model parameter it estimates, when one exists (e.g. τ at q1), for reference.
     pub model: Option<f64>,
+    /// Why the data cannot constrain this number (e.g. a scan shorter than 3 τ); such a
+    /// comparison is reported, never counted as a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unconstrained: Option<String>,
 }
 
 impl Compared {
@@ -78,12 +82,56 @@ impl Compared {
             truth,
             pull,
             model,
+            unconstrained: None,
         }
     }
 
-    /// Whether |pull| ≤ `max_pull` (a NaN pull fails).
+    /// Whether |pull| ≤ `max_pull` (a NaN pull fails); an unconstrained comparison never
+    /// fails (see [`Compared::unconstrained`]).
     pub fn passes(&self, max_pull: f64) -> bool {
-        self.pull.abs() <= max_pull
+        self.unconstrained.is_some() || self.pull.abs() <= max_pull
+    }
+}
+
+/// Shortest scan, in units of the relaxation time, whose fits are scored: below T/τ = 3 the
+/// correlation has not decayed to its baseline within the scan (at T = 3τ, a KWW with β = 1.8
+/// is down to e^-14 of c at the longest lag but the longest multi-tau lags hold few pairs), so τ,
+/// the baseline and the contrast are degenerate and the fit's σ is not Gaussian.
+pub const MIN_T_OVER_TAU: f64 = 3.0;
+
+/// T/τ of a scan: its length over the τ the estimator targets (the fit of the expected g2 of
+/// the whole region, or the model's τ at the end of the scan when that fit failed).
+pub fn t_over_tau(r: &ScanResult) -> f64 {
+    let tau = r
+        .region
+        .truth_fit
+        .value("tau")
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .unwrap_or(r.facts.tau_end_s);
+    r.n_frames as f64 * r.frame_time_s / tau
+}
+
+/// Marks every comparison of a scan with T/τ < [`MIN_T_OVER_TAU`] as unconstrained.
+fn mark_unconstrained(r: &mut ScanResult) {
+    let x = t_over_tau(r);
+    if x >= MIN_T_OVER_TAU {
+        return;
+    }
+    let why = format!("unconstrained (T/τ = {x:.2} < {MIN_T_OVER_TAU})");
+    let mark = |v: &mut Vec<Compared>| {
+        for c in v {
+            c.unconstrained = Some(why.clone());
+        }
+    };
+    mark(&mut r.region.compared);
+    for b in &mut r.bins {
+        mark(&mut b.compared);
+    }
+    if let Some(a) = &mut r.alpha {
+        a.unconstrained = Some(why.clone());
+    }
+    if let Some(a) = &mut r.aging {
+        mark(&mut a.compared);
     }
 }
 
@@ -156,10 +204,15 @@ pub struct DeltaCResult {
     pub delay_frames: usize,
     /// Delay (s).
     pub delay_s: f64,
+    /// Two-time frame of the ΔC map (s).
+    pub bin_s: f64,
     /// Measured ΔC.
     pub value: f64,
     /// Analytic noise floor for homogeneous dynamics (3.29 σ_C).
     pub floor: f64,
+    /// The noise width measured on the same map: ΔC of C − C_expected + 1 (the counting and
+    /// speckle noise alone, with the same binning and delay).
+    pub noise: f64,
     /// ΔC of the expected map (0 for stationary dynamics).
     pub truth: f64,
 }
@@ -223,9 +276,13 @@ pub struct ScanResult {
     /// The g2 of the q-bins as the correlator returned them (all rows; for the results file).
     #[serde(skip)]
     pub g2_full: G2Result,
-    /// Mean intensities of the whole region (static bins of the partition).
+    /// Mean intensities of the q-bin partition (every dynamic and static bin).
     #[serde(skip)]
     pub intensity: IntensityStats,
+    /// Two-time maps of every q-bin (for the results file; dropped once it is written to
+    /// bound a campaign's memory).
+    #[serde(skip)]
+    pub two_time: Option<TwoTimeResult>,
 }
 
 fn model_of(c: FitModelChoice) -> Box<dyn FitModel> {
@@ -279,11 +336,82 @@ fn region_truth(scan: &ScanSetup, entries: &[(u64, u64)]) -> Vec<f64> {
 struct Correlated {
     g2: G2Result,
     region_g2: G2Result,
+    /// Intensities of the q-bin partition (every dynamic bin: the results file's rows).
     intensity: IntensityStats,
+    /// Two-time maps of every q-bin.
     two_time: TwoTimeResult,
     kind: &'static str,
 }
 
+/// The two-time result of all processed bins taken together as one bin (label 1): the
+/// numerators Σ_p x_p(t1) x_p(t2), the photon sums S(t) and the pixel counts add over disjoint
+/// bins, so this is exactly the map of a one-bin partition of the same pixels.
+pub fn merge_two_time_bins(tt: &TwoTimeResult) -> TwoTimeResult {
+    let n = tt.n_frames;
+    let mut num = Array2::<f64>::zeros((n, n));
+    let mut sums = vec![0u64; n];
+    for (m, s) in tt.numerator.iter().zip(&tt.bin_sums) {
+        num += m;
+        for (a, &b) in sums.iter_mut().zip(s) {
+            *a += b;
+        }
+    }
+    TwoTimeResult {
+        bin_frames: tt.bin_frames,
+        n_frames: n,
+        bins: vec![1],
+        bin_pixels: vec![tt.bin_pixels.iter().sum()],
+        numerator: vec![num],
+        bin_sums: vec![sums],
+    }
+}
+
+/// Sums the two-time frames of `tt` in consecutive groups of `k` (a trailing partial group
+/// is dropped): exactly the two-time result of k-times longer frames, since the numerators
+/// Σ_p x_p(T1) x_p(T2) and the sums S(T) of the coarse frames are sums of the fine ones.
+pub fn rebin_two_time(tt: &TwoTimeResult, k: usize) -> TwoTimeResult {
+    let k = k.max(1);
+    let n = tt.n_frames / k;
+    let numerator = tt
+        .numerator
+        .iter()
+        .map(|m| {
+            Array2::from_shape_fn((n, n), |(a, b)| {
+                m.slice(s![a * k..(a + 1) * k, b * k..(b + 1) * k]).sum()
+            })
+        })
+        .collect();
+    let bin_sums = tt
+        .bin_sums
+        .iter()
+        .map(|v| (0..n).map(|a| v[a * k..(a + 1) * k].iter().sum()).collect())
+        .collect();
+    TwoTimeResult {
+        bin_frames: tt.bin_frames * k,
+        n_frames: n,
+        bins: tt.bins.clone(),
+        bin_pixels: tt.bin_pixels.clone(),
+        numerator,
+        bin_sums,
+    }
+}
+
+/// Means of consecutive k × k blocks of a map (a trailing partial block is dropped): the
+/// expected map of k-times longer frames when the mean intensity is the same in every frame.
+fn block_mean(m: &Array2<f64>, k: usize) -> Array2<f64> {
+    let k = k.max(1);
+    let n = m.nrows() / k;
+    Array2::from_shape_fn((n, n), |(a, b)| {
+        m.slice(s![a * k..(a + 1) * k, b * k..(b + 1) * k])
+            .mean()
+            .unwrap_or(f64::NAN)
+    })
+}
+
+/// Correlates the q-bins (multi-tau and two-time of every bin, intensities) and the whole
+/// region (multi-tau). The region's two-time map is [`merge_two_time_bins`] of the bins'.
+/// The intensities come from the q-bin correlator so that their dynamic rows match the
+/// partition written to the results file (the region correlator has a single dynamic bin).
 fn correlate(
     ev: &EventList,
     part: &QPartition,
@@ -296,27 +424,24 @@ fn correlate(
     let sched = LagSchedule::multi_tau(n, a.num_bufs)?;
     let est = estimator_of(a.estimator);
     if occupancy < a.event_occupancy_max {
-        let (g2, rt) = rayon::join(
-            || -> Result<G2Result> {
-                let mut c = EventCorrelator::new(part, &sched, n);
-                c.push_events(ev)?;
-                c.finish(est)
-            },
+        let (bins, region_g2) = rayon::join(
             || -> Result<(G2Result, TwoTimeResult, IntensityStats)> {
-                let mut c = EventCorrelator::new(region, &sched, n).with_two_time(
-                    region,
-                    &[1],
-                    bin_frames,
-                )?;
+                let mut c =
+                    EventCorrelator::new(part, &sched, n).with_two_time(part, &[], bin_frames)?;
                 c.push_events(ev)?;
                 let tt = c.two_time().expect("two-time requested");
                 Ok((c.finish(est)?, tt, c.intensity()))
             },
+            || -> Result<G2Result> {
+                let mut c = EventCorrelator::new(region, &sched, n);
+                c.push_events(ev)?;
+                c.finish(est)
+            },
         );
-        let (region_g2, two_time, intensity) = rt?;
+        let (g2, two_time, intensity) = bins?;
         Ok(Correlated {
-            g2: g2?,
-            region_g2,
+            g2,
+            region_g2: region_g2?,
             intensity,
             two_time,
             kind: "event",
@@ -327,11 +452,11 @@ fn correlate(
         c.push_stack(&stack, 0..n)?;
         let mut r = DenseMultiTau::new(region, &sched);
         r.push_stack(&stack, 0..n)?;
-        let two_time = crate::correlate::twotime::two_time_stack(&stack, region, &[1], bin_frames)?;
+        let two_time = crate::correlate::twotime::two_time_stack(&stack, part, &[], bin_frames)?;
         Ok(Correlated {
             g2: c.finish(est)?,
             region_g2: r.finish(est)?,
-            intensity: r.intensity(),
+            intensity: c.intensity(),
             two_time,
             kind: "dense",
         })
@@ -437,7 +562,8 @@ pub fn run_scan(
     let beta = scan.dynamics.beta();
     let law = scan.dynamics.clock().law();
     let tau_q1 = match law {
-        crate::model::TauLaw::Stationary { tau_s } => Some(*tau_s),
+        // The mean τ (with fluctuations the smooth clock alone runs slower).
+        crate::model::TauLaw::Stationary { .. } => Some(scan.facts.tau_start_s),
         _ => None,
     };
     let alpha = scan.facts.q1_inv_angstrom;
@@ -516,7 +642,7 @@ pub fn run_scan(
     };
 
     // Two-time analysis of the whole region.
-    let c2 = corr.two_time.c2(0);
+    let c2 = merge_two_time_bins(&corr.two_time).c2(0);
     let tt_dt = bin_frames as f64 * dt;
     let needs_truth_map = !scan.is_stationary();
     let truth_map = if needs_truth_map {
@@ -591,21 +717,41 @@ pub fn run_scan(
         region_fit.fit.value("contrast"),
     ) {
         (Some(tau), Some(c)) if tau > 0.0 && c > 0.0 => {
-            let d = ((tau / tt_dt).round() as usize).max(1);
-            if d < c2.nrows() / 2 {
-                let value = heterogeneity::delta_c(&c2, d, a.delta_c_fraction)?;
-                let f = (-(d as f64 * tt_dt / tau).powf(beta)).exp();
-                let mc = scan.mean_counts_per_frame * bin_frames as f64;
+            // The ΔC map: the region map rebinned to the campaign's ΔC frame (exact sums),
+            // so that every scan's ΔC has the same noise width.
+            let k = a
+                .delta_c_bin_s
+                .map_or(1, |b| ((b / tt_dt).round() as usize).max(1));
+            let merged = merge_two_time_bins(&corr.two_time);
+            let coarse = rebin_two_time(&merged, k);
+            let dc_map = coarse.c2(0);
+            let dc_dt = tt_dt * k as f64;
+            let d = ((tau / dc_dt).round() as usize).max(1);
+            if d < dc_map.nrows() / 2 {
+                let value = heterogeneity::delta_c(&dc_map, d, a.delta_c_fraction)?;
+                let f = (-(d as f64 * dc_dt / tau).powf(beta)).exp();
+                let mc = scan.mean_counts_per_frame * (bin_frames * k) as f64;
                 let floor = delta_c_floor(n_valid, mc, c.min(1.0), f)?.floor;
-                let truth = match &truth_map {
-                    Some(m) => heterogeneity::delta_c(m, d, a.delta_c_fraction)?,
-                    None => 0.0,
+                // The expected map at the same binning (stationary: computed here only).
+                let expected = match &truth_map {
+                    Some(m) => block_mean(m, k),
+                    None => {
+                        let mut region_scan = scan.clone();
+                        region_scan.partition = region.clone();
+                        block_mean(&region_scan.truth_c2_binned(1, bin_frames), k)
+                    }
                 };
+                let truth = heterogeneity::delta_c(&expected, d, a.delta_c_fraction)?;
+                // Noise alone: the same width of the measured minus the expected map.
+                let residual = &dc_map - &expected + 1.0;
+                let noise = heterogeneity::delta_c(&residual, d, a.delta_c_fraction)?;
                 Some(DeltaCResult {
                     delay_frames: d,
-                    delay_s: d as f64 * tt_dt,
+                    delay_s: d as f64 * dc_dt,
+                    bin_s: dc_dt,
                     value,
                     floor,
+                    noise,
                     truth,
                 })
             } else {
@@ -616,7 +762,7 @@ pub fn run_scan(
     };
     timing.push(("truth + fit".to_string(), t3.elapsed().as_secs_f64()));
 
-    Ok(ScanResult {
+    let mut result = ScanResult {
         label: scan.label.clone(),
         index: scan.index,
         facts: scan.facts.clone(),
@@ -645,5 +791,35 @@ pub fn run_scan(
         timing_s: timing,
         g2_full: corr.g2,
         intensity: corr.intensity,
-    })
+        two_time: Some(corr.two_time),
+    };
+    mark_unconstrained(&mut result);
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlate::twotime::two_time_stack;
+    use crate::data::FrameStack;
+
+    /// The merged per-bin two-time result equals the two-time map of the one-bin region
+    /// partition of the same pixels, exactly (integer sums).
+    #[test]
+    fn merged_bins_equal_the_region_map() {
+        let data: Vec<u16> = (0..12 * 3 * 4)
+            .map(|i| ((i * 7 + i / 5) % 4) as u16)
+            .collect();
+        let stack = FrameStack::from_u16(12, 3, 4, data).unwrap();
+        let labels = vec![1, 1, 2, 2, 3, 3, 0, 1, 2, 3, 3, 1];
+        let part = QPartition::from_labels(3, 4, labels, "t").unwrap();
+        let region = region_partition(&part).unwrap();
+        let bins = two_time_stack(&stack, &part, &[], 2).unwrap();
+        let whole = two_time_stack(&stack, &region, &[1], 2).unwrap();
+        let merged = merge_two_time_bins(&bins);
+        assert_eq!(merged, whole);
+        // Rebinning by 3 equals the map computed directly with 3-times longer frames.
+        let coarse = two_time_stack(&stack, &part, &[], 6).unwrap();
+        assert_eq!(rebin_two_time(&bins, 3), coarse);
+    }
 }

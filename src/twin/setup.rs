@@ -343,6 +343,15 @@ fn check_config(c: &CampaignConfig, origin: &str) -> Result<()> {
         0.05,
         0.999,
     )?;
+    if let Some(b) = a.delta_c_bin_s {
+        check_range(
+            &format!("{origin} [analysis]"),
+            "delta_c_bin_s",
+            b,
+            1e-6,
+            1e6,
+        )?;
+    }
     if let Some(b) = a.fixed_baseline {
         check_range(
             &format!("{origin} [analysis]"),
@@ -720,7 +729,7 @@ mod tests {
     fn stationary_truth_matches_block_average() {
         let s = CampaignSetup::load(&root().join("models/pt42-eiger.toml"), Scale::Reduced, None)
             .unwrap();
-        let sc = &s.scans[1];
+        let sc = &s.scans[0];
         assert!(sc.is_stationary());
         let optics = sc.bin_optics(1);
         let truth = Truth::new(&sc.dynamics, &optics, sc.sampling());

@@ -253,10 +253,41 @@ mod tests {
                 continue;
             }
             n += 1;
-            let o = run_scenario(&p, None, &Quiet).unwrap();
+            // The first scenario also writes its outputs: its results files are checked.
+            let dir = tempfile::tempdir().unwrap();
+            let out = (n == 1).then(|| dir.path());
+            let o = run_scenario(&p, out, &Quiet).unwrap();
             assert!(o.passed(), "{}: {:#?}", p.display(), o.misses);
+            if let Some(d) = out {
+                check_results_files(&d.join("scans"));
+            }
         }
         assert!(n >= 3);
+    }
+
+    /// Every results file holds a g2 column, an `intensity_vs_time` contribution and a
+    /// two-time map for every dynamic bin of its partition, and passes the layout checks.
+    fn check_results_files(dir: &Path) {
+        let mut k = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if !p.to_string_lossy().ends_with("_results.hdf") {
+                continue;
+            }
+            k += 1;
+            let r = crate::io::results::read_results(&p).unwrap();
+            r.validate(&p.display().to_string()).unwrap();
+            let nd = r.partition.n_bins();
+            assert_eq!(r.multitau.as_ref().unwrap().g2.ncols(), nd);
+            let tt = r.twotime.as_ref().expect("two-time group");
+            assert_eq!(tt.processed_bins, (1..=nd as u32).collect::<Vec<_>>());
+            assert!(r
+                .intensity_vs_time
+                .iter()
+                .all(|x| x.is_finite() && *x >= 0.0));
+            assert!(r.intensity_vs_time.iter().sum::<f32>() > 0.0);
+        }
+        assert!(k > 0, "no results file in {}", dir.display());
     }
 
     #[test]
