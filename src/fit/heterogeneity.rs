@@ -10,9 +10,9 @@
 //! ΔC (as computed by `correlate::heterogeneity::delta_c`) that pure counting and speckle noise
 //! give. For M → ∞ and q = 0.9, w = 3.29 (2 × 1.645).
 //!
-//! **σ_C.** The correlators normalise C(t1, t2) = <x1 x2>_p / (<x1>_p <x2>_p) by the measured
+//! **σ_C.** The correlators normalise C(t1, t2) = ⟨x1 x2⟩_p / (⟨x1⟩_p ⟨x2⟩_p) by the measured
 //! bin means of the two frames. With y = x/n̄ - 1 per pixel (Var y = c + 1/n̄: speckle plus
-//! shot noise), to first order C - 1 = <y1 y2>_p, whose variance for one-mode Gaussian speckle
+//! shot noise), to first order C - 1 = ⟨y1 y2⟩_p, whose variance for one-mode Gaussian speckle
 //! and Poisson counts is
 //!
 //! σ_C² = [(1 + c f²)/n̄² + 2c/n̄ + c²(1 + f⁴)] / N_pix.

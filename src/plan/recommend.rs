@@ -6,7 +6,8 @@
 //! and the limits it breaks, and the recommended (or best) point with its beam time and data
 //! volume.
 //!
-//! Cost order: beam time T = N Δt first, then frames (data). Limits: statistics (the target),
+//! Cost order: beam time T = N Δt first (on a 1 % grid, so that rounding of N does not decide),
+//! then frames (data). Limits: statistics (the target),
 //! T/τ ≥ `min_t_over_tau` (DESIGN.md §7: 5–10), Δt ≤ τ/10, Δt ≥ the detector's shortest frame,
 //! Δt ≤ the avalanche resolution when the isobar has avalanches, N ≤ max frames, T ≤ budget,
 //! and aging drift: with aging the scan-averaged g2 mixes τ(start)…τ(end) = τ(start)
@@ -273,7 +274,13 @@ pub fn recommend(base: &Setting, target: Target, limits: &Limits) -> Result<Plan
             "no grid point has enough frames (≥ 16) within --max-frames",
         ));
     }
-    let cost = |c: &Candidate| (c.scan_s, c.n_frames);
+    // Beam time first, on a 1 % grid (so that rounding N = ⌈rτ/Δt⌉ does not decide), then
+    // frames.
+    let t_min = grid.iter().map(|c| c.scan_s).fold(f64::INFINITY, f64::min);
+    let cost = |c: &Candidate| {
+        let bucket = ((c.scan_s / t_min).ln() / 0.01f64.ln_1p() + 1e-9).floor() as i64;
+        (bucket, c.n_frames)
+    };
     let ok: Vec<usize> = (0..grid.len())
         .filter(|&i| grid[i].broken.is_empty())
         .collect();
@@ -419,7 +426,7 @@ mod tests {
             .grid
             .iter()
             .filter(|g| g.broken.is_empty())
-            .all(|g| g.scan_s >= c.scan_s));
+            .all(|g| g.scan_s >= c.scan_s / 1.0101));
     }
 
     #[test]
