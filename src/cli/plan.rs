@@ -388,7 +388,18 @@ pub fn run(a: PlanArgs) -> Result<()> {
             mc = r.ok();
         }
         let b = default_bin_frames(&chosen).min(chosen.n_frames / 4).max(1);
-        let fl = floor_formula(&chosen, b)?;
+        let fl = match floor_formula(&chosen, b) {
+            Ok(f) => f,
+            Err(e) => {
+                // Too short a scan for a two-time delay of τ: no floor, the rest still stands.
+                println!("ΔC floor: not computed ({e})");
+                json.push(serde_json::json!({
+                    "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
+                    "delta_c_floor": null, "delta_c_null": null,
+                }));
+                continue;
+            }
+        };
         println!(
             "ΔC floor at δt = τ, {} frames per two-time frame, {:.0} px, {} values: {:.3e} \
              (formula: σ_C = {:.3e} × {:.2}); smallest avalanche φ = {}",

@@ -314,7 +314,14 @@ pub fn recommend(base: &Setting, target: Target, limits: &Limits) -> Result<Plan
     // cheapest that meets the statistics (a limit such as the aging drift is what fails), else
     // the one with the smallest error; report the limits it breaks.
     let err = |c: &Candidate| c.target_error.unwrap_or(f64::INFINITY);
-    let others = |c: &Candidate| c.broken.iter().filter(|b| *b != "statistics").count();
+    // A scan shorter than the T/τ rule is no answer at all: it counts 1.5 limits.
+    let others = |c: &Candidate| {
+        c.broken
+            .iter()
+            .filter(|b| *b != "statistics")
+            .map(|b| if b.starts_with("T/τ") { 3 } else { 2 })
+            .sum::<usize>()
+    };
     let fewest = grid.iter().map(others).min().expect("non-empty grid");
     let pool: Vec<usize> = (0..grid.len())
         .filter(|&i| others(&grid[i]) == fewest)
