@@ -69,6 +69,7 @@ struct Point {
     setting: Setting,
     detector_pixels: f64,
     aging_tau_star_s: Option<f64>,
+    aging_tau_cap_s: Option<f64>,
     avalanches: bool,
 }
 
@@ -102,11 +103,11 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
         for (k, b) in camp.isobars.iter().enumerate() {
             let law = camp.tau_law(k);
             let aging = match law {
-                xpcs_twin::model::TauLaw::Aging { tau_star_s, .. }
-                    if law.tau_at(0.0) < law.tau_at(1e12) =>
-                {
-                    Some(tau_star_s)
-                }
+                xpcs_twin::model::TauLaw::Aging {
+                    tau_star_s,
+                    tau_eq_s,
+                    ..
+                } if law.tau_at(0.0) < law.tau_at(1e12) => Some((tau_star_s, tau_eq_s)),
                 _ => None,
             };
             out.push(Point {
@@ -120,7 +121,8 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                     a.bin_pixels.unwrap_or(det / a.q_bins.max(1) as f64),
                 ),
                 detector_pixels: det,
-                aging_tau_star_s: aging,
+                aging_tau_star_s: aging.map(|a| a.0),
+                aging_tau_cap_s: aging.map(|a| a.1),
                 avalanches: !matches!(b.avalanches, xpcs_twin::model::AvalancheTimes::None),
             });
         }
@@ -137,11 +139,11 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
             let median = sizes.get(sizes.len() / 2).copied().unwrap_or(1) as f64;
             let law = setup.sample.campaign.tau_law(s.index);
             let aging = match law {
-                xpcs_twin::model::TauLaw::Aging { tau_star_s, .. }
-                    if law.tau_at(0.0) < law.tau_at(1e12) =>
-                {
-                    Some(tau_star_s)
-                }
+                xpcs_twin::model::TauLaw::Aging {
+                    tau_star_s,
+                    tau_eq_s,
+                    ..
+                } if law.tau_at(0.0) < law.tau_at(1e12) => Some((tau_star_s, tau_eq_s)),
                 _ => None,
             };
             out.push(Point {
@@ -155,7 +157,8 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                     a.bin_pixels.unwrap_or(median),
                 ),
                 detector_pixels: (s.scene.rows * s.scene.cols) as f64,
-                aging_tau_star_s: aging,
+                aging_tau_star_s: aging.map(|a| a.0),
+                aging_tau_cap_s: aging.map(|a| a.1),
                 avalanches: !matches!(s.isobar.avalanches, xpcs_twin::model::AvalancheTimes::None),
             });
         }
@@ -263,7 +266,7 @@ fn precision_plot(p: &Point, plan: &Plan, path: &Path) -> Result<()> {
     let mut fig = XyPlot::new(
         &format!("{}: predicted σ(ln τ) vs scan length", p.label),
         "scan length T (s)",
-        "σ(ln τ) (Fisher)",
+        "σ(ln τ) (prediction, lag covariance)",
     )
     .log_axes(true, true);
     let mut dts: Vec<f64> = plan.grid.iter().map(|c| c.frame_time_s).collect();
@@ -320,6 +323,7 @@ pub fn run(a: PlanArgs) -> Result<()> {
     }
     let mut json = Vec::new();
     let mut total = 0.0;
+    let mut summary = Vec::new();
     for p in &points {
         let limits = Limits {
             frame_times_s: a.frame_time.map(|v| vec![v]).unwrap_or_default(),
@@ -329,6 +333,7 @@ pub fn run(a: PlanArgs) -> Result<()> {
             budget_s: a.budget_hours.map(|h| h * 3600.0),
             min_t_over_tau: a.min_t_over_tau,
             aging_tau_star_s: p.aging_tau_star_s,
+            aging_tau_cap_s: p.aging_tau_cap_s,
             max_drift: None,
             detector_pixels: p.detector_pixels,
             dense_bytes_per_pixel: 2.0,
@@ -337,6 +342,17 @@ pub fn run(a: PlanArgs) -> Result<()> {
         print_plan(p, &plan);
         let c = &plan.grid[plan.chosen];
         total += c.scan_s;
+        summary.push(format!(
+            "{:<22} {:>9.3} {:>8} {:>8} {:>10.0} {:>9.2} {:>6}  {}",
+            p.label,
+            p.setting.tau_s,
+            c.frame_time_s,
+            c.n_frames,
+            c.scan_s,
+            100.0 * c.target_error.unwrap_or(f64::NAN),
+            if plan.reached { "yes" } else { "NO" },
+            plan.binding.join(", ")
+        ));
         let chosen = p.setting.with_scan(c.frame_time_s, c.n_frames);
         let mut mc = None;
         if a.mc_repeats > 0 && !a.campaign {
@@ -352,7 +368,8 @@ pub fn run(a: PlanArgs) -> Result<()> {
             match &r {
                 Ok(m) => println!(
                     "Monte Carlo ({} repeats, {} of {:.0} pixels simulated, rescaled ×{:.3e}, {:.1} s): \
-                     σ(ln τ) = {:.3e} ± {:.0} % vs Fisher {:.3e} (ratio {:.2}); failed fits {}",
+                     σ(ln τ) = {:.3e} ± {:.0} % vs planner {:.3e} (ratio {:.2}; independent-lag \
+                     Fisher {:.3e}, ratio {:.2}); failed fits {}",
                     m.repeats,
                     m.sim_pixels,
                     chosen.bin_pixels,
@@ -362,6 +379,8 @@ pub fn run(a: PlanArgs) -> Result<()> {
                     100.0 * m.sigma_rel_uncertainty,
                     c.prediction.sigma_ln_tau,
                     m.sigma_ln_tau / c.prediction.sigma_ln_tau,
+                    c.prediction.independent_lags_sigma_ln_tau,
+                    m.sigma_ln_tau / c.prediction.independent_lags_sigma_ln_tau,
                     m.failed
                 ),
                 Err(e) => println!("Monte Carlo: {e}"),
@@ -369,30 +388,46 @@ pub fn run(a: PlanArgs) -> Result<()> {
             mc = r.ok();
         }
         let b = default_bin_frames(&chosen).min(chosen.n_frames / 4).max(1);
-        let fl = floor_formula(&chosen, b)?;
+        let fl = match floor_formula(&chosen, b) {
+            Ok(f) => f,
+            Err(e) => {
+                // Too short a scan for a two-time delay of τ: no floor, the rest still stands.
+                println!("ΔC floor: not computed ({e})");
+                json.push(serde_json::json!({
+                    "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
+                    "delta_c_floor": null, "delta_c_null": null,
+                }));
+                continue;
+            }
+        };
         println!(
-            "ΔC floor at δt = τ, {} frames per two-time frame, {:.0} px: {:.3e} (measured-mean \
-             formula), {:.3e} (DESIGN §5); smallest avalanche φ = {}",
+            "ΔC floor at δt = τ, {} frames per two-time frame, {:.0} px, {} values: {:.3e} \
+             (formula: σ_C = {:.3e} × {:.2}); smallest avalanche φ = {}",
             b,
             chosen.bin_pixels,
+            fl.n_values,
             fl.formula,
-            fl.design_formula,
+            fl.sigma_c,
+            fl.formula / fl.sigma_c,
             if fl.phi_min <= 1.0 {
                 format!("{:.2}", fl.phi_min)
             } else {
                 format!("none (φ_min = {:.1} > 1)", fl.phi_min)
             }
         );
+        // Enough repeats that the mean width of M values has a sampling error of ~2 %.
+        let null_repeats = (4000 / fl.n_values.max(1)).clamp(8, 64);
         let null = if a.mc_repeats > 0 && !a.campaign {
-            let sim = ((chosen.bin_pixels).min(2000.0)) as usize;
-            floor_null(&chosen, b, sim.max(1), 8, a.seed).ok()
+            let sim = ((chosen.bin_pixels).min(1000.0)) as usize;
+            floor_null(&chosen, b, sim.max(1), null_repeats, a.seed).ok()
         } else {
             None
         };
         if let Some(n) = &null {
+            let v = n.null_simulation.unwrap_or(f64::NAN);
             println!(
-                "ΔC floor from 8 null simulations: {:.3e}",
-                n.null_simulation.unwrap_or(f64::NAN)
+                "ΔC floor from {null_repeats} null simulations: {v:.3e} (formula/null = {:.2})",
+                fl.formula / v
             );
         }
         if let Some(o) = &a.out {
@@ -417,14 +452,9 @@ pub fn run(a: PlanArgs) -> Result<()> {
             )
             .log_axes(true, true)
             .with(Series::line(
-                "measured-mean formula",
+                "formula",
                 fs.iter().map(|f| f.bin_frames as f64).collect(),
                 fs.iter().map(|f| f.formula).collect(),
-            ))
-            .with(Series::line(
-                "DESIGN §5 formula",
-                fs.iter().map(|f| f.bin_frames as f64).collect(),
-                fs.iter().map(|f| f.design_formula).collect(),
             ));
             if let Some(n) = &null {
                 fig = fig.with(Series::points(
@@ -442,7 +472,24 @@ pub fn run(a: PlanArgs) -> Result<()> {
     }
     if points.len() > 1 {
         println!(
-            "\nTOTAL beam time for {} isobars: {:.0} s ({:.2} h)",
+            "\n== campaign {}: {} {:.1} % per isobar\n{:<22} {:>9} {:>8} {:>8} {:>10} {:>9} {:>6}  set by",
+            a.model.display(),
+            target.name(),
+            100.0 * target.relative,
+            "isobar",
+            "τ (s)",
+            "Δt (s)",
+            "frames",
+            "T (s)",
+            "pred. %",
+            "met"
+        );
+        for line in &summary {
+            println!("{line}");
+        }
+        println!(
+            "TOTAL beam time for {} isobars: {:.0} s ({:.2} h), counting time only (no \
+             pressure changes, alignment or dead time between scans)",
             points.len(),
             total,
             total / 3600.0

@@ -6,12 +6,15 @@
 //! and the limits it breaks, and the recommended (or best) point with its beam time and data
 //! volume.
 //!
-//! Cost order: beam time T = N Δt first, then frames (data). Limits: statistics (the target),
+//! Cost order: beam time T = N Δt first (on a 1 % grid, so that rounding of N does not decide),
+//! then frames (data). Limits: statistics (the target),
 //! T/τ ≥ `min_t_over_tau` (DESIGN.md §7: 5–10), Δt ≤ τ/10, Δt ≥ the detector's shortest frame,
 //! Δt ≤ the avalanche resolution when the isobar has avalanches, N ≤ max frames, T ≤ budget,
 //! and aging drift: with aging the scan-averaged g2 mixes τ(start)…τ(end) = τ(start)
-//! exp(T/τ*), so the drift τ(end)/τ(start) - 1 must stay below the τ target (otherwise cut
-//! the scan into age windows with the two-time map).
+//! min(exp(T/τ*), τ_eq/τ(start)), so the drift τ(end)/τ(start) - 1 must stay below the τ
+//! target (otherwise cut the scan into age windows with the two-time map). When nothing meets
+//! every limit, the plan shows, among the points breaking the fewest limits other than the
+//! statistics, the cheapest that meets the statistics (else the most precise).
 //!
 //! Reference: DESIGN.md §7.
 
@@ -109,6 +112,8 @@ pub struct Limits {
     pub min_t_over_tau: f64,
     /// Aging τ* (s) if the isobar still ages during the scan; the drift is exp(T/τ*).
     pub aging_tau_star_s: Option<f64>,
+    /// The stationary cap τ_eq (s) of an aging law: the drift is at most τ_eq/τ(start).
+    pub aging_tau_cap_s: Option<f64>,
     /// Largest allowed aging drift τ(end)/τ(start) - 1 (default: the τ target).
     pub max_drift: Option<f64>,
     /// Detector pixels (for the data volume).
@@ -203,7 +208,7 @@ pub fn recommend(base: &Setting, target: Target, limits: &Limits) -> Result<Plan
     for &dt in &frame_times {
         let mut lengths: Vec<usize> = T_OVER_TAU
             .iter()
-            .map(|r| (r * tau / dt).round() as usize)
+            .map(|r| (r * tau / dt - 1e-6).ceil() as usize)
             .collect();
         lengths.push(limits.max_frames);
         if let Some(b) = limits.budget_s {
@@ -217,19 +222,21 @@ pub fn recommend(base: &Setting, target: Target, limits: &Limits) -> Result<Plan
             let Ok(p) = predict(&s) else { continue };
             let t = s.scan_s();
             let err = target.error_of(&p, base.kww_exponent);
-            let drift = limits
-                .aging_tau_star_s
-                .map_or(0.0, |ts| (t / ts).exp() - 1.0);
+            let drift = limits.aging_tau_star_s.map_or(0.0, |ts| {
+                let cap = limits.aging_tau_cap_s.map_or(f64::INFINITY, |c| c / tau);
+                (t / ts).exp().min(cap.max(1.0)) - 1.0
+            });
             let mut broken = Vec::new();
             match err {
                 Some(e) if e <= target.relative => {}
                 Some(_) => broken.push("statistics".to_string()),
                 None => broken.push(format!("{} is not fitted", target.name())),
             }
-            if t / tau < limits.min_t_over_tau {
+            // Relative slack 1e-9 against round-off in T = N Δt (N is rounded up above).
+            if t / tau < limits.min_t_over_tau * (1.0 - 1e-9) {
                 broken.push(format!("T/τ ≥ {}", limits.min_t_over_tau));
             }
-            if dt > tau / 10.0 {
+            if dt > tau / 10.0 * (1.0 + 1e-9) {
                 broken.push("Δt ≤ τ/10".into());
             }
             if dt < limits.min_frame_time_s {
@@ -267,7 +274,13 @@ pub fn recommend(base: &Setting, target: Target, limits: &Limits) -> Result<Plan
             "no grid point has enough frames (≥ 16) within --max-frames",
         ));
     }
-    let cost = |c: &Candidate| (c.scan_s, c.n_frames);
+    // Beam time first, on a 1 % grid (so that rounding N = ⌈rτ/Δt⌉ does not decide), then
+    // frames.
+    let t_min = grid.iter().map(|c| c.scan_s).fold(f64::INFINITY, f64::min);
+    let cost = |c: &Candidate| {
+        let bucket = ((c.scan_s / t_min).ln() / 0.01f64.ln_1p() + 1e-9).floor() as i64;
+        (bucket, c.n_frames)
+    };
     let ok: Vec<usize> = (0..grid.len())
         .filter(|&i| grid[i].broken.is_empty())
         .collect();
@@ -297,25 +310,46 @@ pub fn recommend(base: &Setting, target: Target, limits: &Limits) -> Result<Plan
             binding,
         });
     }
-    // Unreachable: the smallest error among points that keep every limit but statistics, else
-    // among all points; report the limits it breaks.
+    // Unreachable: among the points that break the fewest limits other than statistics, the
+    // cheapest that meets the statistics (a limit such as the aging drift is what fails), else
+    // the one with the smallest error; report the limits it breaks.
     let err = |c: &Candidate| c.target_error.unwrap_or(f64::INFINITY);
-    let only_stats: Vec<usize> = (0..grid.len())
-        .filter(|&i| grid[i].broken.iter().all(|b| b == "statistics"))
-        .collect();
-    let pool: Vec<usize> = if only_stats.is_empty() {
-        (0..grid.len()).collect()
-    } else {
-        only_stats
+    // A scan shorter than the T/τ rule is no answer at all: it counts 1.5 limits.
+    let others = |c: &Candidate| {
+        c.broken
+            .iter()
+            .filter(|b| *b != "statistics")
+            .map(|b| if b.starts_with("T/τ") { 3 } else { 2 })
+            .sum::<usize>()
     };
-    let best = *pool
+    let fewest = grid.iter().map(others).min().expect("non-empty grid");
+    let pool: Vec<usize> = (0..grid.len())
+        .filter(|&i| others(&grid[i]) == fewest)
+        .collect();
+    let meets: Vec<usize> = pool
         .iter()
-        .min_by(|&&a, &&b| {
-            (err(&grid[a]), cost(&grid[a]))
-                .partial_cmp(&(err(&grid[b]), cost(&grid[b])))
-                .expect("comparable")
-        })
-        .expect("non-empty grid");
+        .copied()
+        .filter(|&i| !grid[i].broken.iter().any(|b| b == "statistics"))
+        .collect();
+    let best = if meets.is_empty() {
+        *pool
+            .iter()
+            .min_by(|&&a, &&b| {
+                (err(&grid[a]), cost(&grid[a]))
+                    .partial_cmp(&(err(&grid[b]), cost(&grid[b])))
+                    .expect("comparable")
+            })
+            .expect("non-empty pool")
+    } else {
+        *meets
+            .iter()
+            .min_by(|&&a, &&b| {
+                cost(&grid[a])
+                    .partial_cmp(&cost(&grid[b]))
+                    .expect("finite costs")
+            })
+            .expect("non-empty")
+    };
     let mut binding = grid[best].broken.clone();
     if binding == ["statistics"] {
         if limits
@@ -365,6 +399,7 @@ mod tests {
             budget_s: None,
             min_t_over_tau: 5.0,
             aging_tau_star_s: None,
+            aging_tau_cap_s: None,
             max_drift: None,
             detector_pixels: 4.4e6,
             dense_bytes_per_pixel: 2.0,
@@ -398,7 +433,7 @@ mod tests {
             .grid
             .iter()
             .filter(|g| g.broken.is_empty())
-            .all(|g| g.scan_s >= c.scan_s));
+            .all(|g| g.scan_s >= c.scan_s / 1.0101));
     }
 
     #[test]
@@ -426,5 +461,26 @@ mod tests {
         l.budget_s = Some(60.0);
         let p = recommend(&b, Target::parse("tau=5%").unwrap(), &l).unwrap();
         assert!(!p.reached && !p.binding.is_empty());
+    }
+
+    #[test]
+    fn aging_drift_is_capped_and_the_best_meets_the_statistics() {
+        // Ce at 2.9 GPa: τ(start) = 1600 s, τ* = 2300 s, cap τ_eq = 2000 s. Any T ≥ 5τ drifts
+        // by min(e^(T/τ*), 2000/1600) - 1 = 25 % > 5 %: unreachable, and the best shown is the
+        // cheapest setting that meets the statistics and every limit but the drift.
+        let mut b = base();
+        b.tau_s = 1600.0;
+        let mut l = limits();
+        l.avalanche_frame_time_s = None;
+        l.aging_tau_star_s = Some(2300.0);
+        l.aging_tau_cap_s = Some(2000.0);
+        let p = recommend(&b, Target::parse("tau=5%").unwrap(), &l).unwrap();
+        assert!(!p.reached);
+        let c = &p.grid[p.chosen];
+        assert!((c.drift - 0.25).abs() < 1e-9, "{}", c.drift);
+        assert!(c.target_error.unwrap() <= 0.05);
+        assert_eq!(c.broken.len(), 1, "{:?}", c.broken);
+        assert!(p.binding[0].contains("aging drift"));
+        assert!((c.t_over_tau - 5.0).abs() < 0.1, "{}", c.t_over_tau);
     }
 }

@@ -23,7 +23,7 @@ use crate::correlate::{
 };
 use crate::data::{EventList, QPartition};
 use crate::error::Result;
-use crate::fit::heterogeneity::delta_c_floor;
+use crate::fit::heterogeneity::delta_c_floor_for;
 use crate::fit::qdep::{fit_power_law_from_bins, tau_beta_per_bin, TauBeta};
 use crate::fit::twotime::{age_cut, evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit};
 use crate::fit::{
@@ -731,7 +731,17 @@ pub fn run_scan(
                 let value = heterogeneity::delta_c(&dc_map, d, a.delta_c_fraction)?;
                 let f = (-(d as f64 * dc_dt / tau).powf(beta)).exp();
                 let mc = scan.mean_counts_per_frame * (bin_frames * k) as f64;
-                let floor = delta_c_floor(n_valid, mc, c.min(1.0), f)?.floor;
+                // The region map covers every labelled pixel; the diagonal at delay d holds
+                // n - d values (the finite-sample width of the narrowest 90 % interval).
+                let floor = delta_c_floor_for(
+                    n_valid,
+                    mc,
+                    c.min(1.0),
+                    f,
+                    a.delta_c_fraction,
+                    Some(dc_map.nrows() - d),
+                )?
+                .floor;
                 // The expected map at the same binning (stationary: computed here only).
                 let expected = match &truth_map {
                     Some(m) => block_mean(m, k),
