@@ -206,7 +206,17 @@ pub fn run(a: FitArgs) -> Result<()> {
                 ok[ok.len() / 2]
             }
         };
-        let r = fit_power_law_from_bins(&bins, q1, &FitOptions::default())?;
+        // Jackknife per-bin errors are calibrated: weigh the bins with them as absolute σ
+        // (a χ²-scaled σ from a few bins is itself very uncertain).
+        let jackknife = per_bin
+            .iter()
+            .any(|r| r.error_scale == xpcs_twin::fit::ErrorScale::Jackknife);
+        let o = if jackknife {
+            FitOptions::default().with_error_scale(xpcs_twin::fit::ErrorScale::Absolute)
+        } else {
+            FitOptions::default()
+        };
+        let r = fit_power_law_from_bins(&bins, q1, &o)?;
         power = Some((checked(r, "the power law τ(q)")?, q1));
     }
 

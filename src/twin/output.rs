@@ -362,9 +362,10 @@ fn row(scan: &str, what: &str, c: &Compared, max_pull: f64) -> String {
             "–".into()
         },
         c.model.map_or("–".to_string(), fmt),
-        match &c.unconstrained {
-            Some(why) => why.as_str(),
-            None => mark(c.passes(max_pull)),
+        match (&c.unconstrained, &c.misfit) {
+            (Some(why), _) => why.clone(),
+            (None, Some(why)) => format!("**FAIL** ({why})"),
+            (None, None) => mark(c.passes(max_pull)).to_string(),
         }
     )
 }
@@ -491,7 +492,9 @@ pub fn report_markdown(
          (so that its noise is the same at every pressure). The noise width is the same \
          statistic of the measured minus the expected map (noise alone); ΔC of the expected map \
          is the heterogeneity of the simulated dynamics without noise. The analytic floor \
-         (3.29 σ_C, DESIGN.md §5) is shown for reference.\n",
+         (σ_C normalised by the measured means, times the width of the narrowest 90 % interval \
+         of the diagonal's values: `fit::heterogeneity::delta_c_floor_for`, docs/planner.md) \
+         is shown for reference.\n",
         100.0 * setup.config.analysis.delta_c_fraction
     );
     let _ = writeln!(
@@ -524,9 +527,10 @@ pub fn report_markdown(
     let _ = writeln!(
         md,
         "The q-bins hold disjoint pixels, so their pulls are independent draws: with honest σ \
-         their mean is 0 ± 1/sqrt(n) and their RMS is 1. An RMS above 1 means the g2 errors \
-         (per-lag delta-method errors, blind to the correlation between multi-tau lags) and the \
-         χ²-scaled fit errors are too small by about that factor.\n"
+         their mean is 0 ± 1/sqrt(n) and their RMS is 1 within about ±sqrt(1/(2n)). \
+         The σ are jackknife errors over 32 pixel groups per bin (refits to the \
+         leave-one-group-out g2), which include the correlation between multi-tau lags that \
+         per-lag least-squares errors miss.\n"
     );
     let _ = writeln!(
         md,
