@@ -8,22 +8,10 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use xpcs_twin::plan::floor::{default_bin_frames, floor_formula};
-use xpcs_twin::plan::{
-    monte_carlo, predict, recommend, FreeParams, Limits, McOptions, Setting, Target,
-};
+use xpcs_twin::plan::{monte_carlo, predict, recommend, Limits, McOptions, Setting, Target};
 
 fn pt() -> Setting {
-    Setting {
-        tau_s: 38.0,
-        kww_exponent: 1.8,
-        contrast: 0.025246,
-        rate_per_pixel_hz: 0.7481,
-        bin_pixels: 526336.0,
-        frame_time_s: 0.1,
-        n_frames: 1900,
-        free: FreeParams::DEFAULT,
-        num_bufs: 8,
-    }
+    Setting::pt_3p3_gpa_example()
 }
 
 fn limits() -> Limits {

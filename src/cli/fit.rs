@@ -210,7 +210,8 @@ pub fn run(a: FitArgs) -> Result<()> {
         // (a χ²-scaled σ from a few bins is itself very uncertain).
         let jackknife = per_bin
             .iter()
-            .any(|r| r.error_scale == xpcs_twin::fit::ErrorScale::Jackknife);
+            .filter(|r| r.is_ok())
+            .all(|r| r.error_scale == xpcs_twin::fit::ErrorScale::Jackknife);
         let o = if jackknife {
             FitOptions::default().with_error_scale(xpcs_twin::fit::ErrorScale::Absolute)
         } else {

@@ -495,6 +495,7 @@ impl MultiTauSums {
                 }
             })
             .collect();
+        let mut per_group = vec![(Moments::default(), 0u64); kg];
         for e in 0..nl {
             if n_pairs[e] == 0 {
                 continue;
@@ -508,7 +509,7 @@ impl MultiTauSums {
                     Estimator::SymmetricStatic => self.static_value(&cells_of[d], e, n, None),
                     _ => {
                         // Per-group moments once; a replicate is the total minus one group.
-                        let mut per_group = vec![(Moments::default(), 0u64); kg];
+                        per_group.fill((Moments::default(), 0u64));
                         for &c in &cells_of[d] {
                             let g = &mut per_group[self.cells.group_of_cell[c] as usize];
                             g.0.add(&self.moments[c][e]);

@@ -32,7 +32,9 @@ pub const MIN_REPLICATES: usize = 8;
 /// Fits `model` to (x, y ± sigma) and, from the replicates, replaces the covariance by the
 /// jackknife covariance.
 ///
-/// A replicate is usable when it is finite wherever y and sigma are and its fit converges.
+/// Replicates that are NaN everywhere (bins with fewer pixels than groups) are absent, not
+/// unusable. A replicate is usable when it is finite wherever y and sigma are and its fit
+/// converges.
 /// With fewer than [`MIN_REPLICATES`] usable replicates (or more than 10 % unusable), the
 /// report keeps the least-squares covariance of `opts.error_scale` and says why in a warning.
 /// `Err` only for malformed input (replicate lengths); fit failures are in the report.
@@ -52,6 +54,10 @@ pub fn fit_curve_jackknife(
             got: vec![r.len()],
         });
     }
+    let replicates: Vec<&Vec<f64>> = replicates
+        .iter()
+        .filter(|r| r.iter().any(|v| v.is_finite()))
+        .collect();
     let mut report = fit_curve(model, x, y, sigma, opts)?;
     let Some(full) = report.fitted().cloned() else {
         return Ok(report);
@@ -75,7 +81,7 @@ pub fn fit_curve_jackknife(
     }
     let mut thetas: Vec<Vec<f64>> = Vec::with_capacity(replicates.len());
     let mut unusable = 0usize;
-    for r in replicates {
+    for &r in &replicates {
         if used.iter().any(|&i| !r[i].is_finite()) {
             unusable += 1;
             continue;

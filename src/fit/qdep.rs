@@ -65,11 +65,8 @@ pub fn fit_bins_jackknife(
             let e: Vec<f64> = g2_err.column(b).to_vec();
             match &jackknife {
                 Some(j) => {
-                    let reps: Vec<Vec<f64>> = j
-                        .outer_iter()
-                        .map(|r| r.column(b).to_vec())
-                        .filter(|r| r.iter().any(|v| v.is_finite()))
-                        .collect();
+                    let reps: Vec<Vec<f64>> =
+                        j.outer_iter().map(|r| r.column(b).to_vec()).collect();
                     fit_curve_jackknife(model, delays_s, &y, &e, &reps, opts)
                 }
                 None => fit_curve(model, delays_s, &y, &e, opts),

@@ -699,6 +699,7 @@ impl R<'_> {
                 format!("{name} must have rank 2, got {:?}", ds.shape()),
             ));
         }
+        guard_size(&ds, 4, self.path, name)?;
         ds.read_2d::<f32>().map_err(h5err(self.path, name))
     }
     fn arr3<T: hdf5::H5Type>(&self, name: &str) -> Result<Array3<T>> {
@@ -709,6 +710,7 @@ impl R<'_> {
                 format!("{name} must have rank 3, got {:?}", ds.shape()),
             ));
         }
+        guard_size(&ds, std::mem::size_of::<T>(), self.path, name)?;
         ds.read::<T, ndarray::Ix3>().map_err(h5err(self.path, name))
     }
 }

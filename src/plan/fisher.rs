@@ -123,6 +123,23 @@ pub struct Setting {
 }
 
 impl Setting {
+    /// The setting the planner recommends for the Pt glass at 3.3 GPa on the Eiger2 4M
+    /// (validation/planner/pt-3p3gpa): 0.1 s × 1900 frames, one q-bin of 526 336 pixels. The
+    /// reference case of the Monte Carlo studies and of the plan bench.
+    pub fn pt_3p3_gpa_example() -> Self {
+        Setting {
+            tau_s: 38.0,
+            kww_exponent: 1.8,
+            contrast: 0.025246,
+            rate_per_pixel_hz: 0.7481,
+            bin_pixels: 526336.0,
+            frame_time_s: 0.1,
+            n_frames: 1900,
+            free: FreeParams::DEFAULT,
+            num_bufs: 8,
+        }
+    }
+
     /// Checks every field (errors name the field and its allowed range).
     pub fn validate(&self) -> Result<()> {
         let o = "plan setting";

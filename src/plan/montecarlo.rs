@@ -332,19 +332,8 @@ mod study {
     use crate::plan::fisher::{gradient, lag_covariance, multitau_points, FreeParams};
     use nalgebra::DMatrix;
 
-    /// The Pt setting at 3.3 GPa that the planner recommends (validation/planner/pt-3p3gpa).
     fn pt() -> Setting {
-        Setting {
-            tau_s: 38.0,
-            kww_exponent: 1.8,
-            contrast: 0.025246,
-            rate_per_pixel_hz: 0.7481,
-            bin_pixels: 526336.0,
-            frame_time_s: 0.1,
-            n_frames: 1900,
-            free: FreeParams::DEFAULT,
-            num_bufs: 8,
-        }
+        Setting::pt_3p3_gpa_example()
     }
 
     /// Empirical covariance of g2 across lags over 100 repeats at 7630 pixels against the

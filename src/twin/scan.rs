@@ -145,13 +145,11 @@ fn mark_unconstrained(r: &mut ScanResult) {
     }
 }
 
-/// The jackknife replicates of column `bin` at `rows` (replicates that are NaN everywhere,
-/// as in bins smaller than the group count, are left out).
+/// The jackknife replicates of column `bin` at `rows`.
 fn replicates_of(g: &G2Result, rows: &[usize], bin: usize) -> Vec<Vec<f64>> {
     g.jackknife
         .outer_iter()
         .map(|r| rows.iter().map(|&i| r[[i, bin]]).collect::<Vec<f64>>())
-        .filter(|r| r.iter().any(|v| v.is_finite()))
         .collect()
 }
 
