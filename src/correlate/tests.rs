@@ -6,7 +6,7 @@ use super::lags::LagSchedule;
 use super::multitau::{linear_stack, multitau_stack, DenseMultiTau};
 use super::naive;
 use super::sums::{BinStatus, Estimator, G2Result};
-use super::twotime::two_time_stack;
+use super::twotime::{two_time_stack, two_time_stack_with, GramMethod};
 use crate::data::{EventList, FrameStack, LabelMap, QPartition};
 use crate::rng::stream;
 use ndarray::Array2;
@@ -211,6 +211,16 @@ proptest! {
             f0 = f1;
         }
         prop_assert_eq!(whole.sums(), parts.sums());
+    }
+
+    /// Two-time: the sparse (tiled outer products) and dense (GEMM) Gram methods give the
+    /// same exact numerators, for any frame binning.
+    #[test]
+    fn two_time_methods_agree((stack, part) in arb_case(), bf in 1usize..4) {
+        prop_assume!(bf <= stack.n_frames());
+        let a = two_time_stack_with(&stack, &part, &[], bf, Some(GramMethod::Sparse)).unwrap();
+        let b = two_time_stack_with(&stack, &part, &[], bf, Some(GramMethod::Dense)).unwrap();
+        prop_assert_eq!(a, b);
     }
 
     /// Two-time: dense = naive, C symmetric, diagonal sums = one-time numerators.
@@ -782,5 +792,43 @@ fn empty_lag_rows_are_dropped_and_the_rest_kept() {
     for (j, &i) in kept.iter().enumerate() {
         assert_eq!(trimmed.lag_frames[j], full.lag_frames[i]);
         assert_eq!(trimmed.g2[[j, 0]].to_bits(), full.g2[[i, 0]].to_bits());
+    }
+}
+
+/// Two-time on a scan spanning many sparse tiles (700 two-time frames, tiles of 128) and with
+/// counts above the f32-exact 4096 (dense f64 path): both methods equal, and equal to the
+/// brute-force sum at sampled entries.
+#[test]
+fn two_time_methods_agree_across_tiles() {
+    let (t, r, c) = (700usize, 3usize, 4usize);
+    let mut rng = stream(11, 0);
+    let mut data: Vec<u16> = (0..t * r * c)
+        .map(|_| {
+            if rng.random::<f64>() < 0.05 {
+                rng.random_range(1..4u16)
+            } else {
+                0
+            }
+        })
+        .collect();
+    data[5 * r * c + 3] = 5000;
+    let stack = FrameStack::from_u16(t, r, c, data).unwrap();
+    let labels = (0..r * c).map(|p| 1 + (p % 2) as u32).collect();
+    let part = QPartition::from_labels(r, c, labels, "t").unwrap();
+    let auto = two_time_stack(&stack, &part, &[], 1).unwrap();
+    for m in [GramMethod::Sparse, GramMethod::Dense] {
+        let forced = two_time_stack_with(&stack, &part, &[], 1, Some(m)).unwrap();
+        assert_eq!(forced, auto, "{m:?}");
+    }
+    for (i, &k) in auto.bins.iter().enumerate() {
+        let px = part.dynamic().pixels(k);
+        for (a, b) in [(0, 0), (5, 5), (5, 600), (127, 128), (130, 699), (699, 699)] {
+            let want: f64 = px
+                .iter()
+                .map(|&p| f64::from(stack.get(a, p as usize)) * f64::from(stack.get(b, p as usize)))
+                .sum();
+            assert_eq!(auto.numerator[i][[a, b]], want, "bin {k} ({a}, {b})");
+            assert_eq!(auto.numerator[i][[b, a]], want);
+        }
     }
 }

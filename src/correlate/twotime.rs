@@ -8,12 +8,19 @@
 //! C(t1,t2) = <x(t1)x(t2)>_p / (<x(t1)>_p <x(t2)>_p) = N·num / (S(t1) S(t2)), NaN where a frame
 //! has no photon in the bin. Axis order (t1, t2), in binned frames.
 //!
-//! Speed: the numerator is a Gram matrix X·Xᵀ (X: frames × pixels), computed as f32 GEMM
-//! (`matrixmultiply`) over upper-triangle blocks in parallel. f32 is exact here: with m the
-//! largest count in the bin, pixels are taken in blocks of B = ⌊2^24 / m²⌋ so that every
-//! partial sum is an integer below 2^24 (exactly representable), and each block is flushed
-//! into the f64 total. Counts above 4096 fall back to f64 GEMM (exact below 2^53). Binned
-//! counts are gathered as u32 (saturating at 2^32 - 1, far beyond any photon-counting frame).
+//! Speed: the numerator is a Gram matrix X·Xᵀ (X: frames × pixels). One pass over the stack
+//! gathers each bin's binned counts as a sparse matrix (binned counts saturate at 2^32 - 1,
+//! far beyond any photon-counting frame); then, per bin, the cheaper of two exact methods:
+//! - sparse (photon-counting data, most pixel-frames empty): per pixel, the outer product of
+//!   its non-zero counts, summed tile by tile into cache-resident u64 accumulators; cost
+//!   ∝ Σ_p k_p² (k_p: the pixel's non-zero frames), i.e. photon pairs, not pixel-frames;
+//! - dense: f32 GEMM (`matrixmultiply`) over upper-triangle blocks in parallel. f32 is exact:
+//!   with m the largest count, pixels are taken in blocks of B = ⌊2^24 / m²⌋ so that every
+//!   partial sum is an integer below 2^24, and each block is flushed into the f64 total.
+//!   Counts above 4096 use f64 GEMM (exact below 2^53).
+//!
+//! The choice weighs Σ_p k_p² against np · n² (`SCATTER_OVER_GEMM`); both give the same
+//! integers, so the choice never changes the result.
 //!
 //! Reference: M. Sutton et al., Opt. Express 11, 2268 (2003) (two-time correlation); aging
 //! cuts at t_mid = (t1 + t2)/2: DESIGN.md section 2.
@@ -156,57 +163,229 @@ pub(crate) fn check_request(
     Ok(bins)
 }
 
-/// Binned matrices of several bins (one pass over the stack): for bin i with pixels
-/// `px[i]`, the n × np row-major counts; exact f32 when every value is ≤ 4096 (then the f32
-/// GEMM path is exact), else f64. Returns per bin (f32, f64, max).
-type Binned = (Vec<f32>, Vec<f64>, u64);
-fn binned_matrices(stack: &FrameStack, px: &[&[u32]], b: usize, n: usize) -> Vec<Binned> {
+/// One bin's binned counts as a frame-major sparse matrix (rows = two-time frames): the
+/// non-zero counts of frame t are `pixel[row[t]..row[t + 1]]` (bin-local pixel index,
+/// increasing) and `count[..]`.
+#[derive(Debug, Default)]
+struct BinSparse {
+    row: Vec<usize>,
+    pixel: Vec<u32>,
+    count: Vec<u32>,
+}
+
+/// Two-time frames gathered per parallel work item.
+const GATHER_BLOCK: usize = 16;
+
+/// One pass over the stack: per bin, the binned counts of its pixels `px[i]` (b raw frames
+/// summed per two-time frame, saturating at u32::MAX) as frame-major sparse matrices. Frame
+/// blocks are gathered in parallel and joined in frame order.
+fn gather_sparse(stack: &FrameStack, px: &[&[u32]], b: usize, n: usize) -> Vec<BinSparse> {
     let n_pix = stack.n_pixels();
-    let mut rows: Vec<Vec<u32>> = px.iter().map(|p| vec![0u32; n * p.len()]).collect();
-    // Blocks of two-time frames gathered in parallel; each block owns its rows of every bin.
-    const BLOCK: usize = 16;
-    let n_blocks = n.div_ceil(BLOCK);
-    let mut per_block: Vec<Vec<&mut [u32]>> = (0..n_blocks).map(|_| Vec::new()).collect();
-    for (r, p) in rows.iter_mut().zip(px) {
-        let width = (BLOCK * p.len()).max(1);
-        for (blk, chunk) in r.chunks_mut(width).enumerate() {
-            per_block[blk].push(chunk);
-        }
-        // Bins without pixels have no chunks: keep the per-block lists aligned.
-        if p.is_empty() {
-            for list in per_block.iter_mut() {
-                list.push(&mut []);
-            }
-        }
-    }
-    per_block
+    let n_blocks = n.div_ceil(GATHER_BLOCK);
+    // Per block, per bin: (non-zeros per frame of the block, pixels, counts).
+    type Part = (Vec<usize>, Vec<u32>, Vec<u32>);
+    let blocks: Vec<Vec<Part>> = (0..n_blocks)
         .into_par_iter()
-        .enumerate()
-        .for_each(|(blk, mut slices)| {
+        .map(|blk| {
             let mut buf = vec![0u32; n_pix];
-            for t in blk * BLOCK..((blk + 1) * BLOCK).min(n) {
-                let i = t - blk * BLOCK;
+            let mut acc: Vec<Vec<u32>> = px.iter().map(|p| vec![0u32; p.len()]).collect();
+            let mut parts: Vec<Part> = px.iter().map(|_| Part::default()).collect();
+            for t in blk * GATHER_BLOCK..((blk + 1) * GATHER_BLOCK).min(n) {
                 for f in t * b..(t + 1) * b {
                     stack.frame_into(f, &mut buf);
-                    for (sl, p) in slices.iter_mut().zip(px) {
-                        let row = &mut sl[i * p.len()..(i + 1) * p.len()];
-                        for (x, &q) in row.iter_mut().zip(p.iter()) {
-                            *x = x.saturating_add(buf[q as usize]);
+                    for (a, p) in acc.iter_mut().zip(px) {
+                        if f == t * b {
+                            for (x, &q) in a.iter_mut().zip(p.iter()) {
+                                *x = buf[q as usize];
+                            }
+                        } else {
+                            for (x, &q) in a.iter_mut().zip(p.iter()) {
+                                *x = x.saturating_add(buf[q as usize]);
+                            }
                         }
                     }
                 }
+                for (a, (nnz, pix, cnt)) in acc.iter().zip(parts.iter_mut()) {
+                    let before = pix.len();
+                    for (j, &x) in a.iter().enumerate() {
+                        if x > 0 {
+                            pix.push(j as u32);
+                            cnt.push(x);
+                        }
+                    }
+                    nnz.push(pix.len() - before);
+                }
             }
-        });
-    rows.into_par_iter()
-        .map(|r| {
-            let max = u64::from(r.iter().copied().max().unwrap_or(0));
-            if max <= 4096 {
-                (r.iter().map(|&v| v as f32).collect(), Vec::new(), max)
-            } else {
-                (Vec::new(), r.iter().map(|&v| f64::from(v)).collect(), max)
+            parts
+        })
+        .collect();
+    (0..px.len())
+        .map(|i| {
+            let total: usize = blocks.iter().map(|bl| bl[i].1.len()).sum();
+            let mut out = BinSparse {
+                row: Vec::with_capacity(n + 1),
+                pixel: Vec::with_capacity(total),
+                count: Vec::with_capacity(total),
+            };
+            out.row.push(0);
+            for bl in &blocks {
+                let (nnz, pix, cnt) = &bl[i];
+                for &k in nnz {
+                    out.row.push(out.row.last().copied().unwrap_or(0) + k);
+                }
+                out.pixel.extend_from_slice(pix);
+                out.count.extend_from_slice(cnt);
             }
+            out
         })
         .collect()
+}
+
+/// How the Gram matrix of a bin is computed (both exact; chosen by estimated cost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GramMethod {
+    /// Dense GEMM over all pixel-frames ([`gram_exact`]): cost ∝ np · n².
+    Dense,
+    /// Per-pixel outer products of the non-zero counts, tiled ([`gram_sparse`]): cost ∝
+    /// Σ_p k_p², k_p = non-zero two-time frames of pixel p.
+    Sparse,
+}
+
+/// Relative cost of one scattered integer update of the sparse path against one multiply-add
+/// of the f32 GEMM. ASSUMPTION (measured on the bench stack, 2-core AMD EPYC, AVX2: GEMM
+/// ≈ 5e10 multiply-adds/s, tiled scatter ≈ 2e9 updates/s): the sparse path wins below ~20 %
+/// non-zero pixel-frames.
+const SCATTER_OVER_GEMM: f64 = 25.0;
+
+impl BinSparse {
+    /// The cheaper exact method for this bin (Sparse needs counts ≤ 2^16 so that u64 tile sums
+    /// of up to 2^32 products stay exact).
+    fn method(&self, n: usize, np: usize, max: u32) -> GramMethod {
+        if max > u32::from(u16::MAX) || np == 0 {
+            return GramMethod::Dense;
+        }
+        let mut k = vec![0u64; np];
+        for &p in &self.pixel {
+            k[p as usize] += 1;
+        }
+        let scatter: f64 = k.iter().map(|&k| (k * (k + 1) / 2) as f64).sum();
+        let gemm = np as f64 * n as f64 * n as f64 / 2.0;
+        if scatter * SCATTER_OVER_GEMM < gemm {
+            GramMethod::Sparse
+        } else {
+            GramMethod::Dense
+        }
+    }
+
+    /// Row-major dense copy (n × np): f32 when every count ≤ 4096 (the exact f32 GEMM path),
+    /// else f64.
+    fn dense(&self, n: usize, np: usize, max: u32) -> (Vec<f32>, Vec<f64>) {
+        let fill = |set: &mut dyn FnMut(usize, u32)| {
+            for t in 0..n {
+                for j in self.row[t]..self.row[t + 1] {
+                    set(t * np + self.pixel[j] as usize, self.count[j]);
+                }
+            }
+        };
+        if max <= 4096 {
+            let mut x = vec![0f32; n * np];
+            fill(&mut |i, v| x[i] = v as f32);
+            (x, Vec::new())
+        } else {
+            let mut x = vec![0f64; n * np];
+            fill(&mut |i, v| x[i] = f64::from(v));
+            (Vec::new(), x)
+        }
+    }
+
+    /// Pixel-major copy (CSR over pixels: offsets np + 1, two-time frames increasing, counts).
+    fn by_pixel(&self, n: usize, np: usize) -> (Vec<usize>, Vec<u32>, Vec<u32>) {
+        let mut off = vec![0usize; np + 1];
+        for &p in &self.pixel {
+            off[p as usize + 1] += 1;
+        }
+        for p in 0..np {
+            off[p + 1] += off[p];
+        }
+        let mut next = off.clone();
+        let mut frames = vec![0u32; self.pixel.len()];
+        let mut counts = vec![0u32; self.pixel.len()];
+        for t in 0..n {
+            for j in self.row[t]..self.row[t + 1] {
+                let p = self.pixel[j] as usize;
+                frames[next[p]] = t as u32;
+                counts[next[p]] = self.count[j];
+                next[p] += 1;
+            }
+        }
+        (off, frames, counts)
+    }
+}
+
+/// Exact Gram matrix num[t1][t2] = Σ_p x_p(t1) x_p(t2) from pixel-major sparse counts
+/// (`off`: np + 1 offsets; per pixel increasing two-time frames `frames` < n and `counts`
+/// ≤ 2^16). The n × n matrix is cut into square tiles of side TB (upper triangle, in
+/// parallel); a tile sums, pixel by pixel, the products of the pixel's events in the tile's
+/// row block with those in its column block into cache-resident u64 accumulators (exact: at
+/// most 2^32 products of ≤ 2^32 each per entry).
+pub(crate) fn gram_sparse(off: &[usize], frames: &[u32], counts: &[u32], n: usize) -> Array2<f64> {
+    let np = off.len() - 1;
+    let mut out = Array2::<f64>::zeros((n, n));
+    if n == 0 || frames.is_empty() {
+        return out;
+    }
+    // At most 64 blocks per side so that the per-pixel block offsets stay small.
+    let tb = 128usize.max(n.div_ceil(64));
+    let nblk = n.div_ceil(tb);
+    // bo[p · (nblk + 1) + j]: first event of pixel p in a block ≥ j.
+    let mut bo = vec![0usize; np * (nblk + 1)];
+    bo.par_chunks_mut(nblk + 1).enumerate().for_each(|(p, b)| {
+        let mut e = off[p];
+        for (j, slot) in b.iter_mut().enumerate() {
+            while e < off[p + 1] && (frames[e] as usize) < j * tb {
+                e += 1;
+            }
+            *slot = e;
+        }
+    });
+    let pairs: Vec<(usize, usize)> = (0..nblk)
+        .flat_map(|i| (i..nblk).map(move |j| (i, j)))
+        .collect();
+    let tiles: Vec<Vec<u64>> = pairs
+        .par_iter()
+        .map(|&(bi, bj)| {
+            let (i0, j0) = (bi * tb, bj * tb);
+            let mut tile = vec![0u64; tb * tb];
+            for p in 0..np {
+                let b = &bo[p * (nblk + 1)..(p + 1) * (nblk + 1)];
+                let (ra, rb) = (b[bi]..b[bi + 1], b[bj]..b[bj + 1]);
+                if ra.is_empty() || rb.is_empty() {
+                    continue;
+                }
+                for a in ra {
+                    let row = &mut tile[(frames[a] as usize - i0) * tb..][..tb];
+                    let ca = u64::from(counts[a]);
+                    let from = if bi == bj { a } else { rb.start };
+                    for e in from..rb.end {
+                        row[frames[e] as usize - j0] += ca * u64::from(counts[e]);
+                    }
+                }
+            }
+            tile
+        })
+        .collect();
+    for (&(bi, bj), tile) in pairs.iter().zip(&tiles) {
+        let (i0, j0) = (bi * tb, bj * tb);
+        for a in i0..((bi + 1) * tb).min(n) {
+            let from = if bi == bj { a } else { j0 };
+            for b in from..((bj + 1) * tb).min(n) {
+                let v = tile[(a - i0) * tb + (b - j0)] as f64;
+                out[[a, b]] = v;
+                out[[b, a]] = v;
+            }
+        }
+    }
+    out
 }
 
 /// Exact Gram matrix num = X·Xᵀ (X: n × np, row-major, integer-valued, max entry `max`).
@@ -311,6 +490,32 @@ pub fn two_time_stack(
     bins: &[usize],
     bin_frames: usize,
 ) -> Result<TwoTimeResult> {
+    two_time_stack_with(stack, part, bins, bin_frames, None)
+}
+
+/// The Gram matrix of one gathered bin with the given method.
+fn gram_of(g: &BinSparse, n: usize, np: usize, max: u32, method: GramMethod) -> Array2<f64> {
+    match method {
+        GramMethod::Sparse if max <= u32::from(u16::MAX) => {
+            let (off, frames, counts) = g.by_pixel(n, np);
+            gram_sparse(&off, &frames, &counts, n)
+        }
+        _ => {
+            let (x, x64) = g.dense(n, np, max);
+            gram_exact(&x, &x64, n, np, u64::from(max))
+        }
+    }
+}
+
+/// [`two_time_stack`] with the Gram method forced (`None`: the cheaper one per bin); the
+/// tests check that both methods give the same exact numerators.
+pub(crate) fn two_time_stack_with(
+    stack: &FrameStack,
+    part: &QPartition,
+    bins: &[usize],
+    bin_frames: usize,
+    method: Option<GramMethod>,
+) -> Result<TwoTimeResult> {
     if stack.frame_shape() != part.shape() {
         let (a, b) = (part.shape(), stack.frame_shape());
         return Err(Error::ShapeMismatch {
@@ -323,22 +528,29 @@ pub fn two_time_stack(
     let bins = check_request(part, bins, bin_frames, stack.n_frames())?;
     let n = stack.n_frames() / bin_frames;
     let px: Vec<&[u32]> = bins.iter().map(|&k| part.dynamic().pixels(k)).collect();
-    let mats = binned_matrices(stack, &px, bin_frames, n);
-    let per_bin: Vec<(Array2<f64>, Vec<u64>, u64)> = mats
+    let gathered = gather_sparse(stack, &px, bin_frames, n);
+    let per_bin: Vec<(Array2<f64>, Vec<u64>, u64)> = gathered
         .into_par_iter()
         .zip(px.par_iter())
-        .map(|((x, x64, max), px)| {
+        .map(|(g, px)| {
             let np = px.len();
             let sums = (0..n)
                 .map(|t| {
-                    if x64.is_empty() {
-                        x[t * np..(t + 1) * np].iter().map(|&v| v as u64).sum()
-                    } else {
-                        x64[t * np..(t + 1) * np].iter().map(|&v| v as u64).sum()
-                    }
+                    g.count[g.row[t]..g.row[t + 1]]
+                        .iter()
+                        .map(|&v| u64::from(v))
+                        .sum()
                 })
                 .collect();
-            (gram_exact(&x, &x64, n, np, max), sums, np as u64)
+            let max = g.count.iter().copied().max().unwrap_or(0);
+            let num = gram_of(
+                &g,
+                n,
+                np,
+                max,
+                method.unwrap_or_else(|| g.method(n, np, max)),
+            );
+            (num, sums, np as u64)
         })
         .collect();
     let mut out = TwoTimeResult {
