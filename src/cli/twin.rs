@@ -37,10 +37,37 @@ pub struct TwinArgs {
     force: bool,
 }
 
-struct Bars {
+/// Progress bars of a campaign run: one for the campaign (isobars done) and a spinner with the
+/// stage of the isobar in work.
+pub(crate) struct Bars {
     overall: ProgressBar,
     current: Mutex<Option<ProgressBar>>,
     multi: MultiProgress,
+}
+
+impl Bars {
+    /// Bars for a campaign `name` of `n_scans` isobars.
+    pub(crate) fn new(name: &str, n_scans: usize) -> Self {
+        let multi = MultiProgress::new();
+        let overall = multi.add(ProgressBar::new(n_scans as u64));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{prefix} {bar:30} {pos}/{len} isobars, elapsed {elapsed}",
+            )
+            .expect("valid template"),
+        );
+        overall.set_prefix(name.to_string());
+        Bars {
+            overall,
+            current: Mutex::new(None),
+            multi,
+        }
+    }
+
+    /// Clears the bars (the caller prints its own summary line).
+    pub(crate) fn clear(&self) {
+        self.overall.finish_and_clear();
+    }
 }
 
 impl Progress for Bars {
@@ -75,20 +102,9 @@ pub fn run(a: TwinArgs) -> Result<()> {
     };
     let setup = CampaignSetup::load(&a.model, scale, a.seed)
         .with_context(|| format!("loading campaign {}", a.model.display()))?;
-    let multi = MultiProgress::new();
-    let overall = multi.add(ProgressBar::new(setup.scans.len() as u64));
-    overall.set_style(
-        ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} isobars, elapsed {elapsed}")
-            .expect("valid template"),
-    );
-    overall.set_prefix(setup.config.name.clone());
-    let bars = Bars {
-        overall: overall.clone(),
-        current: Mutex::new(None),
-        multi,
-    };
+    let bars = Bars::new(&setup.config.name, setup.scans.len());
     let run = run_campaign(&setup, Some(&a.out), a.force, &bars)?;
-    overall.finish();
+    bars.overall.finish();
     eprintln!(
         "{}: {} scans in {:.0} s; {} failed comparisons/checks; report: {}",
         setup.config.name,

@@ -4,13 +4,12 @@
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
-use xpcs_twin::twin::validate::{run_scenario, scenario_files};
-use xpcs_twin::twin::Quiet;
+use xpcs_twin::twin::validate::{run_loaded, scenario_files};
 
 /// Arguments of `validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Validation directory (holding scenarios/*.toml) or a scenario directory.
+    /// Validation directory (holding scenarios/*.toml), a scenario directory or one scenario file.
     #[arg(default_value = "validation")]
     dir: PathBuf,
     /// Only the CI set (scenarios with `ci = true`).
@@ -27,7 +26,7 @@ pub fn run(a: ValidateArgs) -> Result<()> {
     let mut failed = Vec::new();
     let mut not_run = Vec::new();
     for p in files {
-        let (sc, _) = xpcs_twin::twin::validate::load_scenario(&p)?;
+        let (sc, setup) = xpcs_twin::twin::validate::load_scenario(&p)?;
         if a.ci && !sc.ci {
             continue;
         }
@@ -36,7 +35,10 @@ pub fn run(a: ValidateArgs) -> Result<()> {
             .map_or("scenario".into(), |s| s.to_string_lossy().to_string());
         let out = a.out.as_ref().map(|o| o.join(&stem));
         eprintln!("scenario {stem} ...");
-        let o = match run_scenario(&p, out.as_deref(), &Quiet) {
+        let bars = super::twin::Bars::new(&stem, setup.scans.len());
+        let run = run_loaded(&p, &sc, &setup, out.as_deref(), &bars);
+        bars.clear();
+        let o = match run {
             Ok(o) => o,
             // A run refused before any work because the machine is too small is reported,
             // not scored: nothing was recovered, so nothing missed.

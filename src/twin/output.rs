@@ -253,7 +253,7 @@ fn with_legend_headroom(plot: XyPlot, log_y: bool) -> XyPlot {
 }
 
 fn waiting(setup: &CampaignSetup, s: &ScanResult) -> f64 {
-    setup.scans[s.index].isobar.waiting_time_s
+    setup.scan(s.index).isobar.waiting_time_s
 }
 
 fn vs_pressure(
@@ -640,7 +640,7 @@ fn tree_fit(f: &crate::fit::FitReport) -> Tree {
 /// two-time map (`region/c2`, with `region/bin_frames`). Returns the written path.
 pub fn write_scan_results(dir: &Path, setup: &CampaignSetup, s: &ScanResult) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let ss = &setup.scans[s.index];
+    let ss = &setup.scan(s.index);
     let geo = &setup.instrument;
     let r = &setup.roi;
     let mut extra = Tree::new();

@@ -212,6 +212,15 @@ pub fn crop_per_pixel(v: &PerPixel, roi: &Roi, step: f64) -> PerPixel {
 }
 
 impl CampaignSetup {
+    /// The scan with campaign index `index` (indices stay those of the campaign file when a
+    /// scenario runs only some scans).
+    pub fn scan(&self, index: usize) -> &ScanSetup {
+        self.scans
+            .iter()
+            .find(|s| s.index == index)
+            .expect("a scan result comes from one of the setup's scans")
+    }
+
     /// Loads a campaign file at `scale`; `seed` overrides the file's seed.
     pub fn load(path: &Path, scale: Scale, seed: Option<u64>) -> Result<Self> {
         let config: CampaignConfig = load_toml(path)?;
@@ -224,6 +233,18 @@ impl CampaignSetup {
         path: &Path,
         scale: Scale,
         seed: Option<u64>,
+    ) -> Result<Self> {
+        Self::from_config_only(config, path, scale, seed, &[])
+    }
+
+    /// [`CampaignSetup::from_config`] keeping only the scans labelled `only` (every scan when
+    /// empty; labels of [`scan_label`]). Kept scans keep their campaign index and seed.
+    pub fn from_config_only(
+        config: CampaignConfig,
+        path: &Path,
+        scale: Scale,
+        seed: Option<u64>,
+        only: &[String],
     ) -> Result<Self> {
         let origin = path.display().to_string();
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -294,6 +315,9 @@ impl CampaignSetup {
         let seed = seed.unwrap_or(config.seed);
         let mut scans = Vec::with_capacity(camp.isobars.len());
         for k in 0..camp.isobars.len() {
+            if !only.is_empty() && !only.contains(&scan_label(&camp.isobars[k], k)) {
+                continue;
+            }
             scans.push(build_scan(
                 &sample,
                 &instrument,
@@ -439,6 +463,16 @@ fn sample_origin(c: &CampaignConfig) -> String {
     c.sample.clone()
 }
 
+/// The label of isobar `k` of a campaign, e.g. `03-c3.3GPa` (index, compression or
+/// decompression, pressure).
+pub fn scan_label(iso: &Isobar, k: usize) -> String {
+    let dir = match iso.direction {
+        Direction::Compression => 'c',
+        Direction::Decompression => 'd',
+    };
+    format!("{k:02}-{dir}{}GPa", iso.pressure_gpa)
+}
+
 fn build_scan(
     sample: &Sample,
     inst: &Instrument,
@@ -542,13 +576,9 @@ fn build_scan(
         incoherent_fraction: crop_per_pixel(&isc.incoherent_fraction, roi, 1.0 / 256.0),
     };
     scene.validate()?;
-    let dir = match iso.direction {
-        Direction::Compression => 'c',
-        Direction::Decompression => 'd',
-    };
     Ok(ScanSetup {
         index: k,
-        label: format!("{k:02}-{dir}{p}GPa"),
+        label: scan_label(&iso, k),
         isobar: iso,
         dynamics,
         facts,

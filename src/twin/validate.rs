@@ -12,6 +12,7 @@
 
 use super::campaign::Check;
 use super::scan::Compared;
+use super::setup::scan_label;
 use super::{run_campaign, CampaignRun, CampaignSetup, Progress, Scale};
 use crate::config::load_toml;
 use crate::error::{Error, Result};
@@ -58,6 +59,16 @@ pub struct ScenarioConfig {
     /// |τ* − model τ*|/τ* limit for every aging law.
     #[serde(default)]
     pub tau_star_within_rel: Option<f64>,
+    /// Run only these scans (labels such as `04-c6.3GPa`; empty: every scan).
+    #[serde(default)]
+    pub only_scans: Vec<String>,
+    /// Region of interest (rows, cols) replacing the campaign's at the chosen scale, e.g. a
+    /// wider strip for one isobar whose statistics the reduced ROI cannot resolve.
+    #[serde(default)]
+    pub roi_px: Option<[usize; 2]>,
+    /// Offset of that ROI's centre from the detector centre (rows, cols; default the scale's).
+    #[serde(default)]
+    pub roi_offset_px: Option<[i64; 2]>,
 }
 
 fn reduced() -> Scale {
@@ -86,8 +97,11 @@ impl ScenarioOutcome {
     }
 }
 
-/// Scenario files in `dir` (or `dir/scenarios`), sorted.
+/// Scenario files in `dir` (or `dir/scenarios`), sorted; `dir` may also be one scenario file.
 pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if dir.is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
     let d = if dir.join("scenarios").is_dir() {
         dir.join("scenarios")
     } else {
@@ -112,20 +126,29 @@ pub fn scenario_files(dir: &Path) -> Result<Vec<PathBuf>> {
 pub fn load_scenario(path: &Path) -> Result<(ScenarioConfig, CampaignSetup)> {
     let sc: ScenarioConfig = load_toml(path)?;
     let camp = path.parent().unwrap_or(Path::new(".")).join(&sc.campaign);
-    let setup = CampaignSetup::load(&camp, sc.scale, None)?;
-    for l in &sc.exclude_scans {
-        if !setup.scans.iter().any(|s| &s.label == l) {
+    let mut config: crate::config::campaign::CampaignConfig = load_toml(&camp)?;
+    let scale = match sc.scale {
+        Scale::Reduced => &mut config.scale.reduced,
+        Scale::Full => &mut config.scale.full,
+    };
+    if let Some(r) = sc.roi_px {
+        scale.roi_px = Some(r);
+    }
+    if let Some(o) = sc.roi_offset_px {
+        scale.roi_offset_px = o;
+    }
+    let setup = CampaignSetup::from_config_only(config, &camp, sc.scale, None, &sc.only_scans)?;
+    let labels: Vec<String> = (setup.sample.campaign.isobars.iter().enumerate())
+        .map(|(k, iso)| scan_label(iso, k))
+        .collect();
+    for (field, list) in [
+        ("exclude_scans", &sc.exclude_scans),
+        ("only_scans", &sc.only_scans),
+    ] {
+        if let Some(l) = list.iter().find(|l| !labels.contains(l)) {
             return Err(Error::invalid(
                 path.display().to_string(),
-                format!(
-                    "exclude_scans: no scan `{l}` (scans: {})",
-                    setup
-                        .scans
-                        .iter()
-                        .map(|s| s.label.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                format!("{field}: no scan `{l}` (scans: {})", labels.join(", ")),
             ));
         }
     }
@@ -232,8 +255,19 @@ pub fn run_scenario(
     progress: &dyn Progress,
 ) -> Result<ScenarioOutcome> {
     let (sc, setup) = load_scenario(path)?;
-    let run = run_campaign(&setup, out, true, progress)?;
-    Ok(judge(path, &sc, &setup, &run))
+    run_loaded(path, &sc, &setup, out, progress)
+}
+
+/// Runs and judges a scenario already loaded with [`load_scenario`].
+pub fn run_loaded(
+    path: &Path,
+    sc: &ScenarioConfig,
+    setup: &CampaignSetup,
+    out: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<ScenarioOutcome> {
+    let run = run_campaign(setup, out, true, progress)?;
+    Ok(judge(path, sc, setup, &run))
 }
 
 #[cfg(test)]
@@ -298,5 +332,41 @@ mod tests {
             assert!(!setup.scans.is_empty(), "{}", p.display());
             let _ = sc;
         }
+    }
+
+    /// A scenario can run some scans of a campaign on another ROI; an unknown scan label is a
+    /// clear error naming the scenario file and the field; one scenario file is a valid path.
+    #[test]
+    fn scenario_selects_scans_and_roi() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("validation/scenarios");
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, extra: &str| {
+            let p = dir.path().join(name);
+            let camp = root.join("../../models/ce68-maxipix.toml");
+            std::fs::write(
+                &p,
+                format!(
+                    "campaign = \"{}\"\ncompare = \"aging\"\n{extra}",
+                    camp.display()
+                ),
+            )
+            .unwrap();
+            p
+        };
+        let ok = write(
+            "one.toml",
+            "only_scans = [\"02-c2.9GPa\"]\nroi_px = [64, 16]\nroi_offset_px = [0, 70]\n",
+        );
+        assert_eq!(scenario_files(&ok).unwrap(), vec![ok.clone()]);
+        let (_, setup) = load_scenario(&ok).unwrap();
+        assert_eq!(setup.scans.len(), 1);
+        assert_eq!(setup.scan(2).label, "02-c2.9GPa");
+        assert_eq!((setup.roi.rows, setup.roi.cols), (64, 16));
+        let bad = write("bad.toml", "only_scans = [\"02-c2.8GPa\"]\n");
+        let e = load_scenario(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("bad.toml") && e.contains("only_scans") && e.contains("02-c2.8GPa"),
+            "{e}"
+        );
     }
 }
