@@ -21,7 +21,7 @@
 use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
 use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums};
-use super::twotime::{check_request, TwoTimeResult};
+use super::twotime::{check_request, gram_by_pixel, TwoTimeResult};
 use crate::data::{EventList, QPartition};
 use crate::error::{Error, Result};
 use ndarray::Array2;
@@ -326,29 +326,41 @@ impl EventCorrelator {
             let (bf, n) = (tt.bin_frames, tt.n);
             let index_of_label = &tt.index_of_label;
             tt.num.par_iter_mut().enumerate().for_each(|(i, num)| {
-                let mut bl: Vec<(usize, u64)> = Vec::new();
+                // The block's pixels of this bin, binned by bf, pixel-major.
+                let (mut off, mut bfr, mut bct) = (vec![0usize], Vec::new(), Vec::new());
                 for p in 0..n_block {
                     let l = labels[first_pixel + p];
                     if l == 0 || index_of_label[l as usize - 1] != Some(i) {
                         continue;
                     }
                     let (fr, ct) = pix(p);
-                    bl.clear();
+                    let start = bfr.len();
                     for (&f, &k) in fr.iter().zip(ct) {
                         let b = f as usize / bf;
                         if b >= n {
                             break;
                         }
-                        match bl.last_mut() {
-                            Some(last) if last.0 == b => last.1 += u64::from(k),
-                            _ => bl.push((b, u64::from(k))),
+                        if bfr.len() > start && bfr.last() == Some(&(b as u32)) {
+                            let last = bct.len() - 1;
+                            let c: &mut u32 = &mut bct[last];
+                            *c = c.saturating_add(k);
+                        } else {
+                            bfr.push(b as u32);
+                            bct.push(k);
                         }
                     }
-                    for (a, &(ba, ca)) in bl.iter().enumerate() {
-                        let row = &mut num[ba * n..(ba + 1) * n];
-                        for &(bb, cb) in &bl[a..] {
-                            row[bb] += (ca * cb) as f64;
-                        }
+                    off.push(bfr.len());
+                }
+                if bfr.is_empty() {
+                    return;
+                }
+                let g = gram_by_pixel(&off, &bfr, &bct, n, None);
+                for a in 0..n {
+                    for (x, &v) in num[a * n + a..(a + 1) * n]
+                        .iter_mut()
+                        .zip(&g.row(a).as_slice().expect("standard layout")[a..])
+                    {
+                        *x += v;
                     }
                 }
             });

@@ -261,20 +261,11 @@ impl BinSparse {
     /// The cheaper exact method for this bin (Sparse needs counts ≤ 2^16 so that u64 tile sums
     /// of up to 2^32 products stay exact).
     fn method(&self, n: usize, np: usize, max: u32) -> GramMethod {
-        if max > u32::from(u16::MAX) || np == 0 {
-            return GramMethod::Dense;
-        }
         let mut k = vec![0u64; np];
         for &p in &self.pixel {
             k[p as usize] += 1;
         }
-        let scatter: f64 = k.iter().map(|&k| (k * (k + 1) / 2) as f64).sum();
-        let gemm = np as f64 * n as f64 * n as f64 / 2.0;
-        if scatter * SCATTER_OVER_GEMM < gemm {
-            GramMethod::Sparse
-        } else {
-            GramMethod::Dense
-        }
+        cheaper_method(k.into_iter(), n, np, max)
     }
 
     /// Row-major dense copy (n × np): f32 when every count ≤ 4096 (the exact f32 GEMM path),
@@ -319,6 +310,74 @@ impl BinSparse {
             }
         }
         (off, frames, counts)
+    }
+}
+
+/// The cheaper exact Gram method for `np` pixels with `k` non-zero two-time frames each (of
+/// `n`) and largest count `max` (Sparse needs counts ≤ 2^16 so that u64 tile sums of up to
+/// 2^32 products stay exact).
+fn cheaper_method(k: impl Iterator<Item = u64>, n: usize, np: usize, max: u32) -> GramMethod {
+    if max > u32::from(u16::MAX) || np == 0 {
+        return GramMethod::Dense;
+    }
+    let scatter: f64 = k.map(|k| (k * (k + 1) / 2) as f64).sum();
+    let gemm = np as f64 * n as f64 * n as f64 / 2.0;
+    if scatter * SCATTER_OVER_GEMM < gemm {
+        GramMethod::Sparse
+    } else {
+        GramMethod::Dense
+    }
+}
+
+/// Exact Gram matrix Σ_p x_p x_pᵀ (n × n) of pixel-major sparse counts (`off`: np + 1
+/// offsets; per pixel increasing two-time frames < n and counts) by the cheaper method, or by
+/// `method` when given. The dense method takes pixels in chunks so that its f32 copy stays
+/// below 256 MB.
+pub(crate) fn gram_by_pixel(
+    off: &[usize],
+    frames: &[u32],
+    counts: &[u32],
+    n: usize,
+    method: Option<GramMethod>,
+) -> Array2<f64> {
+    let chunk = ((1usize << 26) / n.max(1)).max(256);
+    gram_by_pixel_chunked(off, frames, counts, n, method, chunk)
+}
+
+/// [`gram_by_pixel`] with the dense method's pixel chunk given (tests use small chunks).
+fn gram_by_pixel_chunked(
+    off: &[usize],
+    frames: &[u32],
+    counts: &[u32],
+    n: usize,
+    method: Option<GramMethod>,
+    chunk: usize,
+) -> Array2<f64> {
+    let np = off.len() - 1;
+    let max = counts.iter().copied().max().unwrap_or(0);
+    let k = off.windows(2).map(|w| (w[1] - w[0]) as u64);
+    match method.unwrap_or_else(|| cheaper_method(k, n, np, max)) {
+        GramMethod::Sparse if max <= u32::from(u16::MAX) => gram_sparse(off, frames, counts, n),
+        _ => {
+            let mut total = Array2::<f64>::zeros((n, n));
+            for p0 in (0..np).step_by(chunk) {
+                let pc = chunk.min(np - p0);
+                let mut x = vec![0f32; if max <= 4096 { n * pc } else { 0 }];
+                let mut x64 = vec![0f64; if max <= 4096 { 0 } else { n * pc }];
+                for j in 0..pc {
+                    for e in off[p0 + j]..off[p0 + j + 1] {
+                        let i = frames[e] as usize * pc + j;
+                        if max <= 4096 {
+                            x[i] = counts[e] as f32;
+                        } else {
+                            x64[i] = f64::from(counts[e]);
+                        }
+                    }
+                }
+                total += &gram_exact(&x, &x64, n, pc, u64::from(max));
+            }
+            total
+        }
     }
 }
 
@@ -567,4 +626,46 @@ pub(crate) fn two_time_stack_with(
         out.bin_pixels.push(np);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Pixel-major Gram: sparse, dense in pixel chunks of any size, and the brute-force
+        /// sum agree exactly.
+        #[test]
+        fn gram_by_pixel_methods_agree(
+            px in prop::collection::vec(prop::collection::btree_map(0u32..40, 1u32..6000, 0..12), 1..9),
+            chunk in 1usize..5,
+        ) {
+            let n = 40;
+            let mut off = vec![0usize];
+            let (mut fr, mut ct) = (Vec::new(), Vec::new());
+            for p in &px {
+                for (&f, &c) in p {
+                    fr.push(f);
+                    ct.push(c);
+                }
+                off.push(fr.len());
+            }
+            let sparse = gram_by_pixel_chunked(&off, &fr, &ct, n, Some(GramMethod::Sparse), chunk);
+            let dense = gram_by_pixel_chunked(&off, &fr, &ct, n, Some(GramMethod::Dense), chunk);
+            prop_assert_eq!(&sparse, &dense);
+            for a in 0..n as u32 {
+                for b in 0..n as u32 {
+                    let want: f64 = px
+                        .iter()
+                        .map(|p| {
+                            let x = |t: u32| f64::from(p.get(&t).copied().unwrap_or(0));
+                            x(a) * x(b)
+                        })
+                        .sum();
+                    prop_assert_eq!(sparse[[a as usize, b as usize]], want);
+                }
+            }
+        }
+    }
 }
