@@ -106,7 +106,7 @@ pub fn write_figures(
 
         if s.tau_q.iter().flatten().count() >= 2 {
             let pl = s.power_law.as_ref().map(|r| (r, s.facts.q1_inv_angstrom));
-            let plot = figures::tau_vs_q(
+            let mut plot = figures::tau_vs_q(
                 &format!(
                     "{name} {:.1} GPa {:?}: τ(q)",
                     s.facts.pressure_gpa, s.facts.direction
@@ -114,6 +114,28 @@ pub fn write_figures(
                 &s.tau_q,
                 pl,
             );
+            // The truth each q-bin's τ is scored on: the same fit of its expected g2.
+            let truth: Vec<(f64, f64)> = s
+                .bins
+                .iter()
+                .filter_map(|b| b.truth_fit.value("tau").map(|t| (b.q_inv_angstrom, t)))
+                .filter(|p| p.1.is_finite() && p.0 > 0.0)
+                .collect();
+            if !truth.is_empty() {
+                let alpha = s.truth_power_law.as_ref().and_then(|r| r.value("alpha"));
+                let label = match alpha {
+                    Some(a) => format!("truth: the same fits of the expected g2 (α = {a:.3})"),
+                    None => "truth: the same fits of the expected g2".to_string(),
+                };
+                plot = plot.with(
+                    Series::points(
+                        &label,
+                        truth.iter().map(|p| p.0).collect(),
+                        truth.iter().map(|p| p.1).collect(),
+                    )
+                    .with_color(PALETTE[2]),
+                );
+            }
             let p = fig.join(format!("tau_q_{}.png", s.label));
             plot.write_png(&p)?;
             out.push(p);
