@@ -100,7 +100,10 @@ pub fn g2_with_fit(
             .zip(g2_err)
             .map(|((&t, &y), &e)| (y - model.eval(t, &v.values)) / e)
             .collect();
-        plot = plot.with_residuals("(g2 − fit)/σ", delays_s.to_vec(), res);
+        // A decay leaves the lower left (short delays, near the baseline) empty.
+        plot = plot
+            .with_residuals("(g2 − fit)/σ", delays_s.to_vec(), res)
+            .legend_at(plotters::chart::SeriesLabelPosition::LowerLeft);
     } else if let Some(reason) = report.failure() {
         plot = plot.with_note(&format!("{} fit failed: {reason}", report.model));
     }
