@@ -88,14 +88,22 @@ impl Cells {
             .filter(|((&d, _), _)| d > 0)
             .map(|((&d, &s), &g)| (d, s, g))
             .collect();
+        // Neighbouring pixels mostly share a key: dropping repeats first leaves few to sort.
+        keys.dedup();
         keys.sort_unstable();
         keys.dedup();
         let index = |k: (u32, u32, u32)| keys.binary_search(&k).expect("key exists") as u32;
         let mut cell_of_pixel = vec![u32::MAX; dl.len()];
         let mut pixels_per_cell = vec![0u64; keys.len()];
+        // The previous pixel's key and cell: a run of equal keys needs one search.
+        let mut last: Option<((u32, u32, u32), u32)> = None;
         for (p, ((&d, &s), &g)) in dl.iter().zip(sl).zip(&group).enumerate() {
             if d > 0 {
-                let c = index((d, s, g));
+                let c = match last {
+                    Some((k, c)) if k == (d, s, g) => c,
+                    _ => index((d, s, g)),
+                };
+                last = Some(((d, s, g), c));
                 cell_of_pixel[p] = c;
                 pixels_per_cell[c as usize] += 1;
             }
