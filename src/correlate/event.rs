@@ -672,13 +672,11 @@ const LANES: usize = 8;
 /// (64 KiB); longer levels of very long scans take the sparse route.
 const LANES_MAX_FRAMES: u64 = 1 << 14;
 
-/// One level whose lags are all below [`LANES`], as pixel moments per lag lane. One pass over
-/// the events, last to first: event i (level-frame s, c_i photons) is added to `x` (row of
-/// level-frames at offset [`LANES`]; all zero on entry and on return), then G(0..8) +=
-/// c_i·x(s..s+8) as one 8-lane multiply-add. At that point x holds every later event, so
-/// G(k ≥ 1) = Σ_s x(s)x(s+k) exactly; G(0) counts each same-frame pair once and each event's
-/// square once, hence G(0) = 2·g0 - Σc². Head and tail sums h(k), t(k) are prefix sums of
-/// x's first and last 8 level-frames (the zero margins stand in for frames beyond the level),
+/// One level whose lags are all below [`LANES`], as pixel moments per lag lane. The events
+/// go into `x` (row of level-frames at offset [`LANES`], at least [`LANES`] zeros after the
+/// level's end; all zero on entry and on return), G(0..8) comes from one 8-lane
+/// multiply-add per event ([`gather`]), head and tail sums h(k), t(k) are prefix sums of x's
+/// first and last 8 level-frames (the zero margins stand in for frames beyond the level),
 /// P = m - t, F = m - h. No branch depends on the data: work ∝ events + lanes.
 #[inline(always)]
 fn level_lanes<const AVX2: bool>(
@@ -693,30 +691,21 @@ fn level_lanes<const AVX2: bool>(
     // T_L ≤ LANES_MAX_FRAMES: u32 (so that no index sum below can wrap).
     let tl32 = lv.t_l as u32;
     let tl = tl32 as usize;
-    let len = tl + 2 * LANES + 1;
+    let len = tl + 2 * LANES;
     if x.len() < len {
         x.resize(len, 0);
     }
     let x = &mut x[..len];
-    let kmin = lv.lags[0].0;
-    // d[j] = G at distance j + 1; g0 = G at distance 0 before its correction (only when the
-    // level has lag 0).
-    let (d, g0) = match (AVX2, kmin == 0) {
-        // SAFETY (both): AVX2 is true only in the build of `pixel_corrections_avx2`, which
-        // runs only when the CPU has AVX2.
-        #[cfg(target_arch = "x86_64")]
-        (true, true) => unsafe { gather_avx2::<true>(f, c, l, tl32, x) },
-        #[cfg(target_arch = "x86_64")]
-        (true, false) => unsafe { gather_avx2::<false>(f, c, l, tl32, x) },
-        (_, true) => gather::<true>(f, c, l, tl32, x),
-        (_, false) => gather::<false>(f, c, l, tl32, x),
+    #[cfg(target_arch = "x86_64")]
+    let g8 = if AVX2 {
+        // SAFETY: AVX2 is true only in the build of `pixel_corrections_avx2`, which runs only
+        // when the CPU has AVX2.
+        unsafe { gather_avx2(f, c, l, tl32, x) }
+    } else {
+        gather(f, c, l, tl32, x)
     };
-    let mut g8 = [0u32; LANES];
-    g8[1..].copy_from_slice(&d[..LANES - 1]);
-    if kmin == 0 {
-        let sq: u32 = c.iter().map(|&ci| ci * ci).sum();
-        g8[0] = 2 * g0 - sq;
-    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let g8 = gather(f, c, l, tl32, x);
     let head: &[u32; LANES] = x[LANES..2 * LANES].try_into().expect("LANES long");
     let tail: &[u32; LANES] = x[tl..tl + LANES].try_into().expect("LANES long");
     #[cfg(target_arch = "x86_64")]
@@ -733,7 +722,7 @@ fn level_lanes<const AVX2: bool>(
         x[LANES + ((fi >> l) as usize).min(tl)] = 0;
     }
     let m = m as u32;
-    if kmin as usize >= LANES / 2 {
+    if lv.lags[0].0 as usize >= LANES / 2 {
         lanes_update::<{ LANES / 2 }>(m, &g8, &h8, &t8, a);
     } else {
         lanes_update::<0>(m, &g8, &h8, &t8, a);
@@ -796,73 +785,57 @@ fn exclusive_scan_avx2(v: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m2
     _mm256_sub_epi32(s, v)
 }
 
-/// The event pass of [`level_lanes`]: adds the events (all below the level's T_L) to `x`
-/// last to first and returns (G at distances 1..=[`LANES`], G(0) before its correction, 0
-/// unless `G0`). Every sum ≤ m² < 2^24: no u32 wrap. The clamps never bind; they let the
-/// compiler drop the bounds checks.
+/// The event passes of [`level_lanes`]: adds the events (all below the level's T_L) to `x`,
+/// then returns G(k) = Σ_i c_i·x(s_i + k), k = 0..[`LANES`] (each event weighs the photons k
+/// level-frames after it; the events of one level-frame add up to x(s)). Scattering first
+/// and gathering after keeps every load clear of the stores just issued (a load overlapping a
+/// pending store stalls). Every sum ≤ m² < 2^24: no u32 wrap. The clamps never bind; they
+/// let the compiler drop the bounds checks.
 #[inline(always)]
-fn gather<const G0: bool>(
-    f: &[u32],
-    c: &[u32],
-    l: usize,
-    tl: u32,
-    x: &mut [u32],
-) -> ([u32; LANES], u32) {
+fn gather(f: &[u32], c: &[u32], l: usize, tl: u32, x: &mut [u32]) -> [u32; LANES] {
     let tl = tl as usize;
-    let x = &mut x[..tl + 2 * LANES + 1];
-    let mut d = [0u32; LANES];
-    let mut g0 = 0u32;
-    for (&fi, &ci) in f.iter().zip(c).rev() {
+    let x = &mut x[..tl + 2 * LANES];
+    for (&fi, &ci) in f.iter().zip(c) {
+        x[LANES + ((fi >> l) as usize).min(tl)] += ci;
+    }
+    let mut g = [0u32; LANES];
+    for (&fi, &ci) in f.iter().zip(c) {
         let s = LANES + ((fi >> l) as usize).min(tl);
-        let xs = x[s] + ci;
-        x[s] = xs;
-        if G0 {
-            g0 += ci * xs;
-        }
-        let w: &[u32; LANES] = x[s + 1..s + 1 + LANES].try_into().expect("LANES long");
-        for j in 0..LANES {
-            d[j] += ci * w[j];
+        let w: &[u32; LANES] = x[s..s + LANES].try_into().expect("LANES long");
+        for k in 0..LANES {
+            g[k] += ci * w[k];
         }
     }
-    (d, g0)
+    g
 }
 
 /// [`gather`] with the 8-lane multiply-add as one AVX2 instruction (the auto-vectorised
 /// loop splits it into pieces); same integers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn gather_avx2<const G0: bool>(
-    f: &[u32],
-    c: &[u32],
-    l: usize,
-    tl: u32,
-    x: &mut [u32],
-) -> ([u32; LANES], u32) {
+fn gather_avx2(f: &[u32], c: &[u32], l: usize, tl: u32, x: &mut [u32]) -> [u32; LANES] {
     use std::arch::x86_64::{
         __m256i, _mm256_add_epi32, _mm256_loadu_si256, _mm256_mullo_epi32, _mm256_set1_epi32,
         _mm256_setzero_si256, _mm256_storeu_si256,
     };
     let tl = tl as usize;
-    let x = &mut x[..tl + 2 * LANES + 1];
+    let x = &mut x[..tl + 2 * LANES];
+    for (&fi, &ci) in f.iter().zip(c) {
+        x[LANES + ((fi >> l) as usize).min(tl)] += ci;
+    }
     let mut acc = _mm256_setzero_si256();
-    let mut g0 = 0u32;
-    for (&fi, &ci) in f.iter().zip(c).rev() {
+    for (&fi, &ci) in f.iter().zip(c) {
         let s = LANES + ((fi >> l) as usize).min(tl);
-        let xs = x[s] + ci;
-        x[s] = xs;
-        if G0 {
-            g0 += ci * xs;
-        }
-        let w: &[u32; LANES] = x[s + 1..s + 1 + LANES].try_into().expect("LANES long");
+        let w: &[u32; LANES] = x[s..s + LANES].try_into().expect("LANES long");
         // SAFETY: `w` is 8 readable u32 (32 bytes); loadu needs no alignment.
         let v = unsafe { _mm256_loadu_si256(w.as_ptr().cast::<__m256i>()) };
         // Lane products < 2^24: the low 32 bits (mullo) are the exact products.
         acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(ci as i32), v));
     }
-    let mut d = [0u32; LANES];
-    // SAFETY: `d` is 8 writable u32 (32 bytes); storeu needs no alignment.
-    unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast::<__m256i>(), acc) };
-    (d, g0)
+    let mut g = [0u32; LANES];
+    // SAFETY: `g` is 8 writable u32 (32 bytes); storeu needs no alignment.
+    unsafe { _mm256_storeu_si256(g.as_mut_ptr().cast::<__m256i>(), acc) };
+    g
 }
 
 /// Adds one pixel's moments for lanes `LO..LANES` (G, level total m, head and tail sums per
