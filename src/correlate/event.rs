@@ -75,6 +75,8 @@ struct TwoTimeAcc {
     bins: Vec<usize>,
     /// Processed-bin index of every dynamic label (index label - 1).
     index_of_label: Vec<Option<usize>>,
+    /// Dynamic label of every pixel (row-major).
+    labels: Vec<u32>,
     /// Upper-triangle numerators, n × n row-major per processed bin.
     num: Vec<Vec<f64>>,
 }
@@ -90,7 +92,6 @@ pub struct EventCorrelator {
     tables: Vec<Vec<u32>>,
     /// Per level: the lag entries the fast path visits.
     levels: Vec<LevelLags>,
-    labels: Vec<u32>,
     two_time: Option<TwoTimeAcc>,
 }
 
@@ -136,7 +137,6 @@ impl EventCorrelator {
             totals: vec![0; r * c],
             tables,
             levels,
-            labels: part.dynamic().labels().to_vec(),
             two_time: None,
         }
     }
@@ -161,6 +161,7 @@ impl EventCorrelator {
             num: vec![vec![0.0; n * n]; bins.len()],
             bins,
             index_of_label,
+            labels: part.dynamic().labels().to_vec(),
         });
         Ok(self)
     }
@@ -332,7 +333,7 @@ impl EventCorrelator {
         }
         // Two-time numerators: parallel over processed bins (each owns its matrix).
         if let Some(tt) = &mut self.two_time {
-            let labels = &self.labels;
+            let labels = &tt.labels;
             let (bf, n) = (tt.bin_frames, tt.n);
             let index_of_label = &tt.index_of_label;
             tt.num.par_iter_mut().enumerate().for_each(|(i, num)| {
