@@ -66,6 +66,9 @@ struct LevelLags {
     /// [`LANES_MAX_FRAMES`]); its sums are then the pixel moments themselves
     /// ([`CorrAcc::lanes`]), not correction sums.
     lanes: bool,
+    /// For a lanes level: where its row starts in [`FastScratch::lanes_x`] (rows of T_L +
+    /// 2·[`LANES`] level-frames, one after the other); the end of the rows otherwise.
+    row: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +119,7 @@ impl EventCorrelator {
         }
         let mut levels = Vec::new();
         let mut e = 0;
+        let mut row = 0;
         for l in 0..schedule.n_levels() {
             let t_l = (n_frames >> l) as u64;
             let mut lags = Vec::new();
@@ -127,7 +131,15 @@ impl EventCorrelator {
             }
             let lanes =
                 lags.last().is_some_and(|&(k, _)| (k as usize) < LANES) && t_l <= LANES_MAX_FRAMES;
-            levels.push(LevelLags { t_l, lags, lanes });
+            levels.push(LevelLags {
+                t_l,
+                lags,
+                lanes,
+                row,
+            });
+            if lanes {
+                row += t_l as usize + 2 * LANES;
+            }
         }
         let (r, c) = part.shape();
         EventCorrelator {
@@ -611,8 +623,9 @@ pub(super) struct FastScratch {
     occ: Vec<usize>,
     /// G per in-level lag 0..=kmax of the current short level.
     gd: Vec<u32>,
-    /// Level-frames for [`level_lanes`], offset by [`LANES`] zeros in front and followed by
-    /// at least [`LANES`] zeros; all zero between uses.
+    /// Rows of level-frames for [`level_lanes`], one per lanes level (see [`LevelLags::row`]),
+    /// each offset by [`LANES`] zeros in front and followed by [`LANES`] zeros; all zero
+    /// between pixels.
     lanes_x: Vec<u32>,
     /// G per in-level distance 0..=kmax of the current (long, sparse) level.
     g: Vec<u64>,
@@ -674,11 +687,11 @@ const LANES: usize = 8;
 const LANES_MAX_FRAMES: u64 = 1 << 14;
 
 /// One level whose lags are all below [`LANES`], as pixel moments per lag lane. The events
-/// go into `x` (row of level-frames at offset [`LANES`], at least [`LANES`] zeros after the
-/// level's end; all zero on entry and on return), G(0..8) comes from one 8-lane
-/// multiply-add per event ([`gather`]), head and tail sums h(k), t(k) are prefix sums of x's
-/// first and last 8 level-frames (the zero margins stand in for frames beyond the level),
-/// P = m - t, F = m - h. No branch depends on the data: work ∝ events + lanes.
+/// are already in the level's row of `x` ([`scatter`]; level-frames at offset [`LANES`],
+/// [`LANES`] zeros after the level's end; all zero again on return), G(0..8) comes from one
+/// 8-lane multiply-add per event ([`gather`]), head and tail sums h(k), t(k) are prefix sums
+/// of x's first and last 8 level-frames (the zero margins stand in for frames beyond the
+/// level), P = m - t, F = m - h. No branch depends on the data: work ∝ events + lanes.
 #[inline(always)]
 fn level_lanes<const AVX2: bool>(
     f: &[u32],
@@ -686,17 +699,13 @@ fn level_lanes<const AVX2: bool>(
     l: usize,
     lv: &LevelLags,
     m: u64,
-    x: &mut Vec<u32>,
+    x: &mut [u32],
     a: &mut LaneSums,
 ) {
     // T_L ≤ LANES_MAX_FRAMES: u32 (so that no index sum below can wrap).
     let tl32 = lv.t_l as u32;
     let tl = tl32 as usize;
-    let len = tl + 2 * LANES;
-    if x.len() < len {
-        x.resize(len, 0);
-    }
-    let x = &mut x[..len];
+    let x = &mut x[lv.row..lv.row + tl + 2 * LANES];
     #[cfg(target_arch = "x86_64")]
     let g8 = if AVX2 {
         // SAFETY: AVX2 is true only in the build of `pixel_corrections_avx2`, which runs only
@@ -786,19 +795,25 @@ fn exclusive_scan_avx2(v: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m2
     _mm256_sub_epi32(s, v)
 }
 
-/// The event passes of [`level_lanes`]: adds the events (all below the level's T_L) to `x`,
-/// then returns G(k) = Σ_i c_i·x(s_i + k), k = 0..[`LANES`] (each event weighs the photons k
-/// level-frames after it; the events of one level-frame add up to x(s)). Scattering first
-/// and gathering after keeps every load clear of the stores just issued (a load overlapping a
-/// pending store stalls). Every sum ≤ m² < 2^24: no u32 wrap. The clamps never bind; they
-/// let the compiler drop the bounds checks.
+/// Adds a level's events (all below its T_L) to its row `x` of level-frames (offset
+/// [`LANES`]). The clamp never binds; it lets the compiler drop the bounds check.
 #[inline(always)]
-fn gather(f: &[u32], c: &[u32], l: usize, tl: u32, x: &mut [u32]) -> [u32; LANES] {
+fn scatter(f: &[u32], c: &[u32], l: usize, tl: u32, x: &mut [u32]) {
     let tl = tl as usize;
     let x = &mut x[..tl + 2 * LANES];
     for (&fi, &ci) in f.iter().zip(c) {
         x[LANES + ((fi >> l) as usize).min(tl)] += ci;
     }
+}
+
+/// The gather pass of [`level_lanes`]: with the events in `x`, G(k) = Σ_i c_i·x(s_i + k), k =
+/// 0..[`LANES`] (each event weighs the photons k level-frames after it; the events of one
+/// level-frame add up to x(s)). Every sum ≤ m² < 2^24: no u32 wrap. The clamps never bind;
+/// they let the compiler drop the bounds checks.
+#[inline(always)]
+fn gather(f: &[u32], c: &[u32], l: usize, tl: u32, x: &[u32]) -> [u32; LANES] {
+    let tl = tl as usize;
+    let x = &x[..tl + 2 * LANES];
     let mut g = [0u32; LANES];
     for (&fi, &ci) in f.iter().zip(c) {
         let s = LANES + ((fi >> l) as usize).min(tl);
@@ -814,16 +829,13 @@ fn gather(f: &[u32], c: &[u32], l: usize, tl: u32, x: &mut [u32]) -> [u32; LANES
 /// loop splits it into pieces); same integers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn gather_avx2(f: &[u32], c: &[u32], l: usize, tl: u32, x: &mut [u32]) -> [u32; LANES] {
+fn gather_avx2(f: &[u32], c: &[u32], l: usize, tl: u32, x: &[u32]) -> [u32; LANES] {
     use std::arch::x86_64::{
         __m256i, _mm256_add_epi32, _mm256_loadu_si256, _mm256_mullo_epi32, _mm256_set1_epi32,
         _mm256_setzero_si256, _mm256_storeu_si256,
     };
     let tl = tl as usize;
-    let x = &mut x[..tl + 2 * LANES];
-    for (&fi, &ci) in f.iter().zip(c) {
-        x[LANES + ((fi >> l) as usize).min(tl)] += ci;
-    }
+    let x = &x[..tl + 2 * LANES];
     let mut acc = _mm256_setzero_si256();
     for (&fi, &ci) in f.iter().zip(c) {
         let s = LANES + ((fi >> l) as usize).min(tl);
@@ -910,6 +922,33 @@ fn pixel_corrections_impl<const AVX2: bool>(
         lanes_x,
     }: &mut FastScratch,
 ) {
+    let need = levels.last().map_or(0, |lv| {
+        lv.row
+            + if lv.lanes {
+                lv.t_l as usize + 2 * LANES
+            } else {
+                0
+            }
+    });
+    if lanes_x.len() < need {
+        lanes_x.resize(need, 0);
+    }
+    // Every lanes level's events into its own row first, all gathers after: a gather then
+    // never loads bytes whose store is still pending (such a load stalls until the store
+    // lands).
+    let mut cut = fr.len();
+    for (l, lv) in levels.iter().enumerate() {
+        while cut > 0 && u64::from(fr[cut - 1]) >= lv.t_l << l {
+            cut -= 1;
+        }
+        if cut == 0 {
+            break;
+        }
+        if lv.lanes {
+            let tl = lv.t_l as u32;
+            scatter(&fr[..cut], &ct[..cut], l, tl, &mut lanes_x[lv.row..]);
+        }
+    }
     let mut cut = fr.len();
     let mut m = total;
     // Events i < j are ≥ min_gap raw frames apart, so ≥ ⌊min_gap / 2^L⌋ level-frames.
