@@ -7,11 +7,15 @@
 //! [`TwoTimeResult`] equal to the dense one.
 //!
 //! Work: each pixel's past and future sums are its level total m minus its photons in the
-//! level's first / last k level-frames (h, t), so the per-cell [`Moments`] follow from Σm, Σm²
-//! per level plus per-lag sums that only pixels with h, t or G ≠ 0 feed (`CorrAcc`, exact u64,
-//! turned into u128 moments per chunk of pixels). Per pixel and level: the events near the
-//! scan's ends and the pairs of (binned) events no further apart than the level's largest
-//! lag, so the cost grows with photons and photon pairs, not with pixel-frames or lags.
+//! level's first / last k level-frames (h, t). Levels whose lags are all below 8 (every level
+//! of the default 8-buffer schemes) take `level_lanes`: one pass over the pixel's events
+//! gives G, h and t for all 8 in-level lags at once (8-lane integer vectors), added as
+//! moments per lag lane. Other levels use correction sums: the per-cell [`Moments`] follow
+//! from Σm, Σm² per level plus per-lag sums that only pixels with h, t or G ≠ 0 feed. Both are
+//! exact u64 per chunk of pixels (`CorrAcc`), turned into u128 moments. Per pixel and level:
+//! the events, the events near the scan's ends and the pairs of (binned) events no further
+//! apart than the level's largest lag, so the cost grows with photons and photon pairs, not
+//! with pixel-frames or lags.
 //! Pixels with ≥ 2^12 photons take the per-pixel u128 path (`pixel_products`), which is also
 //! the reference the fast path is tested against. State: per cell, the photons per frame and
 //! per-lag sums (independent of the pixel count), so pixel blocks can be streamed.
@@ -58,6 +62,13 @@ struct LevelLags {
     /// (in-level lag k, entry index), k increasing, only k < T_L (longer lags have no frame
     /// pair: all their sums stay 0).
     lags: Vec<(u64, usize)>,
+    /// Whether the level takes [`level_lanes`] (lags non-empty, all below [`LANES`], T_L ≤
+    /// [`LANES_MAX_FRAMES`]); its sums are then the pixel moments themselves
+    /// ([`CorrAcc::lanes`]), not correction sums.
+    lanes: bool,
+    /// For a lanes level: where its row starts in [`FastScratch::lanes_x`] (rows of T_L +
+    /// 2·[`LANES`] level-frames, one after the other); the end of the rows otherwise.
+    row: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +78,8 @@ struct TwoTimeAcc {
     bins: Vec<usize>,
     /// Processed-bin index of every dynamic label (index label - 1).
     index_of_label: Vec<Option<usize>>,
+    /// Dynamic label of every pixel (row-major).
+    labels: Vec<u32>,
     /// Upper-triangle numerators, n × n row-major per processed bin.
     num: Vec<Vec<f64>>,
 }
@@ -82,7 +95,6 @@ pub struct EventCorrelator {
     tables: Vec<Vec<u32>>,
     /// Per level: the lag entries the fast path visits.
     levels: Vec<LevelLags>,
-    labels: Vec<u32>,
     two_time: Option<TwoTimeAcc>,
 }
 
@@ -107,6 +119,7 @@ impl EventCorrelator {
         }
         let mut levels = Vec::new();
         let mut e = 0;
+        let mut row = 0;
         for l in 0..schedule.n_levels() {
             let t_l = (n_frames >> l) as u64;
             let mut lags = Vec::new();
@@ -116,7 +129,17 @@ impl EventCorrelator {
                 }
                 e += 1;
             }
-            levels.push(LevelLags { t_l, lags });
+            let lanes =
+                lags.last().is_some_and(|&(k, _)| (k as usize) < LANES) && t_l <= LANES_MAX_FRAMES;
+            levels.push(LevelLags {
+                t_l,
+                lags,
+                lanes,
+                row,
+            });
+            if lanes {
+                row += t_l as usize + 2 * LANES;
+            }
         }
         let (r, c) = part.shape();
         EventCorrelator {
@@ -126,7 +149,6 @@ impl EventCorrelator {
             totals: vec![0; r * c],
             tables,
             levels,
-            labels: part.dynamic().labels().to_vec(),
             two_time: None,
         }
     }
@@ -151,6 +173,7 @@ impl EventCorrelator {
             num: vec![vec![0.0; n * n]; bins.len()],
             bins,
             index_of_label,
+            labels: part.dynamic().labels().to_vec(),
         });
         Ok(self)
     }
@@ -322,7 +345,7 @@ impl EventCorrelator {
         }
         // Two-time numerators: parallel over processed bins (each owns its matrix).
         if let Some(tt) = &mut self.two_time {
-            let labels = &self.labels;
+            let labels = &tt.labels;
             let (bf, n) = (tt.bin_frames, tt.n);
             let index_of_label = &tt.index_of_label;
             tt.num.par_iter_mut().enumerate().for_each(|(i, num)| {
@@ -538,13 +561,22 @@ pub(super) struct CorrAcc {
     m: Vec<[u64; 2]>,
     /// Per lag entry: Σ t, Σ h, Σ mt, Σ mh, Σ t², Σ h², Σ ht, Σ G, Σ G², Σ Gm, Σ Gt, Σ Gh.
     v: Vec<[u64; 12]>,
+    /// Per level taking [`level_lanes`] (empty for the others): the pixel moments Σ G, Σ P,
+    /// Σ F, Σ G², Σ P², Σ F², Σ GP, Σ GF, Σ PF per in-level lag 0..[`LANES`] (lanes that
+    /// are no lag entry hold sums nobody reads).
+    lanes: Vec<LaneSums>,
 }
+
+/// Pixel moments of one level per in-level lag lane, field-major so that a pixel adds each
+/// field to all lanes with one vector operation.
+pub(super) type LaneSums = [[u64; LANES]; 9];
 
 impl CorrAcc {
     pub(super) fn new(n_levels: usize, n_lags: usize) -> Self {
         CorrAcc {
             m: vec![[0; 2]; n_levels],
             v: vec![[0; 12]; n_lags],
+            lanes: vec![[[0; LANES]; 9]; n_levels],
         }
     }
 
@@ -552,7 +584,25 @@ impl CorrAcc {
     /// adding before subtracting, so no intermediate goes below zero (e.g. Σ(m-t)² =
     /// (Σm² + Σt²) - 2Σmt).
     fn add_to(&self, levels: &[LevelLags], out: &mut [Moments]) {
-        for (lv, &[s1, s2]) in levels.iter().zip(&self.m) {
+        for ((lv, &[s1, s2]), a) in levels.iter().zip(&self.m).zip(&self.lanes) {
+            if lv.lanes {
+                for &(k, e) in &lv.lags {
+                    let k = k as usize;
+                    let [g, p, f, gg, pp, ff, gp, gf, pf] = a.map(|x| u128::from(x[k]));
+                    out[e].add(&Moments {
+                        g,
+                        p,
+                        f,
+                        gg,
+                        pp,
+                        ff,
+                        gp,
+                        gf,
+                        pf,
+                    });
+                }
+                continue;
+            }
             let (s1, s2) = (u128::from(s1), u128::from(s2));
             for &(_, e) in &lv.lags {
                 let [t, h, mt, mh, tt, hh, ht, g, gg, gm, gt, gh] = self.v[e].map(u128::from);
@@ -585,16 +635,18 @@ pub(super) struct FastScratch {
     occ: Vec<usize>,
     /// G per in-level lag 0..=kmax of the current short level.
     gd: Vec<u32>,
-    /// Level-frames for [`level_lanes`]: [`DENSE_MAX_FRAMES`] + [`LANES`], zero between uses.
+    /// Rows of level-frames for [`level_lanes`], one per lanes level (see [`LevelLags::row`]),
+    /// each offset by [`LANES`] zeros in front and followed by [`LANES`] zeros; all zero
+    /// between pixels.
     lanes_x: Vec<u32>,
     /// G per in-level distance 0..=kmax of the current (long, sparse) level.
     g: Vec<u64>,
 }
 
 /// Adds one pixel (sorted events, `total` < [`FAST_MAX_PHOTONS`] photons) to a cell's
-/// correction sums. Dispatches to an AVX2 build of the same code when the CPU has it (the
-/// 8-lane multiply-adds of [`level_lanes`] become single vector operations); integers only, so
-/// both builds agree exactly.
+/// sums. Dispatches to an AVX2 build of the same code when the CPU has it (the 8-lane
+/// multiply-adds and prefix sums of [`level_lanes`] become single vector operations);
+/// integers only, so both builds agree exactly.
 fn pixel_corrections(
     fr: &[u32],
     ct: &[u32],
@@ -611,7 +663,7 @@ fn pixel_corrections(
         return;
     }
     let _ = avx2;
-    pixel_corrections_impl(fr, ct, total, levels, acc, scratch);
+    pixel_corrections_impl::<false>(fr, ct, total, levels, acc, scratch);
 }
 
 /// Whether [`pixel_corrections`] may use its AVX2 build.
@@ -636,59 +688,203 @@ unsafe fn pixel_corrections_avx2(
     acc: &mut CorrAcc,
     scratch: &mut FastScratch,
 ) {
-    pixel_corrections_impl(fr, ct, total, levels, acc, scratch);
+    pixel_corrections_impl::<true>(fr, ct, total, levels, acc, scratch);
 }
 
 /// Lags per level handled by [`level_lanes`] (every level of the default 8-buffer schemes).
 const LANES: usize = 8;
 
-/// One short level whose lags are all below [`LANES`]: events scattered into `x` (all zero on
-/// entry and on return; length ≥ T_L + LANES), then per occupied level-frame s one 8-lane
-/// multiply-add G(0..8) += x(s)·x(s..s+8) (past the level's end x reads 0), the head and tail
-/// sums from x's first and last 8 level-frames, and the lag entries. Work ∝ events.
+/// Longest level (level-frames) for [`level_lanes`]: its scratch row stays within L1/L2
+/// (64 KiB); longer levels of very long scans take the sparse route.
+const LANES_MAX_FRAMES: u64 = 1 << 14;
+
+/// One level whose lags are all below [`LANES`], as pixel moments per lag lane. The events
+/// are already in the level's row of `x` ([`scatter`]; level-frames at offset [`LANES`],
+/// [`LANES`] zeros after the level's end; all zero again on return), G(0..8) comes from one
+/// 8-lane multiply-add per event ([`gather`]), head and tail sums h(k), t(k) are prefix sums
+/// of x's first and last 8 level-frames (the zero margins stand in for frames beyond the
+/// level), P = m - t, F = m - h. No branch depends on the data: work ∝ events + lanes.
 #[inline(always)]
-fn level_lanes(
+fn level_lanes<const AVX2: bool>(
     f: &[u32],
     c: &[u32],
     l: usize,
     lv: &LevelLags,
     m: u64,
     x: &mut [u32],
-    acc: &mut CorrAcc,
+    a: &mut LaneSums,
 ) {
-    let tl = lv.t_l as usize;
-    for (&fi, &ci) in f.iter().zip(c) {
-        x[(u64::from(fi) >> l) as usize] += ci;
-    }
-    let mut g8 = [0u32; LANES];
-    let mut prev = usize::MAX;
+    // T_L ≤ LANES_MAX_FRAMES: u32 (so that no index sum below can wrap).
+    let tl32 = lv.t_l as u32;
+    let tl = tl32 as usize;
+    let x = &mut x[lv.row..lv.row + tl + 2 * LANES];
+    #[cfg(target_arch = "x86_64")]
+    let g8 = if AVX2 {
+        // SAFETY: AVX2 is true only in the build of `pixel_corrections_avx2`, which runs only
+        // when the CPU has AVX2.
+        unsafe { gather_avx2(f, c, l, tl32, x) }
+    } else {
+        gather(f, c, l, tl32, x)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let g8 = gather(f, c, l, tl32, x);
+    let head: &[u32; LANES] = x[LANES..2 * LANES].try_into().expect("LANES long");
+    let tail: &[u32; LANES] = x[tl..tl + LANES].try_into().expect("LANES long");
+    #[cfg(target_arch = "x86_64")]
+    let (h8, t8) = if AVX2 {
+        // SAFETY: as above.
+        unsafe { head_tail_avx2(head, tail) }
+    } else {
+        head_tail(head, tail)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (h8, t8) = head_tail(head, tail);
     for &fi in f {
-        let s = (u64::from(fi) >> l) as usize;
-        if s != prev {
-            prev = s;
-            let xs = x[s];
-            let w: &[u32; LANES] = x[s..s + LANES].try_into().expect("LANES long");
-            for k in 0..LANES {
-                // Σ over the level ≤ m² < 2^24: no u32 wrap.
-                g8[k] += xs * w[k];
-            }
-        }
+        // (The clamp never binds: every event is below the level's end.)
+        x[LANES + ((fi >> l) as usize).min(tl)] = 0;
     }
+    let m = m as u32;
+    if lv.lags[0].0 as usize >= LANES / 2 {
+        lanes_update::<{ LANES / 2 }>(m, &g8, &h8, &t8, a);
+    } else {
+        lanes_update::<0>(m, &g8, &h8, &t8, a);
+    }
+}
+
+/// Head and tail sums h(k), t(k), k = 0..[`LANES`], from the first and the last 8
+/// level-frames (`tail` in frame order): exclusive prefix sums.
+#[inline(always)]
+fn head_tail(head: &[u32; LANES], tail: &[u32; LANES]) -> ([u32; LANES], [u32; LANES]) {
     let (mut h8, mut t8) = ([0u32; LANES], [0u32; LANES]);
     let (mut hs, mut ts) = (0u32, 0u32);
-    for k in 0..LANES.min(tl) {
+    for k in 0..LANES {
         h8[k] = hs;
         t8[k] = ts;
-        hs += x[k];
-        ts += x[tl - 1 - k];
+        hs += head[k];
+        ts += tail[LANES - 1 - k];
     }
-    for &fi in f {
-        x[(u64::from(fi) >> l) as usize] = 0;
+    (h8, t8)
+}
+
+/// [`head_tail`] as two 8-lane scans.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn head_tail_avx2(head: &[u32; LANES], tail: &[u32; LANES]) -> ([u32; LANES], [u32; LANES]) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_loadu_si256, _mm256_permutevar8x32_epi32, _mm256_setr_epi32,
+        _mm256_storeu_si256,
+    };
+    // SAFETY: 8 readable u32 each; loadu needs no alignment.
+    let (h, t) = unsafe {
+        (
+            _mm256_loadu_si256(head.as_ptr().cast::<__m256i>()),
+            _mm256_loadu_si256(tail.as_ptr().cast::<__m256i>()),
+        )
+    };
+    let t = _mm256_permutevar8x32_epi32(t, _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0));
+    let (mut h8, mut t8) = ([0u32; LANES], [0u32; LANES]);
+    // SAFETY: 8 writable u32 each; storeu needs no alignment.
+    unsafe {
+        _mm256_storeu_si256(h8.as_mut_ptr().cast::<__m256i>(), exclusive_scan_avx2(h));
+        _mm256_storeu_si256(t8.as_mut_ptr().cast::<__m256i>(), exclusive_scan_avx2(t));
     }
-    for &(k, e) in &lv.lags {
-        let k = k as usize;
-        let (h, t, g) = (h8[k], t8[k], g8[k]);
-        add_entry(&mut acc.v[e], m, u64::from(h), u64::from(t), u64::from(g));
+    (h8, t8)
+}
+
+/// Exclusive prefix sum of 8 u32 lanes: scans within each 128-bit half by byte shifts, then
+/// the lower half's total carried into the upper half.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn exclusive_scan_avx2(v: std::arch::x86_64::__m256i) -> std::arch::x86_64::__m256i {
+    use std::arch::x86_64::{
+        _mm256_add_epi32, _mm256_blend_epi32, _mm256_permutevar8x32_epi32, _mm256_set1_epi32,
+        _mm256_setzero_si256, _mm256_slli_si256, _mm256_sub_epi32,
+    };
+    let s = _mm256_add_epi32(v, _mm256_slli_si256::<4>(v));
+    let s = _mm256_add_epi32(s, _mm256_slli_si256::<8>(s));
+    let carry = _mm256_permutevar8x32_epi32(s, _mm256_set1_epi32(3));
+    let s = _mm256_add_epi32(s, _mm256_blend_epi32::<0xF0>(_mm256_setzero_si256(), carry));
+    _mm256_sub_epi32(s, v)
+}
+
+/// Adds a level's events (all below its T_L) to its row `x` of level-frames (offset
+/// [`LANES`]). The clamp never binds; it lets the compiler drop the bounds check.
+#[inline(always)]
+fn scatter(f: &[u32], c: &[u32], l: usize, tl: u32, x: &mut [u32]) {
+    let tl = tl as usize;
+    let x = &mut x[..tl + 2 * LANES];
+    for (&fi, &ci) in f.iter().zip(c) {
+        x[LANES + ((fi >> l) as usize).min(tl)] += ci;
+    }
+}
+
+/// The gather pass of [`level_lanes`]: with the events in `x`, G(k) = Σ_i c_i·x(s_i + k), k =
+/// 0..[`LANES`] (each event weighs the photons k level-frames after it; the events of one
+/// level-frame add up to x(s)). Every sum ≤ m² < 2^24: no u32 wrap. The clamps never bind;
+/// they let the compiler drop the bounds checks.
+#[inline(always)]
+fn gather(f: &[u32], c: &[u32], l: usize, tl: u32, x: &[u32]) -> [u32; LANES] {
+    let tl = tl as usize;
+    let x = &x[..tl + 2 * LANES];
+    let mut g = [0u32; LANES];
+    for (&fi, &ci) in f.iter().zip(c) {
+        let s = LANES + ((fi >> l) as usize).min(tl);
+        let w: &[u32; LANES] = x[s..s + LANES].try_into().expect("LANES long");
+        for k in 0..LANES {
+            g[k] += ci * w[k];
+        }
+    }
+    g
+}
+
+/// [`gather`] with the 8-lane multiply-add as one AVX2 instruction (the auto-vectorised
+/// loop splits it into pieces); same integers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn gather_avx2(f: &[u32], c: &[u32], l: usize, tl: u32, x: &[u32]) -> [u32; LANES] {
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi32, _mm256_loadu_si256, _mm256_mullo_epi32, _mm256_set1_epi32,
+        _mm256_setzero_si256, _mm256_storeu_si256,
+    };
+    let tl = tl as usize;
+    let x = &x[..tl + 2 * LANES];
+    let mut acc = _mm256_setzero_si256();
+    for (&fi, &ci) in f.iter().zip(c) {
+        let s = LANES + ((fi >> l) as usize).min(tl);
+        let w: &[u32; LANES] = x[s..s + LANES].try_into().expect("LANES long");
+        // SAFETY: `w` is 8 readable u32 (32 bytes); loadu needs no alignment.
+        let v = unsafe { _mm256_loadu_si256(w.as_ptr().cast::<__m256i>()) };
+        // Lane products < 2^24: the low 32 bits (mullo) are the exact products.
+        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(ci as i32), v));
+    }
+    let mut g = [0u32; LANES];
+    // SAFETY: `g` is 8 writable u32 (32 bytes); storeu needs no alignment.
+    unsafe { _mm256_storeu_si256(g.as_mut_ptr().cast::<__m256i>(), acc) };
+    g
+}
+
+/// Adds one pixel's moments for lanes `LO..LANES` (G, level total m, head and tail sums per
+/// lane) to `a`. Every value < 2^24 and every product < 2^48, so a chunk of [`CHUNK`] pixels
+/// stays below 2^60.
+#[inline(always)]
+fn lanes_update<const LO: usize>(
+    m: u32,
+    g8: &[u32; LANES],
+    h8: &[u32; LANES],
+    t8: &[u32; LANES],
+    a: &mut LaneSums,
+) {
+    for k in LO..LANES {
+        let (g, p, f) = (u64::from(g8[k]), u64::from(m - t8[k]), u64::from(m - h8[k]));
+        a[0][k] += g;
+        a[1][k] += p;
+        a[2][k] += f;
+        a[3][k] += g * g;
+        a[4][k] += p * p;
+        a[5][k] += f * f;
+        a[6][k] += g * p;
+        a[7][k] += g * f;
+        a[8][k] += p * f;
     }
 }
 
@@ -717,13 +913,14 @@ fn add_entry(a: &mut [u64; 12], m: u64, h: u64, t: u64, g: u64) {
 
 /// The body of [`pixel_corrections`]. Level-L frame of an event: raw frame >> L; the level
 /// keeps the raw frames below T_L·2^L (the incomplete trailing bin is dropped, as in the
-/// dense correlator). Short levels (T_L ≤ [`DENSE_MAX_FRAMES`]: most photons have partners
-/// within the lags there) go dense: events scattered into level-frames, G(k) gathered over the
-/// occupied ones ([`level_lanes`] when every lag is below [`LANES`]), h and t as prefix sums. Long
-/// levels stay sparse on the raw events: h and t from the few events near the ends, G from
-/// pairs, skipped outright when the pixel's smallest frame gap rules every pair out.
+/// dense correlator). Levels whose lags are all below [`LANES`] take [`level_lanes`]. Of the
+/// others, short levels (T_L ≤ [`DENSE_MAX_FRAMES`]: most photons have partners within the
+/// lags there) go dense: events scattered into level-frames, G(k) gathered over the occupied
+/// ones, h and t as prefix sums. Long levels stay sparse on the raw events: h and t from the
+/// few events near the ends, G from pairs, skipped outright when the pixel's smallest frame
+/// gap rules every pair out.
 #[inline(always)]
-fn pixel_corrections_impl(
+fn pixel_corrections_impl<const AVX2: bool>(
     fr: &[u32],
     ct: &[u32],
     total: u64,
@@ -737,10 +934,32 @@ fn pixel_corrections_impl(
         lanes_x,
     }: &mut FastScratch,
 ) {
-    // level_lanes only takes levels of at most DENSE_MAX_FRAMES level-frames.
-    let need = DENSE_MAX_FRAMES as usize + LANES;
+    let need = levels.last().map_or(0, |lv| {
+        lv.row
+            + if lv.lanes {
+                lv.t_l as usize + 2 * LANES
+            } else {
+                0
+            }
+    });
     if lanes_x.len() < need {
         lanes_x.resize(need, 0);
+    }
+    // Every lanes level's events into its own row first, all gathers after: a gather then
+    // never loads bytes whose store is still pending (such a load stalls until the store
+    // lands).
+    let mut cut = fr.len();
+    for (l, lv) in levels.iter().enumerate() {
+        while cut > 0 && u64::from(fr[cut - 1]) >= lv.t_l << l {
+            cut -= 1;
+        }
+        if cut == 0 {
+            break;
+        }
+        if lv.lanes {
+            let tl = lv.t_l as u32;
+            scatter(&fr[..cut], &ct[..cut], l, tl, &mut lanes_x[lv.row..]);
+        }
     }
     let mut cut = fr.len();
     let mut m = total;
@@ -756,16 +975,16 @@ fn pixel_corrections_impl(
         if cut == 0 {
             return;
         }
+        let (f, c) = (&fr[..cut], &ct[..cut]);
+        if lv.lanes {
+            level_lanes::<AVX2>(f, c, l, lv, m, lanes_x, &mut acc.lanes[l]);
+            continue;
+        }
         acc.m[l][0] += m;
         acc.m[l][1] += m * m;
         let (Some(&(kmin, _)), Some(&(kmax, _))) = (lv.lags.first(), lv.lags.last()) else {
             continue;
         };
-        let (f, c) = (&fr[..cut], &ct[..cut]);
-        if t_l <= DENSE_MAX_FRAMES && (kmax as usize) < LANES {
-            level_lanes(f, c, l, lv, m, lanes_x, acc);
-            continue;
-        }
         if t_l <= DENSE_MAX_FRAMES {
             // Scatter the events into zero-padded level-frames, then G(k) = Σ_s x(s)x(s+k)
             // over the occupied s only (the padding reads 0 past the last level-frame).

@@ -68,34 +68,43 @@ impl Cells {
                 bin_size[d as usize] += 1;
             }
         }
-        let mut rank = vec![0usize; n_bins + 1];
-        let group: Vec<u32> = dl
-            .iter()
-            .map(|&d| {
-                if d == 0 {
-                    return 0;
-                }
-                let d = d as usize;
-                let g = rank[d] * n_groups / bin_size[d];
-                rank[d] += 1;
-                g as u32
-            })
-            .collect();
-        let mut keys: Vec<(u32, u32, u32)> = dl
-            .iter()
-            .zip(sl)
-            .zip(&group)
-            .filter(|((&d, _), _)| d > 0)
-            .map(|((&d, &s), &g)| (d, s, g))
-            .collect();
+        // Per bin: (rank·K of the next pixel, its group ⌊rank·K/N⌋), advanced without a
+        // division per pixel. Pass 1 parks each pixel's group in `cell_of_pixel` and collects
+        // the keys; neighbouring pixels mostly share a key, so repeats are dropped on the way
+        // and few are left to sort.
+        let mut next = vec![(0usize, 0usize); n_bins + 1];
+        let mut cell_of_pixel = vec![u32::MAX; dl.len()];
+        let mut keys: Vec<(u32, u32, u32)> = Vec::new();
+        for (p, (&d, &s)) in dl.iter().zip(sl).enumerate() {
+            if d == 0 {
+                continue;
+            }
+            let (rk, g) = &mut next[d as usize];
+            while (*g + 1) * bin_size[d as usize] <= *rk {
+                *g += 1;
+            }
+            *rk += n_groups;
+            cell_of_pixel[p] = *g as u32;
+            let k = (d, s, *g as u32);
+            if keys.last() != Some(&k) {
+                keys.push(k);
+            }
+        }
         keys.sort_unstable();
         keys.dedup();
         let index = |k: (u32, u32, u32)| keys.binary_search(&k).expect("key exists") as u32;
-        let mut cell_of_pixel = vec![u32::MAX; dl.len()];
         let mut pixels_per_cell = vec![0u64; keys.len()];
-        for (p, ((&d, &s), &g)) in dl.iter().zip(sl).zip(&group).enumerate() {
+        // Pass 2: group → cell. The previous pixel's key and cell: a run of equal keys needs
+        // one search.
+        let mut last: Option<((u32, u32, u32), u32)> = None;
+        for (p, (&d, &s)) in dl.iter().zip(sl).enumerate() {
             if d > 0 {
-                let c = index((d, s, g));
+                let k = (d, s, cell_of_pixel[p]);
+                let c = match last {
+                    Some((lk, c)) if lk == k => c,
+                    _ => index(k),
+                };
+                last = Some((k, c));
                 cell_of_pixel[p] = c;
                 pixels_per_cell[c as usize] += 1;
             }
@@ -649,4 +658,60 @@ fn pooled_value(
         };
         (v, err)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cells;
+    use crate::data::{LabelMap, QPartition};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// The cells equal their definition: pixel of rank r among its dynamic bin's N pixels
+        /// in group ⌊rK/N⌋, cells = sorted distinct (dynamic, static, group) keys (bins
+        /// smaller and larger than K, several static labels per bin).
+        #[test]
+        fn cells_follow_their_definition(
+            dl in prop::collection::vec(0u32..4, 1..300),
+            sl_seed in prop::collection::vec(0u32..3, 300),
+            k in 1usize..40,
+        ) {
+            let n = dl.len();
+            let sl: Vec<u32> = (0..n).map(|p| if dl[p] > 0 { sl_seed[p] } else { 0 }).collect();
+            let d = LabelMap::new(1, n, dl.clone(), "t").unwrap();
+            let s = LabelMap::new(1, n, sl.clone(), "t").unwrap();
+            let part = QPartition::new(dl.iter().map(|&l| l > 0).collect(), d, s, "t").unwrap();
+            let cells = Cells::with_groups(&part, k);
+            let size = |b: u32| dl.iter().filter(|&&x| x == b).count();
+            let mut rank = [0usize; 4];
+            let mut keys = Vec::new();
+            for p in 0..n {
+                if dl[p] > 0 {
+                    let b = dl[p] as usize;
+                    keys.push((dl[p], sl[p], (rank[b] * k / size(dl[p])) as u32));
+                    rank[b] += 1;
+                }
+            }
+            let mut sorted = keys.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let mut it = keys.iter();
+            for p in 0..n {
+                if dl[p] == 0 {
+                    prop_assert_eq!(cells.cell_of_pixel[p], u32::MAX);
+                    continue;
+                }
+                let key = *it.next().unwrap();
+                let c = cells.cell_of_pixel[p] as usize;
+                prop_assert_eq!(c, sorted.binary_search(&key).unwrap());
+                prop_assert_eq!(
+                    (cells.dynamic_of_cell[c], cells.static_of_cell[c], cells.group_of_cell[c]),
+                    key
+                );
+            }
+            prop_assert_eq!(cells.n_cells(), sorted.len());
+        }
+    }
 }
