@@ -260,35 +260,60 @@ impl<'a> Truth<'a> {
 ///
 /// This bounds |E\[C\]_simulated - E\[C\]_ideal| / ((1 - x_b)² c) for the grid-mode simulator.
 pub fn grid_interpolation_error(beta: f64, du: f64, kappa: f64, x: f64) -> f64 {
-    let h = |sep: f64| intensity_cov(super::clock::isf(sep * du, beta), kappa, x);
+    grid_interpolation_error_range(beta, du, kappa, x, x)
+}
+
+/// [`grid_interpolation_error`], worst case over every static fraction x in [x_lo, x_hi].
+///
+/// The error is not monotonic in x: h = κ(1-x)²F² + 2x(1-x)F + x², and the constant x² is
+/// interpolated exactly, so at each lag and position the error is the quadratic
+/// q(x) = κ(1-x)² e₂ + 2x(1-x) e₁ (e₁, e₂: the errors of F and F²), which vanishes at x = 1.
+/// A scene's largest x (an anvil spot, x ≈ 1) is therefore the *easiest* case, not the worst;
+/// |q| is maximal at an end of the interval or at the vertex of q, and all three are checked.
+pub fn grid_interpolation_error_range(beta: f64, du: f64, kappa: f64, x_lo: f64, x_hi: f64) -> f64 {
+    let f = |sep: f64| super::clock::isf(sep * du, beta);
     let max_lag = (4.0 / du).ceil() as i64 + 2;
     let phases: Vec<f64> = (0..=20).map(|i| i as f64 / 20.0).collect();
+    let q =
+        |x: f64, e1: f64, e2: f64| kappa * (1.0 - x) * (1.0 - x) * e2 + 2.0 * x * (1.0 - x) * e1;
     let mut worst: f64 = 0.0;
     for lag in 0..=max_lag {
         for &w1 in &phases {
             for &w2 in &phases {
                 let p = [1.0 - w1, w1];
-                let q = [1.0 - w2, w2];
-                let mut interp = 0.0;
+                let r = [1.0 - w2, w2];
+                let (mut i1, mut i2) = (0.0, 0.0);
                 for (a, pa) in p.iter().enumerate() {
-                    for (b, qb) in q.iter().enumerate() {
-                        interp += pa * qb * h((lag + b as i64 - a as i64) as f64);
+                    for (b, rb) in r.iter().enumerate() {
+                        let v = f((lag + b as i64 - a as i64) as f64);
+                        i1 += pa * rb * v;
+                        i2 += pa * rb * v * v;
                     }
                 }
-                let exact = h(lag as f64 + w2 - w1);
-                worst = worst.max((interp - exact).abs());
+                let exact = f(lag as f64 + w2 - w1);
+                let (e1, e2) = (i1 - exact, i2 - exact * exact);
+                let mut m = q(x_lo, e1, e2).abs().max(q(x_hi, e1, e2).abs());
+                // Vertex of q: q'(x) = 0 at x* = (κ e₂ - e₁) / (κ e₂ - 2 e₁).
+                let den = kappa * e2 - 2.0 * e1;
+                if den != 0.0 {
+                    let xs = (kappa * e2 - e1) / den;
+                    if xs > x_lo && xs < x_hi {
+                        m = m.max(q(xs, e1, e2).abs());
+                    }
+                }
+                worst = worst.max(m);
             }
         }
     }
     worst
 }
 
-/// The grid spacing (material time) whose interpolation error is ≤ `tolerance` (halving from
-/// 0.1), together with that error.
-pub fn grid_spacing_for(beta: f64, kappa: f64, x: f64, tolerance: f64) -> (f64, f64) {
+/// The grid spacing (material time) whose interpolation error is ≤ `tolerance` for every
+/// static fraction in [x_lo, x_hi] (halving from 0.1), together with that error.
+pub fn grid_spacing_for(beta: f64, kappa: f64, x_lo: f64, x_hi: f64, tolerance: f64) -> (f64, f64) {
     let mut du = 0.1;
     loop {
-        let e = grid_interpolation_error(beta, du, kappa, x);
+        let e = grid_interpolation_error_range(beta, du, kappa, x_lo, x_hi);
         if e <= tolerance || du < 1e-4 {
             return (du, e);
         }
@@ -370,8 +395,28 @@ mod tests {
         let e2 = grid_interpolation_error(1.8, 0.02, 1.0, 0.0);
         // Leading order ∝ du^β: the ratio is 2^1.8 = 3.5 (allow 3 to 4).
         assert!(e1 / e2 > 3.0 && e1 / e2 < 4.0, "{e1} {e2}");
-        let (du, e) = grid_spacing_for(1.8, 1.0, 0.0, 2e-3);
+        let (du, e) = grid_spacing_for(1.8, 1.0, 0.0, 0.0, 2e-3);
         assert!(e <= 2e-3 && du > 0.01, "{du} {e}");
+    }
+
+    /// A scene with an anvil spot (x ≈ 1) beside ordinary pixels (x = 0.02): the spacing must
+    /// hold the tolerance for the ordinary pixels. The error vanishes at x = 1, so the spot's
+    /// x alone would allow a far coarser grid (the Ce full-detector bias of session 3).
+    #[test]
+    fn grid_spacing_covers_every_static_fraction() {
+        let (beta, kappa, tol) = (1.8, 1.0, 2e-3);
+        let (du_spot, _) = grid_spacing_for(beta, kappa, 0.995, 0.995, tol);
+        let (du, e) = grid_spacing_for(beta, kappa, 0.02, 0.995, tol);
+        assert!(du < du_spot, "{du} {du_spot}");
+        assert!(e <= tol);
+        // The range bound is the exact max: no x in the interval does worse (checked densely).
+        for i in 0..=200 {
+            let x = 0.02 + (0.995 - 0.02) * i as f64 / 200.0;
+            let ex = grid_interpolation_error(beta, du, kappa, x);
+            assert!(ex <= e * (1.0 + 1e-12), "x {x}: {ex} > {e}");
+        }
+        // The coarser grid the spot alone allows misses the ordinary pixels' tolerance.
+        assert!(grid_interpolation_error(beta, du_spot, kappa, 0.02) > tol);
     }
 }
 

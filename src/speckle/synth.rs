@@ -24,7 +24,8 @@
 //!   Logist. Q. 26, 403, 1979): counts are exactly Poisson with mean μ ∫frame I dt/δt (exact
 //!   frame integration). Cost ∝ pixels × (scan/τ)/du × modes + photons / acceptance. The
 //!   correlations differ from the ideal model by at most
-//!   [`crate::model::truth::grid_interpolation_error`] × (1 - x_b)² c.
+//!   [`crate::model::truth::grid_interpolation_error_range`] over the scene's static fractions
+//!   × (1 - x_b)² c.
 //!
 //! Reproducibility: pixels are cut into blocks of `block_pixels`; block b draws from
 //! `rng::stream(subseed(seed, "speckle"), b)`, so output is bit-identical for any thread
@@ -343,17 +344,23 @@ impl Simulator {
         let mut sub_u = Vec::new();
         let generator = match options.method {
             Method::Grid { du, tolerance } => {
-                let x_max = (0..n)
+                // The error is not monotonic in x (it vanishes at x = 1): the grid must hold
+                // for every static fraction present, not just the largest.
+                let (x_lo, x_hi) = (0..n)
                     .map(|p| scene.static_fraction.at(p))
-                    .fold(0.0f64, f64::max);
+                    .fold((1.0f64, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+                let x_lo = x_lo.min(x_hi);
                 let (du, err) = match du {
                     Some(d) => {
                         check_positive("options", "grid du", d)?;
-                        (d, truth::grid_interpolation_error(beta, d, kappa, x_max))
+                        (
+                            d,
+                            truth::grid_interpolation_error_range(beta, d, kappa, x_lo, x_hi),
+                        )
                     }
                     None => {
                         check_positive("options", "grid tolerance", tolerance)?;
-                        truth::grid_spacing_for(beta, kappa, x_max, tolerance)
+                        truth::grid_spacing_for(beta, kappa, x_lo, x_hi, tolerance)
                     }
                 };
                 grid = Some((du, err));
