@@ -678,6 +678,8 @@ mod tests {
             sl_seed in prop::collection::vec(0u32..3, 300),
             k in 1usize..40,
         ) {
+            // A partition needs a labelled pixel (QPartition::new refuses an all-zero map).
+            prop_assume!(dl.iter().any(|&l| l > 0));
             let n = dl.len();
             let sl: Vec<u32> = (0..n).map(|p| if dl[p] > 0 { sl_seed[p] } else { 0 }).collect();
             let d = LabelMap::new(1, n, dl.clone(), "t").unwrap();
