@@ -258,6 +258,37 @@ pub(crate) enum GramMethod {
 const SCATTER_OVER_GEMM: f64 = 25.0;
 
 impl BinSparse {
+    /// The cheaper exact method for this bin (Sparse needs counts ≤ 2^16 so that u64 tile sums
+    /// of up to 2^32 products stay exact).
+    fn method(&self, n: usize, np: usize, max: u32) -> GramMethod {
+        let mut k = vec![0u64; np];
+        for &p in &self.pixel {
+            k[p as usize] += 1;
+        }
+        cheaper_method(k.into_iter(), n, np, max)
+    }
+
+    /// Row-major dense copy (n × np): f32 when every count ≤ 4096 (the exact f32 GEMM path),
+    /// else f64.
+    fn dense(&self, n: usize, np: usize, max: u32) -> (Vec<f32>, Vec<f64>) {
+        let fill = |set: &mut dyn FnMut(usize, u32)| {
+            for t in 0..n {
+                for j in self.row[t]..self.row[t + 1] {
+                    set(t * np + self.pixel[j] as usize, self.count[j]);
+                }
+            }
+        };
+        if max <= 4096 {
+            let mut x = vec![0f32; n * np];
+            fill(&mut |i, v| x[i] = v as f32);
+            (x, Vec::new())
+        } else {
+            let mut x = vec![0f64; n * np];
+            fill(&mut |i, v| x[i] = f64::from(v));
+            (Vec::new(), x)
+        }
+    }
+
     /// Pixel-major copy (CSR over pixels: offsets np + 1, two-time frames increasing, counts).
     fn by_pixel(&self, n: usize, np: usize) -> (Vec<usize>, Vec<u32>, Vec<u32>) {
         let mut off = vec![0usize; np + 1];
@@ -331,34 +362,23 @@ fn gram_by_pixel_chunked(
             let mut total = Array2::<f64>::zeros((n, n));
             for p0 in (0..np).step_by(chunk) {
                 let pc = chunk.min(np - p0);
-                // f32 when every count ≤ 4096 (the exact f32 GEMM path), else f64.
-                let px = (&off[p0..=p0 + pc], frames, counts, n);
-                let (x, x64) = if max <= 4096 {
-                    (dense_chunk(px, |c| c as f32), Vec::new())
-                } else {
-                    (Vec::new(), dense_chunk(px, f64::from))
-                };
+                let mut x = vec![0f32; if max <= 4096 { n * pc } else { 0 }];
+                let mut x64 = vec![0f64; if max <= 4096 { 0 } else { n * pc }];
+                for j in 0..pc {
+                    for e in off[p0 + j]..off[p0 + j + 1] {
+                        let i = frames[e] as usize * pc + j;
+                        if max <= 4096 {
+                            x[i] = counts[e] as f32;
+                        } else {
+                            x64[i] = f64::from(counts[e]);
+                        }
+                    }
+                }
                 total += &gram_exact(&x, &x64, n, pc, u64::from(max));
             }
             total
         }
     }
-}
-
-/// Row-major dense copy (n × pc) of pixel-major sparse counts (`off`: pc + 1 offsets into
-/// `frames`/`counts`), each count converted by `conv`.
-fn dense_chunk<T: Copy + Default>(
-    (off, frames, counts, n): (&[usize], &[u32], &[u32], usize),
-    conv: impl Fn(u32) -> T,
-) -> Vec<T> {
-    let pc = off.len() - 1;
-    let mut x = vec![T::default(); n * pc];
-    for j in 0..pc {
-        for e in off[j]..off[j + 1] {
-            x[frames[e] as usize * pc + j] = conv(counts[e]);
-        }
-    }
-    x
 }
 
 /// Exact Gram matrix num[t1][t2] = Σ_p x_p(t1) x_p(t2) from pixel-major sparse counts
@@ -532,6 +552,20 @@ pub fn two_time_stack(
     two_time_stack_with(stack, part, bins, bin_frames, None)
 }
 
+/// The Gram matrix of one gathered bin with the given method.
+fn gram_of(g: &BinSparse, n: usize, np: usize, max: u32, method: GramMethod) -> Array2<f64> {
+    match method {
+        GramMethod::Sparse if max <= u32::from(u16::MAX) => {
+            let (off, frames, counts) = g.by_pixel(n, np);
+            gram_sparse(&off, &frames, &counts, n)
+        }
+        _ => {
+            let (x, x64) = g.dense(n, np, max);
+            gram_exact(&x, &x64, n, np, u64::from(max))
+        }
+    }
+}
+
 /// [`two_time_stack`] with the Gram method forced (`None`: the cheaper one per bin); the
 /// tests check that both methods give the same exact numerators.
 pub(crate) fn two_time_stack_with(
@@ -567,8 +601,14 @@ pub(crate) fn two_time_stack_with(
                         .sum()
                 })
                 .collect();
-            let (off, frames, counts) = g.by_pixel(n, np);
-            let num = gram_by_pixel(&off, &frames, &counts, n, method);
+            let max = g.count.iter().copied().max().unwrap_or(0);
+            let num = gram_of(
+                &g,
+                n,
+                np,
+                max,
+                method.unwrap_or_else(|| g.method(n, np, max)),
+            );
             (num, sums, np as u64)
         })
         .collect();
