@@ -214,7 +214,7 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
         ("--pixel-size-um", a.pixel_size_um),
         ("--distance-m", a.distance_m),
     ] {
-        xpcs_twin::config::check_positive("command line", flag, v)?;
+        xpcs_twin::check::check_positive("command line", flag, v)?;
     }
     let (mut input, file_ft) = open_input(&a.frames)?;
     let frame_time_s = match (a.frame_time, file_ft) {

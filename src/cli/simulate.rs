@@ -420,7 +420,7 @@ fn campaign_of(a: &SimulateArgs) -> Result<CampaignConfig> {
             "1..=1000"
         ));
     }
-    xpcs_twin::config::check_range("command line", "--distance (m)", a.distance, 0.05, 100.0)?;
+    xpcs_twin::check::check_range("command line", "--distance (m)", a.distance, 0.05, 100.0)?;
     let roi_px = match (a.rows, a.cols) {
         (None, None) => None,
         (Some(r), Some(c)) => Some([r, c]),

@@ -15,7 +15,7 @@ pub struct ValidateArgs {
     /// Only the CI set (scenarios with `ci = true`).
     #[arg(long)]
     ci: bool,
-    /// Keep each scenario's outputs in OUT/<scenario>/.
+    /// Keep each scenario's outputs in OUT/SCENARIO/.
     #[arg(long)]
     out: Option<PathBuf>,
 }

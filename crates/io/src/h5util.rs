@@ -1,0 +1,362 @@
+//! Small HDF5 helpers shared by the readers and writers: error mapping, checked opens.
+
+use std::path::Path;
+
+use hdf5::types::{IntSize, TypeDescriptor};
+
+use crate::atomic::note_input;
+use crate::h5filters;
+use xpcs_core::error::{Error, Result};
+
+/// Maps an HDF5 error on `path` (and `what`, the object) to [`Error::Hdf5`], adding the last
+/// filter decode error if one was raised (a corrupted chunk).
+pub(crate) fn h5err(path: &Path, what: &str) -> impl Fn(hdf5::Error) -> Error {
+    let what = what.to_string();
+    let path = path.to_path_buf();
+    move |e| {
+        let detail = h5filters::take_last_filter_error()
+            .map(|m| format!(" (decoder: {m})"))
+            .unwrap_or_default();
+        Error::Hdf5 {
+            path: path.clone(),
+            message: one_line(&format!("{what}: {e}{detail}")),
+        }
+    }
+}
+
+/// Opens an HDF5 file read-only, after registering the in-process filters.
+pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
+    h5filters::register()?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::format(path, "is a directory, not an HDF5 file"));
+    }
+    let f = hdf5::File::open(path)
+        .map_err(|e| Error::format(path, one_line(&format!("not a readable HDF5 file ({e})"))))?;
+    note_input(path);
+    Ok(f)
+}
+
+/// True when `name` (a path, possibly nested) names a dataset in `g`.
+pub(crate) fn has_dataset(g: &hdf5::Group, name: &str) -> bool {
+    // link_exists fails on nested paths whose parents are missing: check each prefix.
+    let mut acc = String::new();
+    for part in name.trim_start_matches('/').split('/') {
+        if !acc.is_empty() || name.starts_with('/') {
+            acc.push('/');
+        }
+        acc.push_str(part);
+        if !g.link_exists(&acc) {
+            return false;
+        }
+    }
+    g.dataset(name).is_ok()
+}
+
+/// True when `name` names a group in `g`.
+pub(crate) fn has_group(g: &hdf5::Group, name: &str) -> bool {
+    let mut acc = String::new();
+    for part in name.trim_start_matches('/').split('/') {
+        if !acc.is_empty() || name.starts_with('/') {
+            acc.push('/');
+        }
+        acc.push_str(part);
+        if !g.link_exists(&acc) {
+            return false;
+        }
+    }
+    g.group(name).is_ok()
+}
+
+/// Integer storage classes a count or label dataset may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IntClass {
+    U8,
+    U16,
+    U32,
+    /// Any other integer type: read as i64 (or u64) and range-checked.
+    Wide {
+        signed: bool,
+    },
+}
+
+/// The integer class of a dataset, or a format error naming its actual type.
+pub(crate) fn int_class(ds: &hdf5::Dataset, path: &Path, what: &str) -> Result<IntClass> {
+    let td = ds
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(h5err(path, what))?;
+    Ok(match td {
+        TypeDescriptor::Unsigned(IntSize::U1) => IntClass::U8,
+        TypeDescriptor::Unsigned(IntSize::U2) => IntClass::U16,
+        TypeDescriptor::Unsigned(IntSize::U4) => IntClass::U32,
+        TypeDescriptor::Unsigned(_) => IntClass::Wide { signed: false },
+        TypeDescriptor::Integer(_) => IntClass::Wide { signed: true },
+        other => {
+            return Err(Error::format(
+                path,
+                format!("{what} must be an integer dataset, got {other}"),
+            ))
+        }
+    })
+}
+
+/// Reads a whole integer dataset as u32 values (range-checked), with its shape.
+pub(crate) fn read_u32_any(
+    ds: &hdf5::Dataset,
+    path: &Path,
+    what: &str,
+) -> Result<(Vec<usize>, Vec<u32>)> {
+    let shape = ds.shape();
+    let cls = int_class(ds, path, what)?;
+    guard_size(ds, 8, path, what)?;
+    let e = h5err(path, what);
+    let v: Vec<u32> = match cls {
+        IntClass::U8 => ds
+            .read_raw::<u8>()
+            .map_err(e)?
+            .into_iter()
+            .map(u32::from)
+            .collect(),
+        IntClass::U16 => ds
+            .read_raw::<u16>()
+            .map_err(e)?
+            .into_iter()
+            .map(u32::from)
+            .collect(),
+        IntClass::U32 => ds.read_raw::<u32>().map_err(e)?,
+        IntClass::Wide { signed: true } => {
+            let raw = ds.read_raw::<i64>().map_err(e)?;
+            to_u32_checked(raw.into_iter().map(i128::from), path, what)?
+        }
+        IntClass::Wide { signed: false } => {
+            let raw = ds.read_raw::<u64>().map_err(e)?;
+            to_u32_checked(raw.into_iter().map(i128::from), path, what)?
+        }
+    };
+    Ok((shape, v))
+}
+
+pub(crate) fn to_u32_checked(
+    it: impl Iterator<Item = i128>,
+    path: &Path,
+    what: &str,
+) -> Result<Vec<u32>> {
+    it.enumerate()
+        .map(|(i, x)| {
+            u32::try_from(x).map_err(|_| {
+                Error::out_of_range(
+                    path.display().to_string(),
+                    format!("{what}[{i}]"),
+                    x,
+                    "0..=4294967295",
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads an optional positive, finite scalar (a frame time): None when absent.
+pub(crate) fn read_positive_scalar(
+    g: &hdf5::Group,
+    name: &str,
+    path: &Path,
+) -> Result<Option<f64>> {
+    if !has_dataset(g, name) {
+        return Ok(None);
+    }
+    let ds = g.dataset(name).map_err(h5err(path, name))?;
+    if n_elems(&ds) != Some(1) {
+        return Err(Error::format(
+            path,
+            format!("{name} must be a scalar, got shape {:?}", ds.shape()),
+        ));
+    }
+    let v: f64 = ds.read_raw::<f64>().map_err(h5err(path, name))?[0];
+    if !(v.is_finite() && v > 0.0) {
+        return Err(Error::out_of_range(
+            path.display().to_string(),
+            name,
+            v,
+            "> 0 and finite (seconds)",
+        ));
+    }
+    Ok(Some(v))
+}
+
+/// The largest expansion any filter we read can reach (deflate 1032:1), with slack.
+pub(crate) const MAX_EXPANSION: u128 = 1100;
+
+/// Refuses a dataset whose declared size (elements × `elem_bytes`) the bytes it stores in the
+/// file cannot justify: protects every read from allocating for a corrupted shape.
+pub(crate) fn guard_size(
+    ds: &hdf5::Dataset,
+    elem_bytes: usize,
+    path: &Path,
+    what: &str,
+) -> Result<()> {
+    // The product of the dims can overflow u64 in a corrupt file: multiply in u128, checked.
+    let declared = ds
+        .shape()
+        .iter()
+        .try_fold(elem_bytes as u128, |a, &d| a.checked_mul(d as u128))
+        .unwrap_or(u128::MAX);
+    // A corrupt layout message can also claim a huge storage size: the file length bounds it.
+    let file_len = ds.file().map(|f| f.size()).unwrap_or(0);
+    let stored = u128::from(ds.storage_size().min(file_len));
+    // Without a filter the stored bytes are the data: no expansion is justified.
+    let ratio = if ds.filters().is_empty() {
+        1
+    } else {
+        MAX_EXPANSION
+    };
+    if declared > ratio * stored + (1 << 20) {
+        return Err(Error::format(
+            path,
+            format!(
+                "{what} declares shape {:?} ({declared} bytes) but stores only {stored} bytes: corrupt or truncated",
+                ds.shape()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Number of elements of a dataset, None when the product of its dims overflows.
+pub(crate) fn n_elems(ds: &hdf5::Dataset) -> Option<usize> {
+    ds.shape().iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
+/// Creates an HDF5 file in the 1.10 format, whose metadata (superblock v3, object headers v2,
+/// chunk indexes) carries checksums: a corrupted copy of a file we wrote is then detected by
+/// the C library instead of being parsed. h5py (HDF5 ≥ 1.10) and the APS viewer read it.
+pub(crate) fn create_h5(path: &Path) -> Result<hdf5::File> {
+    crate::h5filters::register()?;
+    hdf5::File::with_options()
+        .with_fapl(|p| p.libver_v110())
+        .create(path)
+        .map_err(h5err(path, "create"))
+}
+
+/// Writes a 0-d UTF-8 string dataset. Strings are stored fixed-length (NUL-padded, in the
+/// dataset itself, as h5py's `np.bytes_` / boost_corr do), never variable-length: those live
+/// in the global heap, which has no checksum, and a corrupted heap can crash the C library.
+pub(crate) fn write_text(g: &hdf5::Group, leaf: &str, s: &str, path: &Path) -> Result<()> {
+    use hdf5::types::FixedUnicode;
+    let err = |_| {
+        Error::invalid(
+            leaf,
+            format!("string of {} bytes is longer than 16384", s.len()),
+        )
+    };
+    macro_rules! put {
+        ($n:expr) => {{
+            let v: FixedUnicode<$n> = s.parse().map_err(err)?;
+            g.new_dataset_builder()
+                .with_data(&ndarray::arr0(v))
+                .create(leaf)
+                .map_err(h5err(path, leaf))?;
+        }};
+    }
+    match s.len() {
+        0..=64 => put!(64),
+        65..=1024 => put!(1024),
+        _ => put!(16384),
+    }
+    Ok(())
+}
+
+/// Writes a 1-D array of short UTF-8 strings (≤ 64 bytes each), fixed-length.
+pub(crate) fn write_text_array(
+    g: &hdf5::Group,
+    leaf: &str,
+    items: &[&str],
+    path: &Path,
+) -> Result<()> {
+    let v = items
+        .iter()
+        .map(|s| s.parse::<hdf5::types::FixedUnicode<64>>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::invalid(leaf, "string longer than 64 bytes"))?;
+    g.new_dataset_builder()
+        .with_data(&ndarray::Array1::from(v))
+        .create(leaf)
+        .map_err(h5err(path, leaf))?;
+    Ok(())
+}
+
+/// Writes a 0-d fixed-length string attribute (≤ 64 bytes).
+pub(crate) fn write_text_attr(
+    loc: &hdf5::Location,
+    name: &str,
+    s: &str,
+    path: &Path,
+) -> Result<()> {
+    let v: hdf5::types::FixedUnicode<64> = s
+        .parse()
+        .map_err(|_| Error::invalid(name, "attribute string longer than 64 bytes"))?;
+    loc.new_attr::<hdf5::types::FixedUnicode<64>>()
+        .shape(())
+        .create(name)
+        .and_then(|a| a.write_scalar(&v))
+        .map_err(h5err(path, name))
+}
+
+/// Reads a 0-d string dataset, fixed- or variable-length, ASCII or UTF-8.
+pub(crate) fn read_text(ds: &hdf5::Dataset, path: &Path, name: &str) -> Result<String> {
+    use hdf5::types::{FixedAscii, FixedUnicode, VarLenAscii, VarLenUnicode};
+    if n_elems(ds) != Some(1) {
+        return Err(Error::format(
+            path,
+            format!("{name} must be a single string, got shape {:?}", ds.shape()),
+        ));
+    }
+    let td = ds
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(h5err(path, name))?;
+    let e = h5err(path, name);
+    Ok(match td {
+        TypeDescriptor::FixedAscii(n) | TypeDescriptor::FixedUnicode(n) if n > 16384 => {
+            return Err(Error::format(
+                path,
+                format!("{name}: string of {n} bytes (limit 16384)"),
+            ))
+        }
+        TypeDescriptor::FixedAscii(_) => ds.read_raw::<FixedAscii<16384>>().map_err(e)?[0]
+            .as_str()
+            .to_string(),
+        TypeDescriptor::FixedUnicode(_) => ds.read_raw::<FixedUnicode<16384>>().map_err(e)?[0]
+            .as_str()
+            .to_string(),
+        TypeDescriptor::VarLenAscii => ds.read_raw::<VarLenAscii>().map_err(e)?[0]
+            .as_str()
+            .to_string(),
+        TypeDescriptor::VarLenUnicode => ds.read_raw::<VarLenUnicode>().map_err(e)?[0]
+            .as_str()
+            .to_string(),
+        other => {
+            return Err(Error::format(
+                path,
+                format!("{name} must be a string, got {other}"),
+            ))
+        }
+    })
+}
+
+/// Escapes control characters (newlines from file content or library messages) so that every
+/// error stays on one line.
+pub(crate) fn one_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

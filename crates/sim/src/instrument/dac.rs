@@ -1,0 +1,305 @@
+//! The diamond anvil cell: anvil attenuation, the sample's absorption and scattering volume,
+//! and the cell's backgrounds.
+//!
+//! Input: [`DacConfig`] (from `models/dacs/*.toml`) and the [`Beam`]. Output: [`Dac`], a
+//! validated runtime value with transmissions (dimensionless, 0..1) and effective thickness
+//! (cm) as functions of the scattering angle 2θ (radians).
+//!
+//! - Anvils: T_in = exp(−μ t), T_out(2θ) = exp(−μ t / cos 2θ) (exit path t / cos 2θ), μ of
+//!   diamond from the XCOM tables. Rayleigh scattering counts as a loss when
+//!   `rayleigh_is_loss` (the free-atom value, 0.71 through 2 × 1.2 mm at 21 keV); a perfect
+//!   single crystal scatters coherently only into Bragg reflections (the Kossel lines and spots),
+//!   so the other limit removes it (0.75; the Ce seed quotes 75.4 %).
+//! - Sample (slab of thickness t normal to the beam, linear attenuation μ_s): the scattering
+//!   volume per unit area is t_eff(2θ) = ∫₀ᵗ exp(−μ_s z) exp(−μ_s (t − z)/cos 2θ) dz.
+//! - Backgrounds: incoherent (dilutes the contrast) and static speckled fractions of the mean
+//!   detected intensity; Kossel lines and spots in [`crate::instrument::kossel`].
+//!
+//! Reference: attenuation law and slab absorption, e.g. B. E. Warren, X-ray Diffraction (1969),
+//! ch. 3; diamond cross sections from NIST XCOM (see [`crate::instrument::xcom`]).
+
+use crate::config::instrument::{DacConfig, KosselConfig};
+use crate::instrument::beam::Beam;
+use crate::instrument::xcom::{Attenuation, Material};
+use xpcs_core::check::{check_positive, check_range};
+use xpcs_core::error::{Error, Result};
+
+/// A validated diamond anvil cell holding a sample, at one beam energy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dac {
+    /// Where it came from.
+    pub origin: String,
+    /// Thickness of each anvil (cm).
+    pub anvil_thickness_cm: f64,
+    /// Diamond attenuation at the beam energy.
+    pub diamond: Attenuation,
+    /// Count Rayleigh scattering as a loss.
+    pub rayleigh_is_loss: bool,
+    /// Full opening angle of the downstream seat (radians).
+    pub opening_angle_rad: f64,
+    /// Sample material.
+    pub sample: Material,
+    /// Sample thickness (cm).
+    pub sample_thickness_cm: f64,
+    /// Sample attenuation at the beam energy.
+    pub sample_attenuation: Attenuation,
+    /// Coherent cross section per atom at the FSDP peak (electrons²).
+    pub peak_cross_section_e2: f64,
+    /// Incoherent background fraction.
+    pub incoherent_fraction: f64,
+    /// Static speckled background fraction.
+    pub static_fraction: f64,
+    /// Kossel lines and spots.
+    pub kossel: KosselConfig,
+}
+
+impl Dac {
+    /// Validates a cell against the beam that will cross it; errors name `origin` (the DAC
+    /// file) or the beam's file, the key and the allowed range.
+    pub fn new(cfg: &DacConfig, origin: &str, beam: &Beam) -> Result<Self> {
+        check_range(
+            origin,
+            "anvil_thickness_mm",
+            cfg.anvil_thickness_mm,
+            0.01,
+            10.0,
+        )?;
+        check_range(origin, "culet_um", cfg.culet_um, 10.0, 5000.0)?;
+        check_range(
+            origin,
+            "chamber_diameter_um",
+            cfg.chamber_diameter_um,
+            1.0,
+            cfg.culet_um,
+        )?;
+        check_range(
+            origin,
+            "opening_angle_deg",
+            cfg.opening_angle_deg,
+            1.0,
+            179.0,
+        )?;
+        let s = &cfg.sample;
+        check_range(
+            origin,
+            "sample.thickness_um",
+            s.thickness_um,
+            0.01,
+            cfg.chamber_height_um,
+        )
+        .map_err(|_| {
+            Error::out_of_range(
+                origin,
+                "sample.thickness_um",
+                s.thickness_um,
+                format!("> 0 and ≤ chamber_height_um = {}", cfg.chamber_height_um),
+            )
+        })?;
+        check_positive(origin, "chamber_height_um", cfg.chamber_height_um)?;
+        check_range(
+            origin,
+            "sample.lateral_size_um",
+            s.lateral_size_um,
+            0.01,
+            cfg.chamber_diameter_um,
+        )?;
+        if beam.max_size_um() > cfg.chamber_diameter_um {
+            return Err(Error::out_of_range(
+                &beam.origin,
+                "size_um",
+                format!("{:?}", beam.size_um),
+                format!(
+                    "≤ the sample chamber diameter {} µm (chamber_diameter_um in {origin})",
+                    cfg.chamber_diameter_um
+                ),
+            ));
+        }
+        if beam.max_size_um() > s.lateral_size_um {
+            return Err(Error::out_of_range(
+                &beam.origin,
+                "size_um",
+                format!("{:?}", beam.size_um),
+                format!(
+                    "≤ the sample size {} µm (sample.lateral_size_um in {origin})",
+                    s.lateral_size_um
+                ),
+            ));
+        }
+        check_range(
+            origin,
+            "incoherent_fraction",
+            cfg.incoherent_fraction,
+            0.0,
+            0.99,
+        )?;
+        check_range(origin, "static_fraction", cfg.static_fraction, 0.0, 0.99)?;
+        if cfg.incoherent_fraction + cfg.static_fraction >= 1.0 {
+            return Err(Error::out_of_range(
+                origin,
+                "incoherent_fraction + static_fraction",
+                cfg.incoherent_fraction + cfg.static_fraction,
+                "< 1",
+            ));
+        }
+        check_positive(
+            origin,
+            "sample.peak_cross_section_e2_per_atom",
+            s.peak_cross_section_e2_per_atom,
+        )?;
+        let k = &cfg.kossel;
+        check_range(origin, "kossel.depth[0]", k.depth[0], 0.0, 1.0)?;
+        check_range(origin, "kossel.depth[1]", k.depth[1], k.depth[0], 1.0)?;
+        check_positive(origin, "kossel.width_mrad", k.width_mrad)?;
+        check_range(
+            origin,
+            "kossel.spot_peak_rate_hz",
+            k.spot_peak_rate_hz,
+            0.0,
+            1e9,
+        )?;
+        check_positive(origin, "kossel.spot_sigma_px", k.spot_sigma_px)?;
+        check_range(origin, "kossel.n_lines", k.n_lines as f64, 0.0, 100.0)?;
+        check_range(origin, "kossel.n_spots", k.n_spots as f64, 0.0, 1000.0)?;
+        let atoms: Vec<(&str, f64)> = s
+            .composition
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        let sample = Material::new(&s.name, &atoms, s.density_g_cm3, origin)?;
+        let e_origin = beam.origin.as_str();
+        let sample_attenuation = sample.attenuation(beam.energy_kev, e_origin, "energy_kev")?;
+        let diamond = Material::diamond().attenuation(beam.energy_kev, e_origin, "energy_kev")?;
+        Ok(Dac {
+            origin: origin.to_string(),
+            anvil_thickness_cm: cfg.anvil_thickness_mm * 0.1,
+            diamond,
+            rayleigh_is_loss: cfg.rayleigh_is_loss,
+            opening_angle_rad: cfg.opening_angle_deg.to_radians(),
+            sample,
+            sample_thickness_cm: s.thickness_um * 1e-4,
+            sample_attenuation,
+            peak_cross_section_e2: s.peak_cross_section_e2_per_atom,
+            incoherent_fraction: cfg.incoherent_fraction,
+            static_fraction: cfg.static_fraction,
+            kossel: k.clone(),
+        })
+    }
+
+    /// Diamond attenuation used for transmissions (cm⁻¹), with or without Rayleigh.
+    pub fn diamond_mu_inv_cm(&self) -> f64 {
+        if self.rayleigh_is_loss {
+            self.diamond.total_inv_cm()
+        } else {
+            self.diamond.without_coherent_inv_cm()
+        }
+    }
+
+    /// Transmission of the upstream anvil.
+    pub fn transmission_in(&self) -> f64 {
+        (-self.diamond_mu_inv_cm() * self.anvil_thickness_cm).exp()
+    }
+
+    /// Transmission of the downstream anvil at scattering angle `two_theta` (radians).
+    pub fn transmission_out(&self, two_theta: f64) -> f64 {
+        (-self.diamond_mu_inv_cm() * self.anvil_thickness_cm / two_theta.cos()).exp()
+    }
+
+    /// Transmission of both anvils in the straight-through beam.
+    pub fn transmission_straight(&self) -> f64 {
+        self.transmission_in() * self.transmission_out(0.0)
+    }
+
+    /// Sample self-absorption: the effective scattering thickness t_eff(2θ) (cm).
+    pub fn sample_effective_thickness_cm(&self, two_theta: f64) -> f64 {
+        let mu = self.sample_attenuation.total_inv_cm();
+        let t = self.sample_thickness_cm;
+        let k = 1.0 / two_theta.cos() - 1.0; // extra exit path per unit depth
+        let x = mu * t * k;
+        let base = t * (-mu * t / two_theta.cos()).exp();
+        // ∫₀ᵗ e^{−μz} e^{−μ(t−z)/cos} dz = t e^{−μt/cos} (e^{x} − 1)/x with x = μ t k.
+        if x.abs() < 1e-9 {
+            base * (1.0 + x / 2.0)
+        } else {
+            base * x.exp_m1() / x
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::instrument::{load_preset, BeamConfig};
+
+    pub(crate) fn pt() -> (Beam, Dac) {
+        let (b, bo) = load_preset::<BeamConfig>("beams", "ebs-id10-20p95kev").unwrap();
+        let beam = Beam::new(&b, &bo).unwrap();
+        let (d, o) = load_preset::<DacConfig>("dacs", "pt-dac").unwrap();
+        let dac = Dac::new(&d, &o, &beam).unwrap();
+        (beam, dac)
+    }
+
+    #[test]
+    fn transmissions_follow_attenuation_law() {
+        let (_, dac) = pt();
+        let mu = dac.diamond.total_inv_cm();
+        let t = dac.anvil_thickness_cm;
+        assert!((dac.transmission_straight() - (-2.0 * mu * t).exp()).abs() < 1e-14);
+        let tt = 0.27f64;
+        assert!((dac.transmission_out(tt) - (-mu * t / tt.cos()).exp()).abs() < 1e-14);
+        // 2 × 1.2 mm at 20.95 keV ≈ 0.71 (DESIGN.md §4).
+        assert!((dac.transmission_straight() - 0.71).abs() < 0.005);
+        let mut d2 = dac.clone();
+        d2.rayleigh_is_loss = false;
+        assert!((d2.transmission_straight() - 0.75).abs() < 0.005);
+    }
+
+    #[test]
+    fn effective_thickness_closed_form_and_quadrature() {
+        let (_, dac) = pt();
+        let mu = dac.sample_attenuation.total_inv_cm();
+        let t = dac.sample_thickness_cm;
+        // 2θ = 0: t e^{−μt}.
+        assert!(
+            (dac.sample_effective_thickness_cm(0.0) / (t * (-mu * t).exp()) - 1.0).abs() < 1e-9
+        );
+        // 2θ = 0.5: midpoint quadrature of the defining integral.
+        let tt: f64 = 0.5;
+        let n = 100_000;
+        let h = t / n as f64;
+        let q: f64 = (0..n)
+            .map(|i| {
+                let z = (i as f64 + 0.5) * h;
+                (-mu * z).exp() * (-mu * (t - z) / tt.cos()).exp() * h
+            })
+            .sum();
+        assert!((dac.sample_effective_thickness_cm(tt) / q - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn beam_larger_than_chamber_is_an_error() {
+        let (b, bo) = load_preset::<BeamConfig>("beams", "ebs-id10-20p95kev").unwrap();
+        let mut b = b;
+        b.size_um = [400.0, 8.0];
+        let beam = Beam::new(&b, &bo).unwrap();
+        let (d, o) = load_preset::<DacConfig>("dacs", "pt-dac").unwrap();
+        let s = Dac::new(&d, &o, &beam).unwrap_err().to_string();
+        assert!(
+            s.contains("size_um") && s.contains("chamber_diameter_um"),
+            "{s}"
+        );
+        let mut d2 = d.clone();
+        d2.sample.thickness_um = -3.0;
+        let beam = Beam::new(
+            &load_preset::<BeamConfig>("beams", "ebs-id10-20p95kev")
+                .unwrap()
+                .0,
+            &bo,
+        )
+        .unwrap();
+        let s = Dac::new(&d2, &o, &beam).unwrap_err().to_string();
+        assert!(
+            s.contains("pt-dac.toml") && s.contains("sample.thickness_um"),
+            "{s}"
+        );
+    }
+}

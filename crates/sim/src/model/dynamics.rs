@@ -1,0 +1,104 @@
+//! The dynamics of one scan, as the speckle synthesiser consumes it.
+//!
+//! Input: β, a [`Clock`] (τ law + model-A jumps) and model-B replacement events. Output: the
+//! field covariance F(t1,t2) for a pixel whose clock runs at rate factor r:
+//! F = exp(-|r (u(t2) - u(t1))|^β) · Π sqrt(1 - φ_e) over replacement events t1 < t_e ≤ t2.
+//! Times are seconds since the start of the scan.
+//!
+//! Reference: DESIGN.md §2 (material clock; avalanche models A and B).
+
+use super::avalanche::AvalancheModel;
+use super::clock::{isf, Clock, KwwExponent, TauLaw};
+use xpcs_core::error::Result;
+
+/// The dynamics of one scan: β, the clock, and partial-replacement events.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Dynamics {
+    beta: KwwExponent,
+    clock: Clock,
+    /// (scan time (s), φ), sorted by time.
+    replacements: Vec<(f64, f64)>,
+}
+
+impl Dynamics {
+    /// Builds the dynamics from a τ law and avalanche events (scan time, s) of one model.
+    pub fn new(
+        beta: f64,
+        law: TauLaw,
+        events_s: &[f64],
+        model: Option<AvalancheModel>,
+        origin: &str,
+    ) -> Result<Self> {
+        let beta = KwwExponent::new(beta, origin)?;
+        let (jumps, mut replacements) = match model {
+            None => (Vec::new(), Vec::new()),
+            Some(m) => {
+                m.validate(origin)?;
+                match m {
+                    AvalancheModel::ClockJump { jump } => {
+                        (events_s.iter().map(|&t| (t, jump)).collect(), Vec::new())
+                    }
+                    AvalancheModel::Replacement { fraction } => (
+                        Vec::new(),
+                        events_s.iter().map(|&t| (t, fraction)).collect(),
+                    ),
+                }
+            }
+        };
+        replacements.sort_by(|a: &(f64, f64), b| a.0.total_cmp(&b.0));
+        Ok(Dynamics {
+            beta,
+            clock: Clock::new(law, jumps, origin)?,
+            replacements,
+        })
+    }
+
+    /// The same dynamics with more model-A clock jumps (scan time (s), J).
+    pub fn with_clock_jumps(mut self, extra: &[(f64, f64)], origin: &str) -> Result<Self> {
+        let mut jumps = self.clock.jumps().to_vec();
+        jumps.extend_from_slice(extra);
+        self.clock = Clock::new(*self.clock.law(), jumps, origin)?;
+        Ok(self)
+    }
+
+    /// Stationary KWW dynamics, no avalanches.
+    pub fn stationary(beta: f64, tau_s: f64) -> Result<Self> {
+        Self::new(
+            beta,
+            TauLaw::Stationary { tau_s },
+            &[],
+            None,
+            "stationary dynamics",
+        )
+    }
+
+    /// β.
+    pub fn beta(&self) -> f64 {
+        self.beta.get()
+    }
+    /// The material clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+    /// Model-B events (scan time (s), φ), sorted.
+    pub fn replacements(&self) -> &[(f64, f64)] {
+        &self.replacements
+    }
+
+    /// Field covariance F(t1, t2) of a pixel with clock-rate factor `rate` (see module doc).
+    pub fn field_cov(&self, rate: f64, t1_s: f64, t2_s: f64) -> f64 {
+        let (a, b) = if t1_s <= t2_s {
+            (t1_s, t2_s)
+        } else {
+            (t2_s, t1_s)
+        };
+        let du = rate * (self.clock.u(b) - self.clock.u(a));
+        let mut f = isf(du, self.beta.get());
+        for &(te, phi) in &self.replacements {
+            if a < te && te <= b {
+                f *= (1.0 - phi).sqrt();
+            }
+        }
+        f
+    }
+}

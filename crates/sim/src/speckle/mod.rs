@@ -1,0 +1,22 @@
+//! Speckle synthesis (seeded): complex fields per pixel and mode, static fields, incoherent
+//! background, frame integration, and photons from an ideal detector.
+//!
+//! Input: a [`synth::Scene`] (per-pixel plain data from the instrument), the scan's
+//! [`crate::model::Dynamics`] and an [`synth::Exposure`]. Output: photons as per-pixel CSR
+//! ([`xpcs_core::data::EventList`], or [`synth::PixelBlock`]s handed to a sink for detectors that do
+//! not fit in memory), or a dense [`xpcs_core::data::FrameStack`] (frame, row, col).
+//!
+//! Reference: DESIGN.md §3.
+
+pub mod generators;
+pub mod stable;
+pub mod synth;
+
+pub use generators::{CirculantPlan, Generator};
+pub use stable::symmetric_stable;
+pub use synth::{
+    Exposure, GeneratorKind, Method, PerPixel, PixelBlock, Scene, SimOptions, Simulator,
+};
+
+#[cfg(test)]
+mod tests;

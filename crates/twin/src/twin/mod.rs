@@ -1,0 +1,136 @@
+//! The digital twin: a whole high-pressure XPCS campaign simulated and analysed, every
+//! recovered number beside its ground truth.
+//!
+//! Input: a campaign file (`models/<campaign>.toml`, [`crate::config::campaign`]) and a
+//! [`Scale`]. Output, in a directory: per scan a results file, the seeds' figures, `report.md`
+//! and `summary.json` ([`output`]); in memory, a [`CampaignRun`].
+//!
+//! ```text
+//! campaign.toml ─► setup (dynamics, scene, partition, truth) ─► per isobar: simulate ─►
+//!   counting chain ─► correlate (event / dense; multi-tau + binned two-time) ─► fit vs truth
+//!   ─► campaign analysis (τ, β, c vs P; crossover, ΔV; ΔC; aging; α) ─► report
+//! ```
+//!
+//! Before any work the run is refused if its isobars overlap in time, a pressure lies outside
+//! its τ branch, or the memory / disk it needs exceeds what the machine has ([`resources`]).
+//!
+//! Reference: DESIGN.md §1 (pipeline).
+
+pub mod calibrate;
+pub mod campaign;
+pub mod output;
+pub mod resources;
+pub mod scan;
+pub mod setup;
+pub mod validate;
+
+pub use setup::{CampaignSetup, Roi, Scale, ScanSetup};
+
+use std::path::Path;
+use std::time::Instant;
+use xpcs_core::error::{Error, Result};
+
+/// Progress callbacks (the CLI draws bars with them).
+pub trait Progress: Sync {
+    /// Scan `k` of `n` starts.
+    fn scan_started(&self, k: usize, n: usize, label: &str);
+    /// Scan `k` enters a stage.
+    fn stage(&self, k: usize, stage: &str);
+    /// Scan `k` is done.
+    fn scan_done(&self, k: usize, seconds: f64);
+}
+
+/// No progress output.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn scan_started(&self, _: usize, _: usize, _: &str) {}
+    fn stage(&self, _: usize, _: &str) {}
+    fn scan_done(&self, _: usize, _: f64) {}
+}
+
+/// A finished campaign.
+#[derive(Debug, Clone)]
+pub struct CampaignRun {
+    /// Per-scan results, protocol order.
+    pub scans: Vec<scan::ScanResult>,
+    /// Campaign analysis.
+    pub analysis: campaign::CampaignAnalysis,
+    /// Failed comparisons and checks.
+    pub failures: usize,
+    /// Wall time (s).
+    pub elapsed_s: f64,
+}
+
+/// Runs every scan and the campaign analysis; writes the outputs into `out` (created) when
+/// given. Refuses before any work when [`resources::check`] fails or outputs would be
+/// overwritten without `force`.
+pub fn run_campaign(
+    setup: &CampaignSetup,
+    out: Option<&Path>,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<CampaignRun> {
+    if let Some(dir) = out {
+        for f in ["report.md", "summary.json"] {
+            let p = dir.join(f);
+            if p.exists() && !force {
+                return Err(Error::Overwrite {
+                    path: p,
+                    reason: "exists (use --force to overwrite)".into(),
+                });
+            }
+        }
+        resources::check(setup, Some(dir))?;
+    } else {
+        resources::check(setup, None)?;
+    }
+    let t0 = Instant::now();
+    let n = setup.scans.len();
+    let mut scans = Vec::with_capacity(n);
+    for (k, s) in setup.scans.iter().enumerate() {
+        progress.scan_started(k, n, &s.label);
+        let ts = Instant::now();
+        let mut r = scan::run_scan(s, &setup.config.analysis, &|st| progress.stage(k, st))?;
+        if let Some(dir) = out {
+            // The per-bin two-time maps go to the results file now and are then dropped:
+            // a campaign holds one scan's maps at a time.
+            progress.stage(k, "write");
+            output::write_scan_results(&dir.join("scans"), setup, &r)?;
+        }
+        r.two_time = None;
+        progress.scan_done(k, ts.elapsed().as_secs_f64());
+        scans.push(r);
+    }
+    let analysis = campaign::analyse(setup, &scans)?;
+    let elapsed_s = t0.elapsed().as_secs_f64();
+    let (md, failures) = output::report_markdown(setup, &scans, &analysis, elapsed_s);
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        output::write_figures(dir, setup, &scans, &analysis)?;
+        output::write_scans(dir, setup, &scans)?;
+        output::write_text_atomic(&dir.join("report.md"), &md)?;
+        let summary = serde_json::json!({
+            "program": format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
+            "campaign": setup.config.name,
+            "campaign_file": setup.path.display().to_string(),
+            "sample_file": setup.sample_path.display().to_string(),
+            "scale": setup.scale.name(),
+            "roi": setup.roi,
+            "seed": setup.seed,
+            "elapsed_s": elapsed_s,
+            "failures": failures,
+            "analysis": analysis,
+            "scans": scans,
+        });
+        let text = serde_json::to_string_pretty(&summary)
+            .map_err(|e| Error::invalid("summary.json", e.to_string()))?;
+        output::write_text_atomic(&dir.join("summary.json"), &text)?;
+    }
+    Ok(CampaignRun {
+        scans,
+        analysis,
+        failures,
+        elapsed_s,
+    })
+}

@@ -1,0 +1,774 @@
+//! What a twin run leaves in its output directory: the seeds' figures (PNG), `report.md` and
+//! `summary.json`.
+//!
+//! Input: the [`CampaignSetup`], the per-scan [`ScanResult`]s and the [`CampaignAnalysis`].
+//! Output files (all written atomically): `figures/two_time_<scan>.png`, `figures/g2_<scan>.png`,
+//! `figures/tau_q_<scan>.png`, `figures/tau_age_<scan>.png` (aging scans), `figures/tau_vs_pressure.png`,
+//! `figures/beta_vs_pressure.png`, `figures/contrast_vs_pressure.png`,
+//! `figures/delta_c_vs_pressure.png`, `report.md`, `summary.json`.
+//!
+//! Reference: the figures of the seeds (Ce Fig. 1–2, Pt Fig. 2–5), DESIGN.md §8.
+
+use super::campaign::{CampaignAnalysis, IsobarPoint};
+use super::scan::{Compared, ScanResult};
+use super::setup::CampaignSetup;
+use crate::report::{figures, Series, SeriesStyle, XyPlot, PALETTE};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use xpcs_core::error::{Error, Result};
+use xpcs_core::fit::{FitModel, Kww};
+use xpcs_io::assemble::{assemble, RunMeta};
+use xpcs_io::results::{write_results, Geometry as ResultsGeometry, Node, Tree};
+use xpcs_sim::model::Direction;
+
+/// Writes `text` to `path` atomically (temp file + rename); the twin's outputs are replaced on
+/// every run of the same `--out` folder, never an input of the run.
+pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    xpcs_io::atomic::write_bytes_atomic(path, &[], true, text.as_bytes())?;
+    Ok(())
+}
+
+fn fmt(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".into();
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-3..1e5).contains(&a) {
+        format!("{v:.3e}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.5}")
+    }
+}
+
+/// The figures; returns the written paths.
+pub fn write_figures(
+    dir: &Path,
+    setup: &CampaignSetup,
+    scans: &[ScanResult],
+    an: &CampaignAnalysis,
+) -> Result<Vec<PathBuf>> {
+    let fig = dir.join("figures");
+    std::fs::create_dir_all(&fig).map_err(|e| Error::io(&fig, e))?;
+    let mut out = Vec::new();
+    let name = &setup.config.name;
+    for s in scans {
+        let tt_dt = s.two_time_bin_frames as f64 * s.frame_time_s;
+        let ages = s.aging.as_ref().map_or(&[][..], |a| &a.ages[..]);
+        let title = format!(
+            "{name} {:.1} GPa {:?}: C(t1,t2), {} px, {}-frame bins",
+            s.facts.pressure_gpa, s.facts.direction, s.n_pixels, s.two_time_bin_frames
+        );
+        let mut hm = figures::two_time_with_cuts(&title, s.c2.view(), tt_dt, ages);
+        // Shift the cut overlays back to scan time (ages were stored since the pressure step).
+        if let Some(a) = &s.aging {
+            let _ = a;
+            for o in &mut hm.overlays {
+                let sh = waiting(setup, s);
+                for p in &mut o.points {
+                    p.0 -= sh;
+                    p.1 -= sh;
+                }
+                o.label = format!("{} (since step)", o.label);
+            }
+        }
+        let p = fig.join(format!("two_time_{}.png", s.label));
+        hm.write_png(&p)?;
+        out.push(p);
+
+        let model = Kww;
+        let mut g = figures::g2_with_fit(
+            &format!(
+                "{name} {:.1} GPa {:?}: g2 of {} px, expected g2 (truth) in green",
+                s.facts.pressure_gpa, s.facts.direction, s.n_pixels
+            ),
+            &s.delays_s,
+            &s.region.g2,
+            &s.region.g2_err,
+            &model as &dyn FitModel,
+            &s.region.fit,
+        );
+        g = g.with(
+            Series::line(
+                "expected g2 (truth)",
+                s.delays_s.clone(),
+                s.region.truth_g2.clone(),
+            )
+            .with_color(PALETTE[2])
+            .with_style(SeriesStyle::Line),
+        );
+        let p = fig.join(format!("g2_{}.png", s.label));
+        g.write_png(&p)?;
+        out.push(p);
+
+        if s.tau_q.iter().flatten().count() >= 2 {
+            let pl = s.power_law.as_ref().map(|r| (r, s.facts.q1_inv_angstrom));
+            let mut plot = figures::tau_vs_q(
+                &format!(
+                    "{name} {:.1} GPa {:?}: τ(q)",
+                    s.facts.pressure_gpa, s.facts.direction
+                ),
+                &s.tau_q,
+                pl,
+            );
+            // The truth each q-bin's τ is scored on: the same fit of its expected g2.
+            let truth: Vec<(f64, f64)> = s
+                .bins
+                .iter()
+                .filter_map(|b| b.truth_fit.value("tau").map(|t| (b.q_inv_angstrom, t)))
+                .filter(|p| p.1.is_finite() && p.0 > 0.0)
+                .collect();
+            if !truth.is_empty() {
+                let alpha = s.truth_power_law.as_ref().and_then(|r| r.value("alpha"));
+                let label = match alpha {
+                    Some(a) => format!("truth: the same fits of the expected g2 (α = {a:.3})"),
+                    None => "truth: the same fits of the expected g2".to_string(),
+                };
+                plot = plot.with(
+                    Series::points(
+                        &label,
+                        truth.iter().map(|p| p.0).collect(),
+                        truth.iter().map(|p| p.1).collect(),
+                    )
+                    .with_color(PALETTE[2]),
+                );
+            }
+            let p = fig.join(format!("tau_q_{}.png", s.label));
+            plot.write_png(&p)?;
+            out.push(p);
+        }
+        if let Some(a) = &s.aging {
+            let mut plot = figures::tau_vs_age(
+                &format!(
+                    "{name} {:.1} GPa: τ(t_w) with the aging law",
+                    s.facts.pressure_gpa
+                ),
+                &a.ages,
+                Some(&a.law),
+            );
+            // The same cuts of the expected map: the truth each measured τ(t_w) is scored on.
+            let truth: Vec<(f64, f64)> = a
+                .truth_ages
+                .iter()
+                .filter_map(|f| f.report.value("tau").map(|t| (f.cut.age_s, t)))
+                .filter(|p| p.1.is_finite())
+                .collect();
+            if !truth.is_empty() {
+                plot = plot.with(
+                    Series::points(
+                        "truth: the same cuts of the expected map",
+                        truth.iter().map(|p| p.0).collect(),
+                        truth.iter().map(|p| p.1).collect(),
+                    )
+                    .with_color(PALETTE[2]),
+                );
+            }
+            let p = fig.join(format!("tau_age_{}.png", s.label));
+            plot.write_png(&p)?;
+            out.push(p);
+        }
+    }
+    for (param, file, ylabel, logy) in [
+        ("tau", "tau_vs_pressure.png", "τ (s)", true),
+        (
+            "kww_exponent",
+            "beta_vs_pressure.png",
+            "β (KWW exponent)",
+            false,
+        ),
+        (
+            "contrast",
+            "contrast_vs_pressure.png",
+            "c (contrast)",
+            false,
+        ),
+    ] {
+        let plot = vs_pressure(name, &an.points, param, ylabel, logy, an);
+        let p = fig.join(file);
+        plot.write_png(&p)?;
+        out.push(p);
+    }
+    let mut dc = XyPlot::new(
+        &format!("{name}: ΔC at δt = τ (90 % width) vs pressure"),
+        "pressure (GPa)",
+        "ΔC",
+    );
+    for (dir, col, lab) in [
+        (Direction::Compression, 0, "compression"),
+        (Direction::Decompression, 1, "decompression"),
+    ] {
+        let pts: Vec<&IsobarPoint> = an
+            .points
+            .iter()
+            .filter(|p| p.direction == dir && p.delta_c[0].is_finite())
+            .collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let x: Vec<f64> = pts.iter().map(|p| p.pressure_gpa).collect();
+        dc = dc.with(
+            Series::points(
+                &format!("ΔC, {lab}"),
+                x.clone(),
+                pts.iter().map(|p| p.delta_c[0]).collect(),
+            )
+            .with_color(PALETTE[col]),
+        );
+        dc = dc.with(
+            Series::points(
+                &format!("noise alone, {lab}"),
+                x.clone(),
+                pts.iter().map(|p| p.delta_c[2]).collect(),
+            )
+            .with_color(PALETTE[col + 2])
+            .with_style(SeriesStyle::Line),
+        );
+        dc = dc.with(
+            Series::points(
+                &format!("expected map, {lab}"),
+                x,
+                pts.iter().map(|p| p.delta_c[3]).collect(),
+            )
+            .with_color(PALETTE[col + 4]),
+        );
+    }
+    let dc = with_legend_headroom(dc, false);
+    let p = fig.join("delta_c_vs_pressure.png");
+    dc.write_png(&p)?;
+    out.push(p);
+    Ok(out)
+}
+
+/// Adds an invisible one-point line (no legend entry) above the data so that the legend,
+/// drawn in the upper part of the plot, does not cover any point: the top third of a
+/// log axis (×`factor` above the largest value) or of a linear axis.
+fn with_legend_headroom(plot: XyPlot, log_y: bool) -> XyPlot {
+    let ys = plot
+        .series
+        .iter()
+        .flat_map(|s| s.y.iter().copied())
+        .filter(|y| y.is_finite() && (!log_y || *y > 0.0));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+        (a.min(y), b.max(y))
+    });
+    let x = plot
+        .series
+        .iter()
+        .flat_map(|s| s.x.iter().copied())
+        .find(|x| x.is_finite());
+    let (Some(x), true) = (x, hi.is_finite()) else {
+        return plot;
+    };
+    let top = if log_y {
+        hi * (hi / lo).max(10.0).powf(0.6)
+    } else {
+        hi + 0.7 * (hi - lo).max(hi.abs() * 0.05)
+    };
+    plot.with(
+        Series::line("", vec![x], vec![top])
+            .with_color(plotters::style::RGBColor(255, 255, 255))
+            .with_style(SeriesStyle::Line),
+    )
+}
+
+fn waiting(setup: &CampaignSetup, s: &ScanResult) -> f64 {
+    setup.scan(s.index).isobar.waiting_time_s
+}
+
+fn vs_pressure(
+    name: &str,
+    points: &[IsobarPoint],
+    param: &str,
+    ylabel: &str,
+    log_y: bool,
+    an: &CampaignAnalysis,
+) -> XyPlot {
+    let mut plot = XyPlot::new(
+        &format!("{name}: {ylabel} vs pressure"),
+        "pressure (GPa)",
+        ylabel,
+    )
+    .log_axes(false, log_y);
+    for (dir, col, lab) in [
+        (Direction::Compression, 0, "compression"),
+        (Direction::Decompression, 1, "decompression"),
+    ] {
+        let pts: Vec<(&IsobarPoint, &Compared)> = points
+            .iter()
+            .filter(|p| p.direction == dir)
+            .filter_map(|p| p.get(param).map(|c| (p, c)))
+            .filter(|(_, c)| c.value.is_finite())
+            .collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let x: Vec<f64> = pts.iter().map(|p| p.0.pressure_gpa).collect();
+        for (free, label, color) in [
+            (false, format!("fit, {lab}"), PALETTE[col]),
+            (
+                true,
+                format!("fit, {lab}, unconstrained (T/τ < 3)"),
+                plotters::style::RGBColor(160, 160, 160),
+            ),
+        ] {
+            let sel: Vec<&(&IsobarPoint, &Compared)> = pts
+                .iter()
+                .filter(|p| p.1.unconstrained.is_some() == free)
+                .collect();
+            if sel.is_empty() {
+                continue;
+            }
+            plot = plot.with(
+                Series::points(
+                    &label,
+                    sel.iter().map(|p| p.0.pressure_gpa).collect(),
+                    sel.iter().map(|p| p.1.value).collect(),
+                )
+                .with_errors(sel.iter().map(|p| p.1.sigma).collect())
+                .with_color(color),
+            );
+        }
+        plot = plot.with(
+            Series::line(
+                &format!("truth (same fit of expected g2), {lab}"),
+                x.clone(),
+                pts.iter().map(|p| p.1.truth).collect(),
+            )
+            .with_color(PALETTE[col]),
+        );
+        let model: Vec<f64> = pts.iter().map(|p| p.1.model.unwrap_or(f64::NAN)).collect();
+        if model.iter().any(|m| m.is_finite()) {
+            plot = plot.with(
+                Series::points(&format!("model parameter, {lab}"), x, model)
+                    .with_color(PALETTE[col + 2]),
+            );
+        }
+    }
+    plot = with_legend_headroom(plot, log_y);
+    if param == "tau" {
+        if let Some(c) = &an.crossover {
+            if let Some(v) = c.report.fitted() {
+                plot = plot.with_note(&format!(
+                    "crossover fit (compression): P_c = {:.2} ± {:.2} GPa",
+                    v.values[0], v.std_errors[0]
+                ));
+            }
+        }
+    }
+    plot
+}
+
+/// Pass/fail mark.
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "pass"
+    } else {
+        "**FAIL**"
+    }
+}
+
+fn row(scan: &str, what: &str, c: &Compared, max_pull: f64) -> String {
+    format!(
+        "| {scan} | {what} | {} ({}) | {} | {} | {} | {} | {} | {} |\n",
+        c.name,
+        c.unit,
+        fmt(c.value),
+        fmt(c.sigma),
+        fmt(c.truth),
+        if c.pull.is_finite() {
+            format!("{:+.2}", c.pull)
+        } else {
+            "–".into()
+        },
+        c.model.map_or("–".to_string(), fmt),
+        match (&c.unconstrained, &c.misfit) {
+            (Some(why), _) => why.clone(),
+            (None, Some(why)) => format!("**FAIL** ({why})"),
+            (None, None) => mark(c.passes(max_pull)).to_string(),
+        }
+    )
+}
+
+/// The markdown report; also returns the number of failed comparisons and checks.
+pub fn report_markdown(
+    setup: &CampaignSetup,
+    scans: &[ScanResult],
+    an: &CampaignAnalysis,
+    elapsed_s: f64,
+) -> (String, usize) {
+    let tol = &setup.config.tolerances;
+    let mut md = String::new();
+    let mut fails = 0;
+    let c = &setup.config;
+    let _ = writeln!(md, "# xpcs-twin campaign report: {}\n", c.name);
+    let _ = writeln!(
+        md,
+        "xpcs-twin {} · campaign `{}` · sample `{}` · scale **{}** · seed {} · {} scans · {:.0} s wall time\n",
+        env!("CARGO_PKG_VERSION"),
+        setup.path.display(),
+        setup.sample_path.display(),
+        setup.scale.name(),
+        setup.seed,
+        scans.len(),
+        elapsed_s
+    );
+    let r = &setup.roi;
+    let _ = writeln!(
+        md,
+        "Detector {} ({} × {} px); region of interest {} × {} px from row {}, column {}{}. \
+         Statistical errors scale as 1/sqrt(N_pix): a reduced run's σ are about \
+         sqrt(N_full/N_roi) larger than the beamline's.\n",
+        setup.config.instrument.detector,
+        r.det_rows,
+        r.det_cols,
+        r.rows,
+        r.cols,
+        r.row0,
+        r.col0,
+        if r.is_full() { " (whole detector)" } else { "" }
+    );
+    let _ = writeln!(
+        md,
+        "Ground truth = the same estimator and the same fit applied to the exact expected \
+         correlations of what was simulated (DESIGN.md §2), so a pull is (fit − truth)/σ. The \
+         model column gives the physical parameter where one exists (τ at q1 of a stationary \
+         isobar; τ0, τ* of the aging law; the sample's β), for reference only: a scan-averaged \
+         g2 of an aging glass is not τ0. Pass: |pull| ≤ {}.\n",
+        tol.max_abs_pull
+    );
+    let _ = writeln!(md, "## Scans\n");
+    let _ = writeln!(
+        md,
+        "| scan | P (GPa) | branch | frames × δt | pixels | photons/px/frame | correlator | contrast (instrument) | wall (s) |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for s in scans {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:?} | {} × {} s | {} | {} | {} | {} | {:.1} |",
+            s.label,
+            s.facts.pressure_gpa,
+            s.facts.direction,
+            s.n_frames,
+            s.frame_time_s,
+            s.n_pixels,
+            fmt(s.total_counts as f64 / (s.n_pixels as f64 * s.n_frames as f64)),
+            s.correlator,
+            fmt(s.contrast_model),
+            s.timing_s.iter().map(|t| t.1).sum::<f64>()
+        );
+    }
+    let _ = writeln!(md, "\n## τ, β, c per isobar (whole region, q ≈ q1)\n");
+    let head = "| scan | fit | quantity | value | σ | truth | pull | model | |\n|---|---|---|---|---|---|---|---|---|\n";
+    md.push_str(head);
+    for (scan, what, cmp) in an.all.iter().filter(|a| a.1 == "region") {
+        if !cmp.passes(tol.max_abs_pull) {
+            fails += 1;
+        }
+        md.push_str(&row(scan, what, cmp, tol.max_abs_pull));
+    }
+    let _ = writeln!(md, "\n## Pressure dependence (compression)\n");
+    if an.crossover_compared.is_empty() {
+        let _ = writeln!(
+            md,
+            "No crossover fit (fewer than 5 compression isobars with τ).\n"
+        );
+    } else {
+        md.push_str(head);
+        for cmp in &an.crossover_compared {
+            if !cmp.passes(tol.max_abs_pull) {
+                fails += 1;
+            }
+            md.push_str(&row(
+                "campaign",
+                "ln τ(P) two slopes",
+                cmp,
+                tol.max_abs_pull,
+            ));
+        }
+    }
+    let _ = writeln!(md, "\n## Aging and τ(q)\n");
+    let extra: Vec<_> = an
+        .all
+        .iter()
+        .filter(|a| a.1 == "aging law" || a.1 == "τ(q) power law")
+        .collect();
+    if extra.is_empty() {
+        let _ = writeln!(md, "No aging scan and no τ(q) fit.\n");
+    } else {
+        md.push_str(head);
+        for (scan, what, cmp) in extra {
+            if !cmp.passes(tol.max_abs_pull) {
+                fails += 1;
+            }
+            md.push_str(&row(scan, what, cmp, tol.max_abs_pull));
+        }
+    }
+    let _ = writeln!(md, "\n## ΔC at δt = τ\n");
+    let _ = writeln!(
+        md,
+        "ΔC is the width of the narrowest interval holding {:.0} % of C(t, t + δt), δt ≈ the \
+         fitted τ, on the whole region's two-time map rebinned to the same frame in every scan \
+         (so that its noise is the same at every pressure). The noise width is the same \
+         statistic of the measured minus the expected map (noise alone); ΔC of the expected map \
+         is the heterogeneity of the simulated dynamics without noise. The analytic floor \
+         (σ_C normalised by the measured means, times the width of the narrowest 90 % interval \
+         of the diagonal's values: `plan::noise::delta_c_floor_for`, docs/planner.md) \
+         is shown for reference.\n",
+        100.0 * setup.config.analysis.delta_c_fraction
+    );
+    let _ = writeln!(
+        md,
+        "| scan | frame (s) | δt (s) | ΔC | noise width | ΔC of the expected map | analytic floor |\n|---|---|---|---|---|---|---|"
+    );
+    for s in scans {
+        if let Some(d) = &s.delta_c {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                s.label,
+                fmt(d.bin_s),
+                fmt(d.delay_s),
+                fmt(d.value),
+                fmt(d.noise),
+                fmt(d.truth),
+                fmt(d.floor)
+            );
+        }
+    }
+    let _ = writeln!(md, "\n## Qualitative checks (the seeds' statements)\n");
+    for ch in &an.checks {
+        if !ch.passed {
+            fails += 1;
+        }
+        let _ = writeln!(md, "- {} — {}: {}", mark(ch.passed), ch.name, ch.detail);
+    }
+    let _ = writeln!(md, "\n## Are the error bars honest? (per q-bin pulls)\n");
+    let _ = writeln!(
+        md,
+        "The q-bins hold disjoint pixels, so their pulls are independent draws: with honest σ \
+         their mean is 0 ± 1/sqrt(n) and their RMS is 1 within about ±sqrt(1/(2n)). \
+         The σ are jackknife errors over 32 pixel groups per bin (refits to the \
+         leave-one-group-out g2), which include the correlation between multi-tau lags that \
+         per-lag least-squares errors miss.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scan | quantity | n | mean pull | RMS pull |\n|---|---|---|---|---|"
+    );
+    for s in scans {
+        for q in ["tau", "kww_exponent", "contrast"] {
+            let p: Vec<f64> = s
+                .bins
+                .iter()
+                .filter_map(|b| b.compared.iter().find(|c| c.name == q))
+                .filter(|c| c.unconstrained.is_none())
+                .map(|c| c.pull)
+                .filter(|p| p.is_finite())
+                .collect();
+            if p.len() >= 2 {
+                let m = p.iter().sum::<f64>() / p.len() as f64;
+                let rms = (p.iter().map(|x| x * x).sum::<f64>() / p.len() as f64).sqrt();
+                let _ = writeln!(
+                    md,
+                    "| {} | {q} | {} | {m:+.2} | {rms:.2} |",
+                    s.label,
+                    p.len()
+                );
+            }
+        }
+    }
+    let _ = writeln!(md, "\n## Per q-bin fits\n");
+    md.push_str(head);
+    for (scan, what, cmp) in an.all.iter().filter(|a| a.1.starts_with("q-bin")) {
+        if !cmp.passes(tol.max_abs_pull) {
+            fails += 1;
+        }
+        md.push_str(&row(scan, what, cmp, tol.max_abs_pull));
+    }
+    let n_cmp = an.all.len() + an.crossover_compared.len();
+    let _ = writeln!(
+        md,
+        "\n**{} of {} comparisons and checks failed** (|pull| > {} or a failed check; with \
+         {n_cmp} pulls, about {:.1} beyond 3σ are expected by chance).",
+        fails,
+        n_cmp + an.checks.len(),
+        tol.max_abs_pull,
+        n_cmp as f64 * 0.0027
+    );
+    let _ = writeln!(
+        md,
+        "\nFigures: `figures/`. Numbers: `summary.json`. Per-scan results: `scans/`."
+    );
+    (md, fails)
+}
+
+/// Per-scan JSON, `scans/<scan>.json`: g2 per bin with errors and truth, fits, two-time
+/// settings. The results HDF5 are written as each scan finishes ([`write_scan_results`]).
+pub fn write_scans(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult]) -> Result<()> {
+    let d = dir.join("scans");
+    std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+    for s in scans {
+        let doc = serde_json::json!({
+            "program": format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
+            "campaign": setup.config.name,
+            "scale": setup.scale.name(),
+            "campaign_seed": setup.seed,
+            "scan": s,
+        });
+        let text =
+            serde_json::to_string(&doc).map_err(|e| Error::invalid("scan json", e.to_string()))?;
+        write_text_atomic(&d.join(format!("{}.json", s.label)), &text)?;
+    }
+    Ok(())
+}
+
+/// The results file name of a scan (`<scan>_results.hdf`, the name the APS viewer lists and
+/// labels without its suffix).
+pub fn results_file_name(label: &str) -> String {
+    format!("{label}_results.hdf")
+}
+
+fn tree_fit(f: &xpcs_core::fit::FitReport) -> Tree {
+    let mut t = Tree::new();
+    t.insert("model".into(), Node::Text(f.model.clone()));
+    match f.fitted() {
+        Some(v) => {
+            for (i, n) in f.param_names.iter().enumerate() {
+                t.insert(n.clone(), Node::scalar(v.values[i]));
+                t.insert(format!("{n}_err"), Node::scalar(v.std_errors[i]));
+            }
+            t.insert("chi2_red".into(), Node::scalar(v.chi2_red));
+        }
+        None => {
+            t.insert(
+                "failure".into(),
+                Node::Text(f.failure().unwrap_or("").to_string()),
+            );
+        }
+    }
+    t
+}
+
+/// The results HDF5 of one scan, `<dir>/<scan>_results.hdf`, assembled by
+/// [`xpcs_io::assemble::assemble`] as the `correlate` command does: the APS 8-ID-I layout
+/// with g2 and its error for every q-bin at every multi-tau lag, the partition, the
+/// intensities (`intensity_vs_time` over every dynamic bin), the two-time maps of every q-bin
+/// (`/xpcs/twotime`, when the scan still holds them); under `/xpcs_twin`: seed, version,
+/// estimator, the fits per bin and of the whole region with their ground truth (`fit/`,
+/// `ground_truth/`), the expected g2 at the fitted lags, and the whole region's binned
+/// two-time map (`region/c2`, with `region/bin_frames`). Returns the written path.
+pub fn write_scan_results(dir: &Path, setup: &CampaignSetup, s: &ScanResult) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let ss = &setup.scan(s.index);
+    let geo = &setup.instrument;
+    let r = &setup.roi;
+    let mut extra = Tree::new();
+    let mut fit = Tree::new();
+    let mut truth = Tree::new();
+    for (i, b) in s.bins.iter().enumerate() {
+        fit.insert(format!("bin_{:03}", i + 1), Node::Group(tree_fit(&b.fit)));
+        truth.insert(
+            format!("bin_{:03}", i + 1),
+            Node::Group(tree_fit(&b.truth_fit)),
+        );
+    }
+    fit.insert("region".into(), Node::Group(tree_fit(&s.region.fit)));
+    truth.insert("region".into(), Node::Group(tree_fit(&s.region.truth_fit)));
+    let nl = s.lag_frames.len();
+    let nb = s.bins.len();
+    let mut tg = Vec::with_capacity(nl * nb);
+    for l in 0..nl {
+        for b in &s.bins {
+            tg.push(b.truth_g2[l]);
+        }
+    }
+    truth.insert(
+        "g2".into(),
+        Node::F64 {
+            shape: vec![nl, nb],
+            data: tg,
+        },
+    );
+    truth.insert(
+        "lag_frames".into(),
+        Node::vec(s.lag_frames.iter().map(|&x| x as f64).collect()),
+    );
+    truth.insert(
+        "bin_width_frames".into(),
+        Node::vec(s.bin_width_frames.iter().map(|&x| x as f64).collect()),
+    );
+    truth.insert("region_g2".into(), Node::vec(s.region.truth_g2.clone()));
+    truth.insert("tau_start_s".into(), Node::scalar(s.facts.tau_start_s));
+    truth.insert("tau_end_s".into(), Node::scalar(s.facts.tau_end_s));
+    truth.insert("kww_exponent".into(), Node::scalar(ss.dynamics.beta()));
+    truth.insert("pressure_gpa".into(), Node::scalar(s.facts.pressure_gpa));
+    truth.insert(
+        "q1_inv_angstrom".into(),
+        Node::scalar(s.facts.q1_inv_angstrom),
+    );
+    truth.insert(
+        "avalanche_times_s".into(),
+        Node::vec(s.facts.avalanche_times_s.clone()),
+    );
+    truth.insert("contrast_instrument".into(), Node::scalar(s.contrast_model));
+    extra.insert("fit".into(), Node::Group(fit));
+    extra.insert("ground_truth".into(), Node::Group(truth));
+    let mut region = Tree::new();
+    let (n, _) = s.c2.dim();
+    region.insert(
+        "c2".into(),
+        Node::F64 {
+            shape: vec![n, n],
+            data: s.c2.iter().copied().collect(),
+        },
+    );
+    region.insert(
+        "bin_frames".into(),
+        Node::scalar(s.two_time_bin_frames as f64),
+    );
+    region.insert("g2".into(), Node::vec(s.region.g2.clone()));
+    region.insert("g2_err".into(), Node::vec(s.region.g2_err.clone()));
+    extra.insert("region".into(), Node::Group(region));
+    extra.insert("campaign".into(), Node::Text(setup.config.name.clone()));
+    extra.insert("scan".into(), Node::Text(s.label.clone()));
+    extra.insert("scale".into(), Node::Text(setup.scale.name().into()));
+    extra.insert("campaign_seed".into(), Node::scalar(setup.seed as f64));
+    extra.insert("correlator".into(), Node::Text(s.correlator.clone()));
+    extra.insert(
+        "geometry_note".into(),
+        Node::Text(format!(
+            "detector arm at 2θ_c = {:.4} rad; the direct beam is off the detector; \
+             beam_center_* = the detector centre (q = q1) in ROI pixels; bin q centres \
+             come from the full geometry",
+            ss.two_theta_c_rad
+        )),
+    );
+    let meta = RunMeta {
+        start_time: "simulated".into(),
+        frame_time_s: s.frame_time_s,
+        count_time_s: s.frame_time_s,
+        energy_kev: geo.beam.energy_kev,
+        geometry: ResultsGeometry {
+            beam_center_x_px: r.det_cols as f64 / 2.0 - r.col0 as f64,
+            beam_center_y_px: r.det_rows as f64 / 2.0 - r.row0 as f64,
+            pixel_size_m: geo.detector.pixel_size_um * 1e-6,
+            detector_distance_m: geo.geometry.distance_m,
+        },
+        seed: s.seed,
+        extra,
+    };
+    let g2 = s.g2_full.clone().without_empty_lags();
+    let res = assemble(
+        meta,
+        &ss.partition,
+        Some(&g2),
+        &s.intensity,
+        s.two_time.as_ref(),
+    );
+    let path = dir.join(results_file_name(&s.label));
+    write_results(&path, &res, true)?;
+    Ok(path)
+}

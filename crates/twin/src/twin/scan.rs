@@ -1,0 +1,883 @@
+//! One scan of the twin: simulate → counting chain → correlate → fit, each number beside its
+//! ground truth.
+//!
+//! Input: a [`ScanSetup`] and the campaign's analysis settings. Output: [`ScanResult`]: g2
+//! (lag × q-bin, lags in frames, delays in s) of the q-bins and of the whole region ("all
+//! pixels", the q of the FSDP as in the seeds), the binned two-time map of the whole region,
+//! KWW fits per bin and for the region, τ(q) power law, τ(t_w) and the aging law on aging
+//! scans, ΔC at δt = τ with its floor, and for every fitted number its ground truth: the same
+//! estimator and the same fit applied to the exact expected correlations ([`ScanSetup::truth_g2`],
+//! [`ScanSetup::truth_c2_binned`]; DESIGN.md §2: the truth of an aging scan's averaged g2 is
+//! the fit of the expected averaged g2, not τ0).
+//!
+//! The event correlator runs when the mean occupancy is below the campaign's
+//! `event_occupancy_max`, the dense multi-tau otherwise (they agree exactly).
+//!
+//! Reference: DESIGN.md §5–6; Chushkin, Caronna & Madsen, J. Appl. Cryst. 45, 807 (2012).
+
+use super::setup::ScanSetup;
+use crate::config::campaign::{AnalysisConfig, EstimatorChoice, FitModelChoice};
+use crate::plan::noise::delta_c_floor_for;
+use ndarray::{s, Array2};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::time::Instant;
+use xpcs_core::correlate::{
+    heterogeneity, DenseMultiTau, Estimator, EventCorrelator, G2Result, IntensityStats,
+    LagSchedule, TwoTimeResult,
+};
+use xpcs_core::data::{EventList, QPartition};
+use xpcs_core::error::Result;
+use xpcs_core::fit::qdep::{fit_power_law_from_bins, tau_beta_per_bin, TauBeta};
+use xpcs_core::fit::twotime::{
+    age_cut, evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit,
+};
+use xpcs_core::fit::{
+    fit_curve, fit_curve_jackknife, Exponential, FitModel, FitOptions, FitReport, Kww,
+    KwwHeterodyne,
+};
+use xpcs_sim::speckle::{GeneratorKind, Method, SimOptions, Simulator};
+
+/// A recovered number beside its ground truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct Compared {
+    /// Quantity name (e.g. `tau`).
+    pub name: String,
+    /// Unit.
+    pub unit: String,
+    /// Recovered value (NaN if the fit failed).
+    pub value: f64,
+    /// Its 1σ error.
+    pub sigma: f64,
+    /// Ground truth (the estimator applied to the expected correlations).
+    pub truth: f64,
+    /// (value - truth)/σ.
+    pub pull: f64,
+    /// The model parameter it estimates, when one exists (e.g. τ at q1), for reference.
+    pub model: Option<f64>,
+    /// Why the data cannot constrain this number (e.g. a scan shorter than 3 τ); such a
+    /// comparison is reported, never counted as a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unconstrained: Option<String>,
+    /// Why the fit itself does not describe its data (χ²_red > [`MAX_CHI2_RED`]): such a
+    /// comparison fails even when the truth fit misfits the same way (e.g. a baseline fixed
+    /// away from the data's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub misfit: Option<String>,
+}
+
+/// Largest χ²_red of a g2 fit that still describes its data (χ²_red is computed with the
+/// per-lag errors; for a right model it is ≈ 1 with a spread of sqrt(2/dof) ≈ 0.2).
+pub const MAX_CHI2_RED: f64 = 5.0;
+
+impl Compared {
+    /// Builds a comparison; the pull is NaN when σ is not positive.
+    pub fn new(
+        name: &str,
+        unit: &str,
+        value: f64,
+        sigma: f64,
+        truth: f64,
+        model: Option<f64>,
+    ) -> Self {
+        let pull = if sigma > 0.0 {
+            (value - truth) / sigma
+        } else {
+            f64::NAN
+        };
+        Compared {
+            name: name.into(),
+            unit: unit.into(),
+            value,
+            sigma,
+            truth,
+            pull,
+            model,
+            unconstrained: None,
+            misfit: None,
+        }
+    }
+
+    /// Whether |pull| ≤ `max_pull` (a NaN pull fails); an unconstrained comparison never
+    /// fails (see [`Compared::unconstrained`]).
+    pub fn passes(&self, max_pull: f64) -> bool {
+        self.unconstrained.is_some() || (self.misfit.is_none() && self.pull.abs() <= max_pull)
+    }
+}
+
+/// Shortest scan, in units of the relaxation time, whose fits are scored: below T/τ = 3 the
+/// correlation has not decayed to its baseline within the scan (at T = 3τ, a KWW with β = 1.8
+/// is down to e^-14 of c at the longest lag but the longest multi-tau lags hold few pairs), so τ,
+/// the baseline and the contrast are degenerate and the fit's σ is not Gaussian.
+pub const MIN_T_OVER_TAU: f64 = 3.0;
+
+/// T/τ of a scan: its length over the τ the estimator targets (the fit of the expected g2 of
+/// the whole region, or the model's τ at the end of the scan when that fit failed).
+pub fn t_over_tau(r: &ScanResult) -> f64 {
+    let tau = r
+        .region
+        .truth_fit
+        .value("tau")
+        .filter(|t| t.is_finite() && *t > 0.0)
+        .unwrap_or(r.facts.tau_end_s);
+    r.n_frames as f64 * r.frame_time_s / tau
+}
+
+/// Marks every comparison of a scan with T/τ < [`MIN_T_OVER_TAU`] as unconstrained.
+fn mark_unconstrained(r: &mut ScanResult) {
+    let x = t_over_tau(r);
+    if x >= MIN_T_OVER_TAU {
+        return;
+    }
+    let why = format!("unconstrained (T/τ = {x:.2} < {MIN_T_OVER_TAU})");
+    let mark = |v: &mut Vec<Compared>| {
+        for c in v {
+            c.unconstrained = Some(why.clone());
+        }
+    };
+    mark(&mut r.region.compared);
+    for b in &mut r.bins {
+        mark(&mut b.compared);
+    }
+    if let Some(a) = &mut r.alpha {
+        a.unconstrained = Some(why.clone());
+    }
+    if let Some(a) = &mut r.aging {
+        mark(&mut a.compared);
+    }
+}
+
+/// The jackknife replicates of column `bin` at `rows`.
+fn replicates_of(g: &G2Result, rows: &[usize], bin: usize) -> Vec<Vec<f64>> {
+    g.jackknife
+        .outer_iter()
+        .map(|r| rows.iter().map(|&i| r[[i, bin]]).collect::<Vec<f64>>())
+        .collect()
+}
+
+/// Compares every free parameter of a fit with the same fit of the truth.
+pub fn compare_fits(fit: &FitReport, truth: &FitReport, models: &[(&str, f64)]) -> Vec<Compared> {
+    let mut out = Vec::new();
+    for (i, name) in fit.param_names.iter().enumerate() {
+        if fit.fixed.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let v = fit.value(name).unwrap_or(f64::NAN);
+        let e = fit.std_error(name).unwrap_or(f64::NAN);
+        let t = truth.value(name).unwrap_or(f64::NAN);
+        let m = models.iter().find(|m| m.0 == name).map(|m| m.1);
+        let mut c = Compared::new(name, &fit.param_units[i], v, e, t, m);
+        if let Some(f) = fit.fitted() {
+            let g2_model = matches!(fit.model.as_str(), "kww" | "kww-heterodyne" | "exp");
+            if g2_model && f.chi2_red > MAX_CHI2_RED {
+                c.misfit = Some(format!(
+                    "misfit: χ²_red = {:.1} > {MAX_CHI2_RED}",
+                    f.chi2_red
+                ));
+            }
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A one-time g2 curve with its fit and the fit of its truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurveFit {
+    /// q centre (Å⁻¹).
+    pub q_inv_angstrom: f64,
+    /// Pixels.
+    pub n_pixels: u64,
+    /// Measured g2 (lags ≥ 1).
+    pub g2: Vec<f64>,
+    /// Its error.
+    pub g2_err: Vec<f64>,
+    /// Expected g2 at the same lags.
+    pub truth_g2: Vec<f64>,
+    /// Fit of the measured g2.
+    pub fit: FitReport,
+    /// The same fit of the expected g2 (errors from the data).
+    pub truth_fit: FitReport,
+    /// Fitted vs truth, per free parameter.
+    pub compared: Vec<Compared>,
+}
+
+/// Aging analysis of one scan (two-time age cuts of the whole region).
+#[derive(Debug, Clone, Serialize)]
+pub struct AgingResult {
+    /// Age cuts and their fits.
+    pub ages: Vec<AgeFit>,
+    /// The same cuts of the expected map.
+    pub truth_ages: Vec<AgeFit>,
+    /// Aging law fit: ln τ = ln τ0 + t_w/τ* (t_w = waiting time + age).
+    pub law: FitReport,
+    /// The same fit of the truth's cuts.
+    pub truth_law: FitReport,
+    /// τ0 and τ* vs truth (and vs the model parameters).
+    pub compared: Vec<Compared>,
+}
+
+/// Heterogeneity ΔC of the whole region at δt = τ.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeltaCResult {
+    /// Delay in two-time frames (≈ fitted τ).
+    pub delay_frames: usize,
+    /// Delay (s).
+    pub delay_s: f64,
+    /// Two-time frame of the ΔC map (s).
+    pub bin_s: f64,
+    /// Measured ΔC.
+    pub value: f64,
+    /// Analytic noise floor for homogeneous dynamics (`delta_c_floor_for`: σ_C times the
+    /// finite-sample width of the narrowest 90 % interval).
+    pub floor: f64,
+    /// The noise width measured on the same map: ΔC of C − C_expected + 1 (the counting and
+    /// speckle noise alone, with the same binning and delay).
+    pub noise: f64,
+    /// ΔC of the expected map (0 for stationary dynamics).
+    pub truth: f64,
+}
+
+/// Everything recovered from one scan.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanResult {
+    /// Scan label.
+    pub label: String,
+    /// Protocol index.
+    pub index: usize,
+    /// Facts.
+    pub facts: xpcs_sim::model::ScanFacts,
+    /// Seed of this scan.
+    pub seed: u64,
+    /// Frames.
+    pub n_frames: usize,
+    /// Frame time (s).
+    pub frame_time_s: f64,
+    /// Valid pixels in the partition.
+    pub n_pixels: usize,
+    /// Mean counts per valid pixel per frame (instrument scene).
+    pub mean_counts_per_frame: f64,
+    /// Photons after the counting chain.
+    pub total_counts: u64,
+    /// Speckle contrast of the instrument.
+    pub contrast_model: f64,
+    /// Which correlator ran ("event" or "dense").
+    pub correlator: String,
+    /// Estimator name.
+    pub estimator: String,
+    /// Lags (frames) of the g2 rows (lag 0 dropped).
+    pub lag_frames: Vec<u64>,
+    /// Level-frame widths of the rows.
+    pub bin_width_frames: Vec<u64>,
+    /// Delays (s).
+    pub delays_s: Vec<f64>,
+    /// Per q-bin.
+    pub bins: Vec<CurveFit>,
+    /// The whole region (all q-bins together).
+    pub region: CurveFit,
+    /// τ and β per bin (converged bins).
+    pub tau_q: Vec<Option<TauBeta>>,
+    /// Power law τ(q) fit of the measured τ's.
+    pub power_law: Option<FitReport>,
+    /// The same of the truth τ's.
+    pub truth_power_law: Option<FitReport>,
+    /// α vs truth.
+    pub alpha: Option<Compared>,
+    /// Frames per two-time frame.
+    pub two_time_bin_frames: usize,
+    /// Two-time map of the whole region.
+    #[serde(skip)]
+    pub c2: Array2<f64>,
+    /// Aging analysis (aging scans only).
+    pub aging: Option<AgingResult>,
+    /// ΔC.
+    pub delta_c: Option<DeltaCResult>,
+    /// Wall time of each stage (s).
+    pub timing_s: Vec<(String, f64)>,
+    /// The g2 of the q-bins as the correlator returned them (all rows; for the results file).
+    #[serde(skip)]
+    pub g2_full: G2Result,
+    /// Mean intensities of the q-bin partition (every dynamic and static bin).
+    #[serde(skip)]
+    pub intensity: IntensityStats,
+    /// Two-time maps of every q-bin (for the results file; dropped once it is written to
+    /// bound a campaign's memory).
+    #[serde(skip)]
+    pub two_time: Option<TwoTimeResult>,
+}
+
+fn model_of(c: FitModelChoice) -> Box<dyn FitModel> {
+    match c {
+        FitModelChoice::Kww => Box::new(Kww),
+        FitModelChoice::Exp => Box::new(Exponential),
+        FitModelChoice::Heterodyne => Box::new(KwwHeterodyne),
+    }
+}
+
+/// The correlator's estimator for a campaign choice.
+pub fn estimator_of(c: EstimatorChoice) -> Estimator {
+    match c {
+        EstimatorChoice::Symmetric => Estimator::Symmetric,
+        EstimatorChoice::SymmetricStatic => Estimator::SymmetricStatic,
+        EstimatorChoice::Frame => Estimator::Frame,
+    }
+}
+
+/// Fit options of the campaign (fixed baseline if set).
+pub fn fit_options(a: &AnalysisConfig) -> FitOptions {
+    let o = FitOptions::default();
+    match a.fixed_baseline {
+        Some(b) => o.fix("baseline", b),
+        None => o,
+    }
+}
+
+/// A one-bin partition of every pixel of `part`'s dynamic bins (the whole region).
+fn region_partition(part: &QPartition) -> Result<QPartition> {
+    let (r, c) = part.shape();
+    let labels: Vec<u32> = part
+        .dynamic()
+        .labels()
+        .iter()
+        .map(|&l| u32::from(l > 0))
+        .collect();
+    let mask = labels.iter().map(|&l| l > 0).collect();
+    let map = xpcs_core::data::LabelMap::new(r, c, labels, "twin region")?;
+    let sl = part.static_map().clone();
+    QPartition::new(mask, map, sl, "twin region")
+}
+
+/// Expected g2 of all pixels of the region: pooled optics of every bin.
+fn region_truth(scan: &ScanSetup, entries: &[(u64, u64)]) -> Vec<f64> {
+    let mut region = scan.clone();
+    region.partition = region_partition(&scan.partition).expect("the region of a valid partition");
+    region.truth_g2(1, entries)
+}
+
+struct Correlated {
+    g2: G2Result,
+    region_g2: G2Result,
+    /// Intensities of the q-bin partition (every dynamic bin: the results file's rows).
+    intensity: IntensityStats,
+    /// Two-time maps of every q-bin.
+    two_time: TwoTimeResult,
+    kind: &'static str,
+}
+
+/// The two-time result of all processed bins taken together as one bin (label 1): the
+/// numerators Σ_p x_p(t1) x_p(t2), the photon sums S(t) and the pixel counts add over disjoint
+/// bins, so this is exactly the map of a one-bin partition of the same pixels.
+pub fn merge_two_time_bins(tt: &TwoTimeResult) -> TwoTimeResult {
+    let n = tt.n_frames;
+    let mut num = Array2::<f64>::zeros((n, n));
+    let mut sums = vec![0u64; n];
+    for (m, s) in tt.numerator.iter().zip(&tt.bin_sums) {
+        num += m;
+        for (a, &b) in sums.iter_mut().zip(s) {
+            *a += b;
+        }
+    }
+    TwoTimeResult {
+        bin_frames: tt.bin_frames,
+        n_frames: n,
+        bins: vec![1],
+        bin_pixels: vec![tt.bin_pixels.iter().sum()],
+        numerator: vec![num],
+        bin_sums: vec![sums],
+    }
+}
+
+/// Sums the two-time frames of `tt` in consecutive groups of `k` (a trailing partial group
+/// is dropped): exactly the two-time result of k-times longer frames, since the numerators
+/// Σ_p x_p(T1) x_p(T2) and the sums S(T) of the coarse frames are sums of the fine ones.
+pub fn rebin_two_time(tt: &TwoTimeResult, k: usize) -> TwoTimeResult {
+    let k = k.max(1);
+    let n = tt.n_frames / k;
+    let numerator = tt
+        .numerator
+        .iter()
+        .map(|m| {
+            Array2::from_shape_fn((n, n), |(a, b)| {
+                m.slice(s![a * k..(a + 1) * k, b * k..(b + 1) * k]).sum()
+            })
+        })
+        .collect();
+    let bin_sums = tt
+        .bin_sums
+        .iter()
+        .map(|v| (0..n).map(|a| v[a * k..(a + 1) * k].iter().sum()).collect())
+        .collect();
+    TwoTimeResult {
+        bin_frames: tt.bin_frames * k,
+        n_frames: n,
+        bins: tt.bins.clone(),
+        bin_pixels: tt.bin_pixels.clone(),
+        numerator,
+        bin_sums,
+    }
+}
+
+/// Means of consecutive k × k blocks of a map (a trailing partial block is dropped): the
+/// expected map of k-times longer frames when the mean intensity is the same in every frame.
+fn block_mean(m: &Array2<f64>, k: usize) -> Array2<f64> {
+    let k = k.max(1);
+    let n = m.nrows() / k;
+    Array2::from_shape_fn((n, n), |(a, b)| {
+        m.slice(s![a * k..(a + 1) * k, b * k..(b + 1) * k])
+            .mean()
+            .unwrap_or(f64::NAN)
+    })
+}
+
+/// Correlates the q-bins (multi-tau and two-time of every bin, intensities) and the whole
+/// region (multi-tau). The region's two-time map is [`merge_two_time_bins`] of the bins'.
+/// The intensities come from the q-bin correlator so that their dynamic rows match the
+/// partition written to the results file (the region correlator has a single dynamic bin).
+fn correlate(
+    ev: &EventList,
+    part: &QPartition,
+    region: &QPartition,
+    a: &AnalysisConfig,
+    occupancy: f64,
+    bin_frames: usize,
+) -> Result<Correlated> {
+    let n = ev.n_frames();
+    let sched = LagSchedule::multi_tau(n, a.num_bufs)?;
+    let est = estimator_of(a.estimator);
+    if occupancy < a.event_occupancy_max {
+        let (bins, region_g2) = rayon::join(
+            || -> Result<(G2Result, TwoTimeResult, IntensityStats)> {
+                let mut c =
+                    EventCorrelator::new(part, &sched, n).with_two_time(part, &[], bin_frames)?;
+                c.push_events(ev)?;
+                let tt = c.two_time().expect("two-time requested");
+                Ok((c.finish(est)?, tt, c.intensity()))
+            },
+            || -> Result<G2Result> {
+                let mut c = EventCorrelator::new(region, &sched, n);
+                c.push_events(ev)?;
+                c.finish(est)
+            },
+        );
+        let (g2, two_time, intensity) = bins?;
+        Ok(Correlated {
+            g2,
+            region_g2: region_g2?,
+            intensity,
+            two_time,
+            kind: "event",
+        })
+    } else {
+        let stack = ev.to_stack();
+        let mut c = DenseMultiTau::new(part, &sched);
+        c.push_stack(&stack, 0..n)?;
+        let mut r = DenseMultiTau::new(region, &sched);
+        r.push_stack(&stack, 0..n)?;
+        let two_time =
+            xpcs_core::correlate::twotime::two_time_stack(&stack, part, &[], bin_frames)?;
+        Ok(Correlated {
+            g2: c.finish(est)?,
+            region_g2: r.finish(est)?,
+            intensity: c.intensity(),
+            two_time,
+            kind: "dense",
+        })
+    }
+}
+
+/// Rows with lag ≥ 1 (lag 0 carries the shot-noise term).
+fn rows_from_lag1(g: &G2Result) -> Vec<usize> {
+    (0..g.lag_frames.len())
+        .filter(|&i| g.lag_frames[i] >= 1 && g.n_pairs[i] > 0)
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn curve_fit(
+    model: &dyn FitModel,
+    opts: &FitOptions,
+    delays: &[f64],
+    g2: Vec<f64>,
+    g2_err: Vec<f64>,
+    replicates: &[Vec<f64>],
+    truth_g2: Vec<f64>,
+    q: f64,
+    n_pixels: u64,
+    model_tau: Option<f64>,
+    beta: f64,
+) -> Result<CurveFit> {
+    let fit = fit_curve_jackknife(model, delays, &g2, &g2_err, replicates, opts)?;
+    let truth_fit = fit_curve(model, delays, &truth_g2, &g2_err, opts)?;
+    let mut models = vec![("kww_exponent", beta)];
+    if let Some(t) = model_tau {
+        models.push(("tau", t));
+    }
+    let compared = compare_fits(&fit, &truth_fit, &models);
+    Ok(CurveFit {
+        q_inv_angstrom: q,
+        n_pixels,
+        g2,
+        g2_err,
+        truth_g2,
+        fit,
+        truth_fit,
+        compared,
+    })
+}
+
+/// Runs one scan end to end. `on_stage` is told each stage's name as it starts.
+pub fn run_scan(
+    scan: &ScanSetup,
+    a: &AnalysisConfig,
+    on_stage: &(dyn Fn(&str) + Sync),
+) -> Result<ScanResult> {
+    let mut timing = Vec::new();
+    let t0 = Instant::now();
+    on_stage("simulate");
+    let sim = Simulator::new(
+        scan.scene.clone(),
+        scan.dynamics.clone(),
+        scan.exposure,
+        SimOptions {
+            generator: GeneratorKind::Circulant,
+            method: Method::Grid {
+                du: None,
+                tolerance: 2e-3,
+            },
+            block_pixels: 4096,
+            seed: scan.seed,
+        },
+    )?;
+    let ideal = sim.events()?;
+    drop(sim);
+    timing.push(("simulate".to_string(), t0.elapsed().as_secs_f64()));
+    let t1 = Instant::now();
+    on_stage("count");
+    let ev = scan
+        .chain
+        .apply(&ideal, xpcs_sim::rng::subseed(scan.seed, "counting"))?;
+    drop(ideal);
+    timing.push(("counting".to_string(), t1.elapsed().as_secs_f64()));
+
+    let t2 = Instant::now();
+    on_stage("correlate");
+    let n = scan.exposure.n_frames;
+    let dt = scan.exposure.frame_time_s;
+    let bin_frames = n.div_ceil(a.two_time_max_side).max(1);
+    let region = region_partition(&scan.partition)?;
+    let n_valid = scan.partition.dynamic().n_labelled();
+    let occupancy = ev.total_counts() as f64 / (n_valid.max(1) as f64 * n as f64);
+    let corr = correlate(&ev, &scan.partition, &region, a, occupancy, bin_frames)?;
+    timing.push(("correlate".to_string(), t2.elapsed().as_secs_f64()));
+
+    let t3 = Instant::now();
+    on_stage("truth + fit");
+    let model = model_of(a.fit_model);
+    let opts = fit_options(a);
+    let rows = rows_from_lag1(&corr.g2);
+    let entries: Vec<(u64, u64)> = rows
+        .iter()
+        .map(|&i| (corr.g2.lag_frames[i], corr.g2.bin_width_frames[i]))
+        .collect();
+    let delays: Vec<f64> = entries.iter().map(|e| e.0 as f64 * dt).collect();
+    let q = scan.q_centres();
+    let beta = scan.dynamics.beta();
+    let law = scan.dynamics.clock().law();
+    let tau_q1 = match law {
+        // The mean τ (with fluctuations the smooth clock alone runs slower).
+        xpcs_sim::model::TauLaw::Stationary { .. } => Some(scan.facts.tau_start_s),
+        _ => None,
+    };
+    let alpha = scan.facts.q1_inv_angstrom;
+    let _ = alpha;
+    let bins: Vec<CurveFit> = (1..=scan.partition.n_bins())
+        .into_par_iter()
+        .map(|b| {
+            let g: Vec<f64> = rows.iter().map(|&i| corr.g2.g2[[i, b - 1]]).collect();
+            let e: Vec<f64> = rows.iter().map(|&i| corr.g2.g2_err[[i, b - 1]]).collect();
+            let truth = scan.truth_g2(b, &entries);
+            let reps = replicates_of(&corr.g2, &rows, b - 1);
+            curve_fit(
+                model.as_ref(),
+                &opts,
+                &delays,
+                g,
+                e,
+                &reps,
+                truth,
+                q[b - 1],
+                corr.g2.bin_pixels[b - 1],
+                None,
+                beta,
+            )
+        })
+        .collect::<Result<_>>()?;
+    let rrows = rows_from_lag1(&corr.region_g2);
+    debug_assert_eq!(rrows, rows);
+    let rg: Vec<f64> = rows.iter().map(|&i| corr.region_g2.g2[[i, 0]]).collect();
+    let re: Vec<f64> = rows
+        .iter()
+        .map(|&i| corr.region_g2.g2_err[[i, 0]])
+        .collect();
+    let rt = region_truth(scan, &entries);
+    let region_fit = curve_fit(
+        model.as_ref(),
+        &opts,
+        &delays,
+        rg,
+        re,
+        &replicates_of(&corr.region_g2, &rows, 0),
+        rt,
+        scan.facts.q1_inv_angstrom,
+        corr.region_g2.bin_pixels[0],
+        tau_q1,
+        beta,
+    )?;
+
+    // τ(q): measured and truth power laws over the bins.
+    let reports: Vec<FitReport> = bins.iter().map(|b| b.fit.clone()).collect();
+    let truth_reports: Vec<FitReport> = bins.iter().map(|b| b.truth_fit.clone()).collect();
+    let tau_q = tau_beta_per_bin(&q, &reports);
+    let mut truth_tau_q = tau_beta_per_bin(&q, &truth_reports);
+    // The truth fit's errors are the data's: use them so both power laws weigh bins alike.
+    for (t, m) in truth_tau_q.iter_mut().zip(&tau_q) {
+        if let (Some(t), Some(m)) = (t.as_mut(), m) {
+            t.tau_err_s = m.tau_err_s;
+        }
+    }
+    let q1 = scan.facts.q1_inv_angstrom;
+    // The per-bin τ errors are jackknife errors (calibrated, twin::calibrate): absolute. A
+    // χ²-scaled σ from 2-6 dof would itself scatter by ±50-100 % (a chance alignment of the
+    // bins gave α a 4σ "failure" on Ce).
+    let pl_opts = FitOptions::default().with_error_scale(xpcs_core::fit::ErrorScale::Absolute);
+    let (power_law, truth_power_law, alpha) = if tau_q.iter().flatten().count() >= 3 {
+        let p = fit_power_law_from_bins(&tau_q, q1, &pl_opts)?;
+        let t = fit_power_law_from_bins(&truth_tau_q, q1, &pl_opts)?;
+        let c = Compared::new(
+            "alpha",
+            "",
+            p.value("alpha").unwrap_or(f64::NAN),
+            p.std_error("alpha").unwrap_or(f64::NAN),
+            t.value("alpha").unwrap_or(f64::NAN),
+            None,
+        );
+        (Some(p), Some(t), Some(c))
+    } else {
+        (None, None, None)
+    };
+
+    // Two-time analysis of the whole region.
+    let c2 = merge_two_time_bins(&corr.two_time).c2(0);
+    let tt_dt = bin_frames as f64 * dt;
+    let needs_truth_map = !scan.is_stationary();
+    let truth_map = if needs_truth_map {
+        let mut region_scan = scan.clone();
+        region_scan.partition = region.clone();
+        Some(region_scan.truth_c2_binned(1, bin_frames))
+    } else {
+        None
+    };
+    let aging = if matches!(law, xpcs_sim::model::TauLaw::Aging { .. }) {
+        let ages = evenly_spaced_ages(c2.nrows(), tt_dt, a.age_cuts.max(2));
+        let fits = tau_vs_age(c2.view(), tt_dt, &ages, None, 10, model.as_ref(), &opts)?;
+        let tm = truth_map.as_ref().expect("aging scans are not stationary");
+        // The expected map has no noise: its cuts are fitted with the data cuts' errors, so
+        // both fits weigh the delays alike (the truth of the estimator).
+        let tfits: Vec<AgeFit> = fits
+            .iter()
+            .zip(&ages)
+            .map(|(f, &(age, hw))| -> Result<AgeFit> {
+                let mut cut = age_cut(tm.view(), tt_dt, age, hw, None, 10)?;
+                if cut.delays_s == f.cut.delays_s {
+                    cut.g2_err = f.cut.g2_err.clone();
+                }
+                let report = fit_curve(model.as_ref(), &cut.delays_s, &cut.g2, &cut.g2_err, &opts)?;
+                Ok(AgeFit { cut, report })
+            })
+            .collect::<Result<_>>()?;
+        // Ages since the pressure step: shift by the waiting time.
+        let shift = |v: &[AgeFit]| -> Vec<AgeFit> {
+            v.iter()
+                .cloned()
+                .map(|mut f| {
+                    f.cut.age_s += scan.isobar.waiting_time_s;
+                    f
+                })
+                .collect()
+        };
+        let (fits, mut tfits) = (shift(&fits), shift(&tfits));
+        // The truth law weighs the ages with the data's τ errors.
+        for (t, m) in tfits.iter_mut().zip(&fits) {
+            if let (xpcs_core::fit::FitOutcome::Converged(tv), Some(me)) =
+                (&mut t.report.outcome, m.report.std_error("tau"))
+            {
+                if let Some(i) = t.report.param_names.iter().position(|n| n == "tau") {
+                    tv.std_errors[i] = me;
+                }
+            }
+        }
+        let law_fit = fit_aging_from_ages(&fits, false, &FitOptions::default())?;
+        let truth_law = fit_aging_from_ages(&tfits, false, &FitOptions::default())?;
+        let mut models = Vec::new();
+        if let xpcs_sim::model::TauLaw::Aging {
+            tau0_s, tau_star_s, ..
+        } = law
+        {
+            models.push(("tau0", *tau0_s));
+            models.push(("tau_star", *tau_star_s));
+        }
+        let mut compared = compare_fits(&law_fit, &truth_law, &models);
+        // A weak aging (truth τ* ≥ 5 × the span of ages: ln τ moves < 20 % over the scan) that
+        // the measured ages do not resolve is unconstrained, not a failure; a strong aging the
+        // fit misses still fails.
+        let ages: Vec<f64> = fits.iter().map(|f| f.cut.age_s).collect();
+        let span = ages.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+            - ages.iter().copied().fold(f64::INFINITY, f64::min);
+        if let Some(why) = law_fit.failure() {
+            let truth_weak = match truth_law.value("tau_star") {
+                Some(ts) => ts >= 5.0 * span,
+                None => truth_law
+                    .failure()
+                    .is_some_and(|w| w.starts_with("aging not resolved")),
+            };
+            if why.starts_with("aging not resolved") && truth_weak {
+                let note = format!(
+                    "unconstrained (weak aging: the truth's τ* is unresolved or ≥ 5 × the \
+                     {span:.0} s span of ages; {why})"
+                );
+                for c in &mut compared {
+                    c.unconstrained = Some(note.clone());
+                }
+            }
+        }
+        Some(AgingResult {
+            ages: fits,
+            truth_ages: tfits,
+            law: law_fit,
+            truth_law,
+            compared,
+        })
+    } else {
+        None
+    };
+    let delta_c = match (
+        region_fit.fit.value("tau"),
+        region_fit.fit.value("contrast"),
+    ) {
+        (Some(tau), Some(c)) if tau > 0.0 && c > 0.0 => {
+            // The ΔC map: the region map rebinned to the campaign's ΔC frame (exact sums),
+            // so that every scan's ΔC has the same noise width.
+            let k = a
+                .delta_c_bin_s
+                .map_or(1, |b| ((b / tt_dt).round() as usize).max(1));
+            let merged = merge_two_time_bins(&corr.two_time);
+            let coarse = rebin_two_time(&merged, k);
+            let dc_map = coarse.c2(0);
+            let dc_dt = tt_dt * k as f64;
+            let d = ((tau / dc_dt).round() as usize).max(1);
+            if d < dc_map.nrows() / 2 {
+                let value = heterogeneity::delta_c(&dc_map, d, a.delta_c_fraction)?;
+                let f = (-(d as f64 * dc_dt / tau).powf(beta)).exp();
+                let mc = scan.mean_counts_per_frame * (bin_frames * k) as f64;
+                // The region map covers every labelled pixel; the diagonal at delay d holds
+                // n - d values (the finite-sample width of the narrowest 90 % interval).
+                let floor = delta_c_floor_for(
+                    n_valid,
+                    mc,
+                    c.min(1.0),
+                    f,
+                    a.delta_c_fraction,
+                    Some(dc_map.nrows() - d),
+                )?
+                .floor;
+                // The expected map at the same binning (stationary: computed here only).
+                let expected = match &truth_map {
+                    Some(m) => block_mean(m, k),
+                    None => {
+                        let mut region_scan = scan.clone();
+                        region_scan.partition = region.clone();
+                        block_mean(&region_scan.truth_c2_binned(1, bin_frames), k)
+                    }
+                };
+                let truth = heterogeneity::delta_c(&expected, d, a.delta_c_fraction)?;
+                // Noise alone: the same width of the measured minus the expected map.
+                let residual = &dc_map - &expected + 1.0;
+                let noise = heterogeneity::delta_c(&residual, d, a.delta_c_fraction)?;
+                Some(DeltaCResult {
+                    delay_frames: d,
+                    delay_s: d as f64 * dc_dt,
+                    bin_s: dc_dt,
+                    value,
+                    floor,
+                    noise,
+                    truth,
+                })
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    timing.push(("truth + fit".to_string(), t3.elapsed().as_secs_f64()));
+
+    let mut result = ScanResult {
+        label: scan.label.clone(),
+        index: scan.index,
+        facts: scan.facts.clone(),
+        seed: scan.seed,
+        n_frames: n,
+        frame_time_s: dt,
+        n_pixels: n_valid,
+        mean_counts_per_frame: scan.mean_counts_per_frame,
+        total_counts: ev.total_counts(),
+        contrast_model: scan.contrast,
+        correlator: corr.kind.to_string(),
+        estimator: corr.g2.estimator.name().to_string(),
+        lag_frames: entries.iter().map(|e| e.0).collect(),
+        bin_width_frames: entries.iter().map(|e| e.1).collect(),
+        delays_s: delays,
+        bins,
+        region: region_fit,
+        tau_q,
+        power_law,
+        truth_power_law,
+        alpha,
+        two_time_bin_frames: bin_frames,
+        c2: c2.slice(s![.., ..]).to_owned(),
+        aging,
+        delta_c,
+        timing_s: timing,
+        g2_full: corr.g2,
+        intensity: corr.intensity,
+        two_time: Some(corr.two_time),
+    };
+    mark_unconstrained(&mut result);
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xpcs_core::correlate::twotime::two_time_stack;
+    use xpcs_core::data::FrameStack;
+
+    /// The merged per-bin two-time result equals the two-time map of the one-bin region
+    /// partition of the same pixels, exactly (integer sums).
+    #[test]
+    fn merged_bins_equal_the_region_map() {
+        let data: Vec<u16> = (0..12 * 3 * 4)
+            .map(|i| ((i * 7 + i / 5) % 4) as u16)
+            .collect();
+        let stack = FrameStack::from_u16(12, 3, 4, data).unwrap();
+        let labels = vec![1, 1, 2, 2, 3, 3, 0, 1, 2, 3, 3, 1];
+        let part = QPartition::from_labels(3, 4, labels, "t").unwrap();
+        let region = region_partition(&part).unwrap();
+        let bins = two_time_stack(&stack, &part, &[], 2).unwrap();
+        let whole = two_time_stack(&stack, &region, &[1], 2).unwrap();
+        let merged = merge_two_time_bins(&bins);
+        assert_eq!(merged, whole);
+        // Rebinning by 3 equals the map computed directly with 3-times longer frames.
+        let coarse = two_time_stack(&stack, &part, &[], 6).unwrap();
+        assert_eq!(rebin_two_time(&bins, 3), coarse);
+    }
+}
