@@ -28,7 +28,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::events::{EventBlock, EventSource};
-use xpcs_core::data::EventList;
+use xpcs_core::data::{EventList, FrameSource};
 use xpcs_core::error::{Error, Result};
 
 /// Records per batch handed to a scan's visitor.
@@ -517,6 +517,50 @@ impl FrameMajor {
     pub fn frame(&self, t: usize) -> (&[u32], &[u32]) {
         let r = self.frame_ptr[t] as usize..self.frame_ptr[t + 1] as usize;
         (&self.pixels[r.clone()], &self.counts[r])
+    }
+}
+
+/// Dense frames of a [`FrameMajor`], one at a time (a [`FrameSource`] for frame writers).
+#[derive(Debug)]
+pub struct FrameMajorFrames<'a> {
+    fm: &'a FrameMajor,
+    next: usize,
+}
+
+impl FrameMajor {
+    /// The frames as a [`FrameSource`].
+    pub fn frames(&self) -> FrameMajorFrames<'_> {
+        FrameMajorFrames { fm: self, next: 0 }
+    }
+}
+
+impl FrameSource for FrameMajorFrames<'_> {
+    fn frame_shape(&self) -> (usize, usize) {
+        self.fm.shape
+    }
+    fn n_frames(&self) -> usize {
+        self.fm.n_frames()
+    }
+    fn read_next(&mut self, out: &mut [u32]) -> Result<bool> {
+        if self.next >= self.fm.n_frames() {
+            return Ok(false);
+        }
+        let n = self.fm.shape.0 * self.fm.shape.1;
+        if out.len() != n {
+            return Err(Error::ShapeMismatch {
+                origin: "frame-major photons".into(),
+                what: "frame buffer".into(),
+                expected: vec![n],
+                got: vec![out.len()],
+            });
+        }
+        out.fill(0);
+        let (px, ct) = self.fm.frame(self.next);
+        for (&p, &c) in px.iter().zip(ct) {
+            out[p as usize] = c;
+        }
+        self.next += 1;
+        Ok(true)
     }
 }
 
