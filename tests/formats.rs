@@ -183,33 +183,23 @@ fn correlate_reads_the_beamline_fixtures() {
     from_coo("rigaku500k_expected_coo.npy", [8, 512, 1024], &rig);
     let rig3 = d.join("rigaku3m_dense.npy");
     from_coo("rigaku3m_expected_coo.npy", [6, 1676, 2100], &rig3);
-    let cases: Vec<(&str, PathBuf, Option<&str>)> = vec![
-        ("rigaku500k.bin", rig, None),
-        ("rigaku3m.bin.000", rig3, None),
-        ("imm_sparse.imm", real("imm_sparse_expected.npy"), None),
-        ("imm_dense.imm", real("imm_dense_expected.npy"), None),
+    let cases: Vec<(&str, PathBuf)> = vec![
+        ("rigaku500k.bin", rig),
+        ("rigaku3m.bin.000", rig3),
+        ("imm_sparse.imm", real("imm_sparse_expected.npy")),
+        ("imm_dense.imm", real("imm_dense_expected.npy")),
         (
             "esrf_id10_eiger4m_v2_sparse_frame_0_00000.h5",
             real("esrf_id10_sparse_expected.npy"),
-            Some("32,48"),
         ),
-        (
-            "aps_triplets.h5",
-            real("aps_triplets_expected.npy"),
-            Some("16,24"),
-        ),
-        (
-            "aps_triplets_ifc.npy",
-            real("aps_triplets_expected.npy"),
-            Some("16,24"),
-        ),
+        ("aps_triplets.h5", real("aps_triplets_expected.npy")),
+        ("aps_triplets_ifc.npy", real("aps_triplets_expected.npy")),
         (
             "eiger_bslz4_u32_master.h5",
             real("eiger_bslz4_u32_expected.npy"),
-            None,
         ),
     ];
-    for (i, (name, expected, shape)) in cases.into_iter().enumerate() {
+    for (i, (name, expected)) in cases.into_iter().enumerate() {
         let st = read_stack(&expected).unwrap();
         let (rows, cols) = st.frame_shape();
         // Eiger gap and overflow pixels (2^bits − 1) are masked, as at the beamline.
@@ -219,23 +209,35 @@ fn correlate_reads_the_beamline_fixtures() {
         let labels = d.join(format!("labels{i}.npy"));
         band_labels(&labels, rows, cols, &flagged);
         let want = g2_of(&expected, &labels, d, &format!("want{i}"), &["--sparse"]);
-        let extra: Vec<&str> = shape.map_or(vec![], |sh| vec!["--detector-shape", sh]);
-        let got = g2_of(&real(name), &labels, d, &format!("got{i}"), &extra);
+        // Shape-less formats (ESRF sparse, triplets) take the q-map's shape.
+        let got = g2_of(&real(name), &labels, d, &format!("got{i}"), &[]);
         assert!(got == want, "{name}: g2 differs from its expected array's");
     }
-    // Without the shape, a shape-less format says what to give.
-    let o = run(&[
-        "correlate",
-        &s(&real("aps_triplets.h5")),
-        "--qmap",
-        &s(&d.join("labels6.npy")),
-        "--frame-time",
-        "0.01",
-        "--out",
-        &s(&d.join("x_results.hdf")),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("frame shape"));
+    // A q-map of another shape: a sparse file that declares its shape (IMM) is refused before
+    // any per-pixel state; a shape-less one (triplets) finds a pixel beyond it.
+    let tiny = d.join("tiny.npy");
+    band_labels(&tiny, 8, 8, &[]);
+    for (name, needle) in [
+        ("imm_sparse.imm", "frame shape in the file"),
+        ("aps_triplets.h5", "pixel index"),
+    ] {
+        let o = run(&[
+            "correlate",
+            &s(&real(name)),
+            "--qmap",
+            &s(&tiny),
+            "--frame-time",
+            "0.01",
+            "--out",
+            &s(&d.join("x_results.hdf")),
+        ]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {e}");
+        assert!(
+            e.contains(needle) && e.trim().lines().count() == 1,
+            "{name}: {e}"
+        );
+    }
 }
 
 /// Corrupted sparse files: exit 2, one line naming the file, no output.

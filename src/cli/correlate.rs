@@ -41,11 +41,8 @@ pub struct CorrelateArgs {
     /// --sparse): an xpcs-twin event file (.h5 with /events, e.g. from `simulate`), Rigaku
     /// 64-bit .bin (one module; or NAME.bin.000 for the 3M's six files), ESRF ID10 sparse .h5
     /// (the first numbered file), APS (index, frame, count) triplets (.h5, or a (3, N) .npy).
+    /// Files that do not store the frame shape (ESRF sparse, triplets) take the q-map's.
     pub frames: PathBuf,
-    /// Frame shape ROWS,COLS (pixels) for sparse files that do not store it: ESRF sparse
-    /// (ID10 Eiger 4M: 2162,2068) and triplets.
-    #[arg(long, value_parser = parse_shape)]
-    pub detector_shape: Option<(usize, usize)>,
     /// Dynamic q-bin label map (.npy, .npz or .h5; 0 = excluded, k ≥ 1 = bin k), rows × cols.
     #[arg(long)]
     pub qmap: PathBuf,
@@ -116,23 +113,11 @@ fn parse_estimator(name: &str) -> Result<Estimator, Error> {
     }
 }
 
-/// Parses `ROWS,COLS` (pixels).
-fn parse_shape(s: &str) -> Result<(usize, usize), String> {
-    let v: Vec<&str> = s.split(',').map(str::trim).collect();
-    match v[..] {
-        [r, c] => match (r.parse::<usize>(), c.parse::<usize>()) {
-            (Ok(r), Ok(c)) if r > 0 && c > 0 => Ok((r, c)),
-            _ => Err(format!("{s:?}: expected ROWS,COLS, two positive integers")),
-        },
-        _ => Err(format!("{s:?}: expected ROWS,COLS, e.g. 2162,2068")),
-    }
-}
-
-/// Opens FRAMES as frames (streamed) or events (by pixel block); also returns the frame time
-/// the file records, if any.
-fn open_input(path: &Path, shape: Option<(usize, usize)>) -> Result<(Input, Option<f64>), Error> {
+/// Opens FRAMES as frames (streamed) or events (by pixel block) for a detector of `shape` (the
+/// q-map's); also returns the frame time the file records, if any.
+fn open_input(path: &Path, shape: (usize, usize)) -> Result<(Input, Option<f64>), Error> {
     let opts = InputOptions {
-        detector_shape: shape,
+        detector_shape: Some(shape),
         ..InputOptions::default()
     };
     let input = xpcs_twin::io::input::open_input(path, &opts)?;
@@ -214,7 +199,10 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
     ] {
         xpcs_twin::check::check_positive("command line", flag, v)?;
     }
-    let (mut input, file_ft) = open_input(&a.frames, a.detector_shape)?;
+    // The q-map's shape is the detector's: formats without a shape take it, sparse formats
+    // with one are checked against it before allocating per-pixel state.
+    let qmap_shape = maps::read_label_map(&a.qmap, None)?.shape();
+    let (mut input, file_ft) = open_input(&a.frames, qmap_shape)?;
     let frame_time_s = match (a.frame_time, file_ft) {
         (Some(f), _) => f,
         (None, Some(f)) => f,

@@ -13,8 +13,11 @@
 //! | `.bin`, `.bin.000` … `.bin.005` | extension | Rigaku 500k / 3M | events ([`crate::rigaku::RigakuRecords`]) |
 //! | `.imm` | extension | IMM, sparse / full frames | events / frames ([`crate::imm::ImmFile`]) |
 //!
-//! Formats that do not store the frame shape (ESRF sparse, triplets) take it from
-//! [`InputOptions::detector_shape`]. Sparse formats are transposed by
+//! [`InputOptions::detector_shape`] is the detector's frame shape as the caller knows it (the
+//! `correlate` command takes it from the q-map): formats that do not store a shape (ESRF
+//! sparse, triplets) use it; sparse formats that declare one (IMM, Rigaku) are checked against
+//! it before any per-pixel state is allocated, so a corrupted header cannot make the reader
+//! allocate for a detector nobody has. Sparse formats are transposed by
 //! [`crate::records::PixelBlocks`] (pass 1 happens in [`open_input`]).
 
 use std::path::Path;
@@ -70,7 +73,8 @@ impl InputKind {
 /// Options of [`open_input`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputOptions {
-    /// Frame shape (rows, cols) for formats that do not store it (ESRF sparse, triplets).
+    /// The detector's frame shape (rows, cols): the shape of formats that do not store it
+    /// (ESRF sparse, triplets), a check of sparse formats that do (IMM, Rigaku).
     pub detector_shape: Option<(usize, usize)>,
     /// Largest pixel block of a transposed sparse file, in events (8 bytes each).
     pub max_block_events: usize,
@@ -202,6 +206,19 @@ fn need_shape(path: &Path, kind: InputKind, opts: &InputOptions) -> Result<(usiz
     })
 }
 
+/// Refuses a declared frame shape other than the caller's detector shape.
+fn check_shape(path: &Path, declared: (usize, usize), opts: &InputOptions) -> Result<()> {
+    match opts.detector_shape {
+        Some(s) if s != declared => Err(Error::ShapeMismatch {
+            origin: path.display().to_string(),
+            what: "frame shape in the file vs the detector (q-map)".into(),
+            expected: vec![s.0, s.1],
+            got: vec![declared.0, declared.1],
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Opens `path` as frames or events (see the module docs).
 pub fn open_input(path: &Path, opts: &InputOptions) -> Result<Input> {
     let kind = detect(path)?;
@@ -242,12 +259,14 @@ pub fn open_input(path: &Path, opts: &InputOptions) -> Result<Input> {
                 blocks,
             )?))
         }
-        InputKind::Rigaku => Input::Events(Box::new(PixelBlocks::new(
-            RigakuRecords::open(path)?,
-            blocks,
-        )?)),
+        InputKind::Rigaku => {
+            let src = RigakuRecords::open(path)?;
+            check_shape(path, crate::records::PhotonRecords::frame_shape(&src), opts)?;
+            Input::Events(Box::new(PixelBlocks::new(src, blocks)?))
+        }
         InputKind::Imm => {
             let f = ImmFile::open(path)?;
+            check_shape(path, FrameSource::frame_shape(&f), opts)?;
             if f.is_sparse() {
                 Input::Events(Box::new(PixelBlocks::new(f, blocks)?))
             } else {
@@ -344,7 +363,7 @@ mod tests {
             events_from_triplets(shape, n_frames, 1.0, &idx, &fr, &ct, name).unwrap()
         };
         let opts = |shape| InputOptions {
-            detector_shape: Some(shape),
+            detector_shape: shape,
             max_block_events: 97, // several blocks per file
             ..InputOptions::default()
         };
@@ -358,7 +377,7 @@ mod tests {
             (
                 "rigaku3m.bin.000",
                 InputKind::Rigaku,
-                opts((1, 1)),
+                opts(None),
                 coo("rigaku3m_expected_coo.npy", (1676, 2100), 6),
             ),
             (
@@ -370,25 +389,25 @@ mod tests {
             (
                 "imm_sparse.imm",
                 InputKind::Imm,
-                opts((1, 1)),
+                opts(None),
                 dense("imm_sparse_expected.npy"),
             ),
             (
                 "esrf_id10_eiger4m_v2_sparse_frame_0_00000.h5",
                 InputKind::EsrfSparse,
-                opts((32, 48)),
+                opts(Some((32, 48))),
                 dense("esrf_id10_sparse_expected.npy"),
             ),
             (
                 "aps_triplets.h5",
                 InputKind::TripletsH5,
-                opts((16, 24)),
+                opts(Some((16, 24))),
                 dense("aps_triplets_expected.npy"),
             ),
             (
                 "aps_triplets_ifc.npy",
                 InputKind::TripletsNpy,
-                opts((16, 24)),
+                opts(Some((16, 24))),
                 dense("aps_triplets_expected.npy"),
             ),
             (
@@ -423,6 +442,9 @@ mod tests {
         assert!((f.frame_time_s().unwrap() - 0.001).abs() < 1e-9);
         let valid = f.pixel_mask().unwrap().unwrap();
         assert_eq!(valid.iter().filter(|v| !**v).count(), 306);
+        // A declared shape other than the detector's is refused (before pass 1).
+        let e = open_input(&real("imm_sparse.imm"), &opts(Some((30, 20)))).unwrap_err();
+        assert!(e.to_string().contains("frame shape in the file"), "{e}");
         // Shape-less formats say what they need.
         let e = open_input(&real("aps_triplets.h5"), &InputOptions::default()).unwrap_err();
         assert!(e.to_string().contains("frame shape"), "{e}");
