@@ -914,3 +914,316 @@ proptest! {
         }
     }
 }
+
+// ------------------------------------------------------------ sparse beamline formats
+
+use xpcs_twin::io::input::{open_input, Input, InputOptions};
+use xpcs_twin::io::records::BATCH_RECORDS;
+
+/// Everything a photon file holds, through the one dispatch: frames or event blocks. Small
+/// blocks (1000 events) so that every block path runs.
+fn read_any(p: &Path, shape: Option<(usize, usize)>) -> xpcs_twin::Result<u64> {
+    let opts = InputOptions {
+        detector_shape: shape,
+        max_block_events: 1000,
+        ..InputOptions::default()
+    };
+    let mut sum = 0u64;
+    match open_input(p, &opts)? {
+        Input::Frames { mut source, .. } => {
+            let (r, c) = source.frame_shape();
+            let mut buf = vec![0u32; r * c];
+            while source.read_next(&mut buf)? {
+                sum += buf.iter().map(|&x| u64::from(x)).sum::<u64>();
+            }
+        }
+        Input::Events(mut e) => {
+            while let Some(b) = e.next_block()? {
+                sum += b.counts.iter().map(|&x| u64::from(x)).sum::<u64>();
+            }
+        }
+    }
+    Ok(sum)
+}
+
+/// What a sparse file justifies: the transposition's per-pixel state (≤ 24 bytes per pixel of
+/// the detector: counts, cursor, offsets), each record held at most 4× (batch, block, merge),
+/// a frame buffer of a full-frame format (4 bytes per 2 stored), the read batches.
+fn sparse_budget(len: usize, pixels: usize) -> usize {
+    24 * pixels + 8 * len + 64 * BATCH_RECORDS + (2 << 20)
+}
+
+/// Rigaku words of a small scan (frame-major, pixel ascending), with one 2^20-offset variant.
+fn rigaku_words(seed: u32, offset: bool) -> Vec<u8> {
+    let mut v = Vec::new();
+    for f in 0..12u64 {
+        for k in 0..40u64 {
+            let h = ((f * 40 + k) as u32)
+                .wrapping_mul(2654435761)
+                .wrapping_add(seed);
+            let idx = u64::from(h >> 13) + if offset { 1 << 20 } else { 0 };
+            let count = u64::from(h % 7 + 1);
+            v.push((f << 40) | (idx << 16) | count);
+        }
+    }
+    // Pixel order within a frame, as the detector writes.
+    v.sort_unstable_by_key(|w| (w >> 40, (w >> 16) & 0x1F_FFFF));
+    v.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+fn mutate(bytes: &mut Vec<u8>, op: u8, at: u32, xor: u8, ins: &[u8]) {
+    if bytes.is_empty() {
+        bytes.extend_from_slice(ins);
+        return;
+    }
+    let i = at as usize % bytes.len();
+    match op {
+        0 => bytes.truncate(i),
+        1 => bytes[i] ^= xor,
+        2 => {
+            let tail = bytes.split_off(i);
+            bytes.extend_from_slice(ins);
+            bytes.extend(tail);
+        }
+        _ => {
+            // Several flips spread over the file.
+            for k in 0..4 {
+                let j = (i + 977 * k) % bytes.len();
+                bytes[j] ^= xor.rotate_left(k as u32);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: scaled(150), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Rigaku `.bin` (one module, and a module of a 3M set): truncated, flipped (frames past
+    /// the last, indices in the hole between 2^19 and 2^20, files mixing the 2^20 offset,
+    /// unsorted records), spliced.
+    #[test]
+    fn rigaku_mutations(seed in any::<u32>(), op in 0u8..4, at in any::<u32>(), xor in 1u8..=255,
+                        ins in prop::collection::vec(any::<u8>(), 1..20), offset in any::<bool>(),
+                        three_m in prop::bool::weighted(0.15)) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = rigaku_words(seed, offset);
+        mutate(&mut bytes, op, at, xor, &ins);
+        if three_m {
+            for s in 0..6 {
+                let b = if s == 3 { bytes.clone() } else { rigaku_words(seed ^ s, s % 2 == 0) };
+                std::fs::write(dir.path().join(format!("m.bin.{s:03}")), b).unwrap();
+            }
+            let p = dir.path().join("m.bin.000");
+            check("rigaku 3M", sparse_budget(7 * bytes.len(), 1676 * 2100), || read_any(&p, None));
+        } else {
+            let p = dir.path().join("r.bin");
+            std::fs::write(&p, &bytes).unwrap();
+            check("rigaku", sparse_budget(bytes.len(), 512 * 1024), || read_any(&p, None));
+            check("rigaku + shape", sparse_budget(bytes.len(), 512 * 1024), || read_any(&p, Some((512, 1024))));
+        }
+    }
+}
+
+/// An IMM file of `t` frames of 12 × 17 pixels, sparse or full frames.
+fn imm_file(p: &Path, seed: u32, sparse: bool) {
+    let ev = EventList::from_stack(&sparse_stack(6, 12, 17, seed), 0.01).unwrap();
+    xpcs_twin::io::imm::write_imm(p, &ev, sparse, &[], false).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: scaled(200), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// IMM, sparse and full frames: truncated, flipped, spliced, and header fields set to
+    /// absurd values (rows, cols, bytes, dlen, compression). With the detector's shape (as
+    /// `correlate` gives it from the q-map) a mutated shape is refused before any per-pixel
+    /// allocation; the header walk alone never allocates for the declared sizes.
+    #[test]
+    fn imm_mutations(seed in any::<u32>(), sparse in any::<bool>(), op in 0u8..5, at in any::<u32>(),
+                     xor in 1u8..=255, ins in prop::collection::vec(any::<u8>(), 1..20),
+                     field in prop::sample::select(vec![4usize, 108, 112, 116, 152, 1024 + 152, 2048]),
+                     value in prop_oneof![Just(u32::MAX), Just(i32::MAX as u32), Just(0u32), Just(6u32), Just(1u32 << 20), 0u32..300]) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.imm");
+        imm_file(&p, seed, sparse);
+        let mut bytes = std::fs::read(&p).unwrap();
+        if op == 4 {
+            let f = field % bytes.len().saturating_sub(4).max(1);
+            bytes[f..f + 4].copy_from_slice(&value.to_le_bytes());
+        } else {
+            mutate(&mut bytes, op, at, xor, &ins);
+        }
+        std::fs::write(&p, &bytes).unwrap();
+        let budget = sparse_budget(bytes.len(), 12 * 17);
+        check("imm + shape", budget, || read_any(&p, Some((12, 17))));
+        check("imm header walk", 1 << 20, || xpcs_twin::io::imm::ImmFile::open(&p).map(|_| ()));
+    }
+}
+
+/// An ESRF sparse series of two files (frame_ptr / index / intensity; the second file's
+/// index and intensity chunked with bitshuffle + LZ4), HDF5 1.10 format (checksummed
+/// metadata, as every file we write for fuzzing).
+fn esrf_files(dir: &Path, seed: u32) -> Vec<std::path::PathBuf> {
+    let st = sparse_stack(7, 9, 11, seed);
+    let mut out = vec![];
+    for (k, frames) in [(0usize, 0..4usize), (1, 4..7)] {
+        let p = dir.join(format!("s_sparse_frame_0_{k:05}.h5"));
+        let f = hdf5::File::with_options()
+            .with_fapl(|a| a.libver_v110())
+            .create(&p)
+            .unwrap();
+        let g = f.create_group("entry_0000/measurement/data").unwrap();
+        let (mut ptr, mut ix, mut it) = (vec![0u32], vec![], vec![]);
+        for t in frames {
+            for q in 0..99 {
+                let c = st.get(t, q);
+                if c > 0 {
+                    ix.push(q as i32);
+                    it.push(c as u16);
+                }
+            }
+            ptr.push(ix.len() as u32);
+        }
+        g.new_dataset_builder()
+            .with_data(&ndarray::arr1(&ptr))
+            .create("frame_ptr")
+            .unwrap();
+        let filt = |es: u32| {
+            if k == 1 {
+                vec![hdf5::filters::Filter::user(32008, &[0, 4, es, 0, 2])]
+            } else {
+                vec![]
+            }
+        };
+        let n = ix.len().max(1);
+        g.new_dataset_builder()
+            .chunk(n)
+            .set_filters(&filt(4))
+            .with_data(&ndarray::arr1(&ix))
+            .create("index")
+            .unwrap();
+        g.new_dataset_builder()
+            .chunk(n)
+            .set_filters(&filt(2))
+            .with_data(&ndarray::arr1(&it))
+            .create("intensity")
+            .unwrap();
+        out.push(p);
+    }
+    out
+}
+
+/// Triplets as HDF5 (1.10 format) and as a (3, N) NPY.
+fn triplet_files(dir: &Path, seed: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+    let st = sparse_stack(5, 6, 7, seed);
+    let (mut i, mut f, mut c) = (vec![], vec![], vec![]);
+    for t in 0..5 {
+        for q in 0..42 {
+            if st.get(t, q) > 0 {
+                i.push(q as u32);
+                f.push(t as u32);
+                c.push(st.get(t, q));
+            }
+        }
+    }
+    let h = dir.join("t.h5");
+    let file = hdf5::File::with_options()
+        .with_fapl(|a| a.libver_v110())
+        .create(&h)
+        .unwrap();
+    let g = file.create_group("sparse").unwrap();
+    for (n, v) in [("index", &i), ("frame", &f), ("count", &c)] {
+        g.new_dataset_builder()
+            .with_data(&ndarray::arr1(v))
+            .create(n)
+            .unwrap();
+    }
+    drop(file);
+    let npy = dir.join("t.npy");
+    let all: Vec<u32> = i.iter().chain(&f).chain(&c).copied().collect();
+    npy::write_npy(&npy, &[3, i.len()], &all, &[], false).unwrap();
+    (h, npy)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: scaled(120), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// ESRF sparse series and triplets (HDF5, NPY): byte flips anywhere (metadata included:
+    /// 1.10 format), truncation, splices; NPY headers with absurd shapes.
+    #[test]
+    fn esrf_and_triplet_mutations(seed in any::<u32>(), which in 0usize..3, op in 0u8..4, at in any::<u32>(),
+                                  xor in 1u8..=255, ins in prop::collection::vec(any::<u8>(), 1..20),
+                                  absurd in prop::sample::select(vec!["", "(3, 1099511627776)", "(3, 18446744073709551615)", "(4, 5)", "(3,)"])) {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, shape) = match which {
+            0 => (esrf_files(dir.path(), seed).swap_remove(at as usize % 2), (9, 11)),
+            1 => (triplet_files(dir.path(), seed).0, (6, 7)),
+            _ => (triplet_files(dir.path(), seed).1, (6, 7)),
+        };
+        let mut bytes = std::fs::read(&p).unwrap();
+        if which == 2 && !absurd.is_empty() {
+            let h = String::from_utf8_lossy(&bytes[10..]).into_owned();
+            if let (Some(a), Some(b)) = (h.find("'shape': ("), h.find("), }")) {
+                let new = format!("{}'shape': {absurd}{}", &h[..a], &h[b + 1..]);
+                let mut nb = bytes[..10].to_vec();
+                nb.extend_from_slice(new.as_bytes());
+                nb[8..10].copy_from_slice(&((new.find('\n').unwrap_or(new.len()) + 1) as u16).to_le_bytes());
+                bytes = nb;
+            }
+        } else {
+            mutate(&mut bytes, op, at, xor, &ins);
+        }
+        std::fs::write(&p, &bytes).unwrap();
+        // HDF5: compressed data expands ≤ 1100×; the per-pixel state of the given shape.
+        let budget = sparse_budget(2 * 1100 * bytes.len(), shape.0 * shape.1);
+        check("esrf / triplets", budget, || read_any(&p, Some(shape)));
+    }
+}
+
+/// The Rigaku reader's peak memory does not grow with the number of frames: 10× the frames
+/// (and records) of a scan, same pixel blocks bound, same peak within the read batches.
+#[test]
+fn rigaku_streams_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, frames: u64| {
+        let p = dir.path().join(name);
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+        for t in 0..frames {
+            for k in 0..2000u64 {
+                let idx = (k * 262) % (512 * 1024);
+                f.write_all(&((t << 40) | (idx << 16) | 1).to_le_bytes())
+                    .unwrap();
+            }
+        }
+        drop(f);
+        p
+    };
+    let small = write("small.bin", 100);
+    let large = write("large.bin", 1000);
+    let peak = |p: &Path| {
+        let opts = InputOptions {
+            max_block_events: 50_000,
+            ..InputOptions::default()
+        };
+        let (r, peak) = peak_of(|| -> xpcs_twin::Result<u64> {
+            let Input::Events(mut e) = open_input(p, &opts)? else {
+                panic!("events expected")
+            };
+            let mut n = 0;
+            while let Some(b) = e.next_block()? {
+                n += b.frames.len() as u64;
+            }
+            Ok(n)
+        });
+        (r.unwrap(), peak)
+    };
+    let (n_small, p_small) = peak(&small);
+    let (n_large, p_large) = peak(&large);
+    assert_eq!((n_small, n_large), (200_000, 2_000_000));
+    let file = std::fs::metadata(&large).unwrap().len() as usize;
+    eprintln!(
+        "rigaku peak: {p_small} B for 100 frames, {p_large} B for 1000 frames ({file} B file)"
+    );
+    // Per-pixel state (≈ 12 B × 2^19) + one block (≤ 50 000 events) + batches, both times.
+    assert!(p_large <= p_small + (1 << 20), "{p_large} vs {p_small}");
+    assert!(p_large < file / 2, "{p_large} B for a {file} B file");
+}

@@ -14,10 +14,9 @@ use xpcs_twin::io::assemble::{assemble, RunMeta};
 use xpcs_twin::io::atomic::{check_output, write_json};
 use xpcs_twin::io::results::{write_results, Geometry, Node, Tree};
 use xpcs_twin::io::{
-    eiger::EigerFrames,
-    events::{is_event_file, EventReader},
+    input::{Input, InputOptions},
     maps,
-    npy::{write_npy, NpyFrames},
+    npy::write_npy,
 };
 use xpcs_twin::Error;
 
@@ -36,9 +35,13 @@ use xpcs_twin::Error;
     --out out/example_results.hdf --twotime"
 )]
 pub struct CorrelateArgs {
-    /// Frames: .npy (frames × rows × cols, any unsigned integer type), Eiger/NeXus HDF5
-    /// (.h5/.hdf/.hdf5/.nxs with /entry/data/data, deflate/LZ4/bitshuffle-LZ4), or an
-    /// xpcs-twin event file (.h5 with /events, e.g. from `simulate`; implies --sparse).
+    /// Photons: .npy (frames × rows × cols, any unsigned integer type), Eiger/NeXus HDF5
+    /// (.h5/.hdf/.hdf5/.nxs with /entry/data/data or a master file, deflate/LZ4/bitshuffle-LZ4),
+    /// IMM (.imm), or a sparse photon file that goes straight to the event correlator (implies
+    /// --sparse): an xpcs-twin event file (.h5 with /events, e.g. from `simulate`), Rigaku
+    /// 64-bit .bin (one module; or NAME.bin.000 for the 3M's six files), ESRF ID10 sparse .h5
+    /// (the first numbered file), APS (index, frame, count) triplets (.h5, or a (3, N) .npy).
+    /// Files that do not store the frame shape (ESRF sparse, triplets) take the q-map's.
     pub frames: PathBuf,
     /// Dynamic q-bin label map (.npy, .npz or .h5; 0 = excluded, k ≥ 1 = bin k), rows × cols.
     #[arg(long)]
@@ -50,7 +53,8 @@ pub struct CorrelateArgs {
     /// Mask (.npy/.npz/.h5, nonzero = valid pixel; default: labels > 0).
     #[arg(long)]
     pub mask: Option<PathBuf>,
-    /// Frame period in seconds (required for .npy; read from the file for Eiger HDF5).
+    /// Frame period in seconds (required unless the file stores it, as Eiger HDF5 and
+    /// xpcs-twin event files do; Rigaku, IMM, ESRF sparse, triplets and NPY do not).
     #[arg(long, allow_negative_numbers = true)]
     pub frame_time: Option<f64>,
     /// Results file to write (`*_results.hdf` is what the APS viewer lists).
@@ -109,37 +113,16 @@ fn parse_estimator(name: &str) -> Result<Estimator, Error> {
     }
 }
 
-/// What FRAMES holds: frames (streamed) or an xpcs-twin event file (read by pixel block).
-enum Input {
-    Frames(Box<dyn FrameSource>),
-    Events(EventReader),
-}
-
-/// Opens FRAMES by its extension (HDF5 files are event files if they hold `/events`); also
-/// returns the frame time the file records, if any.
-fn open_input(path: &Path) -> Result<(Input, Option<f64>), Error> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match ext.as_str() {
-        "npy" => Ok((Input::Frames(Box::new(NpyFrames::open(path)?)), None)),
-        "h5" | "hdf" | "hdf5" | "nxs" if is_event_file(path) => {
-            let r = EventReader::open(path)?;
-            let ft = r.frame_time_s();
-            Ok((Input::Events(r), Some(ft)))
-        }
-        "h5" | "hdf" | "hdf5" | "nxs" => {
-            let f = EigerFrames::open(path)?;
-            let ft = f.frame_time_s();
-            Ok((Input::Frames(Box::new(f)), ft))
-        }
-        _ => Err(Error::format(
-            path,
-            "unknown frame file type (allowed: .npy, .h5, .hdf, .hdf5, .nxs)",
-        )),
-    }
+/// Opens FRAMES as frames (streamed) or events (by pixel block) for a detector of `shape` (the
+/// q-map's); also returns the frame time the file records, if any.
+fn open_input(path: &Path, shape: (usize, usize)) -> Result<(Input, Option<f64>), Error> {
+    let opts = InputOptions {
+        detector_shape: Some(shape),
+        ..InputOptions::default()
+    };
+    let input = xpcs_twin::io::input::open_input(path, &opts)?;
+    let ft = input.frame_time_s();
+    Ok((input, ft))
 }
 
 #[derive(Serialize)]
@@ -216,7 +199,10 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
     ] {
         xpcs_twin::check::check_positive("command line", flag, v)?;
     }
-    let (mut input, file_ft) = open_input(&a.frames)?;
+    // The q-map's shape is the detector's: formats without a shape take it, sparse formats
+    // with one are checked against it before allocating per-pixel state.
+    let qmap_shape = maps::read_label_map(&a.qmap, None)?.shape();
+    let (mut input, file_ft) = open_input(&a.frames, qmap_shape)?;
     let frame_time_s = match (a.frame_time, file_ft) {
         (Some(f), _) => f,
         (None, Some(f)) => f,
@@ -233,10 +219,7 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
             Error::out_of_range("command line", "--frame-time", frame_time_s, "> 0 s").into(),
         );
     }
-    let (shape, n_frames) = match &input {
-        Input::Frames(src) => (src.frame_shape(), src.n_frames()),
-        Input::Events(r) => (r.frame_shape(), r.n_frames()),
-    };
+    let (shape, n_frames) = (input.frame_shape(), input.n_frames());
     if n_frames < 2 {
         return Err(
             Error::out_of_range(a.frames.display().to_string(), "frames", n_frames, "≥ 2").into(),
@@ -272,28 +255,25 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
 
     let sparse = a.sparse || matches!(input, Input::Events(_));
     let (g2, intensity, two_time): (G2Result, _, Option<TwoTimeResult>) = match &mut input {
-        Input::Events(reader) => {
+        Input::Events(src) => {
             // Pixel blocks straight from the file: memory ∝ one block, not the whole list.
             let mut ev = EventCorrelator::new(&part, &sched, n_frames);
             if a.twotime {
                 ev = ev.with_two_time(&part, &[], bin_frames)?;
             }
-            let n_pix = shape.0 * shape.1;
-            let block = 65_536;
-            let b = ProgressBar::new(n_pix.div_ceil(block) as u64);
+            let b = ProgressBar::new((shape.0 * shape.1) as u64);
             b.set_style(
-                ProgressStyle::with_template("correlate events {bar:40} {pos}/{len} pixel blocks")
+                ProgressStyle::with_template("correlate events {bar:40} {pos}/{len} pixels")
                     .expect("valid template"),
             );
-            for first in (0..n_pix).step_by(block) {
-                let blk = reader.read_block(first, block.min(n_pix - first))?;
+            while let Some(blk) = src.next_block()? {
                 ev.push_pixel_block(blk.first_pixel, &blk.offsets, &blk.frames, &blk.counts)?;
-                b.inc(1);
+                b.inc(blk.n_pixels() as u64);
             }
             b.finish_and_clear();
             (ev.finish(estimator)?, ev.intensity(), ev.two_time())
         }
-        Input::Frames(src) if a.sparse => {
+        Input::Frames { source: src, .. } if a.sparse => {
             let b = bar(n_frames as u64, "read events");
             let mut counting = CountingSource {
                 inner: src.as_mut(),
@@ -308,14 +288,14 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
             ev.push_events(&events)?;
             (ev.finish(estimator)?, ev.intensity(), ev.two_time())
         }
-        Input::Frames(src) if a.twotime => {
+        Input::Frames { source: src, .. } if a.twotime => {
             let stack = read_all(src.as_mut())?;
             let mut mt = DenseMultiTau::new(&part, &sched);
             mt.push_stack(&stack, 0..n_frames)?;
             let tt = two_time_stack(&stack, &part, &[], bin_frames)?;
             (mt.finish(estimator)?, mt.intensity(), Some(tt))
         }
-        Input::Frames(src) => {
+        Input::Frames { source: src, .. } => {
             let b = bar(n_frames as u64, "correlate");
             let mut mt = DenseMultiTau::new(&part, &sched);
             let mut counting = CountingSource {

@@ -41,6 +41,7 @@ use xpcs_twin::data::{EventList, FrameStack};
 use xpcs_twin::instrument::counting::CountingChain;
 use xpcs_twin::instrument::geometry::QMaps;
 use xpcs_twin::instrument::kossel::{find_mask, MaskOptions};
+use xpcs_twin::io::output::{write_photons, Acquisition, PhotonFormat};
 use xpcs_twin::model::{BinOptics, Truth};
 use xpcs_twin::speckle::{Exposure, GeneratorKind, Method, PerPixel, Scene, SimOptions, Simulator};
 use xpcs_twin::twin::setup::{CampaignSetup, Scale};
@@ -65,6 +66,53 @@ pub enum MethodArg {
     Exact,
 }
 
+/// Output format on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Dense NPY stack (frame, row, col).
+    Npy,
+    /// Events as NPZ (offsets, frames, counts).
+    Npz,
+    /// xpcs-twin event file (HDF5).
+    Events,
+    /// DECTRIS Eiger master + data files.
+    Eiger,
+    /// Rigaku 64-bit sparse .bin (APS 8-ID-I).
+    Rigaku,
+    /// IMM sparse frames (legacy APS cameras).
+    Imm,
+}
+
+impl FormatArg {
+    /// The format an output extension implies.
+    fn from_extension(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "npy" => FormatArg::Npy,
+            "npz" => FormatArg::Npz,
+            "h5" => FormatArg::Events,
+            "bin" => FormatArg::Rigaku,
+            "imm" => FormatArg::Imm,
+            _ => return None,
+        })
+    }
+
+    /// The library's writer for this format (NPZ stays here).
+    fn photon_format(self) -> Option<PhotonFormat> {
+        Some(match self {
+            FormatArg::Npz => return None,
+            FormatArg::Npy => PhotonFormat::Npy,
+            FormatArg::Events => PhotonFormat::Events,
+            FormatArg::Eiger => PhotonFormat::Eiger,
+            FormatArg::Rigaku => PhotonFormat::Rigaku,
+            FormatArg::Imm => PhotonFormat::Imm,
+        })
+    }
+}
+
+/// Frames per Eiger data file (the DECTRIS default `nimages_per_file`).
+const EIGER_FRAMES_PER_FILE: usize = 1000;
+
 /// Arguments of `simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -86,9 +134,19 @@ pub struct SimulateArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output: .npy (dense stack), .npz (events) or .h5 (event file, streamed in pixel order).
+    /// Output file (the format follows its extension unless --format is given): .npy (dense
+    /// stack), .npz (events), .h5 (xpcs-twin event file, streamed in pixel order), .bin
+    /// (Rigaku), .imm (IMM).
     #[arg(long)]
     out: PathBuf,
+    /// Write the scan as this detector's acquisition system does, for beamline pipelines:
+    /// npy, npz, events (.h5); eiger (OUT must be NAME_master.h5: master + NAME_data_00000k.h5,
+    /// bitshuffle-LZ4, 1000 frames per file, pixel_mask with the detector's gaps and bad
+    /// pixels, flagged pixels at 2^bits - 1); rigaku (OUT.bin: one 512 × 1024 module, or
+    /// OUT.bin.000-.005 for 1676 × 2100 frames, the 3M, whose gaps are masked; counts ≤ 4095);
+    /// imm (sparse frames, counts ≤ 65535).
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
     /// Overwrite existing outputs.
     #[arg(long)]
     force: bool,
@@ -251,6 +309,8 @@ struct Prepared {
     /// q/φ maps of the simulated region (instrument only: the Kossel auto-mask needs them).
     maps: Option<QMaps>,
     scene_doc: serde_json::Value,
+    /// What a detector file records besides the photons (pixel mask, geometry).
+    acquisition: Acquisition,
 }
 
 /// The isobar index chosen by `--pressure` / `--scan` (default 0).
@@ -309,7 +369,12 @@ fn sim_options(a: &SimulateArgs, seed: u64) -> SimOptions {
 }
 
 /// The sample file's ideal-detector scene (see the module doc).
-fn prepare_ideal(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Prepared> {
+fn prepare_ideal(
+    a: &SimulateArgs,
+    sample: &Sample,
+    k: usize,
+    format: Option<PhotonFormat>,
+) -> Result<Prepared> {
     let camp = &sample.campaign;
     let iso = &camp.isobars[k];
     let n_frames = a.frames.unwrap_or(iso.n_frames);
@@ -347,7 +412,7 @@ fn prepare_ideal(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Prepared
         ));
     }
     scene.rate_factor = PerPixel::Map((0..rows * cols).map(|p| rate_rows[p / cols]).collect());
-    let labels: Vec<u32> = match &a.labels {
+    let mut labels: Vec<u32> = match &a.labels {
         Some(p) => read_labels(p, rows, cols)?,
         None => {
             if a.qbins == 0 || a.qbins > rows {
@@ -363,6 +428,19 @@ fn prepare_ideal(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Prepared
                 .collect()
         }
     };
+    // A format whose detector has gaps (the Rigaku 3M): gap pixels are not pixels.
+    let layout = format.and_then(|f| f.layout_mask((rows, cols)));
+    let valid = layout.unwrap_or_else(|| vec![true; rows * cols]);
+    let pixel_mask: Vec<u32> = if valid.iter().all(|&v| v) {
+        vec![]
+    } else {
+        valid.iter().map(|&v| u32::from(!v)).collect()
+    };
+    for (l, &v) in labels.iter_mut().zip(&valid) {
+        if !v {
+            *l = 0;
+        }
+    }
     let sim = Simulator::new(
         scene,
         dynamics,
@@ -390,9 +468,18 @@ fn prepare_ideal(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Prepared
         chain: None,
         static_labels: labels.clone(),
         labels,
-        valid: vec![true; rows * cols],
+        valid,
         bins,
         maps: None,
+        acquisition: Acquisition {
+            count_time_s: frame_time_s,
+            pixel_size_m: 75e-6,
+            distance_m: a.distance,
+            energy_kev: 21.0,
+            pixel_mask,
+            description: format!("xpcs-twin ideal detector, {rows} x {cols} px"),
+            frames_per_file: EIGER_FRAMES_PER_FILE,
+        },
         scene_doc: serde_json::json!({
             "kind": "ideal detector (the sample file's [scene])",
             "facts": facts,
@@ -553,7 +640,32 @@ fn prepare_instrument(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Pre
         "mean_rate_hz": scan.mean_counts_per_frame / scan.exposure.frame_time_s,
         "counting": setup.config.instrument.counting,
     });
+    // The detector's own pixel mask (NXmx bits): module/chip gaps 1, and with the bad-pixel
+    // step dead 2, hot (noisy) 16. Not the analysis mask: anvil spots are the sample's.
+    let gaps = roi.crop(inst.detector.gap_mask());
+    let defects = &scan.chain.defects;
+    let bad = scan.chain.steps.bad_pixels;
+    let pixel_mask: Vec<u32> = (0..roi.rows * roi.cols)
+        .map(|p| {
+            u32::from(!gaps[p])
+                | if bad && defects.dead[p] { 2 } else { 0 }
+                | if bad && defects.hot[p] { 16 } else { 0 }
+        })
+        .collect();
+    let acquisition = Acquisition {
+        count_time_s: scan.exposure.frame_time_s,
+        pixel_size_m: inst.detector.pixel_size_um * 1e-6,
+        distance_m: a.distance,
+        energy_kev: inst.beam.energy_kev,
+        pixel_mask,
+        description: format!(
+            "xpcs-twin model of {} ({} x {} px region)",
+            inst.detector.origin, roi.rows, roi.cols
+        ),
+        frames_per_file: EIGER_FRAMES_PER_FILE,
+    };
     Ok(Prepared {
+        acquisition,
         chain: Some((
             scan.chain.clone(),
             xpcs_twin::rng::subseed(scan.seed, "counting"),
@@ -572,23 +684,24 @@ fn prepare_instrument(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Pre
 pub fn run(a: SimulateArgs) -> Result<()> {
     let sample = load_sample(&a.model)?;
     let k = pick_isobar(&a, &sample)?;
-    let ext = a
-        .out
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if ext != "npy" && ext != "npz" && ext != "h5" {
+    let Some(format) = a.format.or_else(|| FormatArg::from_extension(&a.out)) else {
         bail!(xpcs_twin::Error::invalid(
             a.out.display().to_string(),
-            "output must be .npy (dense stack), .npz (events: offsets, frames, counts) or .h5 \
-             (xpcs-twin event file, streamed)"
+            "output must be .npy (dense stack), .npz (events: offsets, frames, counts), .h5 \
+             (xpcs-twin event file, streamed), .bin (Rigaku) or .imm (IMM); or give --format"
+        ));
+    };
+    let writer = format.photon_format();
+    if format == FormatArg::Npz && a.out.extension().is_none_or(|e| e != "npz") {
+        bail!(xpcs_twin::Error::invalid(
+            a.out.display().to_string(),
+            "an npz output must end in .npz"
         ));
     }
     let prep = if a.beam.is_some() {
         prepare_instrument(&a, &sample, k)?
     } else {
-        prepare_ideal(&a, &sample, k)?
+        prepare_ideal(&a, &sample, k, writer)?
     };
     let sim = &prep.sim;
     let (rows, cols) = (sim.scene().rows, sim.scene().cols);
@@ -596,8 +709,12 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         n_frames,
         frame_time_s,
     } = sim.exposure();
+    if let Some(w) = writer {
+        // Extension and frame shape, before any simulation.
+        w.check(&a.out, (rows, cols))?;
+    }
     let bytes = n_frames as f64 * (rows * cols) as f64;
-    if ext == "npy" && bytes > 8e9 {
+    if format == FormatArg::Npy && bytes > 8e9 {
         bail!(xpcs_twin::Error::out_of_range(
             "command line",
             "frames × pixels of a dense stack",
@@ -618,6 +735,11 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     if prep.maps.is_some() {
         outputs.push(&kossel_path);
     }
+    // A multi-file format's other files (Eiger data files, Rigaku 3M modules).
+    let more = writer.map_or_else(Vec::new, |w| {
+        w.files(&a.out, (rows, cols), n_frames, EIGER_FRAMES_PER_FILE)
+    });
+    outputs.extend(more.iter());
     for o in outputs {
         refuse_overwrite(o, a.force, &inputs)?;
     }
@@ -625,23 +747,26 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     // Simulate with a progress bar over blocks (the ideal scene streams .h5 block by block;
     // the counting chain needs the whole list: charge sharing crosses blocks).
     let mut kossel_doc = serde_json::Value::Null;
-    let total_counts = if ext == "h5" && prep.chain.is_none() {
+    let total_counts = if format == FormatArg::Events && prep.chain.is_none() {
         stream_events_h5(sim, &a.out, rows, cols, n_frames, frame_time_s, a.force)?
     } else {
         let mut events = simulate_in_memory(sim, rows, cols, n_frames, frame_time_s)?;
         if let Some((chain, seed)) = &prep.chain {
             events = chain.apply(&events, *seed)?;
+        } else if prep.valid.iter().any(|&v| !v) {
+            // The format's detector gaps (Rigaku 3M): no photon is recorded there.
+            events = xpcs_twin::instrument::counting::apply_mask(&events, &prep.valid)?;
         }
         if let Some(maps) = &prep.maps {
             let (mask, doc) = kossel_mask(&events, maps, &prep.valid)?;
             xpcs_twin::io::npy::write_npy(&kossel_path, &[rows, cols], &mask, &inputs, a.force)?;
             kossel_doc = doc;
         }
-        match ext.as_str() {
-            "npy" => write_stack(&a.out, &events.to_stack())?,
-            "npz" => write_events_npz(&a.out, &events)?,
-            _ => {
-                xpcs_twin::io::events::write_events(&a.out, &events, a.force)?;
+        match writer {
+            None => write_events_npz(&a.out, &events)?,
+            Some(PhotonFormat::Npy) => write_stack(&a.out, &events.to_stack())?,
+            Some(w) => {
+                write_photons(&a.out, w, &events, &prep.acquisition, &inputs, a.force)?;
             }
         }
         events.total_counts()

@@ -168,6 +168,19 @@ pub fn write_atomic(
     force: bool,
     fill: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
 ) -> Result<PathBuf> {
+    write_staged(path, inputs, force, fill)?.commit()
+}
+
+/// [`write_atomic`] without the final rename: the complete content waits in the temp file
+/// until [`AtomicOutput::commit`]. Multi-file outputs (a Rigaku module set, an Eiger master
+/// and its data files) stage every file, then commit them together, so an error in any file
+/// leaves none of them.
+pub fn write_staged(
+    path: &Path,
+    inputs: &[&Path],
+    force: bool,
+    fill: impl FnOnce(&mut BufWriter<File>) -> Result<()>,
+) -> Result<AtomicOutput> {
     let out = AtomicOutput::begin(path, inputs, force)?;
     let f = File::create(out.tmp_path()).map_err(|e| Error::io(out.tmp_path(), e))?;
     let mut w = BufWriter::new(f);
@@ -177,7 +190,7 @@ pub fn write_atomic(
         .map_err(|e| Error::io(path, e.into_error()))?;
     f.sync_all().map_err(|e| Error::io(path, e))?;
     drop(f);
-    out.commit()
+    Ok(out)
 }
 
 /// [`write_atomic`] for a byte string (JSON summaries, small text files).

@@ -622,6 +622,291 @@ pub fn write_frames(
     out.commit()
 }
 
+/// Metadata of an Eiger acquisition written by [`write_master`] (DECTRIS / NeXus NXmx names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EigerMeta {
+    /// Frame period (s): `detector/frame_time`.
+    pub frame_time_s: f64,
+    /// Exposure per frame (s): `detector/count_time`.
+    pub count_time_s: f64,
+    /// Pixel size (m): `detector/x_pixel_size`, `y_pixel_size`.
+    pub pixel_size_m: f64,
+    /// Sample–detector distance (m): `detector/detector_distance`.
+    pub detector_distance_m: f64,
+    /// Beam centre (x = column, y = row), pixels: `detector/beam_center_x`, `beam_center_y`.
+    pub beam_center_px: (f64, f64),
+    /// Photon energy (eV): `detectorSpecific/photon_energy`; the wavelength follows.
+    pub photon_energy_ev: f64,
+    /// Stored bits per pixel, 16 or 32: `detector/bit_depth_image`. 2^bits − 1 marks flagged
+    /// pixels, so a count of 2^bits − 1 or more is an error.
+    pub bit_depth: u32,
+    /// Frames per data file (DECTRIS `nimages_per_file`; 1000 is the usual setting).
+    pub frames_per_file: usize,
+    /// NXmx pixel mask, rows · cols (bit 0 gap, 1 dead, 2 under-responding, 3
+    /// over-responding, 4 noisy); empty: no pixel flagged.
+    pub pixel_mask: Vec<u32>,
+    /// `detector/description`.
+    pub description: String,
+}
+
+/// The data file `k` (1-based) of the master `master`: `NAME_master.h5` → `NAME_data_00000k.h5`
+/// beside it (DECTRIS naming; another master name loses its extension instead).
+pub fn data_file_name(master: &Path, k: usize) -> PathBuf {
+    let name = master
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = name
+        .strip_suffix("_master.h5")
+        .or_else(|| name.rsplit_once('.').map(|x| x.0))
+        .unwrap_or(&name);
+    master.with_file_name(format!("{prefix}_data_{k:06}.h5"))
+}
+
+/// Writes the frames of `src` as a DECTRIS Eiger acquisition: data files (see
+/// [`data_file_name`]) holding `/entry/data/data` (frames, rows, cols), one frame per chunk,
+/// bitshuffle + LZ4 (filter 32008, in-process encoder), u16 or u32 (`meta.bit_depth`), with
+/// `image_nr_low`/`image_nr_high` (1-based); and the master `master` linking them
+/// (`/entry/data/data_00000k`, external links) with the detector metadata, the pixel mask
+/// and `pixel_mask_applied` = 1: every flagged pixel holds 2^bits − 1, as the detector
+/// writes it. Every file appears together on success, none on error. Returns the paths
+/// (master first).
+pub fn write_master(
+    master: &Path,
+    src: &mut dyn FrameSource,
+    meta: &EigerMeta,
+    inputs: &[&Path],
+    force: bool,
+) -> Result<Vec<PathBuf>> {
+    use crate::atomic::AtomicOutput;
+    use crate::h5util::{write_text, write_text_attr};
+    crate::h5filters::register()?;
+    let origin = master.display().to_string();
+    let (rows, cols) = src.frame_shape();
+    let n = rows * cols;
+    let n_frames = src.n_frames();
+    if meta.bit_depth != 16 && meta.bit_depth != 32 {
+        return Err(Error::out_of_range(
+            origin,
+            "bit depth",
+            meta.bit_depth,
+            "16 or 32",
+        ));
+    }
+    if !meta.pixel_mask.is_empty() && meta.pixel_mask.len() != n {
+        return Err(Error::ShapeMismatch {
+            origin,
+            what: "pixel mask vs frame".into(),
+            expected: vec![rows, cols],
+            got: vec![meta.pixel_mask.len()],
+        });
+    }
+    for (what, v) in [
+        ("frame time (s)", meta.frame_time_s),
+        ("count time (s)", meta.count_time_s),
+        ("pixel size (m)", meta.pixel_size_m),
+        ("detector distance (m)", meta.detector_distance_m),
+        ("photon energy (eV)", meta.photon_energy_ev),
+    ] {
+        xpcs_core::check::check_positive(&origin, what, v)?;
+    }
+    let per_file = meta.frames_per_file.max(1);
+    let flagged: u32 = if meta.bit_depth == 16 {
+        u16::MAX.into()
+    } else {
+        u32::MAX
+    };
+    let es = (meta.bit_depth / 8) as usize;
+    let filters = vec![hdf5::filters::Filter::user(
+        BSHUF_FILTER_ID,
+        &[0, 4, es as u32, 0, BSHUF_COMPRESS_LZ4],
+    )];
+    let mut staged: Vec<AtomicOutput> = Vec::new();
+    let mut buf = vec![0u32; n];
+    let mut t = 0usize;
+    let n_files = n_frames.div_ceil(per_file).max(1);
+    for k in 1..=n_files {
+        let len = per_file.min(n_frames - t);
+        let path = data_file_name(master, k);
+        let out = AtomicOutput::begin(&path, inputs, force)?;
+        let tmp = out.tmp_path().to_path_buf();
+        {
+            let e = |w: &str| h5err(&tmp, w);
+            let f = crate::h5util::create_h5(&tmp)?;
+            let entry = f.create_group("entry").map_err(e("/entry"))?;
+            write_text_attr(&entry, "NX_class", "NXentry", &tmp)?;
+            let g = entry.create_group("data").map_err(e("/entry/data"))?;
+            write_text_attr(&g, "NX_class", "NXdata", &tmp)?;
+            let b = g.new_dataset_builder();
+            let b = if es == 2 {
+                b.empty::<u16>()
+            } else {
+                b.empty::<u32>()
+            };
+            let ds = b
+                .shape((len, rows, cols))
+                .chunk((1, rows.max(1), cols.max(1)))
+                .set_filters(&filters)
+                .create("data")
+                .map_err(e("/entry/data/data"))?;
+            for (name, v) in [
+                ("image_nr_low", t as u64 + 1),
+                ("image_nr_high", (t + len) as u64),
+            ] {
+                ds.new_attr::<u64>()
+                    .shape(())
+                    .create(name)
+                    .and_then(|a| a.write_scalar(&v))
+                    .map_err(e(name))?;
+            }
+            let (mut b16, mut b32) = (vec![0u16; if es == 2 { n } else { 0 }], vec![]);
+            for i in 0..len {
+                if !src.read_next(&mut buf)? {
+                    return Err(Error::invalid(&origin, format!("frames ended after {t}")));
+                }
+                if let Some(p) = buf.iter().position(|&c| c >= flagged) {
+                    return Err(Error::out_of_range(
+                        &origin,
+                        format!("photons of pixel {p} in frame {t}"),
+                        buf[p],
+                        format!(
+                            "< {flagged} ({}-bit frames; 2^bits − 1 marks flagged pixels)",
+                            meta.bit_depth
+                        ),
+                    ));
+                }
+                for (c, &m) in buf.iter_mut().zip(&meta.pixel_mask) {
+                    if m != 0 {
+                        *c = flagged;
+                    }
+                }
+                let sel = s![i, .., ..];
+                let w = if es == 2 {
+                    b16.iter_mut().zip(&buf).for_each(|(o, &c)| *o = c as u16);
+                    ds.write_slice(
+                        &ndarray::ArrayView2::from_shape((rows, cols), &b16[..]).expect("shape"),
+                        sel,
+                    )
+                } else {
+                    b32.clone_from(&buf);
+                    ds.write_slice(
+                        &ndarray::ArrayView2::from_shape((rows, cols), &b32[..]).expect("shape"),
+                        sel,
+                    )
+                };
+                w.map_err(e("/entry/data/data"))?;
+                t += 1;
+            }
+        }
+        staged.push(out);
+    }
+    let out = AtomicOutput::begin(master, inputs, force)?;
+    let tmp = out.tmp_path().to_path_buf();
+    {
+        let e = |w: &str| h5err(&tmp, w);
+        let f = crate::h5util::create_h5(&tmp)?;
+        let entry = f.create_group("entry").map_err(e("/entry"))?;
+        write_text_attr(&entry, "NX_class", "NXentry", &tmp)?;
+        let data = entry.create_group("data").map_err(e("/entry/data"))?;
+        write_text_attr(&data, "NX_class", "NXdata", &tmp)?;
+        for k in 1..=n_files {
+            let file = data_file_name(master, k);
+            let rel = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let link = format!("data_{k:06}");
+            data.link_external(&rel, "/entry/data/data", &link)
+                .map_err(e(&link))?;
+        }
+        let inst = entry
+            .create_group("instrument")
+            .map_err(e("/entry/instrument"))?;
+        write_text_attr(&inst, "NX_class", "NXinstrument", &tmp)?;
+        let beam = inst
+            .create_group("beam")
+            .map_err(e("/entry/instrument/beam"))?;
+        write_text_attr(&beam, "NX_class", "NXbeam", &tmp)?;
+        let det = inst
+            .create_group("detector")
+            .map_err(e("/entry/instrument/detector"))?;
+        write_text_attr(&det, "NX_class", "NXdetector", &tmp)?;
+        let spec = det
+            .create_group("detectorSpecific")
+            .map_err(e("detectorSpecific"))?;
+        write_text_attr(&spec, "NX_class", "NXcollection", &tmp)?;
+        let put_f32 = |g: &hdf5::Group, name: &str, v: f64, unit: &str| -> Result<()> {
+            let ds = g
+                .new_dataset_builder()
+                .with_data(&ndarray::arr0(v as f32))
+                .create(name)
+                .map_err(e(name))?;
+            write_text_attr(&ds, "units", unit, &tmp)
+        };
+        let put_u = |g: &hdf5::Group, name: &str, v: u64, wide: bool| -> Result<()> {
+            let b = g.new_dataset_builder();
+            if wide {
+                b.with_data(&ndarray::arr0(v)).create(name)
+            } else {
+                b.with_data(&ndarray::arr0(v as u32)).create(name)
+            }
+            .map(|_| ())
+            .map_err(e(name))
+        };
+        // hc = 12398.42 eV·Å.
+        put_f32(
+            &beam,
+            "incident_wavelength",
+            12_398.419_843_320_026 / meta.photon_energy_ev,
+            "angstrom",
+        )?;
+        put_f32(&det, "frame_time", meta.frame_time_s, "s")?;
+        put_f32(&det, "count_time", meta.count_time_s, "s")?;
+        put_f32(&det, "x_pixel_size", meta.pixel_size_m, "m")?;
+        put_f32(&det, "y_pixel_size", meta.pixel_size_m, "m")?;
+        put_f32(&det, "detector_distance", meta.detector_distance_m, "m")?;
+        put_f32(&det, "beam_center_x", meta.beam_center_px.0, "pixel")?;
+        put_f32(&det, "beam_center_y", meta.beam_center_px.1, "pixel")?;
+        put_u(&det, "bit_depth_image", meta.bit_depth.into(), false)?;
+        put_u(&det, "bit_depth_readout", meta.bit_depth.into(), false)?;
+        put_u(&det, "pixel_mask_applied", 1, false)?;
+        put_u(&det, "countrate_correction_applied", 0, false)?;
+        write_text(&det, "description", &meta.description, &tmp)?;
+        let mask: Vec<u32> = if meta.pixel_mask.is_empty() {
+            vec![0; n]
+        } else {
+            meta.pixel_mask.clone()
+        };
+        spec.new_dataset_builder()
+            .chunk((rows.max(1), cols.max(1)))
+            .deflate(4)
+            .with_data(&ndarray::Array2::from_shape_vec((rows, cols), mask).expect("shape"))
+            .create("pixel_mask")
+            .map_err(e(PIXEL_MASK))?;
+        put_u(
+            &spec,
+            "countrate_correction_count_cutoff",
+            u64::from(flagged - 1),
+            false,
+        )?;
+        put_u(&spec, "nimages", n_frames as u64, true)?;
+        put_u(&spec, "ntrigger", 1, true)?;
+        put_u(&spec, "nimages_per_file", per_file as u64, true)?;
+        put_u(&spec, "x_pixels_in_detector", cols as u64, false)?;
+        put_u(&spec, "y_pixels_in_detector", rows as u64, false)?;
+        put_f32(&spec, "photon_energy", meta.photon_energy_ev, "eV")?;
+        write_text(&spec, "compression", "bslz4", &tmp)?;
+    }
+    // Data files first: the master never links a missing file.
+    let data: Vec<PathBuf> = staged
+        .into_iter()
+        .map(|s| s.commit())
+        .collect::<Result<_>>()?;
+    let mut paths = vec![out.commit()?];
+    paths.extend(data);
+    Ok(paths)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -737,6 +1022,61 @@ mod tests {
             let got = FrameStack::from_source(&mut pipe, want.dtype()).unwrap();
             assert_eq!(got, want, "{name} through the HDF5 pipeline");
         }
+    }
+
+    /// A master + data files written by `write_master` read back through the master's
+    /// external links: the frames (flagged pixels at 2^bits − 1), the metadata, the mask.
+    #[test]
+    fn write_master_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sparse_stack(7, 6, 5);
+        let mut mask = vec![0u32; 30];
+        mask[4] = 1;
+        mask[17] = 2;
+        let meta = EigerMeta {
+            frame_time_s: 0.002,
+            count_time_s: 0.0019,
+            pixel_size_m: 75e-6,
+            detector_distance_m: 5.0,
+            beam_center_px: (2.5, 3.0),
+            photon_energy_ev: 21_000.0,
+            bit_depth: 16,
+            frames_per_file: 3,
+            pixel_mask: mask.clone(),
+            description: "test".into(),
+        };
+        let master = dir.path().join("scan_master.h5");
+        let paths = write_master(&master, &mut s.frames(), &meta, &[], false).unwrap();
+        assert_eq!(paths.len(), 4, "master + 3 data files (3 + 3 + 1 frames)");
+        assert!(dir.path().join("scan_data_000003.h5").exists());
+        let mut src = EigerFrames::open(&master).unwrap();
+        assert!(src.uses_direct_chunks());
+        assert_eq!(src.n_frames(), 7);
+        assert!((src.frame_time_s().unwrap() - 0.002).abs() < 1e-9);
+        let valid = src.pixel_mask().unwrap().unwrap();
+        assert_eq!(valid.iter().filter(|v| !**v).count(), 2);
+        let back = FrameStack::from_source(&mut src, xpcs_core::data::CountDtype::U32).unwrap();
+        for t in 0..7 {
+            for (p, &m) in mask.iter().enumerate() {
+                let want = if m != 0 { 65535 } else { s.get(t, p) };
+                assert_eq!(back.get(t, p), want, "frame {t} pixel {p}");
+            }
+        }
+        // A count the bit depth cannot hold leaves no file behind.
+        let big = FrameStack::from_u32(1, 1, 2, vec![70000, 1]).unwrap();
+        let m2 = dir.path().join("big_master.h5");
+        assert!(write_master(
+            &m2,
+            &mut big.frames(),
+            &EigerMeta {
+                pixel_mask: vec![],
+                ..meta
+            },
+            &[],
+            false
+        )
+        .is_err());
+        assert!(!m2.exists() && !dir.path().join("big_data_000001.h5").exists());
     }
 
     /// Writes our encoders' output for the reverse check by the reference plugins

@@ -1,4 +1,4 @@
-//! Sparse photon event files: the project's own HDF5 layout, and APS-style triplets.
+//! Sparse photon event files: the project's own HDF5 layout; event sources by pixel block.
 //!
 //! **Layout** (all under the group `/events`, documented in `docs/formats.md`):
 //!
@@ -22,9 +22,8 @@
 //! the caller's block; the file appears (atomic rename) only on [`EventWriter::finish`].
 //! [`EventReader`] reads the whole list or any block of pixels, checking every CSR invariant.
 //!
-//! **Triplets** ([`read_triplets_h5`], [`events_from_triplets`]): the APS-style sparse form,
-//! three equal-length 1-D integer arrays `index` (row-major pixel), `frame`, `count`, in any
-//! order; repeated (pixel, frame) pairs are summed, zero counts dropped.
+//! [`EventSource`] is the block-by-block form every sparse input takes (this file format via
+//! [`EventFileBlocks`], the beamline formats via [`crate::records::PixelBlocks`]).
 //!
 //! Reference: the per-pixel sparse layout of Chushkin, Caronna & Madsen, J. Appl. Cryst. 45,
 //! 807 (2012).
@@ -705,134 +704,62 @@ pub fn read_events(path: &Path) -> Result<EventList> {
     EventReader::open(path)?.read_all()
 }
 
-/// Builds an [`EventList`] from APS-style `(index, frame, count)` triplets (any order;
-/// repeated pairs summed; zero counts dropped). Memory ∝ events.
-pub fn events_from_triplets(
-    (rows, cols): (usize, usize),
-    n_frames: usize,
-    frame_time_s: f64,
-    index: &[u32],
-    frame: &[u32],
-    count: &[u32],
-    origin: &str,
-) -> Result<EventList> {
-    if index.len() != frame.len() || index.len() != count.len() {
-        return Err(Error::ShapeMismatch {
-            origin: origin.into(),
-            what: "triplet arrays index, frame, count".into(),
-            expected: vec![index.len(); 3],
-            got: vec![index.len(), frame.len(), count.len()],
-        });
-    }
-    let n_pix = rows
-        .checked_mul(cols)
-        .ok_or_else(|| Error::invalid(origin, format!("shape ({rows}, {cols}) overflows")))?;
-    // Counting sort by pixel (stable), then sort each pixel's (frame, count) by frame.
-    let mut offsets = vec![0u64; n_pix + 1];
-    for (i, (&p, &f)) in index.iter().zip(frame).enumerate() {
-        if p as usize >= n_pix {
-            return Err(Error::out_of_range(
-                origin,
-                format!("index[{i}]"),
-                p,
-                format!("0..{n_pix} (rows·cols)"),
-            ));
-        }
-        if f as usize >= n_frames {
-            return Err(Error::out_of_range(
-                origin,
-                format!("frame[{i}]"),
-                f,
-                format!("0..{n_frames}"),
-            ));
-        }
-        if count[i] > 0 {
-            offsets[p as usize + 1] += 1;
-        }
-    }
-    for p in 0..n_pix {
-        offsets[p + 1] += offsets[p];
-    }
-    let n = offsets[n_pix] as usize;
-    let mut cursor = offsets[..n_pix].to_vec();
-    let mut pairs = vec![(0u32, 0u32); n];
-    for ((&p, &f), &c) in index.iter().zip(frame).zip(count) {
-        if c > 0 {
-            let k = &mut cursor[p as usize];
-            pairs[*k as usize] = (f, c);
-            *k += 1;
-        }
-    }
-    let mut out_off = vec![0u64; n_pix + 1];
-    let mut frames = Vec::with_capacity(n);
-    let mut counts: Vec<u32> = Vec::with_capacity(n);
-    for p in 0..n_pix {
-        let seg = &mut pairs[offsets[p] as usize..offsets[p + 1] as usize];
-        seg.sort_unstable_by_key(|x| x.0);
-        for &(f, c) in seg.iter() {
-            if frames.len() as u64 > out_off[p] && *frames.last().expect("nonempty") == f {
-                let last = counts.last_mut().expect("nonempty");
-                *last = last.checked_add(c).ok_or_else(|| {
-                    Error::out_of_range(
-                        origin,
-                        format!("summed count of pixel {p} frame {f}"),
-                        "> 2^32",
-                        "≤ 4294967295",
-                    )
-                })?;
-            } else {
-                frames.push(f);
-                counts.push(c);
-            }
-        }
-        out_off[p + 1] = frames.len() as u64;
-    }
-    EventList::new(rows, cols, n_frames, frame_time_s, out_off, frames, counts)
+/// A source of event blocks in pixel order (consecutive pixel ranges, each pixel once, from
+/// pixel 0 to the last): an xpcs-twin event file ([`EventFileBlocks`]) or any sparse beamline
+/// format transposed by [`crate::records::PixelBlocks`]. What the event correlator consumes
+/// block by block (`EventCorrelator::push_pixel_block`), in memory of one block.
+pub trait EventSource {
+    /// Frame shape (rows, cols).
+    fn frame_shape(&self) -> (usize, usize);
+    /// Frames of the series.
+    fn n_frames(&self) -> usize;
+    /// Frame period (s) if the file stores it.
+    fn frame_time_s(&self) -> Option<f64>;
+    /// The next block (pixel order), `None` after the last pixel. Every pixel's frames
+    /// strictly increase and are < [`EventSource::n_frames`]; counts are ≥ 1.
+    fn next_block(&mut self) -> Result<Option<EventBlock>>;
 }
 
-/// Reads APS-style triplets from HDF5: 1-D integer datasets `index`, `frame`, `count` under
-/// `group` (default `/`). `shape` is (rows, cols); `n_frames` defaults to max(frame) + 1.
-pub fn read_triplets_h5(
-    path: &Path,
-    group: Option<&str>,
-    shape: (usize, usize),
-    n_frames: Option<usize>,
-    frame_time_s: f64,
-) -> Result<EventList> {
-    let f = open_read(path)?;
-    let g = group.unwrap_or("/").trim_end_matches('/');
-    let read = |n: &str| -> Result<Vec<u32>> {
-        let full = format!("{g}/{n}");
-        if !has_dataset(&f, &full) {
-            return Err(Error::format(
-                path,
-                format!("missing triplet dataset {full}"),
-            ));
+/// [`EventSource`] over an event file, `block_pixels` pixels at a time.
+#[derive(Debug)]
+pub struct EventFileBlocks {
+    reader: EventReader,
+    next: usize,
+    block_pixels: usize,
+}
+
+impl EventFileBlocks {
+    /// Blocks of `block_pixels` pixels (at least 1) of an opened event file.
+    pub fn new(reader: EventReader, block_pixels: usize) -> Self {
+        EventFileBlocks {
+            reader,
+            next: 0,
+            block_pixels: block_pixels.max(1),
         }
-        let ds = f.dataset(&full).map_err(h5err(path, &full))?;
-        let (sh, v) = read_u32_any(&ds, path, &full)?;
-        if sh.len() != 1 {
-            return Err(Error::format(
-                path,
-                format!("{full} must be 1-D, got {sh:?}"),
-            ));
+    }
+}
+
+impl EventSource for EventFileBlocks {
+    fn frame_shape(&self) -> (usize, usize) {
+        self.reader.frame_shape()
+    }
+    fn n_frames(&self) -> usize {
+        self.reader.n_frames()
+    }
+    fn frame_time_s(&self) -> Option<f64> {
+        Some(self.reader.frame_time_s())
+    }
+    fn next_block(&mut self) -> Result<Option<EventBlock>> {
+        let (r, c) = self.reader.frame_shape();
+        let n = r * c;
+        if self.next >= n {
+            return Ok(None);
         }
-        Ok(v)
-    };
-    let (index, frame, count) = (read("index")?, read("frame")?, read("count")?);
-    let nf = match n_frames {
-        Some(n) => n,
-        None => frame.iter().copied().max().map_or(0, |m| m as usize + 1),
-    };
-    events_from_triplets(
-        shape,
-        nf,
-        frame_time_s,
-        &index,
-        &frame,
-        &count,
-        &path.display().to_string(),
-    )
+        let len = self.block_pixels.min(n - self.next);
+        let b = self.reader.read_block(self.next, len)?;
+        self.next += len;
+        Ok(Some(b))
+    }
 }
 
 #[cfg(test)]
@@ -932,52 +859,5 @@ mod tests {
         let p = dir.path().join("big.h5");
         write_events(&p, &ev, false).unwrap();
         assert_eq!(read_events(&p).unwrap(), ev);
-    }
-
-    #[test]
-    fn triplets_match_reference() {
-        let s = stack(6, 3, 4, 3, 2);
-        let ev = EventList::from_stack(&s, 0.1).unwrap();
-        // Triplets in scrambled frame-major order, with one event split in two.
-        let (mut idx, mut fr, mut ct) = (vec![], vec![], vec![]);
-        for t in (0..6).rev() {
-            for p in 0..12 {
-                let c = s.get(t, p);
-                if c > 1 {
-                    idx.extend([p as u32, p as u32]);
-                    fr.extend([t as u32, t as u32]);
-                    ct.extend([c - 1, 1]);
-                } else if c == 1 {
-                    idx.push(p as u32);
-                    fr.push(t as u32);
-                    ct.push(1);
-                }
-            }
-        }
-        idx.push(0);
-        fr.push(0);
-        ct.push(0); // zero counts are dropped
-        let got = events_from_triplets((3, 4), 6, 0.1, &idx, &fr, &ct, "t").unwrap();
-        assert_eq!(got, ev);
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("trip.h5");
-        {
-            let f = hdf5::File::create(&p).unwrap();
-            let g = f.create_group("sparse").unwrap();
-            let w = |n: &str, v: Vec<i64>| {
-                g.new_dataset_builder()
-                    .with_data(&Array1::from(v))
-                    .create(n)
-                    .unwrap();
-            };
-            w("index", idx.iter().map(|&x| x as i64).collect());
-            w("frame", fr.iter().map(|&x| x as i64).collect());
-            w("count", ct.iter().map(|&x| x as i64).collect());
-        }
-        assert_eq!(
-            read_triplets_h5(&p, Some("/sparse"), (3, 4), Some(6), 0.1).unwrap(),
-            ev
-        );
-        assert!(events_from_triplets((3, 4), 6, 0.1, &[12], &[0], &[1], "t").is_err());
     }
 }

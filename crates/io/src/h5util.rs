@@ -137,6 +137,96 @@ pub(crate) fn read_u32_any(
     Ok((shape, v))
 }
 
+/// Reads elements `range` of a 1-D integer dataset of class `cls` as u32 values
+/// (range-checked; `what` names the dataset in errors, with the element index).
+pub(crate) fn read_u32_range(
+    ds: &hdf5::Dataset,
+    cls: IntClass,
+    range: std::ops::Range<usize>,
+    path: &Path,
+    what: &str,
+) -> Result<Vec<u32>> {
+    let e = h5err(path, what);
+    let sel = ndarray::s![range.clone()];
+    let wide = |v: Vec<i128>| -> Result<Vec<u32>> {
+        v.into_iter()
+            .enumerate()
+            .map(|(i, x)| {
+                u32::try_from(x).map_err(|_| {
+                    Error::out_of_range(
+                        path.display().to_string(),
+                        format!("{what}[{}]", range.start + i),
+                        x,
+                        "0..=4294967295",
+                    )
+                })
+            })
+            .collect()
+    };
+    Ok(match cls {
+        IntClass::U8 => ds
+            .read_slice_1d::<u8, _>(sel)
+            .map_err(e)?
+            .iter()
+            .map(|&x| u32::from(x))
+            .collect(),
+        IntClass::U16 => ds
+            .read_slice_1d::<u16, _>(sel)
+            .map_err(e)?
+            .iter()
+            .map(|&x| u32::from(x))
+            .collect(),
+        IntClass::U32 => ds.read_slice_1d::<u32, _>(sel).map_err(e)?.to_vec(),
+        IntClass::Wide { signed: true } => wide(
+            ds.read_slice_1d::<i64, _>(sel)
+                .map_err(e)?
+                .iter()
+                .map(|&x| i128::from(x))
+                .collect(),
+        )?,
+        IntClass::Wide { signed: false } => wide(
+            ds.read_slice_1d::<u64, _>(sel)
+                .map_err(e)?
+                .iter()
+                .map(|&x| i128::from(x))
+                .collect(),
+        )?,
+    })
+}
+
+/// Opens the 1-D integer dataset `name` of `file` for sliced reading: its class and length,
+/// the length checked against the bytes the file stores ([`guard_size`]).
+pub(crate) fn open_1d_int(
+    file: &hdf5::Group,
+    name: &str,
+    path: &Path,
+) -> Result<(hdf5::Dataset, IntClass, usize)> {
+    if !has_dataset(file, name) {
+        return Err(Error::format(path, format!("missing dataset {name}")));
+    }
+    let ds = file.dataset(name).map_err(h5err(path, name))?;
+    if ds.ndim() != 1 {
+        return Err(Error::format(
+            path,
+            format!("{name} must be 1-D, got shape {:?}", ds.shape()),
+        ));
+    }
+    let cls = int_class(&ds, path, name)?;
+    guard_size(&ds, class_bytes(cls), path, name)?;
+    let n = ds.shape()[0];
+    Ok((ds, cls, n))
+}
+
+/// Bytes per element of an integer class as stored (wide types: 8).
+pub(crate) fn class_bytes(cls: IntClass) -> usize {
+    match cls {
+        IntClass::U8 => 1,
+        IntClass::U16 => 2,
+        IntClass::U32 => 4,
+        IntClass::Wide { .. } => 8,
+    }
+}
+
 pub(crate) fn to_u32_checked(
     it: impl Iterator<Item = i128>,
     path: &Path,

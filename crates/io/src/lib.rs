@@ -7,8 +7,15 @@
 //! | [`atomic`] | | every output: temp file + rename, never over an input, `force` to replace; JSON summaries |
 //! | [`npy`] | NPY/NPZ stacks (frame, row, col), label maps, masks, f32/f64 arrays; streaming [`npy::NpyFrames`] | NPY (g2, two-time exports) |
 //! | [`h5filters`] | LZ4 (HDF5 filter 32004) and bitshuffle + LZ4 (32008) chunks, decoded in-process | the same (test fixtures, event files) |
-//! | [`eiger`] | Eiger/NeXus HDF5 `/entry/data/data` (+ master files with external links), streamed frame by frame as a [`xpcs_core::data::FrameSource`] | |
-//! | [`events`] | the project's sparse event HDF5 ([`xpcs_core::data::EventList`]), APS `(index, frame, count)` triplets | event HDF5, streamed by pixel block |
+//! | [`eiger`] | Eiger/NeXus HDF5 `/entry/data/data` (+ master files with external links), streamed frame by frame as a [`xpcs_core::data::FrameSource`] | master + data files as a DECTRIS Eiger writes them |
+//! | [`events`] | the project's sparse event HDF5 ([`xpcs_core::data::EventList`]) by pixel block ([`events::EventSource`]) | event HDF5, streamed by pixel block |
+//! | [`records`] | any sparse photon records in frame order → pixel blocks in bounded memory ([`records::PixelBlocks`]) | frame-major records of an event list ([`records::FrameMajor`]) |
+//! | [`rigaku`] | Rigaku 64-bit sparse `.bin` (APS 8-ID-I; one module or the 3M's six files) | the same |
+//! | [`imm`] | IMM (legacy APS cameras; sparse or full frames) | the same |
+//! | [`esrf`] | ESRF ID10 sparse HDF5 (`frame_ptr`/`index`/`intensity`, numbered files) | |
+//! | [`triplets`] | APS `(index, frame, count)` triplets, HDF5 or (3, N) NPY | |
+//! | [`input`] | one dispatch by extension and content: frames or events | |
+//! | [`output`] | | photons in a detector's own format: Eiger master + data files, Rigaku, IMM, NPY, events |
 //! | [`maps`] | label maps and masks from NPY, NPZ or HDF5; a checked [`xpcs_core::data::QPartition`] | |
 //! | [`results`] | results HDF5 (APS 8-ID-I layout) | results HDF5 |
 //!
@@ -22,9 +29,16 @@
 pub mod assemble;
 pub mod atomic;
 pub mod eiger;
+pub mod esrf;
 pub mod events;
 pub mod h5filters;
 mod h5util;
+pub mod imm;
+pub mod input;
 pub mod maps;
 pub mod npy;
+pub mod output;
+pub mod records;
 pub mod results;
+pub mod rigaku;
+pub mod triplets;

@@ -394,7 +394,7 @@ fn float_at(b: &[u8], dt: NpyDtype) -> f64 {
 }
 
 /// Decodes integer elements of `bytes` into u32 counts, with the range check.
-fn decode_counts(
+pub(crate) fn decode_counts(
     bytes: &[u8],
     dt: NpyDtype,
     out: &mut [u32],
