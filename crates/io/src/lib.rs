@@ -27,4 +27,5 @@ pub mod h5filters;
 mod h5util;
 pub mod maps;
 pub mod npy;
+pub mod partial;
 pub mod results;
