@@ -161,6 +161,14 @@ pub fn write_partial(
     write_bytes_atomic(path, &[], force, &out)
 }
 
+/// SHA-256 of `bytes` as lowercase hex (the label-map hash of a partial file's header).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A cursor over the body that names the file in every error.
 struct Reader<'a> {
     b: &'a [u8],
