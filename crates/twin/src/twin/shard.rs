@@ -16,9 +16,10 @@
 //! integer sum over pixels: the merged sums, hence g2, two-time maps and intensities, are
 //! bit-identical for any shard count and any merge order.
 
-use super::scan::region_partition;
-use super::setup::{CampaignSetup, ScanSetup};
-use crate::config::campaign::AnalysisConfig;
+use super::output;
+use super::scan::{finish_scan, region_partition, ScanResult};
+use super::setup::{CampaignSetup, Scale, ScanSetup};
+use crate::config::campaign::{AnalysisConfig, CampaignConfig};
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -145,7 +146,11 @@ impl ScanIdentity {
         let a = &setup.config.analysis;
         ScanIdentity {
             campaign: setup.config.name.clone(),
-            campaign_file: setup.path.display().to_string(),
+            // Canonical, so that shards run from different directories still merge.
+            campaign_file: std::fs::canonicalize(&setup.path)
+                .unwrap_or_else(|_| setup.path.clone())
+                .display()
+                .to_string(),
             scale: setup.scale.name().into(),
             campaign_seed: setup.seed,
             scan_index: scan.index,
@@ -453,6 +458,79 @@ pub fn run_shard(setup: &CampaignSetup, scan: &ScanSetup, shard: Shard) -> Resul
     sums.timing_s[0] = t_sim;
     sums.timing_s[1] = t_count;
     Ok(sums)
+}
+
+/// Loads the one scan `scan` (a label such as `05-c7GPa` or a protocol index) of a campaign
+/// file at `scale`.
+pub fn load_scan_setup(
+    path: &Path,
+    scale: Scale,
+    seed: Option<u64>,
+    scan: &str,
+) -> Result<CampaignSetup> {
+    let config: CampaignConfig = xpcs_sim::config::load_toml(path)?;
+    let s = CampaignSetup::from_config_only(config, path, scale, seed, &[scan.to_string()])?;
+    if s.scans.len() != 1 {
+        return Err(Error::out_of_range(
+            path.display().to_string(),
+            "scan",
+            scan,
+            "a scan label (e.g. 05-c7GPa) or a protocol index (0 = the first isobar)",
+        ));
+    }
+    Ok(s)
+}
+
+/// `xpcs-twin shard`: runs shard `shard` of the one scan of `setup` and writes its partial
+/// file to `out`. Returns the written path and the sums.
+pub fn shard_to_file(
+    setup: &CampaignSetup,
+    shard: Shard,
+    out: &Path,
+    force: bool,
+) -> Result<(PathBuf, ScanSums)> {
+    // Refuse an existing output before the work, not after.
+    xpcs_io::atomic::check_output(out, &[], force)?;
+    let sums = run_shard(setup, &setup.scans[0], shard)?;
+    let path = write_partial(out, &sums, Some(shard), force)?;
+    Ok((path, sums))
+}
+
+/// `xpcs-twin merge`: adds the partial files `parts` (every shard of one scan, in any order)
+/// and writes the scan's results file to `out`, the same file `xpcs-twin twin` writes for
+/// the scan (g2, two-time maps, intensities, fits and their ground truth). The campaign is
+/// read from the file named in the partials' header. Returns the path and the scan result.
+pub fn merge_to_results(
+    parts: &[PathBuf],
+    out: &Path,
+    force: bool,
+) -> Result<(PathBuf, ScanResult)> {
+    let Some(first) = parts.first() else {
+        return Err(Error::invalid("merge", "no partial file given"));
+    };
+    let inputs: Vec<&Path> = parts.iter().map(PathBuf::as_path).collect();
+    xpcs_io::atomic::check_output(out, &inputs, force)?;
+    let id = partial_identity(first)?;
+    let scale = match id.scale.as_str() {
+        "full" => Scale::Full,
+        _ => Scale::Reduced,
+    };
+    let setup = load_scan_setup(
+        Path::new(&id.campaign_file),
+        scale,
+        Some(id.campaign_seed),
+        &id.scan_label,
+    )?;
+    let scan = &setup.scans[0];
+    let a = &setup.config.analysis;
+    let mut sums = ScanSums::empty(ScanIdentity::of(&setup, scan), scan, a)?;
+    for p in parts {
+        add_partial(&mut sums, p)?;
+    }
+    sums.check_complete(&format!("merge of {} partial files", parts.len()))?;
+    let r = finish_scan(scan, a, &sums, &|_| {})?;
+    let path = output::write_scan_results_to(out, &setup, &r, force)?;
+    Ok((path, r))
 }
 
 /// SHA-256 (hex) of a partition's dynamic labels, static labels (u32 LE) and mask (u8).
