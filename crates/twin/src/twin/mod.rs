@@ -70,14 +70,17 @@ pub struct CampaignRun {
 
 /// Runs every scan and the campaign analysis; writes the outputs into `out` (created) when
 /// given. Refuses before any work when [`resources::check`] fails or outputs would be
-/// overwritten without `force`. Memory budget: the default ([`resources::default_budget_bytes`]).
+/// overwritten without `force`, and when a scan does not fit the default memory budget
+/// ([`resources::default_budget_bytes`]) whole: validation scenarios the machine is too small
+/// for are reported NOT RUN rather than run for hours as shards ([`run_campaign_within`] runs
+/// them).
 pub fn run_campaign(
     setup: &CampaignSetup,
     out: Option<&Path>,
     force: bool,
     progress: &dyn Progress,
 ) -> Result<CampaignRun> {
-    run_campaign_within(setup, out, force, None, progress)
+    run_inner(setup, out, force, None, false, progress)
 }
 
 /// [`run_campaign`] within a memory budget (bytes; None = the default): a scan whose whole run
@@ -89,6 +92,17 @@ pub fn run_campaign_within(
     out: Option<&Path>,
     force: bool,
     max_memory_bytes: Option<f64>,
+    progress: &dyn Progress,
+) -> Result<CampaignRun> {
+    run_inner(setup, out, force, max_memory_bytes, true, progress)
+}
+
+fn run_inner(
+    setup: &CampaignSetup,
+    out: Option<&Path>,
+    force: bool,
+    max_memory_bytes: Option<f64>,
+    shards: bool,
     progress: &dyn Progress,
 ) -> Result<CampaignRun> {
     if let Some(dir) = out {
@@ -103,6 +117,9 @@ pub fn run_campaign_within(
         }
     }
     let plans = resources::check(setup, out, max_memory_bytes)?;
+    if !shards {
+        resources::refuse_shards(setup, &plans, max_memory_bytes)?;
+    }
     let t0 = Instant::now();
     let n = setup.scans.len();
     let mut scans = Vec::with_capacity(n);

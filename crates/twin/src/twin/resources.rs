@@ -220,6 +220,32 @@ pub fn check(
     )
 }
 
+/// Refuses a plan with a sharded scan (for runs that must be whole: `validate` reports such a
+/// scenario NOT RUN), naming the scan, its whole-run estimate and the budget.
+pub fn refuse_shards(
+    setup: &CampaignSetup,
+    plans: &[(ShardPlan, f64)],
+    budget_bytes: Option<f64>,
+) -> Result<()> {
+    let Some(k) = plans.iter().position(|p| p.0.count > 1) else {
+        return Ok(());
+    };
+    let budget = budget_bytes
+        .or_else(default_budget_bytes)
+        .unwrap_or(f64::NAN);
+    Err(Error::out_of_range(
+        format!("{} (scale {})", setup.path.display(), setup.scale.name()),
+        format!("memory of scan {}", setup.scans[k].label),
+        gb(estimate_one(setup, k).memory_bytes),
+        format!(
+            "≤ {} (80 % of the available memory) for a whole run; `xpcs-twin twin --scale \
+             full` runs it as {} detector shards",
+            gb(budget),
+            plans[k].0.count
+        ),
+    ))
+}
+
 /// [`check`] against given limits (None = unknown, not checked).
 pub fn check_against(
     setup: &CampaignSetup,
