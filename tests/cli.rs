@@ -605,3 +605,101 @@ fn correlate_bad_input_is_exit_2_and_leaves_nothing() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("refusing"), "{}", stderr(&o));
 }
+
+/// `shard` ×N + `merge` = the whole scan: one Pt scan (reduced, 4 blocks of 4096 pixels) as
+/// 1 shard and as 3 shards (merged out of order) gives results files with the same g2, g2_err,
+/// jackknife replicates, two-time maps and intensities, bit for bit; merge refuses a missing
+/// shard and a partial of another scan (one line, exit 2); shard refuses a bad `i/N`.
+#[test]
+fn shards_merge_into_the_whole_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let model = repo("models/pt42-eiger.toml");
+    let shard = |spec: &str, scan: &str, out: &str| {
+        let o = run(&[
+            "shard",
+            &model,
+            "--scan",
+            scan,
+            "--shard",
+            spec,
+            "--out",
+            &d(out),
+        ]);
+        assert!(o.status.success(), "shard {spec}: {}", stderr(&o));
+    };
+    shard("1/1", "5", "whole.part");
+    for i in 1..=3 {
+        shard(&format!("{i}/3"), "05-c7GPa", &format!("p{i}.part"));
+    }
+    let o = run(&["merge", &d("whole.part"), "--out", &d("whole.hdf")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "merge",
+        &d("p3.part"),
+        &d("p1.part"),
+        &d("p2.part"),
+        "--out",
+        &d("m.hdf"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = read_results(Path::new(&d("whole.hdf"))).unwrap();
+    let b = read_results(Path::new(&d("m.hdf"))).unwrap();
+    let bits32 = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let (ma, mb) = (a.multitau.as_ref().unwrap(), b.multitau.as_ref().unwrap());
+    assert!(!ma.g2.is_empty());
+    assert_eq!(
+        bits32(ma.g2.as_slice().unwrap()),
+        bits32(mb.g2.as_slice().unwrap())
+    );
+    assert_eq!(
+        bits32(ma.g2_err.as_slice().unwrap()),
+        bits32(mb.g2_err.as_slice().unwrap())
+    );
+    let jk = |m: &xpcs_twin::io::results::Multitau| {
+        m.g2_jackknife
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(jk(ma), jk(mb));
+    let (ta, tb) = (a.twotime.as_ref().unwrap(), b.twotime.as_ref().unwrap());
+    assert_eq!(ta.c2.len(), tb.c2.len());
+    for (x, y) in ta.c2.iter().zip(&tb.c2) {
+        assert_eq!(bits32(x.as_slice().unwrap()), bits32(y.as_slice().unwrap()));
+    }
+    assert_eq!(bits32(&a.scattering_2d), bits32(&b.scattering_2d));
+    assert_eq!(bits32(&a.intensity_vs_time), bits32(&b.intensity_vs_time));
+
+    // A missing shard, another scan's partial, a bad shard spec: one line each, exit 2.
+    let o = run(&["merge", &d("p1.part"), &d("p3.part"), "--out", &d("x.hdf")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing"), "{}", stderr(&o));
+    shard("1/4", "4", "other.part");
+    let o = run(&[
+        "merge",
+        &d("p1.part"),
+        &d("other.part"),
+        "--out",
+        &d("x.hdf"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("other.part") && e.contains("another run"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(!dir.path().join("x.hdf").exists());
+    let o = run(&[
+        "shard",
+        &model,
+        "--scan",
+        "5",
+        "--shard",
+        "4/3",
+        "--out",
+        &d("y.part"),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("i/N"), "{}", stderr(&o));
+}

@@ -38,6 +38,7 @@ pub mod input;
 pub mod maps;
 pub mod npy;
 pub mod output;
+pub mod partial;
 pub mod records;
 pub mod results;
 pub mod rigaku;

@@ -533,3 +533,30 @@ fn pt_like_low_count_grid_run_matches_truth() {
     .unwrap();
     eprintln!("largest z = {worst}");
 }
+
+/// A detector shard's photons (some blocks) equal the whole run's in those pixels, and the
+/// other pixels are empty (blocks of 100 pixels: the last one partial).
+#[test]
+fn blocks_of_a_shard_equal_the_whole_run() {
+    let mut o = opts(GeneratorKind::Circulant, EXACT1, 5);
+    o.block_pixels = 100;
+    let sim = Simulator::new(
+        Scene::uniform(16, 40, 0.3, 0.5, 1.0),
+        Dynamics::stationary(1.0, 4.0).unwrap(),
+        exposure(30),
+        o,
+    )
+    .unwrap();
+    let whole = sim.events().unwrap();
+    assert_eq!(sim.n_blocks(), 7);
+    for blocks in [0..1, 2..5, 5..7, 0..7] {
+        let part = sim.events_of_blocks(blocks.clone()).unwrap();
+        for p in 0..640 {
+            if (blocks.start * 100..blocks.end * 100).contains(&p) {
+                assert_eq!(part.pixel(p), whole.pixel(p));
+            } else {
+                assert!(part.pixel(p).0.is_empty());
+            }
+        }
+    }
+}

@@ -662,6 +662,16 @@ fn tree_fit(f: &xpcs_core::fit::FitReport) -> Tree {
 /// two-time map (`region/c2`, with `region/bin_frames`). Returns the written path.
 pub fn write_scan_results(dir: &Path, setup: &CampaignSetup, s: &ScanResult) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_scan_results_to(&dir.join(results_file_name(&s.label)), setup, s, true)
+}
+
+/// [`write_scan_results`] to the file `path` (refused when it exists, unless `force`).
+pub fn write_scan_results_to(
+    path: &Path,
+    setup: &CampaignSetup,
+    s: &ScanResult,
+    force: bool,
+) -> Result<PathBuf> {
     let ss = &setup.scan(s.index);
     let geo = &setup.instrument;
     let r = &setup.roi;
@@ -768,7 +778,6 @@ pub fn write_scan_results(dir: &Path, setup: &CampaignSetup, s: &ScanResult) -> 
         &s.intensity,
         s.two_time.as_ref(),
     );
-    let path = dir.join(results_file_name(&s.label));
-    write_results(&path, &res, true)?;
-    Ok(path)
+    write_results(path, &res, force)?;
+    Ok(path.to_path_buf())
 }

@@ -240,7 +240,8 @@ impl CampaignSetup {
         Self::from_config_only(config, path, scale, seed, &[])
     }
 
-    /// [`CampaignSetup::from_config`] keeping only the scans labelled `only` (every scan when
+    /// [`CampaignSetup::from_config`] keeping only the scans labelled `only` (a label such as
+    /// `05-c7GPa` or a protocol index such as `5`; every scan when
     /// empty; labels of [`scan_label`]). Kept scans keep their campaign index and seed.
     pub fn from_config_only(
         config: CampaignConfig,
@@ -318,7 +319,9 @@ impl CampaignSetup {
         let seed = seed.unwrap_or(config.seed);
         let mut scans = Vec::with_capacity(camp.isobars.len());
         for k in 0..camp.isobars.len() {
-            if !only.is_empty() && !only.contains(&scan_label(&camp.isobars[k], k)) {
+            let label = scan_label(&camp.isobars[k], k);
+            let chosen = |o: &String| *o == label || o.parse::<usize>().ok() == Some(k);
+            if !only.is_empty() && !only.iter().any(chosen) {
                 continue;
             }
             scans.push(build_scan(
