@@ -116,7 +116,8 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                 setting: setting(
                     law.tau_at(0.0),
                     camp.kww_exponent,
-                    scene.contrast,
+                    // what g2 − 1 shows: the incoherent background dilutes the contrast
+                    scene.contrast * (1.0 - scene.incoherent_fraction).powi(2),
                     scene.mean_counts_per_frame / b.frame_time_s,
                     a.bin_pixels.unwrap_or(det / a.q_bins.max(1) as f64),
                 ),
@@ -152,7 +153,7 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                 setting: setting(
                     s.facts.tau_start_s,
                     setup.sample.campaign.kww_exponent,
-                    s.contrast,
+                    s.contrast_measured,
                     s.mean_counts_per_frame / s.isobar.frame_time_s,
                     a.bin_pixels.unwrap_or(median),
                 ),

@@ -18,7 +18,7 @@
 //! Reference: attenuation law and slab absorption, e.g. B. E. Warren, X-ray Diffraction (1969),
 //! ch. 3; diamond cross sections from NIST XCOM (see [`crate::instrument::xcom`]).
 
-use crate::config::instrument::{DacConfig, KosselConfig};
+use crate::config::instrument::{DacConfig, KosselConfig, DEFAULT_SPOT_PEAK_FRACTION};
 use crate::instrument::beam::Beam;
 use crate::instrument::xcom::{Attenuation, Material};
 use xpcs_core::check::{check_positive, check_range};
@@ -51,6 +51,9 @@ pub struct Dac {
     pub static_fraction: f64,
     /// Kossel lines and spots.
     pub kossel: KosselConfig,
+    /// Peak count rate of an anvil spot (photons/s/pixel), resolved from the fixed rate or
+    /// the per-flux fraction of the file.
+    pub spot_peak_rate_hz: f64,
 }
 
 impl Dac {
@@ -150,13 +153,24 @@ impl Dac {
         check_range(origin, "kossel.depth[0]", k.depth[0], 0.0, 1.0)?;
         check_range(origin, "kossel.depth[1]", k.depth[1], k.depth[0], 1.0)?;
         check_positive(origin, "kossel.width_mrad", k.width_mrad)?;
-        check_range(
-            origin,
-            "kossel.spot_peak_rate_hz",
-            k.spot_peak_rate_hz,
-            0.0,
-            1e9,
-        )?;
+        let spot_peak_rate_hz = match (k.spot_peak_rate_hz, k.spot_peak_fraction) {
+            (Some(r), None) => {
+                check_range(origin, "kossel.spot_peak_rate_hz", r, 0.0, 1e9)?;
+                r
+            }
+            (None, f) => {
+                let f = f.unwrap_or(DEFAULT_SPOT_PEAK_FRACTION);
+                check_range(origin, "kossel.spot_peak_fraction", f, 0.0, 1e-3)?;
+                f * beam.flux_ph_s
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    origin,
+                    "give at most one of kossel.spot_peak_rate_hz (fixed photons/s) and \
+                     kossel.spot_peak_fraction (per unit flux on the sample)",
+                ))
+            }
+        };
         check_positive(origin, "kossel.spot_sigma_px", k.spot_sigma_px)?;
         check_range(origin, "kossel.n_lines", k.n_lines as f64, 0.0, 100.0)?;
         check_range(origin, "kossel.n_spots", k.n_spots as f64, 0.0, 1000.0)?;
@@ -182,6 +196,7 @@ impl Dac {
             incoherent_fraction: cfg.incoherent_fraction,
             static_fraction: cfg.static_fraction,
             kossel: k.clone(),
+            spot_peak_rate_hz,
         })
     }
 

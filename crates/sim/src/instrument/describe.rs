@@ -7,6 +7,7 @@
 
 use crate::config::instrument::BitDepth;
 use crate::instrument::coherence::Contrast;
+use crate::instrument::dose::DoseRate;
 use crate::instrument::geometry::{partition, PartitionSpec};
 use crate::instrument::scene::Instrument;
 use xpcs_core::error::Result;
@@ -41,8 +42,17 @@ pub struct Description {
     pub energy_kev: f64,
     /// Wavelength (Å).
     pub wavelength_angstrom: f64,
-    /// Flux (photons/s).
+    /// Flux on the sample (photons/s).
     pub flux_ph_s: f64,
+    /// Where the flux comes from and what the other reading would give
+    /// ([`crate::instrument::beam::Beam::flux_provenance`]).
+    pub flux_provenance: String,
+    /// Mean flux density on the illuminated spot (photons/s/µm²).
+    pub flux_density_ph_s_um2: f64,
+    /// Dose rate in the illuminated sample column (Gy/s).
+    pub dose: DoseRate,
+    /// Dose accumulated during the scan, beam on for n_frames × frame_time (Gy).
+    pub scan_dose_gy: f64,
     /// Straight-through anvil transmission.
     pub dac_transmission: f64,
     /// Whether Rayleigh counts as a loss.
@@ -133,11 +143,16 @@ pub fn describe(
         * n_frames as f64;
     let contrast = inst.contrast_at(pressure_gpa)?;
     let xb = inst.dac.incoherent_fraction;
+    let dose = DoseRate::new(&inst.beam, &inst.dac);
     Ok(Description {
         pressure_gpa,
         energy_kev: inst.beam.energy_kev,
         wavelength_angstrom: inst.beam.wavelength_angstrom(),
         flux_ph_s: inst.beam.flux_ph_s,
+        flux_provenance: inst.beam.flux_provenance(),
+        flux_density_ph_s_um2: inst.beam.flux_ph_s / inst.beam.spot_area_um2(),
+        dose,
+        scan_dose_gy: dose.dose_gy(n_frames as f64 * frame_time_s),
         dac_transmission: inst.dac.transmission_straight(),
         rayleigh_is_loss: inst.dac.rayleigh_is_loss,
         quantum_efficiency: inst
@@ -175,8 +190,22 @@ impl std::fmt::Display for Description {
         writeln!(f, "pressure            {:.2} GPa", self.pressure_gpa)?;
         writeln!(
             f,
-            "beam                {:.3} keV (λ = {:.4} Å), {:.3e} ph/s",
-            self.energy_kev, self.wavelength_angstrom, self.flux_ph_s
+            "beam                {:.3} keV (λ = {:.4} Å), {:.3e} ph/s on the sample \
+             ({:.2e} ph/s/µm²)",
+            self.energy_kev, self.wavelength_angstrom, self.flux_ph_s, self.flux_density_ph_s_um2
+        )?;
+        writeln!(f, "flux provenance     {}", self.flux_provenance)?;
+        writeln!(
+            f,
+            "dose                {:.2e} Gy/s ({:.2e} W absorbed in {:.2e} kg, sample \
+             transmission {:.3}); {:.2e} Gy in this scan ({} × {} s)",
+            self.dose.gy_per_s,
+            self.dose.absorbed_power_w,
+            self.dose.column_mass_kg,
+            self.dose.sample_transmission,
+            self.scan_dose_gy,
+            self.n_frames,
+            self.frame_time_s
         )?;
         writeln!(
             f,

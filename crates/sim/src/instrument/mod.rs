@@ -9,6 +9,7 @@
 //!   background fractions).
 //! - [`counting`]: the post-Poisson counting chain on [`xpcs_core::data::EventList`].
 //! - [`kossel`]: Kossel lines and spots (injection and automatic masking).
+//! - [`dose`]: absorbed dose rate in the illuminated sample column.
 //! - [`describe`]: a printable report of what the twin will do.
 
 pub mod beam;
@@ -17,6 +18,7 @@ pub mod counting;
 pub mod dac;
 pub mod describe;
 pub mod detector;
+pub mod dose;
 pub mod geometry;
 pub mod kossel;
 pub mod scene;
