@@ -41,6 +41,12 @@ pub struct Dac {
     pub sample: Material,
     /// Sample thickness (cm).
     pub sample_thickness_cm: f64,
+    /// Lateral size of the sample piece (cm).
+    pub sample_lateral_size_cm: f64,
+    /// Sample chamber height (gasket thickness, cm).
+    pub chamber_height_cm: f64,
+    /// Pressure-transmitting medium (as written in the file).
+    pub medium: String,
     /// Sample attenuation at the beam energy.
     pub sample_attenuation: Attenuation,
     /// Coherent cross section per atom at the FSDP peak (electrons²).
@@ -191,6 +197,9 @@ impl Dac {
             opening_angle_rad: cfg.opening_angle_deg.to_radians(),
             sample,
             sample_thickness_cm: s.thickness_um * 1e-4,
+            sample_lateral_size_cm: s.lateral_size_um * 1e-4,
+            chamber_height_cm: cfg.chamber_height_um * 1e-4,
+            medium: cfg.medium.clone(),
             sample_attenuation,
             peak_cross_section_e2: s.peak_cross_section_e2_per_atom,
             incoherent_fraction: cfg.incoherent_fraction,

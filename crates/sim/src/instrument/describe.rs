@@ -6,6 +6,7 @@
 //! the dynamics model): `tau_s` per bin is left `None` for the caller to fill.
 
 use crate::config::instrument::BitDepth;
+use crate::instrument::background::Background;
 use crate::instrument::coherence::Contrast;
 use crate::instrument::dose::DoseRate;
 use crate::instrument::geometry::{partition, PartitionSpec};
@@ -68,6 +69,11 @@ pub struct Description {
     /// Contrast after the incoherent dilution c (1 − x_b)² (what g2 − 1 shows at short lag
     /// without static background).
     pub contrast_diluted: f64,
+    /// Incoherent fraction the simulation uses (the cell's `incoherent_fraction`).
+    pub incoherent_fraction: f64,
+    /// The incoherent background computed from the cell geometry at the detector centre, or
+    /// why it could not be computed.
+    pub background: std::result::Result<Background, String>,
     /// Mean count rate per valid pixel (photons/s).
     pub mean_rate_hz: f64,
     /// Valid pixels.
@@ -162,6 +168,9 @@ pub fn describe(
         q1_inv_angstrom: scene.q1_inv_angstrom,
         contrast,
         contrast_diluted: contrast.value() * (1.0 - xb).powi(2),
+        incoherent_fraction: xb,
+        background: Background::new(&inst.beam, &inst.dac, scene.two_theta_c_rad)
+            .map_err(|e| e.to_string()),
         mean_rate_hz: total / n_valid.max(1) as f64 / frame_time_s,
         n_valid,
         frame_time_s,
@@ -236,6 +245,33 @@ impl std::fmt::Display for Description {
             c.beta_longitudinal,
             self.contrast_diluted
         )?;
+        match &self.background {
+            Ok(b) => {
+                let xb = b.incoherent_fraction();
+                writeln!(
+                    f,
+                    "background          x_b = {:.3} used (the cell file's incoherent_fraction); \
+                     computed from the cell {:.3} (B/G = {:.3} at 2θ_c, x_s = {:.3}) → \
+                     contrast after dilution {:.4}",
+                    self.incoherent_fraction,
+                    xb,
+                    b.ratio_sum(),
+                    b.static_fraction,
+                    c.value() * (1.0 - xb).powi(2)
+                )?;
+                let parts: Vec<String> = b
+                    .components
+                    .iter()
+                    .map(|k| format!("{} {:.4}", k.name, k.ratio))
+                    .collect();
+                writeln!(f, "  parts ÷ glass     {}", parts.join("; "))?;
+            }
+            Err(e) => writeln!(
+                f,
+                "background          x_b = {:.3} used; not computed from the cell: {e}",
+                self.incoherent_fraction
+            )?,
+        }
         writeln!(
             f,
             "speckle size        {:.2} px (rows) × {:.2} px (cols)",
