@@ -208,6 +208,14 @@ fn describe_campaign_and_bad_pressure() {
         "count rate",
         "data volume",
         "τ start",
+        "ph/s on the sample",
+        "flux provenance",
+        "Gy/s",
+        "Gy in this scan",
+        "accumulated dose",
+        "computed from the cell",
+        "upstream anvil, Compton",
+        "glass, Compton",
     ] {
         assert!(out.contains(key), "missing {key}: {out}");
     }
@@ -221,6 +229,43 @@ fn describe_campaign_and_bad_pressure() {
         "{}",
         stderr(&o)
     );
+}
+
+/// The number after `key` in `text` (up to the next space, comma or parenthesis).
+fn number_after(text: &str, key: &str) -> f64 {
+    let i = text
+        .find(key)
+        .unwrap_or_else(|| panic!("no `{key}` in {text}"))
+        + key.len();
+    text[i..]
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '(' || c == ';')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|e| panic!("`{key}`: {e} in {text}"))
+}
+
+#[test]
+fn plan_uses_the_diluted_contrast_describe_prints() {
+    // The planner's precision depends on what g2 − 1 shows, c (1 − x_b)², not on the
+    // instrument's c: with c it was optimistic by (1 − x_b)⁻² in the low-count regime.
+    let ce = repo("models/ce68-maxipix.toml");
+    let d = run(&["describe", &ce, "--pressure", "1.1"]);
+    assert!(d.status.success(), "{}", stderr(&d));
+    let d = String::from_utf8_lossy(&d.stdout).to_string();
+    let diluted = number_after(&d, "after incoherent dilution ");
+    let instrument = number_after(&d, "contrast            ");
+    assert!(diluted < 0.7 * instrument, "{diluted} {instrument}");
+    let p = run(&["plan", &ce, "--pressure", "1.1", "--mc-repeats", "0"]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    let p = String::from_utf8_lossy(&p.stdout).to_string();
+    let c = number_after(&p, "c = ");
+    // describe prints 4 decimals, plan 5.
+    assert!(
+        (c - diluted).abs() < 6e-5,
+        "plan c = {c}, describe {diluted}: {p}"
+    );
+    assert!(p.contains("Gy/s") && p.contains("on the sample"), "{p}");
 }
 
 #[test]

@@ -74,6 +74,8 @@ pub fn run(a: DescribeArgs) -> Result<()> {
         setup.config.instrument.dac,
         setup.config.instrument.detector
     );
+    let mut campaign_dose_gy = 0.0;
+    let n_scans = scans.len();
     for s in scans {
         let iso = &s.isobar;
         let mut d = describe(
@@ -101,6 +103,7 @@ pub fn run(a: DescribeArgs) -> Result<()> {
             t1,
             if iso.aging.is_some() { " (aging)" } else { "" }
         );
+        campaign_dose_gy += d.scan_dose_gy;
         print!("{d}");
         println!("bin   q_centre  τ start (s)  τ end (s)    scan/τ_end");
         let scan_s = iso.n_frames as f64 * iso.frame_time_s;
@@ -117,5 +120,10 @@ pub fn run(a: DescribeArgs) -> Result<()> {
             );
         }
     }
+    println!();
+    println!(
+        "accumulated dose    {campaign_dose_gy:.2e} Gy over the {n_scans} scan(s) described \
+         (beam on during the scans only)"
+    );
     Ok(())
 }

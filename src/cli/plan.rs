@@ -71,6 +71,9 @@ struct Point {
     aging_tau_star_s: Option<f64>,
     aging_tau_cap_s: Option<f64>,
     avalanches: bool,
+    /// Flux on the sample, its provenance, dose rate and the dose of the configured scan
+    /// (campaign files only).
+    beam_line: Option<String>,
 }
 
 fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
@@ -116,7 +119,8 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                 setting: setting(
                     law.tau_at(0.0),
                     camp.kww_exponent,
-                    scene.contrast,
+                    // what g2 − 1 shows: the incoherent background dilutes the contrast
+                    scene.contrast * (1.0 - scene.incoherent_fraction).powi(2),
                     scene.mean_counts_per_frame / b.frame_time_s,
                     a.bin_pixels.unwrap_or(det / a.q_bins.max(1) as f64),
                 ),
@@ -124,6 +128,7 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                 aging_tau_star_s: aging.map(|a| a.0),
                 aging_tau_cap_s: aging.map(|a| a.1),
                 avalanches: !matches!(b.avalanches, xpcs_twin::model::AvalancheTimes::None),
+                beam_line: None,
             });
         }
     } else {
@@ -152,7 +157,7 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                 setting: setting(
                     s.facts.tau_start_s,
                     setup.sample.campaign.kww_exponent,
-                    s.contrast,
+                    s.contrast_measured,
                     s.mean_counts_per_frame / s.isobar.frame_time_s,
                     a.bin_pixels.unwrap_or(median),
                 ),
@@ -160,6 +165,18 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                 aging_tau_star_s: aging.map(|a| a.0),
                 aging_tau_cap_s: aging.map(|a| a.1),
                 avalanches: !matches!(s.isobar.avalanches, xpcs_twin::model::AvalancheTimes::None),
+                beam_line: Some(format!(
+                    "flux {:.3e} ph/s on the sample ({}); dose rate {:.2e} Gy/s, {:.2e} Gy in \
+                     the configured scan ({} × {} s); c = instrument {:.4} × (1 − x_b)², x_b = {}",
+                    setup.instrument.beam.flux_ph_s,
+                    setup.instrument.beam.flux_provenance(),
+                    s.dose_rate_gy_s,
+                    s.dose_rate_gy_s * s.isobar.n_frames as f64 * s.isobar.frame_time_s,
+                    s.isobar.n_frames,
+                    s.isobar.frame_time_s,
+                    s.contrast,
+                    setup.instrument.dac.incoherent_fraction
+                )),
             });
         }
     }
@@ -181,7 +198,8 @@ fn human_bytes(b: f64) -> String {
 fn print_plan(p: &Point, plan: &Plan) {
     let s = &p.setting;
     println!(
-        "\n== {}: τ = {:.4} s, β = {}, c = {}, r = {:.4} ph/s/px, N_pix/bin = {:.0}, free = {}",
+        "\n== {}: τ = {:.4} s, β = {}, c = {:.5} (measured, after the incoherent dilution), \
+         r = {:.4} ph/s/px, N_pix/bin = {:.0}, free = {}",
         p.label,
         s.tau_s,
         s.kww_exponent,
@@ -190,6 +208,9 @@ fn print_plan(p: &Point, plan: &Plan) {
         s.bin_pixels,
         s.free.names().join(",")
     );
+    if let Some(b) = &p.beam_line {
+        println!("   {b}");
+    }
     println!(
         "{:>10} {:>9} {:>10} {:>7} {:>9} {:>9} {:>9} {:>7}  broken limits",
         "Δt (s)", "frames", "T (s)", "T/τ", "σ(lnτ)", "σc/c", "σβ", "n̄"

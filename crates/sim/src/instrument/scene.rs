@@ -321,7 +321,13 @@ impl Instrument {
         let qe = self
             .detector
             .quantum_efficiency(self.beam.energy_kev, &self.beam.origin)?;
-        let kmap = kossel::inject(&self.dac.kossel, &maps, geo.wavelength_angstrom, &valid);
+        let kmap = kossel::inject(
+            &self.dac.kossel,
+            self.dac.spot_peak_rate_hz,
+            &maps,
+            geo.wavelength_angstrom,
+            &valid,
+        );
         let xb = self.dac.incoherent_fraction;
         let xs = self.dac.static_fraction;
         let n = maps.rows * maps.cols;

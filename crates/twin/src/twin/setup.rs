@@ -35,6 +35,7 @@ use xpcs_sim::config::load_toml;
 use xpcs_sim::config::sample::{load_sample, Sample};
 use xpcs_sim::instrument::counting::CountingChain;
 use xpcs_sim::instrument::detector::DefectMaps;
+use xpcs_sim::instrument::dose::DoseRate;
 use xpcs_sim::instrument::geometry::{partition, PartitionSpec, QBands, QMaps};
 use xpcs_sim::instrument::scene::{Fsdp, Instrument};
 use xpcs_sim::instrument::{Beam, Dac, Detector};
@@ -156,8 +157,13 @@ pub struct ScanSetup {
     pub exposure: Exposure,
     /// The scan's seed (`rng::subseed(campaign seed, "scan-<k>")`).
     pub seed: u64,
-    /// Speckle contrast of the instrument at this pressure.
+    /// Speckle contrast of the instrument at this pressure (before the incoherent dilution).
     pub contrast: f64,
+    /// What g2 − 1 shows at short lag: `contrast` × (1 − x_b)², x_b the cell's incoherent
+    /// fraction (the contrast a planner must use).
+    pub contrast_measured: f64,
+    /// Dose rate in the illuminated sample column while the beam is on (Gy/s).
+    pub dose_rate_gy_s: f64,
     /// Scattering angle of the detector centre (radians).
     pub two_theta_c_rad: f64,
     /// Mean counts per valid pixel per frame.
@@ -497,7 +503,15 @@ fn build_scan(
     let n_frames = max_frames.map_or(iso.n_frames, |m| m.min(iso.n_frames));
     let frame_time_s = iso.frame_time_s;
     let mut arng = xpcs_sim::rng::stream(xpcs_sim::rng::subseed(seed, "avalanches"), k as u64);
-    let (dynamics, facts) = camp.scan(k, n_frames, frame_time_s, &mut arng)?;
+    let (mut dynamics, mut facts) = camp.scan(k, n_frames, frame_time_s, &mut arng)?;
+    // Beam-induced relaxation: du/dt = 1/τ + k · Ḋ while the beam is on (during the scan).
+    let dose_rate_gy_s = DoseRate::new(&inst.beam, &inst.dac).gy_per_s;
+    if sample.beam_relaxation_per_gy > 0.0 {
+        let r = sample.beam_relaxation_per_gy * dose_rate_gy_s;
+        dynamics = dynamics.with_beam_rate(r, "beam_relaxation_per_gy × dose rate")?;
+        facts.tau_start_s = 1.0 / (1.0 / facts.tau_start_s + r);
+        facts.tau_end_s = 1.0 / (1.0 / facts.tau_end_s + r);
+    }
     let p = iso.pressure_gpa;
     let (isc, maps, _k) = inst.scene(p, frame_time_s, c.instrument.mean_rate_hz)?;
     // Detector defects on the ROI; dead and hot pixels are masked like module gaps.
@@ -610,6 +624,8 @@ fn build_scan(
         },
         seed: xpcs_sim::rng::subseed(seed, &format!("scan-{k}")),
         contrast: isc.contrast,
+        contrast_measured: isc.contrast * (1.0 - inst.dac.incoherent_fraction).powi(2),
+        dose_rate_gy_s,
         two_theta_c_rad: isc.two_theta_c_rad,
         mean_counts_per_frame: mean_cpf,
         chain,
