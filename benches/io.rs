@@ -8,6 +8,14 @@
 //! pure decoders. Throughput is in
 //! bytes of decompressed u32 frames. Target (issue 8): ≥ 1 GB/s on 2 cores.
 //!
+//!
+//! `rigaku`: a generated Rigaku 500k `.bin` of 10.24 M photon records (1000 frames × 10 240
+//! records, frame-major, pixel-ascending within a frame: 0.02 photon per pixel and frame, 1–3
+//! photons each, as the detector writes) read from the page cache. Timed: the reader into
+//! pixel blocks (`records`: open + pass 1 + pass 2, one block), and the reader into the event
+//! correlator to g2 (`into_event_correlator`: 4 q-bins, multi-tau, 8 buffers). Throughput in
+//! photon records. Target (issue 13): ≥ 50 M records/s into the event correlator.
+//!
 //! Run: cargo bench --bench io -- --warm-up-time 1 --measurement-time 3
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -97,5 +105,76 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A Rigaku 500k file of `frames` × `per_frame` records (see the module docs).
+fn rigaku_file(path: &std::path::Path, frames: u64, per_frame: u64, seed: u64) {
+    use std::io::Write;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let n_pix = 512 * 1024u64;
+    let mut idx: Vec<u64> = Vec::with_capacity(per_frame as usize);
+    for t in 0..frames {
+        idx.clear();
+        // Distinct pixels, ascending: stride through the module from a random start.
+        let step = n_pix / per_frame;
+        let start: u64 = rng.random_range(0..step);
+        idx.extend((0..per_frame).map(|k| start + k * step + rng.random_range(0..step / 2)));
+        for &i in &idx {
+            let c: u64 = 1
+                + u64::from(rng.random::<u8>() % 8 == 0)
+                + u64::from(rng.random::<u8>() % 64 == 0);
+            w.write_all(&((t << 40) | (i << 16) | c).to_le_bytes())
+                .unwrap();
+        }
+    }
+    w.flush().unwrap();
+}
+
+fn bench_rigaku(c: &mut Criterion) {
+    use xpcs_twin::correlate::{Estimator, EventCorrelator, LagSchedule};
+    use xpcs_twin::data::QPartition;
+    use xpcs_twin::io::input::{open_input, Input, InputOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bench.bin");
+    let (frames, per_frame) = (1000u64, 10_240u64);
+    rigaku_file(&p, frames, per_frame, 5);
+    let n = frames * per_frame;
+    let labels: Vec<u32> = (0..512 * 1024)
+        .map(|q| (q / 1024 / 128 + 1) as u32)
+        .collect();
+    let part = QPartition::from_labels(512, 1024, labels, "bench").unwrap();
+    let sched = LagSchedule::multi_tau(frames as usize, 8).unwrap();
+    let opts = InputOptions::default();
+    let mut g = c.benchmark_group("rigaku");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    g.bench_function("records_10M", |b| {
+        b.iter(|| {
+            let Input::Events(mut e) = open_input(&p, &opts).unwrap() else {
+                unreachable!()
+            };
+            let mut k = 0usize;
+            while let Some(blk) = e.next_block().unwrap() {
+                k += blk.frames.len();
+            }
+            assert_eq!(k as u64, n);
+            k
+        })
+    });
+    g.bench_function("into_event_correlator_10M", |b| {
+        b.iter(|| {
+            let Input::Events(mut e) = open_input(&p, &opts).unwrap() else {
+                unreachable!()
+            };
+            let mut ev = EventCorrelator::new(&part, &sched, frames as usize);
+            while let Some(blk) = e.next_block().unwrap() {
+                ev.push_pixel_block(blk.first_pixel, &blk.offsets, &blk.frames, &blk.counts)
+                    .unwrap();
+            }
+            ev.finish(Estimator::Symmetric).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_rigaku);
 criterion_main!(benches);

@@ -1063,6 +1063,7 @@ proptest! {
 /// index and intensity chunked with bitshuffle + LZ4), HDF5 1.10 format (checksummed
 /// metadata, as every file we write for fuzzing).
 fn esrf_files(dir: &Path, seed: u32) -> Vec<std::path::PathBuf> {
+    xpcs_twin::io::h5filters::register().unwrap();
     let st = sparse_stack(7, 9, 11, seed);
     let mut out = vec![];
     for (k, frames) in [(0usize, 0..4usize), (1, 4..7)] {

@@ -2,7 +2,7 @@
 //! scan simulated, counted and correlated into a partial file; `xpcs-twin merge` adds the
 //! shards into the scan's results file (see `xpcs_twin::twin::shard`).
 
-use super::twin::ScaleArg;
+use super::twin::CampaignChoice;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -11,9 +11,8 @@ use xpcs_twin::twin::shard::{load_scan_setup, shard_to_file, Shard};
 /// Arguments of `shard`.
 #[derive(Debug, Args)]
 pub struct ShardArgs {
-    /// Campaign file (default: models/pt42-eiger.toml, the Pt campaign).
-    #[arg(default_value = "models/pt42-eiger.toml")]
-    model: PathBuf,
+    #[command(flatten)]
+    campaign: CampaignChoice,
     /// The scan: its label (e.g. 05-c7GPa) or protocol index (0 = the first isobar).
     #[arg(long)]
     scan: String,
@@ -25,23 +24,15 @@ pub struct ShardArgs {
     /// Partial file to write (binary, documented in docs/formats.md).
     #[arg(long)]
     out: PathBuf,
-    /// Scale preset.
-    #[arg(long, value_enum, default_value_t = ScaleArg::Reduced)]
-    scale: ScaleArg,
-    /// Seed (default: the campaign file's).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Overwrite an existing partial file.
-    #[arg(long)]
-    force: bool,
 }
 
 /// Runs `shard`.
 pub fn run(a: ShardArgs) -> Result<()> {
     let shard = Shard::parse(&a.shard)?;
-    let setup = load_scan_setup(&a.model, a.scale.into(), a.seed, &a.scan)
-        .with_context(|| format!("loading campaign {}", a.model.display()))?;
-    let (path, sums) = shard_to_file(&setup, shard, &a.out, a.force)?;
+    let c = &a.campaign;
+    let setup = load_scan_setup(&c.model, c.scale.into(), c.seed, &a.scan)
+        .with_context(|| format!("loading campaign {}", c.model.display()))?;
+    let (path, sums) = shard_to_file(&setup, shard, &a.out, c.force)?;
     let [ts, tc, tk] = sums.timing_s;
     eprintln!(
         "{} shard {shard}: pixels {:?}, {} photons; simulate {ts:.1} s, count {tc:.1} s, \

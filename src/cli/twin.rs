@@ -27,24 +27,31 @@ impl From<ScaleArg> for Scale {
     }
 }
 
+/// The campaign, scale and seed of `twin` and `shard`.
+#[derive(Debug, Args)]
+pub(crate) struct CampaignChoice {
+    /// Campaign file (default: models/pt42-eiger.toml, the Pt campaign).
+    #[arg(default_value = "models/pt42-eiger.toml")]
+    pub(crate) model: PathBuf,
+    /// Scale preset.
+    #[arg(long, value_enum, default_value_t = ScaleArg::Reduced)]
+    pub(crate) scale: ScaleArg,
+    /// Seed (default: the campaign file's).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Overwrite existing outputs.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
 /// Arguments of `twin`.
 #[derive(Debug, Args)]
 pub struct TwinArgs {
-    /// Campaign file (default: models/pt42-eiger.toml, the Pt campaign).
-    #[arg(default_value = "models/pt42-eiger.toml")]
-    model: PathBuf,
+    #[command(flatten)]
+    campaign: CampaignChoice,
     /// Output directory (figures/, scans/, report.md, summary.json).
     #[arg(long)]
     out: PathBuf,
-    /// Scale preset.
-    #[arg(long, value_enum, default_value_t = ScaleArg::Reduced)]
-    scale: ScaleArg,
-    /// Seed (default: the campaign file's).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Overwrite existing outputs.
-    #[arg(long)]
-    force: bool,
     /// Memory budget (GiB): a scan that does not fit whole runs as detector shards, one after
     /// another, with the same results (default: 80 % of the available memory).
     #[arg(long, value_name = "GIB")]
@@ -130,7 +137,8 @@ impl Progress for Bars {
 
 /// Runs `twin`.
 pub fn run(a: TwinArgs) -> Result<()> {
-    let scale = Scale::from(a.scale);
+    let c = &a.campaign;
+    let scale = Scale::from(c.scale);
     let budget = match a.max_memory {
         Some(g) if !(g.is_finite() && g > 0.0) => {
             anyhow::bail!("--max-memory {g}: out of range (a positive number of GiB)")
@@ -138,10 +146,10 @@ pub fn run(a: TwinArgs) -> Result<()> {
         Some(g) => Some(g * (1u64 << 30) as f64),
         None => None,
     };
-    let setup = CampaignSetup::load(&a.model, scale, a.seed)
-        .with_context(|| format!("loading campaign {}", a.model.display()))?;
+    let setup = CampaignSetup::load(&c.model, scale, c.seed)
+        .with_context(|| format!("loading campaign {}", c.model.display()))?;
     let bars = Bars::new(&setup.config.name, setup.scans.len());
-    let run = run_campaign_within(&setup, Some(&a.out), a.force, budget, &bars)?;
+    let run = run_campaign_within(&setup, Some(&a.out), c.force, budget, &bars)?;
     bars.overall.finish();
     eprintln!(
         "{}: {} scans in {:.0} s; {} failed comparisons/checks; report: {}",

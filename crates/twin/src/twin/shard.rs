@@ -5,7 +5,7 @@
 //! [`ScanSums`], the exact correlation sums of the shard's pixels (multi-tau moments and
 //! photon series per (dynamic bin, static bin, jackknife group) cell, two-time numerators of
 //! every q-bin, photons per pixel; for the q-bins and for the whole region), which
-//! [`ScanSums::add`] merges with other shards' and [`write_partial`] / [`read_partial`] keep on
+//! [`ScanSums::add`] merges with other shards' and [`write_partial`] / [`add_partial`] keep on
 //! disk.
 //!
 //! Why shards add up exactly: given the material clock (one time series for the scan), pixels
