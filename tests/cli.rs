@@ -153,7 +153,7 @@ fn fit_bad_input_is_exit_2_or_a_recorded_failure() {
     }
     let bad = dir.path().join("bad.hdf");
     write_results(&bad, &r, false).unwrap();
-    let o = run(&["fit", &s(&bad), "--twotime-ages", "0"]);
+    let o = run(&["fit", &s(&bad), "--no-twotime"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let back = read_results(&bad).unwrap();
     let Some(Node::Group(fits)) = back.twin.extra.get("fits") else {
@@ -471,7 +471,7 @@ fn correlate_then_fit_recovers_the_example_truth() {
         "dense and event correlators differ"
     );
     let res = dir.path().join("dense_results.hdf");
-    let o = run(&["fit", &s(&res), "--model", "exp", "--twotime-ages", "0"]);
+    let o = run(&["fit", &s(&res), "--model", "exp", "--no-twotime"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let back = read_results(&res).unwrap();
     let Some(Node::Group(fits)) = back.twin.extra.get("fits") else {

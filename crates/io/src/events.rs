@@ -184,14 +184,7 @@ impl EventWriter {
         force: bool,
     ) -> Result<Self> {
         let origin = path.display().to_string();
-        if !(frame_time_s.is_finite() && frame_time_s > 0.0) {
-            return Err(Error::out_of_range(
-                origin,
-                "frame_time_s",
-                frame_time_s,
-                "> 0 s, finite",
-            ));
-        }
+        xpcs_core::check::check_frame_time(&origin, "frame_time_s", frame_time_s)?;
         if n_frames > u32::MAX as usize {
             return Err(Error::out_of_range(
                 origin,
@@ -535,14 +528,7 @@ impl EventReader {
         let frame_time_s = ft
             .read_raw::<f64>()
             .map_err(h5err(path, "/events/frame_time_s"))?[0];
-        if !(frame_time_s.is_finite() && frame_time_s > 0.0) {
-            return Err(Error::out_of_range(
-                origin,
-                "/events/frame_time_s",
-                frame_time_s,
-                "> 0 s, finite",
-            ));
-        }
+        xpcs_core::check::check_frame_time(&origin, "/events/frame_time_s", frame_time_s)?;
         let offsets = need("offsets")?;
         let frames = need("frames")?;
         let counts = need("counts")?;

@@ -35,14 +35,7 @@ impl EventList {
         counts: Vec<u32>,
     ) -> Result<Self> {
         let origin = "event list";
-        if !(frame_time_s.is_finite() && frame_time_s > 0.0) {
-            return Err(Error::out_of_range(
-                origin,
-                "frame_time_s",
-                frame_time_s,
-                "> 0 s",
-            ));
-        }
+        crate::check::check_frame_time(origin, "frame_time_s", frame_time_s)?;
         if n_frames > u32::MAX as usize {
             return Err(Error::out_of_range(
                 origin,
