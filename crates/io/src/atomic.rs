@@ -59,10 +59,23 @@ pub fn noted_inputs() -> Vec<PathBuf> {
 /// Canonical form of a path that may not exist yet: the canonical form of its deepest
 /// existing ancestor, then the remaining components (`..` applied lexically). A missing
 /// parent directory is therefore no error here (the caller may create it later).
+/// A dangling symlink counts as the path it points to (a writer renaming over the link's
+/// target once it exists would write there).
 pub fn canonical_target(path: &Path) -> Result<PathBuf> {
     if let Ok(p) = std::fs::canonicalize(path) {
         return Ok(p);
     }
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&path) {
+            Ok(to) => {
+                let base = path.parent().unwrap_or(Path::new("."));
+                path = base.join(to);
+            }
+            Err(_) => break,
+        }
+    }
+    let path = path.as_path();
     if path.file_name().is_none() {
         return Err(Error::invalid(
             path.display().to_string(),

@@ -206,7 +206,7 @@ impl EventWriter {
         let tmp = out.tmp_path().to_path_buf();
         let e = |w: &str| h5err(&tmp, w);
         let file = crate::h5util::create_h5(&tmp)?;
-        let g = file.create_group("events").map_err(e("/events"))?;
+        let g = crate::h5util::create_group(&file, "events").map_err(e("/events"))?;
         crate::h5util::write_text_attr(&g, "format", FORMAT_NAME, &tmp)?;
         g.new_attr::<u32>()
             .shape(())
@@ -477,7 +477,7 @@ pub struct EventReader {
 /// Whether `path` is an HDF5 file holding an xpcs-twin event list (a `/events/offsets`
 /// dataset); false for Eiger frame files, other files and unreadable paths.
 pub fn is_event_file(path: &Path) -> bool {
-    hdf5::File::open(path)
+    crate::h5util::open_unlocked(path)
         .map(|f| has_dataset(&f, "/events/offsets"))
         .unwrap_or(false)
 }

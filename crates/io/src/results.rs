@@ -419,7 +419,7 @@ fn ensure_group(f: &hdf5::File, path: &str, file: &Path) -> Result<hdf5::Group> 
         g = if g.link_exists(part) {
             g.group(part)
         } else {
-            g.create_group(part)
+            crate::h5util::create_group(&g, part)
         }
         .map_err(h5err(file, path))?;
     }
