@@ -68,83 +68,6 @@ impl EventBlock {
     }
 }
 
-/// Checks a block's CSR invariants; `origin` names the file or the caller.
-fn check_block(
-    origin: &str,
-    first_pixel: usize,
-    offsets: &[u64],
-    frames: &[u32],
-    counts: &[u32],
-    n_frames: usize,
-    max_count: u32,
-) -> Result<()> {
-    if offsets.is_empty()
-        || offsets[0] != 0
-        || *offsets.last().expect("nonempty") != frames.len() as u64
-    {
-        return Err(Error::invalid(
-            origin,
-            format!(
-                "block at pixel {first_pixel}: offsets must run from 0 to the number of events ({}), got {:?}..{:?}",
-                frames.len(),
-                offsets.first(),
-                offsets.last()
-            ),
-        ));
-    }
-    if frames.len() != counts.len() {
-        return Err(Error::ShapeMismatch {
-            origin: origin.into(),
-            what: format!("block at pixel {first_pixel}: frames vs counts"),
-            expected: vec![frames.len()],
-            got: vec![counts.len()],
-        });
-    }
-    for (i, w) in offsets.windows(2).enumerate() {
-        if w[1] < w[0] || w[1] > frames.len() as u64 {
-            return Err(Error::invalid(
-                origin,
-                format!(
-                    "offsets of pixel {} ({}..{}) decrease or pass the {} events",
-                    first_pixel + i,
-                    w[0],
-                    w[1],
-                    frames.len()
-                ),
-            ));
-        }
-        let fr = &frames[w[0] as usize..w[1] as usize];
-        if fr.windows(2).any(|x| x[1] <= x[0]) {
-            return Err(Error::invalid(
-                origin,
-                format!(
-                    "frames of pixel {} are not strictly increasing",
-                    first_pixel + i
-                ),
-            ));
-        }
-        if let Some(&last) = fr.last() {
-            if last as usize >= n_frames {
-                return Err(Error::out_of_range(
-                    origin,
-                    format!("frame index of pixel {}", first_pixel + i),
-                    last,
-                    format!("0..{n_frames}"),
-                ));
-            }
-        }
-    }
-    if let Some(i) = counts.iter().position(|&c| c == 0 || c > max_count) {
-        return Err(Error::out_of_range(
-            origin,
-            format!("count of event {i} in the block at pixel {first_pixel}"),
-            counts[i],
-            format!("1..={max_count}"),
-        ));
-    }
-    Ok(())
-}
-
 /// Streaming writer of an event file. Push pixel blocks in order, then [`EventWriter::finish`].
 #[derive(Debug)]
 pub struct EventWriter {
@@ -302,7 +225,7 @@ impl EventWriter {
             CountDtype::U16 => u16::MAX.into(),
             CountDtype::U32 => u32::MAX,
         };
-        check_block(
+        xpcs_core::data::check_csr(
             origin,
             first_pixel,
             offsets,
@@ -654,7 +577,7 @@ impl EventReader {
             .map_err(h5err(&self.path, "/events/counts"))?
             .to_vec();
         let local: Vec<u64> = offs.iter().map(|&o| o.wrapping_sub(a as u64)).collect();
-        check_block(
+        xpcs_core::data::check_csr(
             &origin,
             first_pixel,
             &local,
