@@ -9,7 +9,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use xpcs_twin::plan::floor::{default_bin_frames, floor_formula, floor_null};
 use xpcs_twin::plan::{
-    monte_carlo, recommend, FreeParams, Limits, McOptions, Plan, Setting, Target,
+    monte_carlo_with_progress, recommend, FreeParams, Limits, McOptions, Plan, Setting, Target,
 };
 use xpcs_twin::report::{Series, XyPlot};
 
@@ -27,7 +27,7 @@ pub struct PlanArgs {
     /// Precision target: tau=5%, beta=3%, contrast=10%.
     #[arg(long, default_value = "tau=5%")]
     target: String,
-    /// Use only this frame time (s).
+    /// Use only this frame time (s), 1e-9 to 1e5.
     #[arg(long)]
     frame_time: Option<f64>,
     /// Most frames per scan.
@@ -48,7 +48,7 @@ pub struct PlanArgs {
     /// q-bins a sample scene is cut into (sample files only).
     #[arg(long, default_value_t = 10)]
     q_bins: usize,
-    /// Shortest detector frame (s).
+    /// Shortest detector frame (s), 1e-9 to 1e5.
     #[arg(long, default_value_t = 1e-3)]
     min_frame_time: f64,
     /// Smallest T/τ.
@@ -57,9 +57,12 @@ pub struct PlanArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output folder for plan.json and the PNGs.
+    /// Output folder for plan.json and the PNGs (replaced on every run; never an input).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also print every (frame time, frames) setting of the grid with its predicted errors.
+    #[arg(long)]
+    verbose: bool,
 }
 
 /// One isobar as plain numbers.
@@ -195,22 +198,36 @@ fn human_bytes(b: f64) -> String {
     format!("{v:.3} {}", units[i])
 }
 
-fn print_plan(p: &Point, plan: &Plan) {
+fn print_plan(p: &Point, plan: &Plan, verbose: bool) {
     let s = &p.setting;
     println!(
-        "\n== {}: τ = {:.4} s, β = {}, c = {:.5} (measured, after the incoherent dilution), \
-         r = {:.4} ph/s/px, N_pix/bin = {:.0}, free = {}",
+        "\n== {}: τ = {:.4} s, KWW exponent {:.3}, contrast {:.5} (measured, after the incoherent \
+         dilution), rate {:.4} photons/s/pixel, {:.0} pixels per q-bin; fitted: {}",
         p.label,
         s.tau_s,
         s.kww_exponent,
         s.contrast,
         s.rate_per_pixel_hz,
         s.bin_pixels,
-        s.free.names().join(",")
+        s.free.names().join(", ")
     );
     if let Some(b) = &p.beam_line {
         println!("   {b}");
     }
+    if verbose {
+        print_grid(p, plan);
+    } else {
+        println!(
+            "{} settings of (frame time, frames) compared; --verbose lists them",
+            plan.grid.len()
+        );
+    }
+    print_choice(plan);
+}
+
+/// Every setting of the grid with its predicted errors (`--verbose`).
+fn print_grid(p: &Point, plan: &Plan) {
+    let s = &p.setting;
     println!(
         "{:>10} {:>9} {:>10} {:>7} {:>9} {:>9} {:>9} {:>7}  broken limits",
         "Δt (s)", "frames", "T (s)", "T/τ", "σ(lnτ)", "σc/c", "σβ", "n̄"
@@ -241,6 +258,10 @@ fn print_plan(p: &Point, plan: &Plan) {
             }
         );
     }
+}
+
+/// The recommended (or best) setting and what binds it.
+fn print_choice(plan: &Plan) {
     let c = &plan.grid[plan.chosen];
     if plan.reached {
         println!(
@@ -276,6 +297,18 @@ fn print_plan(p: &Point, plan: &Plan) {
             100.0 * c.drift
         );
     }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{pos}}/{{len}}, eta {{eta}}"
+        ))
+        .expect("valid template"),
+    );
+    b
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -339,7 +372,20 @@ pub fn run(a: PlanArgs) -> Result<()> {
             .with_context(|| format!("--pressure {p}: no isobar at that pressure in the model"))?;
         points = vec![points.swap_remove(i)];
     }
+    if let Some(t) = a.frame_time {
+        xpcs_twin::check::check_frame_time("command line", "--frame-time", t)?;
+    }
+    xpcs_twin::check::check_frame_time("command line", "--min-frame-time", a.min_frame_time)?;
     if let Some(o) = &a.out {
+        // Every output before any work: none the model file, none a device, no two alike.
+        let mut outputs = vec![o.join("plan.json")];
+        for p in &points {
+            let stem = p.label.replace([' ', '/'], "_");
+            outputs.push(o.join(format!("precision_{stem}.png")));
+            outputs.push(o.join(format!("floor_{stem}.png")));
+        }
+        let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
+        xpcs_twin::io::atomic::check_outputs(&outputs, &[&a.model], true)?;
         std::fs::create_dir_all(o).with_context(|| format!("creating {}", o.display()))?;
     }
     let mut json = Vec::new();
@@ -360,7 +406,7 @@ pub fn run(a: PlanArgs) -> Result<()> {
             dense_bytes_per_pixel: 2.0,
         };
         let plan = recommend(&p.setting, target, &limits)?;
-        print_plan(p, &plan);
+        print_plan(p, &plan, a.verbose);
         let c = &plan.grid[plan.chosen];
         total += c.scan_s;
         summary.push(format!(
@@ -378,14 +424,17 @@ pub fn run(a: PlanArgs) -> Result<()> {
         let mut mc = None;
         if a.mc_repeats > 0 && !a.campaign {
             let t0 = std::time::Instant::now();
-            let r = monte_carlo(
+            let bar = progress_bar(a.mc_repeats as u64, "Monte Carlo repeats");
+            let r = monte_carlo_with_progress(
                 &chosen,
                 &McOptions {
                     repeats: a.mc_repeats,
                     seed: a.seed,
                     ..Default::default()
                 },
+                &|| bar.inc(1),
             );
+            bar.finish_and_clear();
             match &r {
                 Ok(m) => println!(
                     "Monte Carlo ({} repeats, {} of {:.0} pixels simulated, rescaled ×{:.3e}, {:.1} s): \
@@ -438,13 +487,13 @@ pub fn run(a: PlanArgs) -> Result<()> {
         );
         // Enough repeats that the mean width of M values has a sampling error of ~2 %.
         let null_repeats = (4000 / fl.n_values.max(1)).clamp(8, 64);
-        let null = if a.mc_repeats > 0 && !a.campaign {
+        let null_floor = if a.mc_repeats > 0 && !a.campaign {
             let sim = ((chosen.bin_pixels).min(1000.0)) as usize;
             floor_null(&chosen, b, sim.max(1), null_repeats, a.seed).ok()
         } else {
             None
         };
-        if let Some(n) = &null {
+        if let Some(n) = &null_floor {
             let v = n.null_simulation.unwrap_or(f64::NAN);
             println!(
                 "ΔC floor from {null_repeats} null simulations: {v:.3e} (formula/null = {:.2})",
@@ -477,7 +526,7 @@ pub fn run(a: PlanArgs) -> Result<()> {
                 fs.iter().map(|f| f.bin_frames as f64).collect(),
                 fs.iter().map(|f| f.formula).collect(),
             ));
-            if let Some(n) = &null {
+            if let Some(n) = &null_floor {
                 fig = fig.with(Series::points(
                     "null simulation",
                     vec![n.bin_frames as f64],
@@ -488,7 +537,9 @@ pub fn run(a: PlanArgs) -> Result<()> {
         }
         json.push(serde_json::json!({
             "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
-            "delta_c_floor": fl, "delta_c_null": null,
+            "delta_c_floor": fl,
+            "delta_c_null": null_floor.as_ref().and_then(|n| n.null_simulation),
+            "delta_c_null_simulation": null_floor,
         }));
     }
     if points.len() > 1 {

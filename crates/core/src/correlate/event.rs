@@ -220,37 +220,16 @@ impl EventCorrelator {
                 format!("within 0..{n_pix}"),
             ));
         }
+        crate::data::check_csr(
+            origin,
+            first_pixel,
+            offsets,
+            frames,
+            counts,
+            self.n_frames,
+            u32::MAX,
+        )?;
         let base = offsets[0];
-        if frames.len() != counts.len()
-            || offsets[offsets.len() - 1].checked_sub(base) != Some(frames.len() as u64)
-        {
-            return Err(Error::invalid(
-                origin,
-                "offsets must span exactly the given frames and counts",
-            ));
-        }
-        for i in 0..offsets.len() - 1 {
-            if offsets[i + 1] < offsets[i] {
-                return Err(Error::invalid(origin, format!("offsets decrease at {i}")));
-            }
-            let r = (offsets[i] - base) as usize..(offsets[i + 1] - base) as usize;
-            let fr = &frames[r.clone()];
-            if fr.windows(2).any(|w| w[1] <= w[0])
-                || fr.last().is_some_and(|&f| f as usize >= self.n_frames)
-            {
-                return Err(Error::invalid(
-                    origin,
-                    format!(
-                        "frames of pixel {} not strictly increasing in 0..{}",
-                        first_pixel + i,
-                        self.n_frames
-                    ),
-                ));
-            }
-            if counts[r].contains(&0) {
-                return Err(Error::out_of_range(origin, "count", 0, "≥ 1"));
-            }
-        }
         self.push_checked(first_pixel, offsets, frames, counts, base);
         Ok(())
     }

@@ -311,7 +311,7 @@ impl Instrument {
         frame_time_s: f64,
         mean_rate_hz: Option<f64>,
     ) -> Result<(Scene, QMaps, KosselMap)> {
-        check_positive("scene", "frame_time_s", frame_time_s)?;
+        xpcs_core::check::check_frame_time("scene", "frame_time_s", frame_time_s)?;
         if let Some(r) = mean_rate_hz {
             check_range("scene", "mean_rate_hz", r, 0.0, 1e9)?;
         }

@@ -15,7 +15,8 @@ pub mod synth;
 pub use generators::{CirculantPlan, Generator};
 pub use stable::symmetric_stable;
 pub use synth::{
-    Exposure, GeneratorKind, Method, PerPixel, PixelBlock, Scene, SimOptions, Simulator,
+    available_memory_bytes, check_memory, check_size, Exposure, MAX_FRAMES, MAX_MEAN_COUNTS,
+    MAX_PIXELS, MEAN_COUNTS_RANGE, GeneratorKind, Method, PerPixel, PixelBlock, Scene, SimOptions, Simulator,
 };
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub mod validate;
 
 pub use setup::{CampaignSetup, Roi, Scale, ScanSetup};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use xpcs_core::error::{Error, Result};
 
@@ -115,6 +115,16 @@ fn run_inner(
                 });
             }
         }
+        // Every file of the run before any work: none an input (the campaign or sample
+        // file), none a device or directory, no two the same file.
+        let mut outputs = vec![dir.join("report.md"), dir.join("summary.json")];
+        for s in &setup.scans {
+            let scans = dir.join("scans");
+            outputs.push(scans.join(output::results_file_name(&s.label)));
+            outputs.push(scans.join(format!("{}.json", s.label)));
+        }
+        let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
+        xpcs_io::atomic::check_outputs(&outputs, &[&setup.path, &setup.sample_path], true)?;
     }
     let plans = resources::check(setup, out, max_memory_bytes)?;
     if !shards {

@@ -163,13 +163,7 @@ fn estimate_one(setup: &CampaignSetup, k: usize) -> Estimate {
     estimate(&one)[0]
 }
 
-/// Available memory (bytes) from /proc/meminfo (None when unknown).
-pub fn available_memory_bytes() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
-}
+pub use xpcs_sim::speckle::available_memory_bytes;
 
 /// Free disk space (bytes) of the file system holding `dir` (or its nearest existing parent).
 pub fn free_disk_bytes(dir: &Path) -> Option<f64> {

@@ -236,6 +236,43 @@ impl CampaignSetup {
         Self::from_config(config, path, scale, seed)
     }
 
+    /// [`CampaignSetup::load`] keeping only the isobars at `pressure_gpa` (every isobar when
+    /// None). The pressure is checked first (finite, one of the campaign's isobars: else an
+    /// error naming `field` and listing them), from the campaign and sample files alone, so a
+    /// bad value costs no scan set-up.
+    pub fn load_at_pressure(
+        path: &Path,
+        scale: Scale,
+        seed: Option<u64>,
+        pressure_gpa: Option<f64>,
+        field: &str,
+    ) -> Result<Self> {
+        let config: CampaignConfig = load_toml(path)?;
+        let Some(p) = pressure_gpa else {
+            return Self::from_config(config, path, scale, seed);
+        };
+        let origin = path.display().to_string();
+        let sample_path = path.parent().unwrap_or(Path::new(".")).join(&config.sample);
+        let sample = load_sample(&sample_path)?;
+        let isobars = &sample.campaign.isobars;
+        let only: Vec<String> = isobars
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| p.is_finite() && (b.pressure_gpa - p).abs() < 1e-6)
+            .map(|(k, b)| scan_label(b, k))
+            .collect();
+        if only.is_empty() {
+            let have: Vec<String> = isobars.iter().map(|b| b.pressure_gpa.to_string()).collect();
+            return Err(Error::out_of_range(
+                origin,
+                field,
+                p,
+                format!("one of the isobars: {} GPa", have.join(", ")),
+            ));
+        }
+        Self::from_config_only(config, path, scale, seed, &only)
+    }
+
     /// Validates a parsed campaign (`path` locates the sample file and names errors).
     pub fn from_config(
         config: CampaignConfig,
