@@ -747,6 +747,7 @@ fn shards_merge_into_the_whole_scan() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("i/N"), "{}", stderr(&o));
+}
 
 /// Runs `args`, killing the program if it takes longer than `secs` (a guard against a check
 /// that comes after the work it should prevent).
@@ -798,7 +799,11 @@ fn outputs_are_regular_files_and_pairwise_distinct() {
         "--force",
     ];
     let fifo = dir.path().join("pipe");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     for (target, kind) in [("/dev/null".to_string(), "device"), (s(&fifo), "FIFO")] {
         for flag in ["--out", "--json"] {
             let mut a = base.to_vec();
@@ -992,7 +997,11 @@ fn killed_runs_leave_no_temp_files() {
         assert!(k.success());
         let st = child.wait().unwrap();
         assert_eq!(st.code(), Some(code), "SIG{sig}: {st:?}");
-        assert!(temp_files(dir.path()).is_empty(), "{:?}", listing(dir.path()));
+        assert!(
+            temp_files(dir.path()).is_empty(),
+            "{:?}",
+            listing(dir.path())
+        );
         assert!(!out.exists());
     }
     // A stale temp file of a dead process: removed by the next run in this directory.
@@ -1081,8 +1090,18 @@ fn same_inputs_give_the_same_bytes() {
         snapshots.push(files);
     }
     let names: Vec<&String> = snapshots[0].iter().map(|f| &f.0).collect();
-    for want in ["c_results.hdf", "c.json", "g2.npy", "s.h5", "s.truth.json", "s.labels.npy"] {
-        assert!(names.iter().any(|n| *n == want), "{want} missing: {names:?}");
+    for want in [
+        "c_results.hdf",
+        "c.json",
+        "g2.npy",
+        "s.h5",
+        "s.truth.json",
+        "s.labels.npy",
+    ] {
+        assert!(
+            names.iter().any(|n| *n == want),
+            "{want} missing: {names:?}"
+        );
     }
     assert_eq!(snapshots[0].len(), snapshots[1].len());
     for (a, b) in snapshots[0].iter().zip(&snapshots[1]) {

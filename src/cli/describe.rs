@@ -103,7 +103,7 @@ pub fn run(a: DescribeArgs) -> Result<()> {
             let f = response.rate_factor(b.q_centre, iso.pressure_gpa);
             let (ts, te) = (t0 / f, t1 / f);
             writeln!(
-            out,
+                out,
                 "{:<5} {:.4}    {:<12.4} {:<12.4} {:.1}",
                 b.label,
                 b.q_centre,

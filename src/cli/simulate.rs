@@ -30,7 +30,6 @@ use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use xpcs_twin::io::atomic::check_outputs;
 use xpcs_twin::config::campaign::{
     AnalysisConfig, BandSpacing, CampaignConfig, CampaignInstrumentConfig, FsdpShapeConfig,
     PartitionConfig, ProtocolTimingConfig, ScaleConfig, ScalesConfig, TolerancesConfig,
@@ -42,6 +41,7 @@ use xpcs_twin::data::{EventList, FrameStack};
 use xpcs_twin::instrument::counting::CountingChain;
 use xpcs_twin::instrument::geometry::QMaps;
 use xpcs_twin::instrument::kossel::{find_mask, MaskOptions};
+use xpcs_twin::io::atomic::check_outputs;
 use xpcs_twin::io::output::{write_photons, Acquisition, PhotonFormat};
 use xpcs_twin::model::{BinOptics, Truth};
 use xpcs_twin::speckle::{Exposure, GeneratorKind, Method, PerPixel, Scene, SimOptions, Simulator};
@@ -364,7 +364,12 @@ fn prepare_ideal(
     let rows = a.rows.or(sc.as_ref().map(|s| s.rows)).unwrap_or(256);
     let cols = a.cols.or(sc.as_ref().map(|s| s.cols)).unwrap_or(256);
     // Sizes before anything is allocated for them.
-    xpcs_twin::speckle::check_size("command line (--rows, --cols, --frames)", rows, cols, n_frames)?;
+    xpcs_twin::speckle::check_size(
+        "command line (--rows, --cols, --frames)",
+        rows,
+        cols,
+        n_frames,
+    )?;
     let mut arng = xpcs_twin::rng::stream(xpcs_twin::rng::subseed(a.seed, "avalanches"), 0);
     let (dynamics, facts) = camp.scan(k, n_frames, frame_time_s, &mut arng)?;
 
@@ -666,9 +671,18 @@ fn prepare_instrument(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Pre
 /// The primary quantities, each named by its flag, before anything derived from them.
 fn check_args(a: &SimulateArgs) -> Result<()> {
     use xpcs_twin::check::{check_frame_time, check_range};
-    for (flag, v) in [("--rows", a.rows), ("--cols", a.cols), ("--frames", a.frames)] {
+    for (flag, v) in [
+        ("--rows", a.rows),
+        ("--cols", a.cols),
+        ("--frames", a.frames),
+    ] {
         if v == Some(0) {
-            bail!(xpcs_twin::Error::out_of_range("command line", flag, 0, "≥ 1"));
+            bail!(xpcs_twin::Error::out_of_range(
+                "command line",
+                flag,
+                0,
+                "≥ 1"
+            ));
         }
     }
     if let Some(f) = a.frames {

@@ -63,7 +63,16 @@ mod tests {
 
     #[test]
     fn frame_times_outside_the_physical_range() {
-        for v in [1e308, 1e-320, 0.0, -1.0, f64::NAN, f64::INFINITY, 2e5, 1e-10] {
+        for v in [
+            1e308,
+            1e-320,
+            0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+            2e5,
+            1e-10,
+        ] {
             let e = check_frame_time("cmd", "--frame-time", v).unwrap_err();
             assert!(e.to_string().contains("1e-9 to 1e5 s"), "{e}");
             assert!(e.to_string().len() < 120, "{e}");

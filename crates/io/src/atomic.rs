@@ -655,7 +655,12 @@ mod tests {
         // Different files pass, in a directory that does not exist yet too.
         let b = dir.path().join("npy").join("g2.npy");
         let t = check_outputs(&[&a, &b], &[], true).unwrap();
-        assert_eq!(t[1], std::fs::canonicalize(dir.path()).unwrap().join("npy/g2.npy"));
+        assert_eq!(
+            t[1],
+            std::fs::canonicalize(dir.path())
+                .unwrap()
+                .join("npy/g2.npy")
+        );
     }
 
     #[test]
