@@ -9,7 +9,9 @@
 //! 1/T_slit. A Gaussian focus of FWHM w_h × w_v (σ = w/√(8 ln 2)) centred on full slit
 //! apertures a_h × a_v transmits
 //!
-//!     T_slit = erf(a_h / (2√2 σ_h)) · erf(a_v / (2√2 σ_v))
+//! ```text
+//! T_slit = erf(a_h / (2√2 σ_h)) · erf(a_v / (2√2 σ_v))
+//! ```
 //!
 //! (the integral of the separable Gaussian over the rectangle). A beam file gives either
 //! `flux_ph_s` (on the sample) or `focus_flux_ph_s` (before the slits, the sample flux is

@@ -4,7 +4,9 @@
 //! transmission, sample composition, density, thickness and attenuation). Output: the dose rate
 //! Ḋ (Gy/s = W/kg) and the dose of a scan (Gy).
 //!
-//!     P_abs = Φ · T_in · E · (1 − T_s) · μ_pe/μ,    m = ρ · A · t,    Ḋ = P_abs / m,
+//! ```text
+//! P_abs = Φ · T_in · E · (1 − T_s) · μ_pe/μ,    m = ρ · A · t,    Ḋ = P_abs / m,
+//! ```
 //!
 //! with Φ the flux on the sample (photons/s), T_in the upstream anvil transmission, E the photon
 //! energy (J), T_s = exp(−μ t) the sample transmission (μ with Rayleigh), μ_pe/μ its

@@ -139,7 +139,9 @@ impl TauLaw {
 /// The material clock of one scan: a τ law, a beam-induced rate and clock jumps u → u + J
 /// (avalanche model A):
 ///
-///     du/dt = 1/τ_th(t) + k · Ḋ,
+/// ```text
+/// du/dt = 1/τ_th(t) + k · Ḋ,
+/// ```
 ///
 /// with τ_th the law, Ḋ the dose rate of the beam (constant during a scan) and k the sample's
 /// `beam_relaxation_per_gy`; [`Clock::beam_rate_per_s`] is k · Ḋ (material time per second).
