@@ -534,7 +534,6 @@ fn pt_like_low_count_grid_run_matches_truth() {
     eprintln!("largest z = {worst}");
 }
 
-<<<<<<< HEAD
 /// A detector shard's photons (some blocks) equal the whole run's in those pixels, and the
 /// other pixels are empty (blocks of 100 pixels: the last one partial).
 #[test]
@@ -560,7 +559,8 @@ fn blocks_of_a_shard_equal_the_whole_run() {
             }
         }
     }
-=======
+}
+
 #[test]
 fn beam_term_zero_is_bit_identical_and_nonzero_matches_truth() {
     let law = TauLaw::Aging {
@@ -602,5 +602,4 @@ fn beam_term_zero_is_bit_identical_and_nonzero_matches_truth() {
         0.0,
     )
     .unwrap();
->>>>>>> phys
 }
