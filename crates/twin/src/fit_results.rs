@@ -145,7 +145,11 @@ pub fn fit_results(res: &ResultsFile, s: &FitSettings) -> Result<FittedResults> 
 type G2Data = (Vec<f64>, Array2<f64>, Array2<f64>);
 
 /// The g2 fit of every q-bin (lag 0, which carries the shot-noise term, is never fitted).
-fn fit_g2_bins(res: &ResultsFile, m: &Multitau, s: &FitSettings) -> Result<(Vec<FitReport>, G2Data)> {
+fn fit_g2_bins(
+    res: &ResultsFile,
+    m: &Multitau,
+    s: &FitSettings,
+) -> Result<(Vec<FitReport>, G2Data)> {
     let rows: Vec<usize> = (0..m.delay_frames.len())
         .filter(|&i| m.delay_frames[i] > 0)
         .collect();
@@ -447,9 +451,12 @@ impl FittedResults {
                     tau,
                     chi,
                 ]);
-                warnings.extend(f.report.warnings.iter().map(|w| {
-                    format!("two-time bin {}, age {:.3} s: {w}", t.bin, f.cut.age_s)
-                }));
+                warnings.extend(
+                    f.report
+                        .warnings
+                        .iter()
+                        .map(|w| format!("two-time bin {}, age {:.3} s: {w}", t.bin, f.cut.age_s)),
+                );
             }
             s.push_str(&render(&rows));
             let law = match t.aging.fitted() {
@@ -495,7 +502,8 @@ impl FittedResults {
                 .filter_map(|(i, b)| b.as_ref().map(|b| (i, b)))
                 .collect();
             if !ok.is_empty() {
-                let col = |f: &dyn Fn(&TauBeta) -> f64| Node::vec(ok.iter().map(|(_, b)| f(b)).collect());
+                let col =
+                    |f: &dyn Fn(&TauBeta) -> f64| Node::vec(ok.iter().map(|(_, b)| f(b)).collect());
                 g.insert(
                     "converged_bins".into(),
                     Node::vec(ok.iter().map(|(i, _)| (*i + 1) as f64).collect()),
@@ -682,7 +690,13 @@ mod tests {
         };
         let f = fit_results(&res, &s).unwrap();
         let t = f.table(Path::new("res.hdf"));
-        for bad in ["SmallChi2Change", "MaxIterations", "Converged", "FAILED", "e0 "] {
+        for bad in [
+            "SmallChi2Change",
+            "MaxIterations",
+            "Converged",
+            "FAILED",
+            "e0 ",
+        ] {
             assert!(!t.contains(bad), "{bad} in:\n{t}");
         }
         assert!(t.contains("contrast (dimensionless)"), "{t}");
