@@ -5,6 +5,10 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Ctrl-C, SIGTERM, SIGHUP: delete the temp files being written, exit 128 + signal.
+    if let Err(e) = xpcs_twin::io::atomic::remove_temp_files_on_signals() {
+        eprintln!("warning: {e}");
+    }
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

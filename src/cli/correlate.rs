@@ -11,7 +11,7 @@ use xpcs_twin::correlate::{
 };
 use xpcs_twin::data::{CountDtype, EventList, FrameSource, FrameStack, QPartition};
 use xpcs_twin::io::assemble::{assemble, RunMeta};
-use xpcs_twin::io::atomic::{check_output, write_json};
+use xpcs_twin::io::atomic::{check_outputs, write_json};
 use xpcs_twin::io::results::{write_results, Geometry, Node, Tree};
 use xpcs_twin::io::{
     input::{Input, InputOptions},
@@ -53,8 +53,8 @@ pub struct CorrelateArgs {
     /// Mask (.npy/.npz/.h5, nonzero = valid pixel; default: labels > 0).
     #[arg(long)]
     pub mask: Option<PathBuf>,
-    /// Frame period in seconds (required unless the file stores it, as Eiger HDF5 and
-    /// xpcs-twin event files do; Rigaku, IMM, ESRF sparse, triplets and NPY do not).
+    /// Frame period in seconds, 1e-9 to 1e5 (required unless the file stores it, as Eiger
+    /// HDF5 and xpcs-twin event files do; Rigaku, IMM, ESRF sparse, triplets and NPY do not).
     #[arg(long, allow_negative_numbers = true)]
     pub frame_time: Option<f64>,
     /// Results file to write (`*_results.hdf` is what the APS viewer lists).
@@ -214,11 +214,7 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
             .into())
         }
     };
-    if !(frame_time_s.is_finite() && frame_time_s > 0.0) {
-        return Err(
-            Error::out_of_range("command line", "--frame-time", frame_time_s, "> 0 s").into(),
-        );
-    }
+    xpcs_twin::check::check_frame_time("command line", "--frame-time", frame_time_s)?;
     let (shape, n_frames) = (input.frame_shape(), input.n_frames());
     if n_frames < 2 {
         return Err(
@@ -235,10 +231,14 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
     let mut inputs: Vec<&Path> = vec![&a.frames, &a.qmap];
     inputs.extend(a.static_qmap.as_deref());
     inputs.extend(a.mask.as_deref());
-    check_output(&a.out, &inputs, a.force)?;
-    if let Some(j) = &a.json {
-        check_output(j, &inputs, a.force)?;
+    // Every output at once: none an input, none a device, no two the same file.
+    let mut outputs: Vec<PathBuf> = vec![a.out.clone()];
+    outputs.extend(a.json.clone());
+    if let Some(dir) = &a.npy_dir {
+        outputs.extend(npy_names(&part, a.twotime).iter().map(|n| dir.join(n)));
     }
+    let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
+    check_outputs(&outputs, &inputs, a.force)?;
     let sched = LagSchedule::multi_tau(n_frames, a.num_bufs)?;
     let bin_frames = a
         .twotime_bin_frames
@@ -380,6 +380,23 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
     }
     eprintln!("wrote {}", written.display());
     Ok(())
+}
+
+/// The file names `--npy-dir` receives (c2 maps: one per non-empty bin, as two-time
+/// processes them).
+fn npy_names(part: &QPartition, twotime: bool) -> Vec<String> {
+    let mut v: Vec<String> = ["g2.npy", "g2_err.npy", "lag_frames.npy", "delay_s.npy"]
+        .map(String::from)
+        .to_vec();
+    if twotime {
+        let sizes = part.dynamic().bin_sizes();
+        v.extend(
+            (1..=part.n_bins())
+                .filter(|&b| sizes.get(b - 1).is_some_and(|&n| n > 0))
+                .map(|b| format!("c2_{b:05}.npy")),
+        );
+    }
+    v
 }
 
 /// Writes the NPY exports (each file atomically).

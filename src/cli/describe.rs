@@ -9,9 +9,10 @@
 
 use anyhow::Result;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use xpcs_twin::config::campaign::BandSpacing;
-use xpcs_twin::error::Error;
 use xpcs_twin::instrument::describe::describe;
 use xpcs_twin::instrument::geometry::{PartitionSpec, QBands};
 use xpcs_twin::twin::setup::{CampaignSetup, Scale};
@@ -29,32 +30,17 @@ pub struct DescribeArgs {
 /// Runs `describe`.
 pub fn run(a: DescribeArgs) -> Result<()> {
     let origin = a.model.display().to_string();
-    let setup = CampaignSetup::load(&a.model, Scale::Reduced, None)?;
-    let scans: Vec<_> = match a.pressure {
-        None => setup.scans.iter().collect(),
-        Some(p) => {
-            let s: Vec<_> = setup
-                .scans
-                .iter()
-                .filter(|s| (s.isobar.pressure_gpa - p).abs() < 1e-6)
-                .collect();
-            if s.is_empty() {
-                let have: Vec<String> = setup
-                    .scans
-                    .iter()
-                    .map(|s| format!("{}", s.isobar.pressure_gpa))
-                    .collect();
-                return Err(Error::out_of_range(
-                    &origin,
-                    "--pressure",
-                    p,
-                    format!("one of the isobars: {} GPa", have.join(", ")),
-                )
-                .into());
-            }
-            s
-        }
-    };
+    // The pressure is checked before any scan is set up (a bad one costs nothing).
+    // Progress on stderr (hidden when it is not a terminal): the set-up and the per-isobar
+    // instrument numbers take seconds each on a full detector.
+    let spin = ProgressBar::new_spinner();
+    spin.set_message("setting up the campaign (detector maps, scenes)");
+    spin.enable_steady_tick(std::time::Duration::from_millis(200));
+    let setup =
+        CampaignSetup::load_at_pressure(&a.model, Scale::Reduced, None, a.pressure, "--pressure");
+    spin.finish_and_clear();
+    let setup = setup?;
+    let scans: Vec<_> = setup.scans.iter().collect();
     let pc = &setup.config.partition;
     let spec = PartitionSpec {
         bands: match pc.spacing {
@@ -74,6 +60,13 @@ pub fn run(a: DescribeArgs) -> Result<()> {
         setup.config.instrument.dac,
         setup.config.instrument.detector
     );
+    let mut campaign_dose_gy = 0.0;
+    let n_scans = scans.len();
+    let bar = ProgressBar::new(scans.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("describe {bar:40} {pos}/{len} isobars, eta {eta}")
+            .expect("valid template"),
+    );
     for s in scans {
         let iso = &s.isobar;
         let mut d = describe(
@@ -88,8 +81,9 @@ pub fn run(a: DescribeArgs) -> Result<()> {
         for b in &mut d.bins {
             b.tau_s = Some(t0 / response.rate_factor(b.q_centre, iso.pressure_gpa));
         }
-        println!();
-        println!(
+        let mut out = String::from("\n");
+        writeln!(
+            out,
             "== isobar {} ({:?}, {:.2} GPa): {} frames × {} s, waiting {} s, τ(q1) {:.4} s → {:.4} s{}",
             s.label,
             iso.direction,
@@ -100,22 +94,32 @@ pub fn run(a: DescribeArgs) -> Result<()> {
             t0,
             t1,
             if iso.aging.is_some() { " (aging)" } else { "" }
-        );
-        print!("{d}");
-        println!("bin   q_centre  τ start (s)  τ end (s)    scan/τ_end");
+        )?;
+        campaign_dose_gy += d.scan_dose_gy;
+        write!(out, "{d}")?;
+        writeln!(out, "bin   q_centre  τ start (s)  τ end (s)    scan/τ_end")?;
         let scan_s = iso.n_frames as f64 * iso.frame_time_s;
         for b in &d.bins {
             let f = response.rate_factor(b.q_centre, iso.pressure_gpa);
             let (ts, te) = (t0 / f, t1 / f);
-            println!(
+            writeln!(
+                out,
                 "{:<5} {:.4}    {:<12.4} {:<12.4} {:.1}",
                 b.label,
                 b.q_centre,
                 ts,
                 te,
                 scan_s / te
-            );
+            )?;
         }
+        bar.suspend(|| print!("{out}"));
+        bar.inc(1);
     }
+    bar.finish_and_clear();
+    println!();
+    println!(
+        "accumulated dose    {campaign_dose_gy:.2e} Gy over the {n_scans} scan(s) described \
+         (beam on during the scans only)"
+    );
     Ok(())
 }

@@ -31,9 +31,12 @@ pub struct FitArgs {
     /// Hold a parameter fixed, e.g. baseline=1.006 (repeatable).
     #[arg(long)]
     fix: Vec<String>,
-    /// Age cuts per two-time map (0 = no two-time analysis).
+    /// Age cuts per two-time map, 2 or more (an aging law needs at least 2 ages).
     #[arg(long, default_value_t = 5)]
     twotime_ages: usize,
+    /// Skip the two-time analysis (age cuts and aging law) even when the file holds maps.
+    #[arg(long)]
+    no_twotime: bool,
     /// Fewest (t1, t2) pairs per delay of an age cut.
     #[arg(long, default_value_t = 10)]
     min_pairs: usize,
@@ -135,6 +138,15 @@ pub fn run(a: FitArgs) -> Result<()> {
         let (name, v) = parse_fix(f)?;
         opts = opts.fix(&name, v);
     }
+    if a.twotime_ages < 2 {
+        return Err(Error::out_of_range(
+            "command line",
+            "--twotime-ages",
+            a.twotime_ages,
+            "≥ 2 (to skip the two-time analysis: --no-twotime)",
+        )
+        .into());
+    }
     let mut res = read_results(&a.results)?;
     if res.multitau.is_none() && res.twotime.is_none() {
         return Err(Error::invalid(
@@ -223,7 +235,7 @@ pub fn run(a: FitArgs) -> Result<()> {
 
     // Two-time: age cuts and the aging law per processed bin.
     let mut tt: Vec<TwotimeFits> = Vec::new();
-    if let (Some(t), true) = (&res.twotime, a.twotime_ages > 0) {
+    if let (Some(t), false) = (&res.twotime, a.no_twotime) {
         for (&bin, m) in t.processed_bins.iter().zip(&t.c2) {
             // Stored as the upper triangle (zeros below): mirror it, so the map and its
             // colour scale show C(t1,t2) = C(t2,t1) everywhere.

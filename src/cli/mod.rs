@@ -3,7 +3,9 @@
 mod correlate;
 mod describe;
 mod fit;
+mod merge;
 mod plan;
+mod shard;
 mod simulate;
 mod twin;
 mod validate;
@@ -29,6 +31,10 @@ enum Command {
     Simulate(Box<simulate::SimulateArgs>),
     /// Simulate and analyse a whole campaign (default: the Pt campaign, reduced scale).
     Twin(Box<twin::TwinArgs>),
+    /// One detector shard of one scan: simulate, count, correlate → partial file (sums).
+    Shard(Box<shard::ShardArgs>),
+    /// Add the partial files of every shard of a scan into its results file.
+    Merge(merge::MergeArgs),
     /// Run validation scenarios; exit non-zero if any recovered quantity misses its tolerance.
     Validate(validate::ValidateArgs),
     /// Fit g2 and two-time maps of a results file; fits go into the file, JSON and PNGs.
@@ -50,6 +56,8 @@ pub fn run() -> Result<()> {
         Command::Correlate(args) => correlate::run(*args),
         Command::Simulate(args) => simulate::run(*args),
         Command::Twin(args) => twin::run(*args),
+        Command::Shard(args) => shard::run(*args),
+        Command::Merge(args) => merge::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Plan(args) => plan::run(*args),
         Command::Fit(args) => fit::run(*args),

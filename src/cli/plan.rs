@@ -9,7 +9,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use xpcs_twin::plan::floor::{default_bin_frames, floor_formula, floor_null};
 use xpcs_twin::plan::{
-    monte_carlo, recommend, FreeParams, Limits, McOptions, Plan, Setting, Target,
+    monte_carlo_with_progress, recommend, FreeParams, Limits, McOptions, Plan, Setting, Target,
 };
 use xpcs_twin::report::{Series, XyPlot};
 
@@ -27,7 +27,7 @@ pub struct PlanArgs {
     /// Precision target: tau=5%, beta=3%, contrast=10%.
     #[arg(long, default_value = "tau=5%")]
     target: String,
-    /// Use only this frame time (s).
+    /// Use only this frame time (s), 1e-9 to 1e5.
     #[arg(long)]
     frame_time: Option<f64>,
     /// Most frames per scan.
@@ -48,7 +48,7 @@ pub struct PlanArgs {
     /// q-bins a sample scene is cut into (sample files only).
     #[arg(long, default_value_t = 10)]
     q_bins: usize,
-    /// Shortest detector frame (s).
+    /// Shortest detector frame (s), 1e-9 to 1e5.
     #[arg(long, default_value_t = 1e-3)]
     min_frame_time: f64,
     /// Smallest T/τ.
@@ -57,9 +57,12 @@ pub struct PlanArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Output folder for plan.json and the PNGs.
+    /// Output folder for plan.json and the PNGs (replaced on every run; never an input).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also print every (frame time, frames) setting of the grid with its predicted errors.
+    #[arg(long)]
+    verbose: bool,
 }
 
 /// One isobar as plain numbers.
@@ -71,6 +74,9 @@ struct Point {
     aging_tau_star_s: Option<f64>,
     aging_tau_cap_s: Option<f64>,
     avalanches: bool,
+    /// Flux on the sample, its provenance, dose rate and the dose of the configured scan
+    /// (campaign files only).
+    beam_line: Option<String>,
 }
 
 fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
@@ -116,7 +122,8 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                 setting: setting(
                     law.tau_at(0.0),
                     camp.kww_exponent,
-                    scene.contrast,
+                    // what g2 − 1 shows: the incoherent background dilutes the contrast
+                    scene.contrast * (1.0 - scene.incoherent_fraction).powi(2),
                     scene.mean_counts_per_frame / b.frame_time_s,
                     a.bin_pixels.unwrap_or(det / a.q_bins.max(1) as f64),
                 ),
@@ -124,6 +131,7 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                 aging_tau_star_s: aging.map(|a| a.0),
                 aging_tau_cap_s: aging.map(|a| a.1),
                 avalanches: !matches!(b.avalanches, xpcs_twin::model::AvalancheTimes::None),
+                beam_line: None,
             });
         }
     } else {
@@ -152,7 +160,7 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                 setting: setting(
                     s.facts.tau_start_s,
                     setup.sample.campaign.kww_exponent,
-                    s.contrast,
+                    s.contrast_measured,
                     s.mean_counts_per_frame / s.isobar.frame_time_s,
                     a.bin_pixels.unwrap_or(median),
                 ),
@@ -160,6 +168,18 @@ fn load_points(a: &PlanArgs, free: FreeParams) -> Result<Vec<Point>> {
                 aging_tau_star_s: aging.map(|a| a.0),
                 aging_tau_cap_s: aging.map(|a| a.1),
                 avalanches: !matches!(s.isobar.avalanches, xpcs_twin::model::AvalancheTimes::None),
+                beam_line: Some(format!(
+                    "flux {:.3e} ph/s on the sample ({}); dose rate {:.2e} Gy/s, {:.2e} Gy in \
+                     the configured scan ({} × {} s); c = instrument {:.4} × (1 − x_b)², x_b = {}",
+                    setup.instrument.beam.flux_ph_s,
+                    setup.instrument.beam.flux_provenance(),
+                    s.dose_rate_gy_s,
+                    s.dose_rate_gy_s * s.isobar.n_frames as f64 * s.isobar.frame_time_s,
+                    s.isobar.n_frames,
+                    s.isobar.frame_time_s,
+                    s.contrast,
+                    setup.instrument.dac.incoherent_fraction
+                )),
             });
         }
     }
@@ -178,18 +198,36 @@ fn human_bytes(b: f64) -> String {
     format!("{v:.3} {}", units[i])
 }
 
-fn print_plan(p: &Point, plan: &Plan) {
+fn print_plan(p: &Point, plan: &Plan, verbose: bool) {
     let s = &p.setting;
     println!(
-        "\n== {}: τ = {:.4} s, β = {}, c = {}, r = {:.4} ph/s/px, N_pix/bin = {:.0}, free = {}",
+        "\n== {}: τ = {:.4} s, KWW exponent {:.3}, contrast {:.5} (measured, after the incoherent \
+         dilution), rate {:.4} photons/s/pixel, {:.0} pixels per q-bin; fitted: {}",
         p.label,
         s.tau_s,
         s.kww_exponent,
         s.contrast,
         s.rate_per_pixel_hz,
         s.bin_pixels,
-        s.free.names().join(",")
+        s.free.names().join(", ")
     );
+    if let Some(b) = &p.beam_line {
+        println!("   {b}");
+    }
+    if verbose {
+        print_grid(p, plan);
+    } else {
+        println!(
+            "{} settings of (frame time, frames) compared; --verbose lists them",
+            plan.grid.len()
+        );
+    }
+    print_choice(plan);
+}
+
+/// Every setting of the grid with its predicted errors (`--verbose`).
+fn print_grid(p: &Point, plan: &Plan) {
+    let s = &p.setting;
     println!(
         "{:>10} {:>9} {:>10} {:>7} {:>9} {:>9} {:>9} {:>7}  broken limits",
         "Δt (s)", "frames", "T (s)", "T/τ", "σ(lnτ)", "σc/c", "σβ", "n̄"
@@ -220,6 +258,10 @@ fn print_plan(p: &Point, plan: &Plan) {
             }
         );
     }
+}
+
+/// The recommended (or best) setting and what binds it.
+fn print_choice(plan: &Plan) {
     let c = &plan.grid[plan.chosen];
     if plan.reached {
         println!(
@@ -255,6 +297,18 @@ fn print_plan(p: &Point, plan: &Plan) {
             100.0 * c.drift
         );
     }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{pos}}/{{len}}, eta {{eta}}"
+        ))
+        .expect("valid template"),
+    );
+    b
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -318,7 +372,20 @@ pub fn run(a: PlanArgs) -> Result<()> {
             .with_context(|| format!("--pressure {p}: no isobar at that pressure in the model"))?;
         points = vec![points.swap_remove(i)];
     }
+    if let Some(t) = a.frame_time {
+        xpcs_twin::check::check_frame_time("command line", "--frame-time", t)?;
+    }
+    xpcs_twin::check::check_frame_time("command line", "--min-frame-time", a.min_frame_time)?;
     if let Some(o) = &a.out {
+        // Every output before any work: none the model file, none a device, no two alike.
+        let mut outputs = vec![o.join("plan.json")];
+        for p in &points {
+            let stem = p.label.replace([' ', '/'], "_");
+            outputs.push(o.join(format!("precision_{stem}.png")));
+            outputs.push(o.join(format!("floor_{stem}.png")));
+        }
+        let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
+        xpcs_twin::io::atomic::check_outputs(&outputs, &[&a.model], true)?;
         std::fs::create_dir_all(o).with_context(|| format!("creating {}", o.display()))?;
     }
     let mut json = Vec::new();
@@ -339,7 +406,7 @@ pub fn run(a: PlanArgs) -> Result<()> {
             dense_bytes_per_pixel: 2.0,
         };
         let plan = recommend(&p.setting, target, &limits)?;
-        print_plan(p, &plan);
+        print_plan(p, &plan, a.verbose);
         let c = &plan.grid[plan.chosen];
         total += c.scan_s;
         summary.push(format!(
@@ -357,14 +424,17 @@ pub fn run(a: PlanArgs) -> Result<()> {
         let mut mc = None;
         if a.mc_repeats > 0 && !a.campaign {
             let t0 = std::time::Instant::now();
-            let r = monte_carlo(
+            let bar = progress_bar(a.mc_repeats as u64, "Monte Carlo repeats");
+            let r = monte_carlo_with_progress(
                 &chosen,
                 &McOptions {
                     repeats: a.mc_repeats,
                     seed: a.seed,
                     ..Default::default()
                 },
+                &|| bar.inc(1),
             );
+            bar.finish_and_clear();
             match &r {
                 Ok(m) => println!(
                     "Monte Carlo ({} repeats, {} of {:.0} pixels simulated, rescaled ×{:.3e}, {:.1} s): \
@@ -417,13 +487,13 @@ pub fn run(a: PlanArgs) -> Result<()> {
         );
         // Enough repeats that the mean width of M values has a sampling error of ~2 %.
         let null_repeats = (4000 / fl.n_values.max(1)).clamp(8, 64);
-        let null = if a.mc_repeats > 0 && !a.campaign {
+        let null_floor = if a.mc_repeats > 0 && !a.campaign {
             let sim = ((chosen.bin_pixels).min(1000.0)) as usize;
             floor_null(&chosen, b, sim.max(1), null_repeats, a.seed).ok()
         } else {
             None
         };
-        if let Some(n) = &null {
+        if let Some(n) = &null_floor {
             let v = n.null_simulation.unwrap_or(f64::NAN);
             println!(
                 "ΔC floor from {null_repeats} null simulations: {v:.3e} (formula/null = {:.2})",
@@ -456,7 +526,7 @@ pub fn run(a: PlanArgs) -> Result<()> {
                 fs.iter().map(|f| f.bin_frames as f64).collect(),
                 fs.iter().map(|f| f.formula).collect(),
             ));
-            if let Some(n) = &null {
+            if let Some(n) = &null_floor {
                 fig = fig.with(Series::points(
                     "null simulation",
                     vec![n.bin_frames as f64],
@@ -467,7 +537,9 @@ pub fn run(a: PlanArgs) -> Result<()> {
         }
         json.push(serde_json::json!({
             "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
-            "delta_c_floor": fl, "delta_c_null": null,
+            "delta_c_floor": fl,
+            "delta_c_null": null_floor.as_ref().and_then(|n| n.null_simulation),
+            "delta_c_null_simulation": null_floor,
         }));
     }
     if points.len() > 1 {

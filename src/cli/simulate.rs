@@ -41,6 +41,7 @@ use xpcs_twin::data::{EventList, FrameStack};
 use xpcs_twin::instrument::counting::CountingChain;
 use xpcs_twin::instrument::geometry::QMaps;
 use xpcs_twin::instrument::kossel::{find_mask, MaskOptions};
+use xpcs_twin::io::atomic::check_outputs;
 use xpcs_twin::io::output::{write_photons, Acquisition, PhotonFormat};
 use xpcs_twin::model::{BinOptics, Truth};
 use xpcs_twin::speckle::{Exposure, GeneratorKind, Method, PerPixel, Scene, SimOptions, Simulator};
@@ -125,10 +126,10 @@ pub struct SimulateArgs {
     /// Simulate isobar number K (0-based, protocol order; default 0).
     #[arg(long)]
     scan: Option<usize>,
-    /// Frames (default: the isobar's).
+    /// Frames, 1 to 134217728 (default: the isobar's).
     #[arg(long)]
     frames: Option<usize>,
-    /// Frame time in s (default: the isobar's).
+    /// Frame time in s, 1e-9 to 1e5 (default: the isobar's).
     #[arg(long)]
     frame_time: Option<f64>,
     /// Seed.
@@ -156,7 +157,7 @@ pub struct SimulateArgs {
     /// Detector columns (default: the preset's scene).
     #[arg(long)]
     cols: Option<usize>,
-    /// Mean photons per pixel per frame (default: the preset's scene).
+    /// Mean photons per pixel per frame, > 0 to 1e7 (default: the preset's scene).
     #[arg(long)]
     mean_counts: Option<f64>,
     /// Speckle contrast (default: the preset's scene).
@@ -207,26 +208,6 @@ pub struct SimulateArgs {
     /// model it; it lowers the measured contrast by about twice the sharing probability).
     #[arg(long, requires = "beam")]
     charge_sharing: bool,
-}
-
-fn refuse_overwrite(path: &Path, force: bool, inputs: &[&Path]) -> Result<()> {
-    for i in inputs {
-        if let (Ok(a), Ok(b)) = (path.canonicalize(), i.canonicalize()) {
-            if a == b {
-                bail!(xpcs_twin::Error::Overwrite {
-                    path: path.into(),
-                    reason: "is an input of this run".into()
-                });
-            }
-        }
-    }
-    if path.exists() && !force {
-        bail!(xpcs_twin::Error::Overwrite {
-            path: path.into(),
-            reason: "exists (use --force to overwrite)".into()
-        });
-    }
-    Ok(())
 }
 
 /// Atomic write through the project's one writer (temp file + rename, never over an input);
@@ -379,12 +360,19 @@ fn prepare_ideal(
     let iso = &camp.isobars[k];
     let n_frames = a.frames.unwrap_or(iso.n_frames);
     let frame_time_s = a.frame_time.unwrap_or(iso.frame_time_s);
-    let mut arng = xpcs_twin::rng::stream(xpcs_twin::rng::subseed(a.seed, "avalanches"), 0);
-    let (dynamics, facts) = camp.scan(k, n_frames, frame_time_s, &mut arng)?;
-
     let sc = sample.scene.clone();
     let rows = a.rows.or(sc.as_ref().map(|s| s.rows)).unwrap_or(256);
     let cols = a.cols.or(sc.as_ref().map(|s| s.cols)).unwrap_or(256);
+    // Sizes before anything is allocated for them.
+    xpcs_twin::speckle::check_size(
+        "command line (--rows, --cols, --frames)",
+        rows,
+        cols,
+        n_frames,
+    )?;
+    let mut arng = xpcs_twin::rng::stream(xpcs_twin::rng::subseed(a.seed, "avalanches"), 0);
+    let (dynamics, facts) = camp.scan(k, n_frames, frame_time_s, &mut arng)?;
+
     let mean = a
         .mean_counts
         .or(sc.as_ref().map(|s| s.mean_counts_per_frame))
@@ -680,6 +668,52 @@ fn prepare_instrument(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Pre
     })
 }
 
+/// The primary quantities, each named by its flag, before anything derived from them.
+fn check_args(a: &SimulateArgs) -> Result<()> {
+    use xpcs_twin::check::{check_frame_time, check_range};
+    for (flag, v) in [
+        ("--rows", a.rows),
+        ("--cols", a.cols),
+        ("--frames", a.frames),
+    ] {
+        if v == Some(0) {
+            bail!(xpcs_twin::Error::out_of_range(
+                "command line",
+                flag,
+                0,
+                "≥ 1"
+            ));
+        }
+    }
+    if let Some(f) = a.frames {
+        if f > xpcs_twin::speckle::MAX_FRAMES {
+            bail!(xpcs_twin::Error::out_of_range(
+                "command line",
+                "--frames",
+                f,
+                format!("1 to {}", xpcs_twin::speckle::MAX_FRAMES)
+            ));
+        }
+    }
+    if let Some(t) = a.frame_time {
+        check_frame_time("command line", "--frame-time", t)?;
+    }
+    if let Some(m) = a.mean_counts {
+        if !(m.is_finite() && m > 0.0 && m <= xpcs_twin::speckle::MAX_MEAN_COUNTS) {
+            bail!(xpcs_twin::Error::out_of_range(
+                "command line",
+                "--mean-counts",
+                xpcs_twin::check::show(m),
+                xpcs_twin::speckle::MEAN_COUNTS_RANGE
+            ));
+        }
+    }
+    if let Some(c) = a.contrast {
+        check_range("command line", "--contrast", c, 0.0, 1.0)?;
+    }
+    Ok(())
+}
+
 /// Runs `simulate`.
 pub fn run(a: SimulateArgs) -> Result<()> {
     let sample = load_sample(&a.model)?;
@@ -698,6 +732,28 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             "an npz output must end in .npz"
         ));
     }
+    check_args(&a)?;
+    // Every output before any work: none an input or a device, no two the same file.
+    let truth_path = a.out.with_extension("truth.json");
+    let labels_path = a.out.with_extension("labels.npy");
+    let static_path = a.out.with_extension("static_labels.npy");
+    let mask_path = a.out.with_extension("mask.npy");
+    let kossel_path = a.out.with_extension("kossel_mask.npy");
+    let inputs: Vec<&Path> = [Some(a.model.as_path()), a.labels.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut outputs = vec![
+        a.out.as_path(),
+        &truth_path,
+        &labels_path,
+        &static_path,
+        &mask_path,
+    ];
+    if a.beam.is_some() {
+        outputs.push(&kossel_path);
+    }
+    check_outputs(&outputs, &inputs, a.force)?;
     let prep = if a.beam.is_some() {
         prepare_instrument(&a, &sample, k)?
     } else {
@@ -722,26 +778,15 @@ pub fn run(a: SimulateArgs) -> Result<()> {
             "≤ 8e9 (use an event file for full-scale runs)"
         ));
     }
-    let truth_path = a.out.with_extension("truth.json");
-    let inputs: Vec<&Path> = [Some(a.model.as_path()), a.labels.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let labels_path = a.out.with_extension("labels.npy");
-    let static_path = a.out.with_extension("static_labels.npy");
-    let mask_path = a.out.with_extension("mask.npy");
-    let kossel_path = a.out.with_extension("kossel_mask.npy");
-    let mut outputs = vec![&a.out, &truth_path, &labels_path, &static_path, &mask_path];
-    if prep.maps.is_some() {
-        outputs.push(&kossel_path);
-    }
-    // A multi-file format's other files (Eiger data files, Rigaku 3M modules).
+    // A multi-file format's other files (Eiger data files, Rigaku 3M modules), known once the
+    // frame shape is: checked with the rest before any simulation.
     let more = writer.map_or_else(Vec::new, |w| {
         w.files(&a.out, (rows, cols), n_frames, EIGER_FRAMES_PER_FILE)
     });
-    outputs.extend(more.iter());
-    for o in outputs {
-        refuse_overwrite(o, a.force, &inputs)?;
+    if more.iter().any(|m| *m != a.out) {
+        let mut all: Vec<&Path> = outputs.clone();
+        all.extend(more.iter().filter(|m| **m != a.out).map(PathBuf::as_path));
+        check_outputs(&all, &inputs, a.force)?;
     }
 
     // Simulate with a progress bar over blocks (the ideal scene streams .h5 block by block;

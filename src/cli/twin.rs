@@ -6,7 +6,8 @@ use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use xpcs_twin::twin::{run_campaign, CampaignSetup, Progress, Scale};
+use xpcs_twin::twin::scan::ShardPlan;
+use xpcs_twin::twin::{run_campaign_within, CampaignSetup, Progress, Scale};
 
 /// Scale on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -17,24 +18,44 @@ pub enum ScaleArg {
     Full,
 }
 
+impl From<ScaleArg> for Scale {
+    fn from(s: ScaleArg) -> Scale {
+        match s {
+            ScaleArg::Reduced => Scale::Reduced,
+            ScaleArg::Full => Scale::Full,
+        }
+    }
+}
+
+/// The campaign, scale and seed of `twin` and `shard`.
+#[derive(Debug, Args)]
+pub(crate) struct CampaignChoice {
+    /// Campaign file (default: models/pt42-eiger.toml, the Pt campaign).
+    #[arg(default_value = "models/pt42-eiger.toml")]
+    pub(crate) model: PathBuf,
+    /// Scale preset.
+    #[arg(long, value_enum, default_value_t = ScaleArg::Reduced)]
+    pub(crate) scale: ScaleArg,
+    /// Seed (default: the campaign file's).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Overwrite existing outputs.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
 /// Arguments of `twin`.
 #[derive(Debug, Args)]
 pub struct TwinArgs {
-    /// Campaign file (default: models/pt42-eiger.toml, the Pt campaign).
-    #[arg(default_value = "models/pt42-eiger.toml")]
-    model: PathBuf,
+    #[command(flatten)]
+    campaign: CampaignChoice,
     /// Output directory (figures/, scans/, report.md, summary.json).
     #[arg(long)]
     out: PathBuf,
-    /// Scale preset.
-    #[arg(long, value_enum, default_value_t = ScaleArg::Reduced)]
-    scale: ScaleArg,
-    /// Seed (default: the campaign file's).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Overwrite existing outputs.
-    #[arg(long)]
-    force: bool,
+    /// Memory budget (GiB): a scan that does not fit whole runs as detector shards, one after
+    /// another, with the same results (default: 80 % of the available memory).
+    #[arg(long, value_name = "GIB")]
+    max_memory: Option<f64>,
 }
 
 /// Progress bars of a campaign run: one for the campaign (isobars done) and a spinner with the
@@ -86,6 +107,26 @@ impl Progress for Bars {
             b.set_message(stage.to_string());
         }
     }
+    fn sharded(&self, _k: usize, plan: ShardPlan, peak_bytes: f64) {
+        if let Some(b) = self.current.lock().expect("lock").as_ref() {
+            b.println(format!(
+                "  {}: {} shards, {} at a time, estimated peak {:.2} GiB",
+                b.prefix(),
+                plan.count,
+                plan.concurrency,
+                peak_bytes / (1u64 << 30) as f64
+            ));
+        }
+    }
+    fn shards_done(&self, _k: usize, done: usize, count: usize, elapsed_s: f64) {
+        if let Some(b) = self.current.lock().expect("lock").as_ref() {
+            let eta = elapsed_s / done as f64 * (count - done) as f64;
+            b.set_message(format!(
+                "shards {done}/{count}, ETA {:.0} min",
+                (eta / 60.0).ceil()
+            ));
+        }
+    }
     fn scan_done(&self, _k: usize, seconds: f64) {
         if let Some(b) = self.current.lock().expect("lock").take() {
             b.finish_with_message(format!("done in {seconds:.1} s"));
@@ -96,14 +137,19 @@ impl Progress for Bars {
 
 /// Runs `twin`.
 pub fn run(a: TwinArgs) -> Result<()> {
-    let scale = match a.scale {
-        ScaleArg::Reduced => Scale::Reduced,
-        ScaleArg::Full => Scale::Full,
+    let c = &a.campaign;
+    let scale = Scale::from(c.scale);
+    let budget = match a.max_memory {
+        Some(g) if !(g.is_finite() && g > 0.0) => {
+            anyhow::bail!("--max-memory {g}: out of range (a positive number of GiB)")
+        }
+        Some(g) => Some(g * (1u64 << 30) as f64),
+        None => None,
     };
-    let setup = CampaignSetup::load(&a.model, scale, a.seed)
-        .with_context(|| format!("loading campaign {}", a.model.display()))?;
+    let setup = CampaignSetup::load(&c.model, scale, c.seed)
+        .with_context(|| format!("loading campaign {}", c.model.display()))?;
     let bars = Bars::new(&setup.config.name, setup.scans.len());
-    let run = run_campaign(&setup, Some(&a.out), a.force, &bars)?;
+    let run = run_campaign_within(&setup, Some(&a.out), c.force, budget, &bars)?;
     bars.overall.finish();
     eprintln!(
         "{}: {} scans in {:.0} s; {} failed comparisons/checks; report: {}",

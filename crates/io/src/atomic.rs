@@ -4,20 +4,36 @@
 //! file at the target path, or nothing. The content is written to a hidden temp file in the
 //! target's own directory (same file system, so the final `rename` is atomic), and renamed over
 //! the target only on [`AtomicOutput::commit`]; a dropped, uncommitted output removes its temp
-//! file, so a crash or an error never leaves a partial file behind.
+//! file, so an error never leaves a partial file behind.
 //!
-//! Two refusals protect the user's data:
+//! Refusals that protect the user's data and the system:
 //! - the target is one of the inputs (compared after canonicalisation and, when it exists, by
 //!   device + inode, so symlinks, `..` and hard links are caught), whatever `force` says;
-//! - the target exists and `force` is false.
+//! - the target exists and is not a regular file (a directory, a device such as `/dev/null`,
+//!   a FIFO or a socket): renaming over it would replace it, whatever `force` says;
+//! - the target exists and `force` is false;
+//! - with [`check_outputs`], two outputs of one run are the same file (the second would
+//!   silently replace the first).
 //!
 //! Inputs are the paths given by the caller plus every path a reader of this crate opened in
 //! this process (readers call [`note_input`]), so a writer cannot clobber a file the run is
 //! still reading even when the caller forgot to list it.
+//!
+//! Temp files are named `.xpcs-twin-<pid>-<random>.<file name>`: recognisable, owned by a
+//! process, and ending in the target's own name (writers that infer the format from the
+//! extension, such as the PNG encoder, see the right one). Two mechanisms remove the temp
+//! files of a run that did not finish:
+//! - a process-wide registry holds the temp paths being written; [`remove_temp_files_on_signals`]
+//!   (installed once by the command line) deletes them on SIGINT, SIGTERM or SIGHUP and exits
+//!   with 128 + the signal number (130, 143, 129);
+//! - [`AtomicOutput::begin`] removes, once per directory and process, the temp files of
+//!   processes that no longer run (a `kill -9`, a power cut).
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
 
 use xpcs_core::error::{Error, Result};
@@ -40,20 +56,58 @@ pub fn noted_inputs() -> Vec<PathBuf> {
     INPUTS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// Canonical form of a path that may not exist yet: canonical parent + file name.
-fn canonical_target(path: &Path) -> Result<PathBuf> {
+/// Canonical form of a path that may not exist yet: the canonical form of its deepest
+/// existing ancestor, then the remaining components (`..` applied lexically). A missing
+/// parent directory is therefore no error here (the caller may create it later).
+/// A dangling symlink counts as the path it points to (a writer renaming over the link's
+/// target once it exists would write there).
+pub fn canonical_target(path: &Path) -> Result<PathBuf> {
     if let Ok(p) = std::fs::canonicalize(path) {
         return Ok(p);
     }
-    let name = path.file_name().ok_or_else(|| {
-        Error::invalid(path.display().to_string(), "output path has no file name")
-    })?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&path) {
+            Ok(to) => {
+                let base = path.parent().unwrap_or(Path::new("."));
+                path = base.join(to);
+            }
+            Err(_) => break,
+        }
+    }
+    let path = path.as_path();
+    if path.file_name().is_none() {
+        return Err(Error::invalid(
+            path.display().to_string(),
+            "output path has no file name",
+        ));
+    }
+    let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+    let mut base = abs.as_path();
+    let mut rest: Vec<Component> = Vec::new();
+    let canon = loop {
+        if let Ok(c) = std::fs::canonicalize(base) {
+            break c;
+        }
+        match (base.parent(), base.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                base = parent;
+            }
+            _ => break base.to_path_buf(),
+        }
     };
-    let parent = std::fs::canonicalize(parent).map_err(|e| Error::io(parent, e))?;
-    Ok(parent.join(name))
+    let mut out = canon;
+    for c in rest.into_iter().rev() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(unix)]
@@ -70,8 +124,34 @@ fn same_file(_a: &Path, _b: &Path) -> bool {
     false
 }
 
-/// Checks that `path` may be written: not an input (explicit or noted), and absent unless
-/// `force`. Returns the canonical target.
+/// What an existing target is when it is not a regular file (None: absent or regular).
+fn special_kind(target: &Path) -> Option<&'static str> {
+    let m = std::fs::metadata(target).ok()?;
+    let t = m.file_type();
+    if t.is_file() {
+        return None;
+    }
+    if t.is_dir() {
+        return Some("a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() || t.is_block_device() {
+            return Some("a device");
+        }
+        if t.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("not a regular file")
+}
+
+/// Checks that `path` may be written: not an input (explicit or noted), not an existing
+/// directory, device, FIFO or socket, and absent unless `force`. Returns the canonical target.
 pub fn check_output(path: &Path, inputs: &[&Path], force: bool) -> Result<PathBuf> {
     let target = canonical_target(path)?;
     let mut all: Vec<PathBuf> = inputs
@@ -90,19 +170,206 @@ pub fn check_output(path: &Path, inputs: &[&Path], force: bool) -> Result<PathBu
             });
         }
     }
+    if let Some(kind) = special_kind(&target) {
+        return Err(Error::Overwrite {
+            path: path.to_path_buf(),
+            reason: format!(
+                "is {kind}; an output must be a regular file or not exist (refused even with \
+                 --force)"
+            ),
+        });
+    }
     if target.exists() && !force {
         return Err(Error::Overwrite {
             path: path.to_path_buf(),
             reason: "exists; pass --force to replace it".into(),
         });
     }
-    if target.is_dir() {
-        return Err(Error::Overwrite {
-            path: path.to_path_buf(),
-            reason: "is a directory".into(),
-        });
-    }
     Ok(target)
+}
+
+/// Checks every output of a run at once, before any work: each passes [`check_output`], and
+/// no two are the same file (same canonical path, or same device + inode through a hard
+/// link). Returns the canonical targets in order.
+pub fn check_outputs(outputs: &[&Path], inputs: &[&Path], force: bool) -> Result<Vec<PathBuf>> {
+    let mut targets: Vec<PathBuf> = Vec::with_capacity(outputs.len());
+    for (i, o) in outputs.iter().enumerate() {
+        let t = check_output(o, inputs, force)?;
+        if let Some(j) = targets
+            .iter()
+            .position(|prev| *prev == t || same_file(prev, &t))
+        {
+            return Err(Error::Overwrite {
+                path: o.to_path_buf(),
+                reason: format!(
+                    "is also another output of this run ({}); every output must be a different \
+                     file",
+                    outputs[j].display()
+                ),
+            });
+        }
+        debug_assert_eq!(i, targets.len());
+        targets.push(t);
+    }
+    Ok(targets)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temp files: naming, the in-flight registry, signal clean-up, stale clean-up.
+
+/// Start of every temp file name; the pid follows, then `-`.
+const TMP_PREFIX: &str = ".xpcs-twin-";
+
+/// Slots of the in-flight registry (more concurrent outputs are still written; they are only
+/// not removed on a signal, and a later run removes them as stale).
+const SLOTS: usize = 256;
+
+/// Temp paths being written, as leaked C strings: the signal handler reads them without
+/// locking or allocating (async-signal-safe), and whoever swaps a pointer out owns it.
+static IN_FLIGHT: [AtomicPtr<libc::c_char>; SLOTS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];
+
+/// Directories already swept for stale temp files by this process.
+static SWEPT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Records a temp path as in flight; returns its slot (None when the registry is full or the
+/// path holds a NUL byte).
+fn register_in_flight(path: &Path) -> Option<usize> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?.into_raw();
+    for (i, slot) in IN_FLIGHT.iter().enumerate() {
+        if slot
+            .compare_exchange(std::ptr::null_mut(), c, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return Some(i);
+        }
+    }
+    // SAFETY: `c` came from `CString::into_raw` above and was not shared.
+    drop(unsafe { CString::from_raw(c) });
+    None
+}
+
+/// Removes a slot's entry (the temp file was renamed or deleted).
+fn unregister_in_flight(slot: usize) {
+    let p = IN_FLIGHT[slot].swap(std::ptr::null_mut(), Ordering::SeqCst);
+    if !p.is_null() {
+        // SAFETY: the registry only holds pointers from `CString::into_raw`, and the swap
+        // made this thread their only owner (the signal handler swaps too, and never frees).
+        drop(unsafe { CString::from_raw(p) });
+    }
+}
+
+/// The temp paths in flight now (for tests and diagnostics).
+pub fn in_flight_temp_files() -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    IN_FLIGHT
+        .iter()
+        .filter_map(|s| {
+            let p = s.load(Ordering::SeqCst);
+            // SAFETY: a non-null entry is a live C string until swapped out; this read races
+            // only with unregistering, which the tests that call this do not do concurrently.
+            (!p.is_null()).then(|| {
+                let b = unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes();
+                PathBuf::from(std::ffi::OsStr::from_bytes(b))
+            })
+        })
+        .collect()
+}
+
+extern "C" fn on_termination_signal(sig: libc::c_int) {
+    for slot in &IN_FLIGHT {
+        // Swap, never free: the pointer stays valid for the unlink (the process ends here).
+        let p = slot.swap(std::ptr::null_mut(), Ordering::SeqCst);
+        if !p.is_null() {
+            // SAFETY: `p` is a NUL-terminated path; unlink is async-signal-safe.
+            unsafe { libc::unlink(p) };
+        }
+    }
+    // SAFETY: _exit is async-signal-safe and skips atexit handlers (which could flush an
+    // HDF5 file another thread is writing).
+    unsafe { libc::_exit(128 + sig) };
+}
+
+/// Installs, once per process, handlers for SIGINT, SIGTERM and SIGHUP that delete every temp
+/// file in flight and exit with status 128 + the signal (130, 143, 129). For programs (the
+/// command line); a library embedded elsewhere (e.g. in Python) keeps its host's handlers.
+pub fn remove_temp_files_on_signals() -> Result<()> {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let mut err = None;
+    ONCE.call_once(|| {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: a zeroed sigaction with a valid handler and an empty mask is a valid
+            // argument; the handler only calls async-signal-safe functions.
+            let rc = unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_termination_signal as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&mut sa.sa_mask);
+                libc::sigaction(sig, &sa, std::ptr::null_mut())
+            };
+            if rc != 0 {
+                err = Some(Error::io(
+                    Path::new("signal handler"),
+                    std::io::Error::last_os_error(),
+                ));
+            }
+        }
+    });
+    err.map_or(Ok(()), Err)
+}
+
+/// The pid a temp file name of ours carries, if it is one.
+fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(TMP_PREFIX)?;
+    let (pid, _) = rest.split_once('-')?;
+    pid.parse().ok()
+}
+
+/// Whether process `pid` runs (or exists but belongs to another user).
+fn pid_alive(pid: u32) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks existence and permission.
+    let rc = unsafe { libc::kill(p, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Removes the temp files in `dir` left by processes of ours that no longer run; returns how
+/// many were removed. Files of running processes (this one included) are left alone.
+pub fn remove_stale_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let me = std::process::id();
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else {
+            continue;
+        };
+        if pid == me || pid_alive(pid) {
+            continue;
+        }
+        if e.file_type().is_ok_and(|t| t.is_file()) && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// [`remove_stale_temp_files`] once per directory and process.
+fn sweep_once(dir: &Path) {
+    let mut g = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if g.iter().any(|d| d == dir) {
+        return;
+    }
+    g.push(dir.to_path_buf());
+    drop(g);
+    remove_stale_temp_files(dir);
 }
 
 /// A file being written: content goes to [`AtomicOutput::tmp_path`], then
@@ -111,26 +378,48 @@ pub fn check_output(path: &Path, inputs: &[&Path], force: bool) -> Result<PathBu
 pub struct AtomicOutput {
     target: PathBuf,
     tmp: Option<tempfile::TempPath>,
+    slot: Option<usize>,
 }
 
 impl AtomicOutput {
     /// Checks the target (see [`check_output`]) and creates an empty temp file beside it.
     pub fn begin(path: &Path, inputs: &[&Path], force: bool) -> Result<Self> {
         let target = check_output(path, inputs, force)?;
-        let dir = target.parent().unwrap_or(Path::new("."));
-        let stem = target
+        Self::beside(target)
+    }
+
+    /// For replacing an existing regular file that this run read and updates (e.g. a results
+    /// file gaining its fits): no input or `force` check, but the file must exist and be a
+    /// regular file.
+    pub fn replace(path: &Path) -> Result<Self> {
+        let target = canonical_target(path)?;
+        if !target.is_file() {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                "no regular file to update",
+            ));
+        }
+        Self::beside(target)
+    }
+
+    fn beside(target: PathBuf) -> Result<Self> {
+        let dir = target.parent().unwrap_or(Path::new(".")).to_path_buf();
+        sweep_once(&dir);
+        let name = target
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{stem}."))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(dir, e))?
+            .prefix(&format!("{TMP_PREFIX}{}-", std::process::id()))
+            .suffix(&format!(".{name}"))
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io(&dir, e))?
             .into_temp_path();
+        let slot = register_in_flight(&tmp);
         Ok(AtomicOutput {
             target,
             tmp: Some(tmp),
+            slot,
         })
     }
 
@@ -157,6 +446,15 @@ impl AtomicOutput {
         tmp.persist(&self.target)
             .map_err(|e| Error::io(&self.target, e.error))?;
         Ok(self.target.clone())
+    }
+}
+
+impl Drop for AtomicOutput {
+    fn drop(&mut self) {
+        // Before the TempPath field deletes the file (if not committed).
+        if let Some(s) = self.slot.take() {
+            unregister_in_flight(s);
+        }
     }
 }
 
@@ -290,5 +588,122 @@ mod tests {
         assert!(!c.exists());
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(left.is_empty(), "temp file left behind: {left:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn refuses_devices_fifos_and_directories_even_with_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let c = CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        for (p, kind) in [
+            (Path::new("/dev/null"), "device"),
+            (fifo.as_path(), "FIFO"),
+            (sub.as_path(), "directory"),
+        ] {
+            let e = write_bytes_atomic(p, &[], true, b"x").unwrap_err();
+            assert!(
+                matches!(e, Error::Overwrite { .. }) && e.to_string().contains(kind),
+                "{}: {e}",
+                p.display()
+            );
+        }
+        // Nothing replaced: /dev/null is still a character device, the FIFO a FIFO.
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        // A symlink to a device is the device.
+        let link = dir.path().join("null_link");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        assert!(write_bytes_atomic(&link, &[], true, b"x").is_err());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 3, "{left:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_of_one_run_must_differ() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a_results.hdf");
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        // Same name, through `..`, before either exists.
+        let via = sub.join("..").join("a_results.hdf");
+        let e = check_outputs(&[&a, &via], &[], false).unwrap_err();
+        assert!(e.to_string().contains("another output"), "{e}");
+        // Through a missing directory that `..` leaves again.
+        let via_missing = dir.path().join("new").join("..").join("a_results.hdf");
+        assert!(check_outputs(&[&a, &via_missing], &[], false).is_err());
+        // An existing file and a symlink or hard link to it (with force).
+        std::fs::write(&a, b"r").unwrap();
+        let sym = dir.path().join("sym.json");
+        std::os::unix::fs::symlink(&a, &sym).unwrap();
+        assert!(check_outputs(&[&a, &sym], &[], true).is_err());
+        let hard = dir.path().join("hard.json");
+        std::fs::hard_link(&a, &hard).unwrap();
+        assert!(check_outputs(&[&a, &hard], &[], true).is_err());
+        // Different files pass, in a directory that does not exist yet too.
+        let b = dir.path().join("npy").join("g2.npy");
+        let t = check_outputs(&[&a, &b], &[], true).unwrap();
+        assert_eq!(
+            t[1],
+            std::fs::canonicalize(dir.path())
+                .unwrap()
+                .join("npy/g2.npy")
+        );
+    }
+
+    #[test]
+    fn temp_files_are_registered_while_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = AtomicOutput::begin(&dir.path().join("x.bin"), &[], false).unwrap();
+        let tmp = out.tmp_path().to_path_buf();
+        let name = tmp.file_name().unwrap().to_str().unwrap().to_string();
+        assert_eq!(temp_owner(&name), Some(std::process::id()), "{name}");
+        assert!(name.ends_with(".x.bin"), "{name}");
+        assert!(in_flight_temp_files().contains(&tmp));
+        drop(out);
+        assert!(!tmp.exists());
+        assert!(!in_flight_temp_files().contains(&tmp));
+        let out = AtomicOutput::begin(&dir.path().join("y.bin"), &[], false).unwrap();
+        let tmp = out.tmp_path().to_path_buf();
+        out.commit().unwrap();
+        assert!(!in_flight_temp_files().contains(&tmp));
+        assert!(dir.path().join("y.bin").exists());
+    }
+
+    #[test]
+    fn stale_temp_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pid that no longer runs: a child that has exited and been reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.path().join(format!(".xpcs-twin-{dead}-Ab12Cd.big.h5"));
+        let mine = dir
+            .path()
+            .join(format!(".xpcs-twin-{}-Zz99Yy.other.h5", std::process::id()));
+        let foreign = dir.path().join(".big.h5.Ab12Cd.tmp");
+        for p in [&stale, &mine, &foreign] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        assert!(!pid_alive(dead));
+        assert!(pid_alive(std::process::id()));
+        // Writing any output into the directory sweeps it once.
+        write_bytes_atomic(&dir.path().join("out.json"), &[], false, b"{}").unwrap();
+        assert!(!stale.exists(), "stale temp file left");
+        assert!(mine.exists(), "a running process's temp file was removed");
+        assert!(foreign.exists(), "a file not named by us was removed");
+        assert_eq!(remove_stale_temp_files(dir.path()), 0);
     }
 }

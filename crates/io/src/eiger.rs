@@ -568,9 +568,8 @@ pub fn write_frames(
     {
         let e = |w: &str| h5err(&tmp, w);
         let f = crate::h5util::create_h5(&tmp)?;
-        let g = f
-            .create_group("entry")
-            .and_then(|g| g.create_group("data"))
+        let g = crate::h5util::create_group(&f, "entry")
+            .and_then(|g| crate::h5util::create_group(&g, "data"))
             .map_err(e("/entry/data"))?;
         let (t, r, c) = (
             stack.n_frames(),
@@ -609,9 +608,8 @@ pub fn write_frames(
             put!(v, u32, 4)
         }
         if let Some(ft) = frame_time_s {
-            let d = f
-                .create_group("entry/instrument")
-                .and_then(|g| g.create_group("detector"))
+            let d = crate::h5util::create_group(&f, "entry/instrument")
+                .and_then(|g| crate::h5util::create_group(&g, "detector"))
                 .map_err(e("/entry/instrument/detector"))?;
             d.new_dataset_builder()
                 .with_data(&ndarray::arr0(ft))

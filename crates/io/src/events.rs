@@ -67,83 +67,6 @@ impl EventBlock {
     }
 }
 
-/// Checks a block's CSR invariants; `origin` names the file or the caller.
-fn check_block(
-    origin: &str,
-    first_pixel: usize,
-    offsets: &[u64],
-    frames: &[u32],
-    counts: &[u32],
-    n_frames: usize,
-    max_count: u32,
-) -> Result<()> {
-    if offsets.is_empty()
-        || offsets[0] != 0
-        || *offsets.last().expect("nonempty") != frames.len() as u64
-    {
-        return Err(Error::invalid(
-            origin,
-            format!(
-                "block at pixel {first_pixel}: offsets must run from 0 to the number of events ({}), got {:?}..{:?}",
-                frames.len(),
-                offsets.first(),
-                offsets.last()
-            ),
-        ));
-    }
-    if frames.len() != counts.len() {
-        return Err(Error::ShapeMismatch {
-            origin: origin.into(),
-            what: format!("block at pixel {first_pixel}: frames vs counts"),
-            expected: vec![frames.len()],
-            got: vec![counts.len()],
-        });
-    }
-    for (i, w) in offsets.windows(2).enumerate() {
-        if w[1] < w[0] || w[1] > frames.len() as u64 {
-            return Err(Error::invalid(
-                origin,
-                format!(
-                    "offsets of pixel {} ({}..{}) decrease or pass the {} events",
-                    first_pixel + i,
-                    w[0],
-                    w[1],
-                    frames.len()
-                ),
-            ));
-        }
-        let fr = &frames[w[0] as usize..w[1] as usize];
-        if fr.windows(2).any(|x| x[1] <= x[0]) {
-            return Err(Error::invalid(
-                origin,
-                format!(
-                    "frames of pixel {} are not strictly increasing",
-                    first_pixel + i
-                ),
-            ));
-        }
-        if let Some(&last) = fr.last() {
-            if last as usize >= n_frames {
-                return Err(Error::out_of_range(
-                    origin,
-                    format!("frame index of pixel {}", first_pixel + i),
-                    last,
-                    format!("0..{n_frames}"),
-                ));
-            }
-        }
-    }
-    if let Some(i) = counts.iter().position(|&c| c == 0 || c > max_count) {
-        return Err(Error::out_of_range(
-            origin,
-            format!("count of event {i} in the block at pixel {first_pixel}"),
-            counts[i],
-            format!("1..={max_count}"),
-        ));
-    }
-    Ok(())
-}
-
 /// Streaming writer of an event file. Push pixel blocks in order, then [`EventWriter::finish`].
 #[derive(Debug)]
 pub struct EventWriter {
@@ -183,14 +106,7 @@ impl EventWriter {
         force: bool,
     ) -> Result<Self> {
         let origin = path.display().to_string();
-        if !(frame_time_s.is_finite() && frame_time_s > 0.0) {
-            return Err(Error::out_of_range(
-                origin,
-                "frame_time_s",
-                frame_time_s,
-                "> 0 s, finite",
-            ));
-        }
+        xpcs_core::check::check_frame_time(&origin, "frame_time_s", frame_time_s)?;
         if n_frames > u32::MAX as usize {
             return Err(Error::out_of_range(
                 origin,
@@ -212,7 +128,7 @@ impl EventWriter {
         let tmp = out.tmp_path().to_path_buf();
         let e = |w: &str| h5err(&tmp, w);
         let file = crate::h5util::create_h5(&tmp)?;
-        let g = file.create_group("events").map_err(e("/events"))?;
+        let g = crate::h5util::create_group(&file, "events").map_err(e("/events"))?;
         crate::h5util::write_text_attr(&g, "format", FORMAT_NAME, &tmp)?;
         g.new_attr::<u32>()
             .shape(())
@@ -308,7 +224,7 @@ impl EventWriter {
             CountDtype::U16 => u16::MAX.into(),
             CountDtype::U32 => u32::MAX,
         };
-        check_block(
+        xpcs_core::data::check_csr(
             origin,
             first_pixel,
             offsets,
@@ -483,7 +399,7 @@ pub struct EventReader {
 /// Whether `path` is an HDF5 file holding an xpcs-twin event list (a `/events/offsets`
 /// dataset); false for Eiger frame files, other files and unreadable paths.
 pub fn is_event_file(path: &Path) -> bool {
-    hdf5::File::open(path)
+    crate::h5util::open_unlocked(path)
         .map(|f| has_dataset(&f, "/events/offsets"))
         .unwrap_or(false)
 }
@@ -534,14 +450,7 @@ impl EventReader {
         let frame_time_s = ft
             .read_raw::<f64>()
             .map_err(h5err(path, "/events/frame_time_s"))?[0];
-        if !(frame_time_s.is_finite() && frame_time_s > 0.0) {
-            return Err(Error::out_of_range(
-                origin,
-                "/events/frame_time_s",
-                frame_time_s,
-                "> 0 s, finite",
-            ));
-        }
+        xpcs_core::check::check_frame_time(&origin, "/events/frame_time_s", frame_time_s)?;
         let offsets = need("offsets")?;
         let frames = need("frames")?;
         let counts = need("counts")?;
@@ -667,7 +576,7 @@ impl EventReader {
             .map_err(h5err(&self.path, "/events/counts"))?
             .to_vec();
         let local: Vec<u64> = offs.iter().map(|&o| o.wrapping_sub(a as u64)).collect();
-        check_block(
+        xpcs_core::data::check_csr(
             &origin,
             first_pixel,
             &local,

@@ -31,10 +31,33 @@ pub(crate) fn open_read(path: &Path) -> Result<hdf5::File> {
     if meta.is_dir() {
         return Err(Error::format(path, "is a directory, not an HDF5 file"));
     }
-    let f = hdf5::File::open(path)
+    let f = open_unlocked(path)
         .map_err(|e| Error::format(path, one_line(&format!("not a readable HDF5 file ({e})"))))?;
     note_input(path);
     Ok(f)
+}
+
+/// Opens an HDF5 file read-only without HDF5's file lock. Why: HDF5 opens files without
+/// close-on-exec, so a child process spawned by another thread while a file is open inherits
+/// the descriptor and its lock and keeps it after the parent closes the file; a later open of
+/// the same file then fails with "unable to lock file, errno = 11" (seen once in CI). Our
+/// writers write private temp files renamed into place, so no reader can see a file being
+/// written and the lock protects nothing here. Set per file on the access property list
+/// (H5Pset_file_locking, HDF5 ≥ 1.10.7) rather than through HDF5_USE_FILE_LOCKING, which
+/// would mean changing the environment of a running multi-threaded process.
+pub(crate) fn open_unlocked(path: &Path) -> hdf5::Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open(path)
+}
+
+/// Creates a group without object times (files are byte-reproducible; datasets are created
+/// without times by the hdf5 crate already).
+pub(crate) fn create_group(parent: &hdf5::Group, name: &str) -> hdf5::Result<hdf5::Group> {
+    parent
+        .create_group_builder()
+        .obj_track_times(false)
+        .create(name)
 }
 
 /// True when `name` (a path, possibly nested) names a dataset in `g`.
@@ -320,10 +343,14 @@ pub(crate) fn n_elems(ds: &hdf5::Dataset) -> Option<usize> {
 /// Creates an HDF5 file in the 1.10 format, whose metadata (superblock v3, object headers v2,
 /// chunk indexes) carries checksums: a corrupted copy of a file we wrote is then detected by
 /// the C library instead of being parsed. h5py (HDF5 ≥ 1.10) and the APS viewer read it.
+/// Without object times (the root group's here, the others' in [`create_group`]): the same
+/// content gives the same bytes. Without a file lock (a private temp file; see
+/// [`open_unlocked`]).
 pub(crate) fn create_h5(path: &Path) -> Result<hdf5::File> {
     crate::h5filters::register()?;
     hdf5::File::with_options()
-        .with_fapl(|p| p.libver_v110())
+        .with_fapl(|p| p.libver_v110().file_locking(false))
+        .with_fcpl(|p| p.obj_track_times(false))
         .create(path)
         .map_err(h5err(path, "create"))
 }

@@ -16,6 +16,7 @@
 //! | [`triplets`] | APS `(index, frame, count)` triplets, HDF5 or (3, N) NPY | |
 //! | [`input`] | one dispatch by extension and content: frames or events | |
 //! | [`output`] | | photons in a detector's own format: Eiger master + data files, Rigaku, IMM, NPY, events |
+//! | [`partial`] | a detector shard's exact correlator sums (partial files, merged into one results file) | the same |
 //! | [`maps`] | label maps and masks from NPY, NPZ or HDF5; a checked [`xpcs_core::data::QPartition`] | |
 //! | [`results`] | results HDF5 (APS 8-ID-I layout) | results HDF5 |
 //!
@@ -38,6 +39,7 @@ pub mod input;
 pub mod maps;
 pub mod npy;
 pub mod output;
+pub mod partial;
 pub mod records;
 pub mod results;
 pub mod rigaku;

@@ -419,7 +419,7 @@ fn ensure_group(f: &hdf5::File, path: &str, file: &Path) -> Result<hdf5::Group> 
         g = if g.link_exists(part) {
             g.group(part)
         } else {
-            g.create_group(part)
+            crate::h5util::create_group(&g, part)
         }
         .map_err(h5err(file, path))?;
     }
@@ -503,13 +503,7 @@ pub fn write_results(path: &Path, res: &ResultsFile, force: bool) -> Result<Path
     res.validate(&origin)?;
     crate::h5filters::register()?;
     let out = AtomicOutput::begin(path, &[], force)?;
-    let tmp = out.tmp_path().to_path_buf();
-    {
-        let f = crate::h5util::create_h5(&tmp)?;
-        write_into(&W { f: &f, path: &tmp }, res)?;
-        f.close().map_err(h5err(&tmp, "close"))?;
-    }
-    out.commit()
+    write_file(out, res)
 }
 
 fn write_into(w: &W, res: &ResultsFile) -> Result<()> {
@@ -810,31 +804,20 @@ fn read_tree(g: &hdf5::Group, path: &Path, skip: &[&str]) -> Result<Tree> {
 pub fn update_results(path: &Path, res: &ResultsFile) -> Result<PathBuf> {
     let origin = path.display().to_string();
     res.validate(&origin)?;
-    if !path.is_file() {
-        return Err(Error::invalid(origin, "no results file to update"));
-    }
     crate::h5filters::register()?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let stem = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{stem}."))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?
-        .into_temp_path();
+    let out = AtomicOutput::replace(path)?;
+    write_file(out, res)
+}
+
+/// Writes `res` into the temp file of `out` and commits it.
+fn write_file(out: AtomicOutput, res: &ResultsFile) -> Result<PathBuf> {
+    let tmp = out.tmp_path().to_path_buf();
     {
         let f = crate::h5util::create_h5(&tmp)?;
         write_into(&W { f: &f, path: &tmp }, res)?;
         f.close().map_err(h5err(&tmp, "close"))?;
     }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(path.to_path_buf())
+    out.commit()
 }
 
 /// Reads a results file written by [`write_results`] (or by boost_corr, for the keys listed

@@ -18,7 +18,9 @@
 //! with pixel-frames or lags.
 //! Pixels with ≥ 2^12 photons take the per-pixel u128 path (`pixel_products`), which is also
 //! the reference the fast path is tested against. State: per cell, the photons per frame and
-//! per-lag sums (independent of the pixel count), so pixel blocks can be streamed.
+//! per-lag sums (independent of the pixel count), so pixel blocks can be streamed, and
+//! correlators that saw disjoint pixel sets (shards of a detector) add up exactly
+//! ([`EventCorrelator::merge`], [`EventCorrelator::add_sums`]).
 //!
 //! Reference: Y. Chushkin, C. Caronna & A. Madsen, J. Appl. Cryst. 45, 807 (2012).
 
@@ -218,37 +220,16 @@ impl EventCorrelator {
                 format!("within 0..{n_pix}"),
             ));
         }
+        crate::data::check_csr(
+            origin,
+            first_pixel,
+            offsets,
+            frames,
+            counts,
+            self.n_frames,
+            u32::MAX,
+        )?;
         let base = offsets[0];
-        if frames.len() != counts.len()
-            || offsets[offsets.len() - 1].checked_sub(base) != Some(frames.len() as u64)
-        {
-            return Err(Error::invalid(
-                origin,
-                "offsets must span exactly the given frames and counts",
-            ));
-        }
-        for i in 0..offsets.len() - 1 {
-            if offsets[i + 1] < offsets[i] {
-                return Err(Error::invalid(origin, format!("offsets decrease at {i}")));
-            }
-            let r = (offsets[i] - base) as usize..(offsets[i + 1] - base) as usize;
-            let fr = &frames[r.clone()];
-            if fr.windows(2).any(|w| w[1] <= w[0])
-                || fr.last().is_some_and(|&f| f as usize >= self.n_frames)
-            {
-                return Err(Error::invalid(
-                    origin,
-                    format!(
-                        "frames of pixel {} not strictly increasing in 0..{}",
-                        first_pixel + i,
-                        self.n_frames
-                    ),
-                ));
-            }
-            if counts[r].contains(&0) {
-                return Err(Error::out_of_range(origin, "count", 0, "≥ 1"));
-            }
-        }
         self.push_checked(first_pixel, offsets, frames, counts, base);
         Ok(())
     }
@@ -393,6 +374,147 @@ impl EventCorrelator {
     /// The exact sums accumulated so far.
     pub fn sums(&self) -> &MultiTauSums {
         &self.sums
+    }
+
+    /// Photons per pixel (row-major) pushed so far.
+    pub fn pixel_totals(&self) -> &[u64] {
+        &self.totals
+    }
+
+    /// The two-time request, when made: (raw frames per two-time frame, processed bins).
+    pub fn two_time_request(&self) -> Option<(usize, &[usize])> {
+        self.two_time
+            .as_ref()
+            .map(|t| (t.bin_frames, t.bins.as_slice()))
+    }
+
+    /// Upper-triangle two-time numerators Σ_p x_p(T1) x_p(T2) (T1 ≤ T2), one n × n row-major
+    /// matrix per processed bin (entries below the diagonal are 0); None without two-time.
+    pub fn two_time_numerators(&self) -> Option<&[Vec<f64>]> {
+        self.two_time.as_ref().map(|t| t.num.as_slice())
+    }
+
+    /// Adds the sums of `other`, a correlator of the same partition, schedule, frames and
+    /// two-time request that saw *other* pixels (a shard of the detector): every sum is an
+    /// integer (the two-time numerators are integers held exactly in f64 below 2^53), so the
+    /// merged state equals the state of one correlator that saw both pixel sets, whatever the
+    /// order of the merges. A pixel seen by both is counted twice (the caller keeps shards
+    /// disjoint).
+    pub fn merge(&mut self, other: &EventCorrelator) -> Result<()> {
+        self.check_compatible(other)?;
+        let tt = other.two_time.as_ref().map(|t| t.num.as_slice());
+        self.add_sums(
+            &other.sums.moments,
+            &other.sums.series,
+            0,
+            &other.totals,
+            tt,
+        )
+    }
+
+    fn check_compatible(&self, other: &EventCorrelator) -> Result<()> {
+        let same_request = match (&self.two_time, &other.two_time) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.bin_frames == b.bin_frames && a.bins == b.bins,
+            _ => false,
+        };
+        if self.shape != other.shape
+            || self.n_frames != other.n_frames
+            || self.sums.schedule != other.sums.schedule
+            || self.sums.cells != other.sums.cells
+            || !same_request
+        {
+            return Err(Error::invalid(
+                "correlator merge",
+                "the correlators differ in frame shape, frames, lag schedule, partition or                  two-time request",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds sums kept elsewhere (e.g. read back from a shard's partial file): `moments` and
+    /// `series` per cell in this correlator's cell order, photon totals of pixels
+    /// `first_pixel..first_pixel + totals.len()`, and the two-time numerators in the layout
+    /// of [`EventCorrelator::two_time_numerators`] (required exactly when two-time was
+    /// requested). Shapes are checked; nothing is added on a mismatch.
+    pub fn add_sums(
+        &mut self,
+        moments: &[Vec<Moments>],
+        series: &[Vec<u64>],
+        first_pixel: usize,
+        totals: &[u64],
+        two_time: Option<&[Vec<f64>]>,
+    ) -> Result<()> {
+        let origin = "correlator sums";
+        let nc = self.sums.cells.n_cells();
+        let nl = self.sums.schedule.n_lags();
+        let shape_err = |what: &str, expected: Vec<usize>, got: Vec<usize>| Error::ShapeMismatch {
+            origin: origin.into(),
+            what: what.into(),
+            expected,
+            got,
+        };
+        if moments.len() != nc || moments.iter().any(|m| m.len() != nl) {
+            return Err(shape_err(
+                "moments (cells, lags)",
+                vec![nc, nl],
+                vec![moments.len(), moments.first().map_or(0, Vec::len)],
+            ));
+        }
+        if series.len() != nc || series.iter().any(|s| s.len() != self.n_frames) {
+            return Err(shape_err(
+                "series (cells, frames)",
+                vec![nc, self.n_frames],
+                vec![series.len(), series.first().map_or(0, Vec::len)],
+            ));
+        }
+        if first_pixel + totals.len() > self.totals.len() {
+            return Err(Error::out_of_range(
+                origin,
+                "pixel range of the totals",
+                format!("{first_pixel}..{}", first_pixel + totals.len()),
+                format!("within 0..{}", self.totals.len()),
+            ));
+        }
+        match (&self.two_time, two_time) {
+            (None, None) => {}
+            (Some(t), Some(num)) => {
+                if num.len() != t.num.len() || num.iter().any(|m| m.len() != t.n * t.n) {
+                    return Err(shape_err(
+                        "two-time numerators (bins, n × n)",
+                        vec![t.num.len(), t.n * t.n],
+                        vec![num.len(), num.first().map_or(0, Vec::len)],
+                    ));
+                }
+            }
+            _ => {
+                return Err(Error::invalid(
+                    origin,
+                    "two-time numerators given without a two-time request or missing",
+                ))
+            }
+        }
+        for (a, b) in self.sums.moments.iter_mut().zip(moments) {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.add(y);
+            }
+        }
+        for (a, b) in self.sums.series.iter_mut().zip(series) {
+            for (x, &y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        for (a, &b) in self.totals[first_pixel..].iter_mut().zip(totals) {
+            *a += b;
+        }
+        if let (Some(t), Some(num)) = (&mut self.two_time, two_time) {
+            for (a, b) in t.num.iter_mut().zip(num) {
+                for (x, &y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// g2 with the chosen estimator.

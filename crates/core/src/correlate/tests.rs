@@ -181,6 +181,76 @@ proptest! {
         prop_assert_eq!(whole.sums(), blocks.sums());
     }
 
+    /// Shards: the pixels cut into random contiguous ranges, each range correlated by its own
+    /// correlator (multi-tau, two-time, intensities), the shards merged in a random order (one
+    /// of them through [`EventCorrelator::add_sums`], as a partial file is read back) = the
+    /// whole run: equal sums, bit-identical g2 of every estimator, equal two-time maps and
+    /// intensities.
+    #[test]
+    fn merged_shards_equal_whole(
+        (stack, part) in arb_case(),
+        cuts in prop::collection::vec(0usize..20, 0..6),
+        order_seed in 0u64..1000,
+        bf in 1usize..3,
+    ) {
+        let t = stack.n_frames();
+        let bf = bf.min(t);
+        let sched = LagSchedule::multi_tau(t, 4).unwrap();
+        let ev = EventList::from_stack(&stack, 0.1).unwrap();
+        let new = || {
+            EventCorrelator::new(&part, &sched, t).with_two_time(&part, &[], bf).unwrap()
+        };
+        let mut whole = new();
+        whole.push_events(&ev).unwrap();
+        let np = ev.n_pixels();
+        let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(np)).collect();
+        bounds.push(0);
+        bounds.push(np);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let off = ev.offsets();
+        let mut shards: Vec<EventCorrelator> = bounds
+            .windows(2)
+            .map(|w| {
+                let (lo, hi) = (w[0], w[1]);
+                let (a, b) = (off[lo] as usize, off[hi] as usize);
+                let mut c = new();
+                c.push_pixel_block(lo, &off[lo..=hi], &ev.frames()[a..b], &ev.counts()[a..b])
+                    .unwrap();
+                c
+            })
+            .collect();
+        // A deterministic shuffle of the merge order.
+        let mut k = order_seed;
+        for i in (1..shards.len()).rev() {
+            k = k.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            shards.swap(i, (k >> 33) as usize % (i + 1));
+        }
+        let mut merged = new();
+        for (i, sh) in shards.iter().enumerate() {
+            if i == 0 {
+                let s = sh.sums();
+                merged
+                    .add_sums(&s.moments, &s.series, 0, sh.pixel_totals(), sh.two_time_numerators())
+                    .unwrap();
+            } else {
+                merged.merge(sh).unwrap();
+            }
+        }
+        prop_assert_eq!(whole.sums(), merged.sums());
+        for est in [Estimator::Symmetric, Estimator::SymmetricStatic, Estimator::Frame] {
+            prop_assert!(same_bits(&whole.finish(est).unwrap(), &merged.finish(est).unwrap()));
+        }
+        prop_assert_eq!(whole.two_time(), merged.two_time());
+        // NaN fields (empty static bins): compared by their printed bits.
+        prop_assert_eq!(format!("{:?}", whole.intensity()), format!("{:?}", merged.intensity()));
+        // A correlator of another schedule refuses to merge.
+        let other = EventCorrelator::new(&part, &LagSchedule::multi_tau(t, 8).unwrap(), t);
+        if other.sums().schedule != whole.sums().schedule {
+            prop_assert!(merged.merge(&other).is_err());
+        }
+    }
+
     /// Multi-tau level 0 = linear g2 at the same lags; chunked pushes = whole.
     #[test]
     fn level0_is_linear_and_chunks((stack, part) in arb_case(), chunk in 1usize..7) {

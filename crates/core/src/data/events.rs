@@ -35,14 +35,7 @@ impl EventList {
         counts: Vec<u32>,
     ) -> Result<Self> {
         let origin = "event list";
-        if !(frame_time_s.is_finite() && frame_time_s > 0.0) {
-            return Err(Error::out_of_range(
-                origin,
-                "frame_time_s",
-                frame_time_s,
-                "> 0 s",
-            ));
-        }
+        crate::check::check_frame_time(origin, "frame_time_s", frame_time_s)?;
         if n_frames > u32::MAX as usize {
             return Err(Error::out_of_range(
                 origin,
@@ -62,59 +55,13 @@ impl EventList {
                 got: vec![offsets.len()],
             });
         }
-        if frames.len() != counts.len() {
-            return Err(Error::ShapeMismatch {
-                origin: origin.into(),
-                what: "frames vs counts".into(),
-                expected: vec![frames.len()],
-                got: vec![counts.len()],
-            });
-        }
-        if offsets[0] != 0 || offsets[n_pix] != frames.len() as u64 {
+        if offsets[0] != 0 {
             return Err(Error::invalid(
                 origin,
-                format!(
-                    "offsets must run from 0 to the number of events ({}), got {}..{}",
-                    frames.len(),
-                    offsets[0],
-                    offsets[n_pix]
-                ),
+                format!("offsets must start at 0, got {}", offsets[0]),
             ));
         }
-        for p in 0..n_pix {
-            let (a, b) = (offsets[p], offsets[p + 1]);
-            if b < a {
-                return Err(Error::invalid(
-                    origin,
-                    format!("offsets decrease at pixel {p}"),
-                ));
-            }
-            let fr = &frames[a as usize..b as usize];
-            if fr.windows(2).any(|w| w[1] <= w[0]) {
-                return Err(Error::invalid(
-                    origin,
-                    format!("frames of pixel {p} are not strictly increasing"),
-                ));
-            }
-            if let Some(&last) = fr.last() {
-                if last as usize >= n_frames {
-                    return Err(Error::out_of_range(
-                        origin,
-                        format!("frame index of pixel {p}"),
-                        last,
-                        format!("0..{n_frames}"),
-                    ));
-                }
-            }
-        }
-        if let Some(i) = counts.iter().position(|&c| c == 0) {
-            return Err(Error::out_of_range(
-                origin,
-                format!("counts[{i}]"),
-                0,
-                "≥ 1",
-            ));
-        }
+        check_csr(origin, 0, &offsets, &frames, &counts, n_frames, u32::MAX)?;
         Ok(EventList {
             rows,
             cols,
@@ -246,6 +193,91 @@ impl EventList {
     }
 }
 
+/// Checks the CSR invariants of the events of pixels `first_pixel ..
+/// first_pixel + offsets.len() - 1`: the one check every event producer and consumer runs
+/// (event lists, event files read and written, the event correlator's pixel blocks).
+///
+/// `offsets` may start anywhere (`offsets[0]` is the base: pixel `first_pixel + i` has the
+/// events `offsets[i] - base .. offsets[i + 1] - base` of `frames` and `counts`); they never
+/// decrease and end at base + the number of events; `frames` and `counts` have equal lengths;
+/// each pixel's frames are strictly increasing and below `n_frames`; counts are 1 to
+/// `max_count`. Errors name `origin` and the pixel.
+pub fn check_csr(
+    origin: &str,
+    first_pixel: usize,
+    offsets: &[u64],
+    frames: &[u32],
+    counts: &[u32],
+    n_frames: usize,
+    max_count: u32,
+) -> Result<()> {
+    if frames.len() != counts.len() {
+        return Err(Error::ShapeMismatch {
+            origin: origin.into(),
+            what: format!("frames vs counts of the pixels from {first_pixel}"),
+            expected: vec![frames.len()],
+            got: vec![counts.len()],
+        });
+    }
+    let (Some(&base), Some(&last)) = (offsets.first(), offsets.last()) else {
+        return Err(Error::invalid(
+            origin,
+            format!("offsets of the pixels from {first_pixel}: none given (need pixels + 1)"),
+        ));
+    };
+    if last.checked_sub(base) != Some(frames.len() as u64) {
+        return Err(Error::invalid(
+            origin,
+            format!(
+                "offsets of the pixels from {first_pixel} must span the {} events, got {base}..{last}",
+                frames.len()
+            ),
+        ));
+    }
+    for (i, w) in offsets.windows(2).enumerate() {
+        let p = first_pixel + i;
+        if w[1] < w[0] || w[1] > last {
+            return Err(Error::invalid(
+                origin,
+                format!(
+                    "offsets of pixel {p} ({}..{}) decrease or pass the end {last}",
+                    w[0], w[1]
+                ),
+            ));
+        }
+        let r = (w[0] - base) as usize..(w[1] - base) as usize;
+        let fr = &frames[r.clone()];
+        if fr.windows(2).any(|x| x[1] <= x[0]) {
+            return Err(Error::invalid(
+                origin,
+                format!("frames of pixel {p} are not strictly increasing"),
+            ));
+        }
+        if let Some(&f) = fr.last() {
+            if f as usize >= n_frames {
+                return Err(Error::out_of_range(
+                    origin,
+                    format!("frame index of pixel {p}"),
+                    f,
+                    format!("0..{n_frames}"),
+                ));
+            }
+        }
+        if let Some(j) = counts[r.clone()]
+            .iter()
+            .position(|&c| c == 0 || c > max_count)
+        {
+            return Err(Error::out_of_range(
+                origin,
+                format!("count of pixel {p}"),
+                counts[r.start + j],
+                format!("1..={max_count}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,5 +302,27 @@ mod tests {
         assert!(EventList::new(1, 1, 3, 0.1, vec![0, 1], vec![3], vec![1]).is_err());
         assert!(EventList::new(1, 1, 3, 0.0, vec![0, 0], vec![], vec![]).is_err());
         assert!(EventList::new(1, 1, 3, 0.1, vec![0, 1], vec![2], vec![0]).is_err());
+    }
+
+    /// The one CSR check: a valid block passes from any base; each broken invariant is
+    /// refused naming the pixel it breaks at.
+    #[test]
+    fn csr_check_names_the_broken_invariant() {
+        // Pixels 5, 6, 7: events {0, 3}, {}, {1}; offsets from base 10.
+        let offs = [10u64, 12, 12, 13];
+        let (fr, ct) = ([0u32, 3, 1], [1u32, 2, 1]);
+        check_csr("t", 5, &offs, &fr, &ct, 4, u32::MAX).unwrap();
+        let bad = |o: &[u64], f: &[u32], c: &[u32], n: usize, m: u32| {
+            check_csr("t", 5, o, f, c, n, m).unwrap_err().to_string()
+        };
+        assert!(bad(&offs, &fr, &[1, 2], 4, 9).contains("frames vs counts"));
+        assert!(bad(&[], &[], &[], 4, 9).contains("none given"));
+        assert!(bad(&[10, 12, 12, 14], &fr, &ct, 4, 9).contains("span the 3 events"));
+        assert!(bad(&[10, 11, 10, 13], &fr, &ct, 4, 9).contains("pixel 6"));
+        assert!(bad(&[10, 14, 9, 13], &fr, &ct, 4, 9).contains("pixel 5"));
+        assert!(bad(&offs, &[3, 0, 1], &ct, 4, 9).contains("pixel 5 are not strictly"));
+        assert!(bad(&offs, &fr, &ct, 3, 9).contains("frame index of pixel 5"));
+        assert!(bad(&offs, &fr, &[1, 2, 0], 4, 9).contains("count of pixel 7"));
+        assert!(bad(&offs, &fr, &ct, 4, 1).contains("count of pixel 5"));
     }
 }

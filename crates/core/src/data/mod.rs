@@ -12,6 +12,6 @@ mod events;
 mod frames;
 mod partition;
 
-pub use events::EventList;
+pub use events::{check_csr, EventList};
 pub use frames::{CountDtype, FrameSource, FrameStack, StackFrames};
 pub use partition::{BinAxis, LabelMap, QPartition};

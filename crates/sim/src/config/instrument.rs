@@ -35,8 +35,22 @@ pub struct BeamConfig {
     pub description: String,
     /// Photon energy (keV); the attenuation tables cover 10–100 keV.
     pub energy_kev: f64,
-    /// Photon flux on the sample (photons/s), > 0.
-    pub flux_ph_s: f64,
+    /// Photon flux on the sample (photons/s), > 0. Give either this or `focus_flux_ph_s`.
+    #[serde(default)]
+    pub flux_ph_s: Option<f64>,
+    /// Photon flux in the focus before the slits (photons/s), > 0: the flux on the sample is
+    /// derived as T_slit × this (needs `focus_fwhm_um` and `slit_um`).
+    #[serde(default)]
+    pub focus_flux_ph_s: Option<f64>,
+    /// Gaussian focus before the slits, [horizontal, vertical] FWHM (µm).
+    #[serde(default)]
+    pub focus_fwhm_um: Option<[f64; 2]>,
+    /// Full slit apertures, [horizontal, vertical] (µm), centred on the focus.
+    #[serde(default)]
+    pub slit_um: Option<[f64; 2]>,
+    /// Where the flux number comes from (free text, printed by `describe` and `plan`).
+    #[serde(default)]
+    pub flux_basis: String,
     /// Beam size on the sample, [horizontal, vertical] (µm): FWHM for `gaussian`, full width
     /// for `top_hat`.
     pub size_um: [f64; 2],
@@ -92,9 +106,15 @@ pub struct KosselConfig {
     /// Number of bright anvil-reflection spots on the detector (default 0).
     #[serde(default)]
     pub n_spots: usize,
-    /// Peak count rate of a spot (photons/s/pixel, default 50).
-    #[serde(default = "default_spot_rate")]
-    pub spot_peak_rate_hz: f64,
+    /// Peak count rate of a spot (photons/s/pixel), fixed whatever the flux. Give at most one
+    /// of this and `spot_peak_fraction`; neither means `spot_peak_fraction` =
+    /// [`DEFAULT_SPOT_PEAK_FRACTION`].
+    #[serde(default)]
+    pub spot_peak_rate_hz: Option<f64>,
+    /// Peak count rate of a spot per unit flux on the sample ((photons/s/pixel) per
+    /// (photons/s)): the spots are anvil reflections of the beam, so they scale with it.
+    #[serde(default)]
+    pub spot_peak_fraction: Option<f64>,
     /// Gaussian sigma of a spot (pixels, default 2).
     #[serde(default = "default_spot_sigma")]
     pub spot_sigma_px: f64,
@@ -106,9 +126,8 @@ fn default_kossel_depth() -> [f64; 2] {
 fn default_kossel_width() -> f64 {
     0.02
 }
-fn default_spot_rate() -> f64 {
-    50.0
-}
+/// Default spot peak per unit flux: 50 photons/s/pixel at 4.2e11 photons/s on the sample.
+pub const DEFAULT_SPOT_PEAK_FRACTION: f64 = 50.0 / 4.2e11;
 fn default_spot_sigma() -> f64 {
     2.0
 }
@@ -121,7 +140,8 @@ impl Default for KosselConfig {
             depth: default_kossel_depth(),
             width_mrad: default_kossel_width(),
             n_spots: 0,
-            spot_peak_rate_hz: default_spot_rate(),
+            spot_peak_rate_hz: None,
+            spot_peak_fraction: None,
             spot_sigma_px: default_spot_sigma(),
         }
     }
@@ -347,8 +367,23 @@ const PRESETS: &[(&str, &str, &str)] = &[
     ),
     (
         "beams",
+        "ebs-id10-20p95kev-slits",
+        include_str!("../../../../models/beams/ebs-id10-20p95kev-slits.toml"),
+    ),
+    (
+        "beams",
+        "ebs-id10-21p67kev-focus",
+        include_str!("../../../../models/beams/ebs-id10-21p67kev-focus.toml"),
+    ),
+    (
+        "beams",
         "id10-21kev",
         include_str!("../../../../models/beams/id10-21kev.toml"),
+    ),
+    (
+        "beams",
+        "id10-21kev-brilliance",
+        include_str!("../../../../models/beams/id10-21kev-brilliance.toml"),
     ),
     (
         "detectors",

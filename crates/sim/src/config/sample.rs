@@ -168,6 +168,10 @@ pub struct SampleConfig {
     pub isobar: Vec<IsobarConfig>,
     /// Ideal-detector scene for `simulate`.
     pub scene: Option<SceneConfig>,
+    /// Beam-induced relaxation k (Gy⁻¹, material time per gray, ≥ 0; default 0): the clock
+    /// runs at du/dt = 1/τ + k · Ḋ with Ḋ the dose rate of the campaign's beam.
+    #[serde(default)]
+    pub beam_relaxation_per_gy: f64,
 }
 
 /// A validated sample: its campaign and optional scene.
@@ -179,6 +183,8 @@ pub struct Sample {
     pub campaign: Campaign,
     /// Ideal-detector scene (validated ranges).
     pub scene: Option<SceneConfig>,
+    /// Beam-induced relaxation k (Gy⁻¹), ≥ 0.
+    pub beam_relaxation_per_gy: f64,
 }
 
 fn branch(c: &BranchConfig, kb_t: f64, origin: &str, name: &str) -> Result<TauBranch> {
@@ -315,10 +321,18 @@ impl SampleConfig {
             "q1_inv_angstrom_at_0gpa",
             self.q1_inv_angstrom_at_0gpa,
         )?;
+        check_range(
+            origin,
+            "beam_relaxation_per_gy",
+            self.beam_relaxation_per_gy,
+            0.0,
+            1.0,
+        )?;
         Ok(Sample {
             name: self.name.clone(),
             campaign,
             scene: self.scene.clone(),
+            beam_relaxation_per_gy: self.beam_relaxation_per_gy,
         })
     }
 }

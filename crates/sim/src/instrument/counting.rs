@@ -15,7 +15,9 @@
 //! 6. masks: masked pixels (gaps, dead pixels) are emptied.
 //!
 //! Randomness: each step draws from `rng::stream(subseed(seed, step), block)` with blocks of
-//! [`PIXEL_BLOCK`] source pixels, so the output is identical for any number of threads.
+//! [`PIXEL_BLOCK`] source pixels, so the output is identical for any number of threads, and a
+//! detector shard (a window of whole blocks, [`CountingChain::apply_window`]) gets exactly the
+//! photons the whole run gives its pixels.
 //! [`poisson_events`] draws the ideal Poisson photons of a mean-count map (the speckle
 //! simulator's job in the full pipeline; used here as a reference and in tests).
 //!
@@ -29,6 +31,7 @@ use crate::rng::{self, TwinRng};
 use rand::RngExt;
 use rand_distr::{Binomial, Distribution, Poisson};
 use rayon::prelude::*;
+use std::ops::Range;
 use xpcs_core::data::{EventList, FrameStack};
 use xpcs_core::error::{Error, Result};
 
@@ -40,13 +43,26 @@ fn map_pixels<F>(ev: &EventList, seed: u64, f: F) -> Result<EventList>
 where
     F: Fn(usize, &[u32], &[u32], &mut TwinRng, &mut Vec<u32>, &mut Vec<u32>) + Sync,
 {
+    map_pixels_in(ev, seed, &(0..ev.n_pixels()), f)
+}
+
+/// [`map_pixels`] for the pixels of `window` only (a range of whole [`PIXEL_BLOCK`]s, see
+/// [`check_window`]); the other pixels come out empty. Block b still draws from stream b, so
+/// the window's pixels come out exactly as in the whole run.
+fn map_pixels_in<F>(ev: &EventList, seed: u64, window: &Range<usize>, f: F) -> Result<EventList>
+where
+    F: Fn(usize, &[u32], &[u32], &mut TwinRng, &mut Vec<u32>, &mut Vec<u32>) + Sync,
+{
     let n = ev.n_pixels();
     let n_blocks = n.div_ceil(PIXEL_BLOCK);
     let blocks: Vec<Block> = (0..n_blocks)
         .into_par_iter()
         .map(|b| {
-            let mut r = rng::stream(seed, b as u64);
             let (lo, hi) = (b * PIXEL_BLOCK, ((b + 1) * PIXEL_BLOCK).min(n));
+            if hi <= window.start || lo >= window.end {
+                return (vec![0; hi - lo], Vec::new(), Vec::new());
+            }
+            let mut r = rng::stream(seed, b as u64);
             let mut lens = Vec::with_capacity(hi - lo);
             let (mut fr, mut ct) = (Vec::new(), Vec::new());
             for p in lo..hi {
@@ -79,6 +95,25 @@ where
         frames,
         counts,
     )
+}
+
+/// Checks that `window` is a range of whole [`PIXEL_BLOCK`]s of an `n`-pixel detector (it may
+/// end at `n`): the unit in which the chain's random streams are drawn.
+pub fn check_window(window: &Range<usize>, n: usize) -> Result<()> {
+    let aligned = |x: usize| x % PIXEL_BLOCK == 0 || x == n;
+    if window.start >= window.end
+        || window.end > n
+        || !aligned(window.start)
+        || !aligned(window.end)
+    {
+        return Err(Error::out_of_range(
+            "counting chain",
+            "pixel window",
+            format!("{}..{}", window.start, window.end),
+            format!("a non-empty range of whole {PIXEL_BLOCK}-pixel blocks within 0..{n}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Ideal Poisson photons: pixel p counts Poisson(`mean_counts[p]`) in each of `n_frames` frames,
@@ -177,21 +212,49 @@ pub fn poisson_events(
 
 /// Step 1: charge sharing with probability `prob` per photon.
 pub fn charge_sharing(ev: &EventList, prob: f64, seed: u64) -> Result<EventList> {
+    charge_sharing_in(ev, prob, seed, &(0..ev.n_pixels()))
+}
+
+/// Source pixels whose photons can land in `window` after charge sharing (one detector row
+/// either side), as a range of whole [`PIXEL_BLOCK`]s.
+pub fn charge_sharing_sources(window: &Range<usize>, rows: usize, cols: usize) -> Range<usize> {
+    let n = rows * cols;
+    let lo = window.start.saturating_sub(cols) / PIXEL_BLOCK * PIXEL_BLOCK;
+    let hi = ((window.end + cols).div_ceil(PIXEL_BLOCK) * PIXEL_BLOCK).min(n);
+    lo..hi
+}
+
+/// [`charge_sharing`] keeping only the photons that land in `window`: the source blocks
+/// within [`charge_sharing_sources`] are processed (each with its own stream, as in the whole
+/// run), so the window's pixels come out exactly as in the whole run.
+fn charge_sharing_in(
+    ev: &EventList,
+    prob: f64,
+    seed: u64,
+    window: &Range<usize>,
+) -> Result<EventList> {
     let (rows, cols) = ev.frame_shape();
     let n = ev.n_pixels();
     let seed = rng::subseed(seed, "charge-sharing");
     let n_blocks = n.div_ceil(PIXEL_BLOCK);
+    let sources = charge_sharing_sources(window, rows, cols);
+    let keep = |p: usize| window.contains(&p);
     // (pixel, frame, count) of every photon after sharing, per block in order.
     let blocks: Vec<Vec<(u32, u32, u32)>> = (0..n_blocks)
         .into_par_iter()
         .map(|b| {
-            let mut r = rng::stream(seed, b as u64);
             let mut out = Vec::new();
+            if (b + 1) * PIXEL_BLOCK <= sources.start || b * PIXEL_BLOCK >= sources.end {
+                return out;
+            }
+            let mut r = rng::stream(seed, b as u64);
             for p in b * PIXEL_BLOCK..((b + 1) * PIXEL_BLOCK).min(n) {
                 let (fr, ct) = ev.pixel(p);
                 let (row, col) = (p / cols, p % cols);
                 for (&t, &k) in fr.iter().zip(ct) {
-                    out.push((p as u32, t, k));
+                    if keep(p) {
+                        out.push((p as u32, t, k));
+                    }
                     if prob <= 0.0 {
                         continue;
                     }
@@ -203,7 +266,10 @@ pub fn charge_sharing(ev: &EventList, prob: f64, seed: u64) -> Result<EventList>
                             [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)][r.random_range(0..4)];
                         let (rr, cc) = (row as i64 + dr, col as i64 + dc);
                         if rr >= 0 && cc >= 0 && rr < rows as i64 && cc < cols as i64 {
-                            out.push(((rr as usize * cols + cc as usize) as u32, t, 1));
+                            let q = rr as usize * cols + cc as usize;
+                            if keep(q) {
+                                out.push((q as u32, t, 1));
+                            }
                         }
                     }
                 }
@@ -269,10 +335,20 @@ pub fn non_paralysable(times: &[f64], tau: f64) -> u32 {
 
 /// Step 2: non-paralysable dead time `dead_time_s` (count time = frame time).
 pub fn dead_time(ev: &EventList, dead_time_s: f64, seed: u64) -> Result<EventList> {
+    dead_time_in(ev, dead_time_s, seed, &(0..ev.n_pixels()))
+}
+
+fn dead_time_in(
+    ev: &EventList,
+    dead_time_s: f64,
+    seed: u64,
+    window: &Range<usize>,
+) -> Result<EventList> {
     let tf = ev.frame_time_s();
-    map_pixels(
+    map_pixels_in(
         ev,
         rng::subseed(seed, "dead-time"),
+        window,
         |_, f0, c0, r, fr, ct| {
             let mut times = Vec::new();
             for (&t, &k) in f0.iter().zip(c0) {
@@ -293,21 +369,30 @@ pub fn dead_time(ev: &EventList, dead_time_s: f64, seed: u64) -> Result<EventLis
 
 /// Step 3: binomial thinning with per-pixel efficiency `eff` ∈ [0, 1].
 pub fn gain(ev: &EventList, eff: &[f64], seed: u64) -> Result<EventList> {
+    gain_in(ev, eff, seed, &(0..ev.n_pixels()))
+}
+
+fn gain_in(ev: &EventList, eff: &[f64], seed: u64, window: &Range<usize>) -> Result<EventList> {
     check_len(ev, eff.len(), "efficiency map")?;
-    map_pixels(ev, rng::subseed(seed, "gain"), |p, f0, c0, r, fr, ct| {
-        let e = eff[p].clamp(0.0, 1.0);
-        for (&t, &k) in f0.iter().zip(c0) {
-            let kept = if e >= 1.0 {
-                k
-            } else {
-                Binomial::new(u64::from(k), e).expect("valid").sample(r) as u32
-            };
-            if kept > 0 {
-                fr.push(t);
-                ct.push(kept);
+    map_pixels_in(
+        ev,
+        rng::subseed(seed, "gain"),
+        window,
+        |p, f0, c0, r, fr, ct| {
+            let e = eff[p].clamp(0.0, 1.0);
+            for (&t, &k) in f0.iter().zip(c0) {
+                let kept = if e >= 1.0 {
+                    k
+                } else {
+                    Binomial::new(u64::from(k), e).expect("valid").sample(r) as u32
+                };
+                if kept > 0 {
+                    fr.push(t);
+                    ct.push(kept);
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Step 4: dead pixels lose every count; hot pixels add Poisson(`hot_rate_hz` × frame time)
@@ -319,13 +404,25 @@ pub fn bad_pixels(
     hot_rate_hz: f64,
     seed: u64,
 ) -> Result<EventList> {
+    bad_pixels_in(ev, dead, hot, hot_rate_hz, seed, &(0..ev.n_pixels()))
+}
+
+fn bad_pixels_in(
+    ev: &EventList,
+    dead: &[bool],
+    hot: &[bool],
+    hot_rate_hz: f64,
+    seed: u64,
+    window: &Range<usize>,
+) -> Result<EventList> {
     check_len(ev, dead.len(), "dead-pixel map")?;
     check_len(ev, hot.len(), "hot-pixel map")?;
     let n_frames = ev.n_frames();
     let m = hot_rate_hz * ev.frame_time_s();
-    map_pixels(
+    map_pixels_in(
         ev,
         rng::subseed(seed, "bad-pixels"),
+        window,
         |p, f0, c0, r, fr, ct| {
             if dead[p] {
                 return;
@@ -354,7 +451,11 @@ pub fn bad_pixels(
 
 /// Step 5: counter rollover: counts modulo `max_count + 1`.
 pub fn rollover(ev: &EventList, max_count: u64) -> Result<EventList> {
-    map_pixels(ev, 0, |_, f0, c0, _, fr, ct| {
+    rollover_in(ev, max_count, &(0..ev.n_pixels()))
+}
+
+fn rollover_in(ev: &EventList, max_count: u64, window: &Range<usize>) -> Result<EventList> {
+    map_pixels_in(ev, 0, window, |_, f0, c0, _, fr, ct| {
         for (&t, &k) in f0.iter().zip(c0) {
             let w = (u64::from(k) % (max_count + 1)) as u32;
             if w > 0 {
@@ -367,8 +468,12 @@ pub fn rollover(ev: &EventList, max_count: u64) -> Result<EventList> {
 
 /// Step 6: empties the pixels where `valid` is false.
 pub fn apply_mask(ev: &EventList, valid: &[bool]) -> Result<EventList> {
+    apply_mask_in(ev, valid, &(0..ev.n_pixels()))
+}
+
+fn apply_mask_in(ev: &EventList, valid: &[bool], window: &Range<usize>) -> Result<EventList> {
     check_len(ev, valid.len(), "mask")?;
-    map_pixels(ev, 0, |p, f0, c0, _, fr, ct| {
+    map_pixels_in(ev, 0, window, |p, f0, c0, _, fr, ct| {
         if valid[p] {
             fr.extend_from_slice(f0);
             ct.extend_from_slice(c0);
@@ -438,32 +543,72 @@ impl CountingChain {
 
     /// Runs the enabled steps in order on ideal photons; `seed` is the run's photon seed.
     pub fn apply(&self, ideal: &EventList, seed: u64) -> Result<EventList> {
+        self.apply_window(ideal, seed, &(0..ideal.n_pixels()))
+    }
+
+    /// Whether a photon can move to another pixel (charge sharing on).
+    fn shares_charge(&self) -> bool {
+        self.steps.charge_sharing && self.detector.charge_sharing_prob > 0.0
+    }
+
+    /// The ideal pixels the chain needs to produce the pixels of `window` of a `rows` ×
+    /// `cols` detector: the window itself, or with charge sharing one detector row more
+    /// either side, in whole [`PIXEL_BLOCK`]s.
+    pub fn sources(&self, window: &Range<usize>, rows: usize, cols: usize) -> Range<usize> {
+        if self.shares_charge() {
+            charge_sharing_sources(window, rows, cols)
+        } else {
+            window.clone()
+        }
+    }
+
+    /// [`CountingChain::apply`] for the pixels of `window` (whole [`PIXEL_BLOCK`]s, see
+    /// [`check_window`]) of a detector shard: `ideal` must hold the ideal photons of
+    /// [`CountingChain::sources`] (other pixels are ignored). The window's pixels come out
+    /// bit-identical to the whole run's (each step draws block b from stream b); the other
+    /// pixels come out empty.
+    pub fn apply_window(
+        &self,
+        ideal: &EventList,
+        seed: u64,
+        window: &Range<usize>,
+    ) -> Result<EventList> {
+        let n = ideal.n_pixels();
+        check_window(window, n)?;
         let s = &self.steps;
         let d = &self.detector;
-        let mut ev = ideal.clone();
-        if s.charge_sharing && d.charge_sharing_prob > 0.0 {
-            ev = charge_sharing(&ev, d.charge_sharing_prob, seed)?;
-        }
+        let whole = window.start == 0 && window.end == n;
+        let mut ev = if self.shares_charge() {
+            charge_sharing_in(ideal, d.charge_sharing_prob, seed, window)?
+        } else if whole {
+            ideal.clone()
+        } else {
+            map_pixels_in(ideal, 0, window, |_, f0, c0, _, fr, ct| {
+                fr.extend_from_slice(f0);
+                ct.extend_from_slice(c0);
+            })?
+        };
         if s.dead_time && d.dead_time_s > 0.0 {
-            ev = dead_time(&ev, d.dead_time_s, seed)?;
+            ev = dead_time_in(&ev, d.dead_time_s, seed, window)?;
         }
         if s.gain && d.gain_sigma > 0.0 {
-            ev = gain(&ev, &self.defects.efficiency, seed)?;
+            ev = gain_in(&ev, &self.defects.efficiency, seed, window)?;
         }
         if s.bad_pixels {
-            ev = bad_pixels(
+            ev = bad_pixels_in(
                 &ev,
                 &self.defects.dead,
                 &self.defects.hot,
                 d.hot_pixel_rate_hz,
                 seed,
+                window,
             )?;
         }
         if s.rollover {
-            ev = rollover(&ev, d.max_count())?;
+            ev = rollover_in(&ev, d.max_count(), window)?;
         }
         if s.mask {
-            ev = apply_mask(&ev, &self.valid)?;
+            ev = apply_mask_in(&ev, &self.valid, window)?;
         }
         Ok(ev)
     }
@@ -607,6 +752,42 @@ mod tests {
                 })
         };
         assert_eq!(run(1), run(2));
+    }
+
+    /// A detector shard: the chain on the ideal photons of the window's sources gives, in
+    /// the window, exactly the whole run's photons (every step on, charge sharing included,
+    /// windows at the detector's edges and in its middle), and nothing outside it.
+    #[test]
+    fn window_equals_the_whole_run_in_the_window() {
+        let d = crate::instrument::detector::tests::preset("maxipix-2x2");
+        let steps = CountingConfig {
+            charge_sharing: true,
+            ..CountingConfig::default()
+        };
+        let mut det = d.clone();
+        det.charge_sharing_prob = det.charge_sharing_prob.max(0.05);
+        let chain = CountingChain::new(&det, &steps, None).unwrap();
+        let n = d.n_pixels();
+        let mean = vec![0.7; n];
+        let ideal = poisson_events(&mean, d.rows, d.cols, 5, 0.1, 21).unwrap();
+        let whole = chain.apply(&ideal, 22).unwrap();
+        let nb = n.div_ceil(PIXEL_BLOCK);
+        for (b0, b1) in [(0, 1), (3, 7), (nb - 2, nb), (0, nb)] {
+            let window = b0 * PIXEL_BLOCK..(b1 * PIXEL_BLOCK).min(n);
+            let src = chain.sources(&window, d.rows, d.cols);
+            assert!(src.start <= window.start && src.end >= window.end);
+            let in_src: Vec<bool> = (0..n).map(|p| src.contains(&p)).collect();
+            let part = apply_mask(&ideal, &in_src).unwrap();
+            let out = chain.apply_window(&part, 22, &window).unwrap();
+            for p in 0..n {
+                if window.contains(&p) {
+                    assert_eq!(out.pixel(p), whole.pixel(p), "pixel {p} of {window:?}");
+                } else {
+                    assert!(out.pixel(p).0.is_empty(), "pixel {p} outside {window:?}");
+                }
+            }
+        }
+        assert!(chain.apply_window(&ideal, 22, &(1..PIXEL_BLOCK)).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! Reference: attenuation law and slab absorption, e.g. B. E. Warren, X-ray Diffraction (1969),
 //! ch. 3; diamond cross sections from NIST XCOM (see [`crate::instrument::xcom`]).
 
-use crate::config::instrument::{DacConfig, KosselConfig};
+use crate::config::instrument::{DacConfig, KosselConfig, DEFAULT_SPOT_PEAK_FRACTION};
 use crate::instrument::beam::Beam;
 use crate::instrument::xcom::{Attenuation, Material};
 use xpcs_core::check::{check_positive, check_range};
@@ -41,6 +41,12 @@ pub struct Dac {
     pub sample: Material,
     /// Sample thickness (cm).
     pub sample_thickness_cm: f64,
+    /// Lateral size of the sample piece (cm).
+    pub sample_lateral_size_cm: f64,
+    /// Sample chamber height (gasket thickness, cm).
+    pub chamber_height_cm: f64,
+    /// Pressure-transmitting medium (as written in the file).
+    pub medium: String,
     /// Sample attenuation at the beam energy.
     pub sample_attenuation: Attenuation,
     /// Coherent cross section per atom at the FSDP peak (electrons²).
@@ -51,6 +57,9 @@ pub struct Dac {
     pub static_fraction: f64,
     /// Kossel lines and spots.
     pub kossel: KosselConfig,
+    /// Peak count rate of an anvil spot (photons/s/pixel), resolved from the fixed rate or
+    /// the per-flux fraction of the file.
+    pub spot_peak_rate_hz: f64,
 }
 
 impl Dac {
@@ -150,13 +159,24 @@ impl Dac {
         check_range(origin, "kossel.depth[0]", k.depth[0], 0.0, 1.0)?;
         check_range(origin, "kossel.depth[1]", k.depth[1], k.depth[0], 1.0)?;
         check_positive(origin, "kossel.width_mrad", k.width_mrad)?;
-        check_range(
-            origin,
-            "kossel.spot_peak_rate_hz",
-            k.spot_peak_rate_hz,
-            0.0,
-            1e9,
-        )?;
+        let spot_peak_rate_hz = match (k.spot_peak_rate_hz, k.spot_peak_fraction) {
+            (Some(r), None) => {
+                check_range(origin, "kossel.spot_peak_rate_hz", r, 0.0, 1e9)?;
+                r
+            }
+            (None, f) => {
+                let f = f.unwrap_or(DEFAULT_SPOT_PEAK_FRACTION);
+                check_range(origin, "kossel.spot_peak_fraction", f, 0.0, 1e-3)?;
+                f * beam.flux_ph_s
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    origin,
+                    "give at most one of kossel.spot_peak_rate_hz (fixed photons/s) and \
+                     kossel.spot_peak_fraction (per unit flux on the sample)",
+                ))
+            }
+        };
         check_positive(origin, "kossel.spot_sigma_px", k.spot_sigma_px)?;
         check_range(origin, "kossel.n_lines", k.n_lines as f64, 0.0, 100.0)?;
         check_range(origin, "kossel.n_spots", k.n_spots as f64, 0.0, 1000.0)?;
@@ -177,11 +197,15 @@ impl Dac {
             opening_angle_rad: cfg.opening_angle_deg.to_radians(),
             sample,
             sample_thickness_cm: s.thickness_um * 1e-4,
+            sample_lateral_size_cm: s.lateral_size_um * 1e-4,
+            chamber_height_cm: cfg.chamber_height_um * 1e-4,
+            medium: cfg.medium.clone(),
             sample_attenuation,
             peak_cross_section_e2: s.peak_cross_section_e2_per_atom,
             incoherent_fraction: cfg.incoherent_fraction,
             static_fraction: cfg.static_fraction,
             kossel: k.clone(),
+            spot_peak_rate_hz,
         })
     }
 

@@ -6,7 +6,9 @@
 //! the dynamics model): `tau_s` per bin is left `None` for the caller to fill.
 
 use crate::config::instrument::BitDepth;
+use crate::instrument::background::Background;
 use crate::instrument::coherence::Contrast;
+use crate::instrument::dose::DoseRate;
 use crate::instrument::geometry::{partition, PartitionSpec};
 use crate::instrument::scene::Instrument;
 use xpcs_core::error::Result;
@@ -41,8 +43,17 @@ pub struct Description {
     pub energy_kev: f64,
     /// Wavelength (Å).
     pub wavelength_angstrom: f64,
-    /// Flux (photons/s).
+    /// Flux on the sample (photons/s).
     pub flux_ph_s: f64,
+    /// Where the flux comes from and what the other reading would give
+    /// ([`crate::instrument::beam::Beam::flux_provenance`]).
+    pub flux_provenance: String,
+    /// Mean flux density on the illuminated spot (photons/s/µm²).
+    pub flux_density_ph_s_um2: f64,
+    /// Dose rate in the illuminated sample column (Gy/s).
+    pub dose: DoseRate,
+    /// Dose accumulated during the scan, beam on for n_frames × frame_time (Gy).
+    pub scan_dose_gy: f64,
     /// Straight-through anvil transmission.
     pub dac_transmission: f64,
     /// Whether Rayleigh counts as a loss.
@@ -58,6 +69,11 @@ pub struct Description {
     /// Contrast after the incoherent dilution c (1 − x_b)² (what g2 − 1 shows at short lag
     /// without static background).
     pub contrast_diluted: f64,
+    /// Incoherent fraction the simulation uses (the cell's `incoherent_fraction`).
+    pub incoherent_fraction: f64,
+    /// The incoherent background computed from the cell geometry at the detector centre, or
+    /// why it could not be computed.
+    pub background: std::result::Result<Background, String>,
     /// Mean count rate per valid pixel (photons/s).
     pub mean_rate_hz: f64,
     /// Valid pixels.
@@ -133,11 +149,16 @@ pub fn describe(
         * n_frames as f64;
     let contrast = inst.contrast_at(pressure_gpa)?;
     let xb = inst.dac.incoherent_fraction;
+    let dose = DoseRate::new(&inst.beam, &inst.dac);
     Ok(Description {
         pressure_gpa,
         energy_kev: inst.beam.energy_kev,
         wavelength_angstrom: inst.beam.wavelength_angstrom(),
         flux_ph_s: inst.beam.flux_ph_s,
+        flux_provenance: inst.beam.flux_provenance(),
+        flux_density_ph_s_um2: inst.beam.flux_ph_s / inst.beam.spot_area_um2(),
+        dose,
+        scan_dose_gy: dose.dose_gy(n_frames as f64 * frame_time_s),
         dac_transmission: inst.dac.transmission_straight(),
         rayleigh_is_loss: inst.dac.rayleigh_is_loss,
         quantum_efficiency: inst
@@ -147,6 +168,9 @@ pub fn describe(
         q1_inv_angstrom: scene.q1_inv_angstrom,
         contrast,
         contrast_diluted: contrast.value() * (1.0 - xb).powi(2),
+        incoherent_fraction: xb,
+        background: Background::new(&inst.beam, &inst.dac, scene.two_theta_c_rad)
+            .map_err(|e| e.to_string()),
         mean_rate_hz: total / n_valid.max(1) as f64 / frame_time_s,
         n_valid,
         frame_time_s,
@@ -175,8 +199,22 @@ impl std::fmt::Display for Description {
         writeln!(f, "pressure            {:.2} GPa", self.pressure_gpa)?;
         writeln!(
             f,
-            "beam                {:.3} keV (λ = {:.4} Å), {:.3e} ph/s",
-            self.energy_kev, self.wavelength_angstrom, self.flux_ph_s
+            "beam                {:.3} keV (λ = {:.4} Å), {:.3e} ph/s on the sample \
+             ({:.2e} ph/s/µm²)",
+            self.energy_kev, self.wavelength_angstrom, self.flux_ph_s, self.flux_density_ph_s_um2
+        )?;
+        writeln!(f, "flux provenance     {}", self.flux_provenance)?;
+        writeln!(
+            f,
+            "dose                {:.2e} Gy/s ({:.2e} W absorbed in {:.2e} kg, sample \
+             transmission {:.3}); {:.2e} Gy in this scan ({} × {} s)",
+            self.dose.gy_per_s,
+            self.dose.absorbed_power_w,
+            self.dose.column_mass_kg,
+            self.dose.sample_transmission,
+            self.scan_dose_gy,
+            self.n_frames,
+            self.frame_time_s
         )?;
         writeln!(
             f,
@@ -207,6 +245,33 @@ impl std::fmt::Display for Description {
             c.beta_longitudinal,
             self.contrast_diluted
         )?;
+        match &self.background {
+            Ok(b) => {
+                let xb = b.incoherent_fraction();
+                writeln!(
+                    f,
+                    "background          x_b = {:.3} used (the cell file's incoherent_fraction); \
+                     computed from the cell {:.3} (B/G = {:.3} at 2θ_c, x_s = {:.3}) → \
+                     contrast after dilution {:.4}",
+                    self.incoherent_fraction,
+                    xb,
+                    b.ratio_sum(),
+                    b.static_fraction,
+                    c.value() * (1.0 - xb).powi(2)
+                )?;
+                let parts: Vec<String> = b
+                    .components
+                    .iter()
+                    .map(|k| format!("{} {:.4}", k.name, k.ratio))
+                    .collect();
+                writeln!(f, "  parts ÷ glass     {}", parts.join("; "))?;
+            }
+            Err(e) => writeln!(
+                f,
+                "background          x_b = {:.3} used; not computed from the cell: {e}",
+                self.incoherent_fraction
+            )?,
+        }
         writeln!(
             f,
             "speckle size        {:.2} px (rows) × {:.2} px (cols)",

@@ -68,9 +68,11 @@ fn dot(a: &[f64; 3], b: &[f64; 3]) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 
-/// Builds the Kossel/spot map of a cell orientation.
+/// Builds the Kossel/spot map of a cell orientation; `spot_peak_rate_hz` is the peak rate of
+/// a spot (photons/s/pixel, resolved by [`crate::instrument::dac::Dac::new`] from the flux).
 pub fn inject(
     cfg: &KosselConfig,
+    spot_peak_rate_hz: f64,
     maps: &QMaps,
     wavelength_angstrom: f64,
     mask: &[bool],
@@ -158,7 +160,7 @@ pub fn inject(
                 }
                 let d2 = (dr * dr + dc * dc) as f64;
                 spot_rate_hz[rr as usize * maps.cols + cc as usize] +=
-                    cfg.spot_peak_rate_hz * (-0.5 * d2 / (s * s)).exp();
+                    spot_peak_rate_hz * (-0.5 * d2 / (s * s)).exp();
             }
         }
         spots.push(SpotTruth { centre: [r0, c0] });
@@ -533,10 +535,11 @@ mod tests {
             depth: [0.3, 0.6],
             width_mrad: 0.03,
             n_spots: 2,
-            spot_peak_rate_hz: 1500.0,
+            spot_peak_rate_hz: Some(1500.0),
+            spot_peak_fraction: None,
             spot_sigma_px: 1.5,
         };
-        let k = inject(&cfg, &maps, 0.5918, &valid);
+        let k = inject(&cfg, 1500.0, &maps, 0.5918, &valid);
         assert_eq!(k.lines.len(), 3);
         let modded: Vec<f64> = (0..mean.len())
             .map(|p| mean[p] * k.transmission[p] + k.spot_rate_hz[p])

@@ -9,14 +9,18 @@
 //!   background fractions).
 //! - [`counting`]: the post-Poisson counting chain on [`xpcs_core::data::EventList`].
 //! - [`kossel`]: Kossel lines and spots (injection and automatic masking).
+//! - [`background`]: the incoherent background fraction computed from the cell geometry.
+//! - [`dose`]: absorbed dose rate in the illuminated sample column.
 //! - [`describe`]: a printable report of what the twin will do.
 
+pub mod background;
 pub mod beam;
 pub mod coherence;
 pub mod counting;
 pub mod dac;
 pub mod describe;
 pub mod detector;
+pub mod dose;
 pub mod geometry;
 pub mod kossel;
 pub mod scene;

@@ -311,7 +311,7 @@ impl Instrument {
         frame_time_s: f64,
         mean_rate_hz: Option<f64>,
     ) -> Result<(Scene, QMaps, KosselMap)> {
-        check_positive("scene", "frame_time_s", frame_time_s)?;
+        xpcs_core::check::check_frame_time("scene", "frame_time_s", frame_time_s)?;
         if let Some(r) = mean_rate_hz {
             check_range("scene", "mean_rate_hz", r, 0.0, 1e9)?;
         }
@@ -321,7 +321,13 @@ impl Instrument {
         let qe = self
             .detector
             .quantum_efficiency(self.beam.energy_kev, &self.beam.origin)?;
-        let kmap = kossel::inject(&self.dac.kossel, &maps, geo.wavelength_angstrom, &valid);
+        let kmap = kossel::inject(
+            &self.dac.kossel,
+            self.dac.spot_peak_rate_hz,
+            &maps,
+            geo.wavelength_angstrom,
+            &valid,
+        );
         let xb = self.dac.incoherent_fraction;
         let xs = self.dac.static_fraction;
         let n = maps.rows * maps.cols;

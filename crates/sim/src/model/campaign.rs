@@ -114,7 +114,7 @@ impl Campaign {
             let o = format!("{origin} [[isobar]] {i}");
             check_range(&o, "pressure_gpa", b.pressure_gpa, -1.0, 1000.0)?;
             check_range(&o, "waiting_time_s", b.waiting_time_s, 0.0, 1e9)?;
-            check_positive(&o, "frame_time_s", b.frame_time_s)?;
+            xpcs_core::check::check_frame_time(&o, "frame_time_s", b.frame_time_s)?;
             if b.n_frames == 0 || b.n_frames > u32::MAX as usize {
                 return Err(Error::out_of_range(&o, "frames", b.n_frames, "1 to 2^32-1"));
             }

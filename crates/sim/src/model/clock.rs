@@ -136,13 +136,29 @@ impl TauLaw {
     }
 }
 
-/// The material clock of one scan: a τ law plus clock jumps u → u + J (avalanche model A).
+/// The material clock of one scan: a τ law, a beam-induced rate and clock jumps u → u + J
+/// (avalanche model A):
+///
+/// ```text
+/// du/dt = 1/τ_th(t) + k · Ḋ,
+/// ```
+///
+/// with τ_th the law, Ḋ the dose rate of the beam (constant during a scan) and k the sample's
+/// `beam_relaxation_per_gy`; [`Clock::beam_rate_per_s`] is k · Ḋ (material time per second).
+/// With k · Ḋ = 0 every value is the law's, bit for bit.
 #[doc(alias = "material_time")]
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Clock {
     law: TauLaw,
     /// (scan time (s), jump J), sorted by time; u is right-continuous at each jump.
     jumps: Vec<(f64, f64)>,
+    /// Beam-induced clock rate k · Ḋ (s⁻¹), ≥ 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    beam_rate_per_s: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Clock {
@@ -154,7 +170,33 @@ impl Clock {
             xpcs_core::check::check_range(origin, "clock_jump", j, 0.0, 1e6)?;
         }
         jumps.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Ok(Clock { law, jumps })
+        Ok(Clock {
+            law,
+            jumps,
+            beam_rate_per_s: 0.0,
+        })
+    }
+
+    /// The same clock with a beam-induced rate k · Ḋ (s⁻¹, ≥ 0; `origin` names the input).
+    pub fn with_beam_rate(mut self, beam_rate_per_s: f64, origin: &str) -> Result<Self> {
+        xpcs_core::check::check_range(origin, "beam_rate_per_s", beam_rate_per_s, 0.0, 1e9)?;
+        self.beam_rate_per_s = beam_rate_per_s;
+        Ok(self)
+    }
+
+    /// Beam-induced clock rate k · Ḋ (s⁻¹).
+    pub fn beam_rate_per_s(&self) -> f64 {
+        self.beam_rate_per_s
+    }
+
+    /// Effective relaxation time at scan time t (s): 1 / (1/τ_th(t) + k · Ḋ).
+    pub fn tau_at(&self, t_s: f64) -> f64 {
+        let tau = self.law.tau_at(t_s);
+        if self.beam_rate_per_s == 0.0 {
+            tau
+        } else {
+            1.0 / (1.0 / tau + self.beam_rate_per_s)
+        }
     }
 
     /// A stationary clock with no jumps.
@@ -174,7 +216,11 @@ impl Clock {
     /// u(t) without the jumps.
     #[inline]
     pub fn smooth_u(&self, t_s: f64) -> f64 {
-        self.law.u(t_s)
+        if self.beam_rate_per_s == 0.0 {
+            self.law.u(t_s)
+        } else {
+            self.law.u(t_s) + self.beam_rate_per_s * t_s
+        }
     }
 
     /// u(t): smooth part plus every jump at a time ≤ t.
@@ -185,7 +231,7 @@ impl Clock {
             .take_while(|&&(te, _)| te <= t_s)
             .map(|&(_, j)| j)
             .sum();
-        self.law.u(t_s) + j
+        self.smooth_u(t_s) + j
     }
 }
 
@@ -261,6 +307,39 @@ mod tests {
         assert!(KwwExponent::new(0.0, "t").is_err());
         let e = KwwExponent::new(2.1, "m.toml").unwrap_err().to_string();
         assert!(e.contains("m.toml") && e.contains("kww_exponent"), "{e}");
+    }
+
+    #[test]
+    fn beam_term_adds_k_dose_rate_and_zero_changes_nothing() {
+        let law = TauLaw::Aging {
+            tau0_s: 34.0,
+            tau_star_s: 2300.0,
+            tau_eq_s: 200.0,
+            waiting_time_s: 3000.0,
+        };
+        let jumps = vec![(100.0, 0.5), (700.0, 2.0)];
+        let plain = Clock::new(law, jumps.clone(), "t").unwrap();
+        let zero = plain.clone().with_beam_rate(0.0, "t").unwrap();
+        for t in [0.0, 0.1, 99.9, 100.0, 512.3, 1000.0] {
+            assert_eq!(zero.u(t).to_bits(), plain.u(t).to_bits());
+            assert_eq!(zero.tau_at(t).to_bits(), law.tau_at(t).to_bits());
+        }
+        // k·Ḋ = 3.8e6 Gy/s × 1e-9 /Gy: the clock integrates 1/τ_eff = 1/τ_th + k·Ḋ.
+        let r = 3.8e-3;
+        let beam = plain.clone().with_beam_rate(r, "t").unwrap();
+        let (t_end, n) = (1000.0, 200_000);
+        let h = t_end / n as f64;
+        let num: f64 = (0..n)
+            .map(|i| h / beam.tau_at((i as f64 + 0.5) * h))
+            .sum::<f64>()
+            + 2.5;
+        assert!((num - beam.u(t_end)).abs() < 1e-6 * num, "{num}");
+        assert!((beam.u(t_end) - plain.u(t_end) - r * t_end).abs() < 1e-9);
+        let e = plain
+            .with_beam_rate(-1.0, "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("s.toml") && e.contains("beam_rate_per_s"), "{e}");
     }
 
     #[test]

@@ -57,7 +57,14 @@ impl Dynamics {
     pub fn with_clock_jumps(mut self, extra: &[(f64, f64)], origin: &str) -> Result<Self> {
         let mut jumps = self.clock.jumps().to_vec();
         jumps.extend_from_slice(extra);
-        self.clock = Clock::new(*self.clock.law(), jumps, origin)?;
+        let rate = self.clock.beam_rate_per_s();
+        self.clock = Clock::new(*self.clock.law(), jumps, origin)?.with_beam_rate(rate, origin)?;
+        Ok(self)
+    }
+
+    /// The same dynamics with a beam-induced clock rate k · Ḋ (s⁻¹; see [`Clock`]).
+    pub fn with_beam_rate(mut self, beam_rate_per_s: f64, origin: &str) -> Result<Self> {
+        self.clock = self.clock.with_beam_rate(beam_rate_per_s, origin)?;
         Ok(self)
     }
 

@@ -15,7 +15,9 @@ pub mod synth;
 pub use generators::{CirculantPlan, Generator};
 pub use stable::symmetric_stable;
 pub use synth::{
-    Exposure, GeneratorKind, Method, PerPixel, PixelBlock, Scene, SimOptions, Simulator,
+    available_memory_bytes, check_memory, check_size, Exposure, GeneratorKind, Method, PerPixel,
+    PixelBlock, Scene, SimOptions, Simulator, MAX_FRAMES, MAX_MEAN_COUNTS, MAX_PIXELS,
+    MEAN_COUNTS_RANGE,
 };
 
 #[cfg(test)]

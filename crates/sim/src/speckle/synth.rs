@@ -135,13 +135,13 @@ impl Scene {
         if let Some(p) = self
             .mean_counts
             .iter()
-            .position(|&m| !(m.is_finite() && m >= 0.0))
+            .position(|&m| !(m.is_finite() && (0.0..=MAX_MEAN_COUNTS).contains(&m)))
         {
             return Err(Error::out_of_range(
                 "scene",
-                format!("mean_counts[{p}]"),
+                format!("mean_counts[{p}] (photons per pixel per frame)"),
                 self.mean_counts[p],
-                "≥ 0",
+                MEAN_COUNTS_RANGE,
             ));
         }
         check_range("scene", "modes", self.modes, 1.0, 1e6)?;
@@ -304,7 +304,121 @@ pub struct Simulator {
     events_frames: Vec<(f64, f64)>,
 }
 
+/// Largest mean count per pixel per frame a scene may ask for: counts are u32 per
+/// pixel-frame, and the brightest speckles of a long scan reach ~50 × the mean (exponential
+/// intensity tail over 1e9+ pixel-frames), so 1e7 keeps them 8× below 2^32; the grid method's
+/// cost grows with the photons, and no photon-counting detector counts more per frame.
+pub const MAX_MEAN_COUNTS: f64 = 1e7;
+/// [`MAX_MEAN_COUNTS`] as an allowed range for messages.
+pub const MEAN_COUNTS_RANGE: &str = "0 to 1e7 photons per pixel per frame (u32 counts)";
+/// Most frames of one simulated scan: 2^27 ≈ 1.3e8. The simulator holds per-frame tables
+/// (the material clock, 8 bytes per frame; 8 × sub-samples with the exact method), and frame
+/// indices are u32 in every output.
+pub const MAX_FRAMES: usize = 1 << 27;
+/// Most pixels of one simulated scene: 2^28 (16384 × 16384).
+pub const MAX_PIXELS: usize = 1 << 28;
+
+/// Checks the size of a scan before anything is allocated for it: rows and columns ≥ 1 with
+/// at most [`MAX_PIXELS`] pixels, 1 to [`MAX_FRAMES`] frames, and the per-pixel maps plus the
+/// per-frame tables (≈ 48 bytes per pixel, 8 per frame) within 80 % of the available memory.
+/// A pure function of its arguments and /proc/meminfo: callers run it first.
+pub fn check_size(origin: &str, rows: usize, cols: usize, n_frames: usize) -> Result<()> {
+    if rows == 0 {
+        return Err(Error::out_of_range(origin, "rows", rows, "≥ 1"));
+    }
+    if cols == 0 {
+        return Err(Error::out_of_range(origin, "cols", cols, "≥ 1"));
+    }
+    let pixels = rows.saturating_mul(cols);
+    if pixels > MAX_PIXELS {
+        return Err(Error::out_of_range(
+            origin,
+            "rows × cols",
+            format!("{rows} × {cols}"),
+            format!("≤ {MAX_PIXELS} pixels"),
+        ));
+    }
+    if n_frames == 0 || n_frames > MAX_FRAMES {
+        return Err(Error::out_of_range(
+            origin,
+            "frames",
+            n_frames,
+            format!("1 to {MAX_FRAMES} (the simulator keeps 8 bytes per frame)"),
+        ));
+    }
+    check_memory(origin, 48.0 * pixels as f64 + 8.0 * n_frames as f64)
+}
+
+/// Available memory (bytes), Linux `MemAvailable` (None when unknown).
+pub fn available_memory_bytes() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
+/// Refuses `need_bytes` above 80 % of the available memory (unknown memory: no refusal).
+pub fn check_memory(origin: &str, need_bytes: f64) -> Result<()> {
+    match available_memory_bytes() {
+        Some(avail) if need_bytes > 0.8 * avail => Err(Error::out_of_range(
+            origin,
+            "memory needed",
+            format!("{:.2} GB", need_bytes / 1e9),
+            format!("≤ 80 % of the {:.2} GB available", avail / 1e9),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Simulator {
+    /// Memory the simulator itself allocates (bytes), estimated without allocating: the
+    /// material-clock table (8 bytes per frame), the exact method's sub-sample times (8 per
+    /// sub-sample), and for the circulant generator its embedding (M ≥ 2 × grid points:
+    /// 16-byte complex row, 8-byte √λ, FFT scratch) plus one field of M points per thread.
+    /// The photons it produces are the caller's (the event list or the streamed file).
+    pub fn memory_estimate_bytes(
+        scene: &Scene,
+        dynamics: &Dynamics,
+        exposure: &Exposure,
+        options: &SimOptions,
+    ) -> f64 {
+        let nf = exposure.n_frames as f64;
+        let mut bytes = 8.0 * (nf + 1.0);
+        let grid_points = match options.method {
+            Method::Exact { subsamples } => {
+                bytes += 8.0 * nf * subsamples as f64;
+                nf * subsamples as f64
+            }
+            Method::Grid { du, tolerance } => {
+                let n = scene.rows * scene.cols;
+                let r_max = (0..n)
+                    .map(|p| scene.rate_factor.at(p))
+                    .fold(0.0f64, f64::max);
+                let (x_lo, x_hi) = (0..n)
+                    .map(|p| scene.static_fraction.at(p))
+                    .fold((1.0f64, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+                // Invalid spacings are refused by `new` after this estimate: none here.
+                let du = match du {
+                    Some(d) if d.is_finite() && d > 0.0 => d,
+                    None if tolerance.is_finite() && tolerance > 0.0 => {
+                        let (lo, hi) = (x_lo.min(x_hi), x_hi);
+                        truth::grid_spacing_for(dynamics.beta(), 1.0, lo, hi, tolerance).0
+                    }
+                    _ => return bytes,
+                };
+                let t_end = nf * exposure.frame_time_s;
+                let u_span = dynamics.clock().u(t_end) - dynamics.clock().u(0.0);
+                (r_max * u_span / du).max(4.0 / du) + 2.0
+            }
+        };
+        if matches!(options.generator, GeneratorKind::Circulant) {
+            let m = 4.0 * grid_points;
+            let threads = rayon::current_num_threads() as f64;
+            bytes += m * (16.0 + 8.0 + 16.0) + threads * m * 16.0;
+        }
+        bytes
+    }
+
     /// Validates everything and plans the generator.
     pub fn new(
         scene: Scene,
@@ -312,19 +426,17 @@ impl Simulator {
         exposure: Exposure,
         options: SimOptions,
     ) -> Result<Self> {
+        // Sizes first: nothing below allocates before they pass.
+        check_size("exposure", scene.rows, scene.cols, exposure.n_frames)?;
         scene.validate()?;
-        check_positive("exposure", "frame_time_s", exposure.frame_time_s)?;
-        if exposure.n_frames == 0 || exposure.n_frames > u32::MAX as usize {
-            return Err(Error::out_of_range(
-                "exposure",
-                "frames",
-                exposure.n_frames,
-                "1 to 2^32-1",
-            ));
-        }
+        xpcs_core::check::check_frame_time("exposure", "frame_time_s", exposure.frame_time_s)?;
         if options.block_pixels == 0 {
             return Err(Error::out_of_range("options", "block_pixels", 0, "≥ 1"));
         }
+        check_memory(
+            "simulation",
+            Self::memory_estimate_bytes(&scene, &dynamics, &exposure, &options),
+        )?;
         let beta = dynamics.beta();
         let table = ClockTable::new(dynamics.clock(), exposure.n_frames, exposure.frame_time_s);
         let events_frames: Vec<(f64, f64)> = dynamics
@@ -509,16 +621,25 @@ impl Simulator {
 
     /// All photons as one event list (memory ∝ photons).
     pub fn events(&self) -> Result<EventList> {
-        let slots: Mutex<Vec<Option<PixelBlock>>> = Mutex::new(vec![None; self.n_blocks()]);
-        self.for_each_block(|blk| {
-            let i = blk.index;
-            slots.lock().expect("no panic while holding the lock")[i] = Some(blk);
-            Ok(())
+        self.events_of_blocks(0..self.n_blocks())
+    }
+
+    /// The photons of blocks `blocks` (in parallel) as an event list of the whole detector
+    /// whose other pixels are empty: a detector shard, bit-identical in its pixels to
+    /// [`Simulator::events`] (memory ∝ the shard's photons plus 8 bytes per detector pixel).
+    pub fn events_of_blocks(&self, blocks: std::ops::Range<usize>) -> Result<EventList> {
+        let blocks = blocks.start.min(self.n_blocks())..blocks.end.min(self.n_blocks());
+        let slots: Mutex<Vec<Option<PixelBlock>>> = Mutex::new(vec![None; blocks.len()]);
+        blocks.clone().into_par_iter().try_for_each(|b| {
+            let blk = self.block(b)?;
+            slots.lock().expect("no panic while holding the lock")[b - blocks.start] = Some(blk);
+            Ok::<(), Error>(())
         })?;
         let slots = slots.into_inner().expect("no panic while holding the lock");
         let n = self.scene.rows * self.scene.cols;
         let mut offsets = Vec::with_capacity(n + 1);
         offsets.push(0u64);
+        offsets.resize((blocks.start * self.options.block_pixels).min(n) + 1, 0);
         let (mut frames, mut counts) = (Vec::new(), Vec::new());
         for blk in slots.into_iter().flatten() {
             let base = frames.len() as u64;
@@ -526,6 +647,7 @@ impl Simulator {
             frames.extend_from_slice(&blk.frames);
             counts.extend_from_slice(&blk.counts);
         }
+        offsets.resize(n + 1, frames.len() as u64);
         EventList::new(
             self.scene.rows,
             self.scene.cols,

@@ -533,3 +533,73 @@ fn pt_like_low_count_grid_run_matches_truth() {
     .unwrap();
     eprintln!("largest z = {worst}");
 }
+
+/// A detector shard's photons (some blocks) equal the whole run's in those pixels, and the
+/// other pixels are empty (blocks of 100 pixels: the last one partial).
+#[test]
+fn blocks_of_a_shard_equal_the_whole_run() {
+    let mut o = opts(GeneratorKind::Circulant, EXACT1, 5);
+    o.block_pixels = 100;
+    let sim = Simulator::new(
+        Scene::uniform(16, 40, 0.3, 0.5, 1.0),
+        Dynamics::stationary(1.0, 4.0).unwrap(),
+        exposure(30),
+        o,
+    )
+    .unwrap();
+    let whole = sim.events().unwrap();
+    assert_eq!(sim.n_blocks(), 7);
+    for blocks in [0..1, 2..5, 5..7, 0..7] {
+        let part = sim.events_of_blocks(blocks.clone()).unwrap();
+        for p in 0..640 {
+            if (blocks.start * 100..blocks.end * 100).contains(&p) {
+                assert_eq!(part.pixel(p), whole.pixel(p));
+            } else {
+                assert!(part.pixel(p).0.is_empty());
+            }
+        }
+    }
+}
+
+#[test]
+fn beam_term_zero_is_bit_identical_and_nonzero_matches_truth() {
+    let law = TauLaw::Aging {
+        tau0_s: 3.0,
+        tau_star_s: 30.0,
+        tau_eq_s: 10.0,
+        waiting_time_s: 0.0,
+    };
+    let make = |d: Dynamics| {
+        Simulator::new(
+            Scene::uniform(32, 32, 5.0, 1.0, 1.0),
+            d,
+            exposure(40),
+            opts(
+                GeneratorKind::Phasors { terms: 64 },
+                Method::Exact { subsamples: 2 },
+                9,
+            ),
+        )
+        .unwrap()
+    };
+    let plain = Dynamics::new(1.8, law, &[], None, "t").unwrap();
+    let zero = plain.clone().with_beam_rate(0.0, "t").unwrap();
+    assert_eq!(
+        make(plain.clone()).events().unwrap(),
+        make(zero).events().unwrap()
+    );
+    // k·Ḋ = 0.1 s⁻¹ (comparable to 1/τ): the simulated correlations still match the exact
+    // truth built from the same clock (same check and tolerance as the aging warp above).
+    let beam = plain.with_beam_rate(0.1, "t").unwrap();
+    let sim = make(beam);
+    let s = sim.truth_sampling(1);
+    check(
+        "beam",
+        &sim,
+        s,
+        &[(2, 4), (30, 32), (2, 2), (30, 37), (10, 20)],
+        &[1, 3, 6],
+        0.0,
+    )
+    .unwrap();
+}

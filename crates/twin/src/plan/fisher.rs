@@ -148,7 +148,7 @@ impl Setting {
         check_range(o, "contrast", self.contrast, 1e-9, 1.0)?;
         check_positive(o, "rate_per_pixel_hz", self.rate_per_pixel_hz)?;
         check_range(o, "bin_pixels", self.bin_pixels, 1.0, 1e12)?;
-        check_positive(o, "frame_time_s", self.frame_time_s)?;
+        xpcs_core::check::check_frame_time(o, "frame_time_s", self.frame_time_s)?;
         if self.n_frames < 4 {
             return Err(Error::out_of_range(o, "n_frames", self.n_frames, "≥ 4"));
         }

@@ -14,5 +14,5 @@ pub mod noise;
 pub mod recommend;
 
 pub use fisher::{predict, FreeParams, Prediction, Regime, Setting};
-pub use montecarlo::{monte_carlo, McOptions, McResult};
+pub use montecarlo::{monte_carlo, monte_carlo_with_progress, McOptions, McResult};
 pub use recommend::{recommend, Limits, Plan, Target, TargetParam};

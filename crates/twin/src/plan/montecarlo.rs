@@ -212,6 +212,16 @@ pub fn one_repeat(s: &Setting, n_pix: usize, seed: u64) -> Result<Option<McFit>>
 
 /// Runs the Monte Carlo for one setting.
 pub fn monte_carlo(s: &Setting, o: &McOptions) -> Result<McResult> {
+    monte_carlo_with_progress(s, o, &|| {})
+}
+
+/// [`monte_carlo`], calling `on_repeat` after each repeat (from any thread; for a progress
+/// bar). Same result.
+pub fn monte_carlo_with_progress(
+    s: &Setting,
+    o: &McOptions,
+    on_repeat: &(dyn Fn() + Sync),
+) -> Result<McResult> {
     s.validate()?;
     if o.repeats < 10 {
         return Err(Error::out_of_range(
@@ -227,7 +237,9 @@ pub fn monte_carlo(s: &Setting, o: &McOptions) -> Result<McResult> {
         .into_par_iter()
         .map(|i| {
             let seed = xpcs_sim::rng::stream(base, i as u64).next_u64();
-            one_repeat(s, n_pix, seed)
+            let r = one_repeat(s, n_pix, seed);
+            on_repeat();
+            r
         })
         .collect::<Result<_>>()?;
     let ok: Vec<McFit> = fits.iter().flatten().copied().collect();

@@ -77,29 +77,16 @@ where
             "plot files must end in .png",
         ));
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".xpcs-twin-plot-")
-        .suffix(".png")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
+    // Replaced on every run (plots are derived outputs), never over an input of the run.
+    let out = xpcs_io::atomic::AtomicOutput::begin(path, &[], true)?;
     {
-        let root = BitMapBackend::new(tmp.path(), size).into_drawing_area();
+        // The temp name ends in the target's name: the encoder sees `.png`.
+        let root = BitMapBackend::new(out.tmp_path(), size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
         draw(&root)?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    // tempfile creates 0600 files; a plot is an ordinary output file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(|e| Error::io(tmp.path(), e))?;
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    out.commit()?;
     Ok(())
 }
 

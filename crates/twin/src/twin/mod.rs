@@ -22,11 +22,12 @@ pub mod output;
 pub mod resources;
 pub mod scan;
 pub mod setup;
+pub mod shard;
 pub mod validate;
 
 pub use setup::{CampaignSetup, Roi, Scale, ScanSetup};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use xpcs_core::error::{Error, Result};
 
@@ -38,6 +39,11 @@ pub trait Progress: Sync {
     fn stage(&self, k: usize, stage: &str);
     /// Scan `k` is done.
     fn scan_done(&self, k: usize, seconds: f64);
+    /// Scan `k` is cut into `plan.count` shards (peak memory estimate `peak_bytes`); only
+    /// called for more than one shard.
+    fn sharded(&self, _k: usize, _plan: scan::ShardPlan, _peak_bytes: f64) {}
+    /// `done` of `count` shards of scan `k` are added, after `elapsed_s` seconds of the scan.
+    fn shards_done(&self, _k: usize, _done: usize, _count: usize, _elapsed_s: f64) {}
 }
 
 /// No progress output.
@@ -64,11 +70,39 @@ pub struct CampaignRun {
 
 /// Runs every scan and the campaign analysis; writes the outputs into `out` (created) when
 /// given. Refuses before any work when [`resources::check`] fails or outputs would be
-/// overwritten without `force`.
+/// overwritten without `force`, and when a scan does not fit the default memory budget
+/// ([`resources::default_budget_bytes`]) whole: validation scenarios the machine is too small
+/// for are reported NOT RUN rather than run for hours as shards ([`run_campaign_within`] runs
+/// them).
 pub fn run_campaign(
     setup: &CampaignSetup,
     out: Option<&Path>,
     force: bool,
+    progress: &dyn Progress,
+) -> Result<CampaignRun> {
+    run_inner(setup, out, force, None, false, progress)
+}
+
+/// [`run_campaign`] within a memory budget (bytes; None = the default): a scan whose whole run
+/// does not fit is run as detector shards ([`shard`], [`resources::plan_scan`]), one shard
+/// after another (several at a time when the budget allows); the results are bit-identical
+/// to a whole run.
+pub fn run_campaign_within(
+    setup: &CampaignSetup,
+    out: Option<&Path>,
+    force: bool,
+    max_memory_bytes: Option<f64>,
+    progress: &dyn Progress,
+) -> Result<CampaignRun> {
+    run_inner(setup, out, force, max_memory_bytes, true, progress)
+}
+
+fn run_inner(
+    setup: &CampaignSetup,
+    out: Option<&Path>,
+    force: bool,
+    max_memory_bytes: Option<f64>,
+    shards: bool,
     progress: &dyn Progress,
 ) -> Result<CampaignRun> {
     if let Some(dir) = out {
@@ -81,9 +115,20 @@ pub fn run_campaign(
                 });
             }
         }
-        resources::check(setup, Some(dir))?;
-    } else {
-        resources::check(setup, None)?;
+        // Every file of the run before any work: none an input (the campaign or sample
+        // file), none a device or directory, no two the same file.
+        let mut outputs = vec![dir.join("report.md"), dir.join("summary.json")];
+        for s in &setup.scans {
+            let scans = dir.join("scans");
+            outputs.push(scans.join(output::results_file_name(&s.label)));
+            outputs.push(scans.join(format!("{}.json", s.label)));
+        }
+        let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
+        xpcs_io::atomic::check_outputs(&outputs, &[&setup.path, &setup.sample_path], true)?;
+    }
+    let plans = resources::check(setup, out, max_memory_bytes)?;
+    if !shards {
+        resources::refuse_shards(setup, &plans, max_memory_bytes)?;
     }
     let t0 = Instant::now();
     let n = setup.scans.len();
@@ -91,7 +136,13 @@ pub fn run_campaign(
     for (k, s) in setup.scans.iter().enumerate() {
         progress.scan_started(k, n, &s.label);
         let ts = Instant::now();
-        let mut r = scan::run_scan(s, &setup.config.analysis, &|st| progress.stage(k, st))?;
+        let (plan, peak) = plans[k];
+        if plan.count > 1 {
+            progress.sharded(k, plan, peak);
+        }
+        let mut r = scan::run_scan(setup, s, plan, &|st| progress.stage(k, st), &|d, n| {
+            progress.shards_done(k, d, n, ts.elapsed().as_secs_f64())
+        })?;
         if let Some(dir) = out {
             // The per-bin two-time maps go to the results file now and are then dropped:
             // a campaign holds one scan's maps at a time.

@@ -19,6 +19,8 @@ use xpcs_core::error::{Error, Result};
 use xpcs_core::fit::{FitModel, Kww};
 use xpcs_io::assemble::{assemble, RunMeta};
 use xpcs_io::results::{write_results, Geometry as ResultsGeometry, Node, Tree};
+use xpcs_sim::instrument::background::Background;
+use xpcs_sim::instrument::dose::DoseRate;
 use xpcs_sim::model::Direction;
 
 /// Writes `text` to `path` atomically (temp file + rename); the twin's outputs are replaced on
@@ -392,6 +394,62 @@ fn row(scan: &str, what: &str, c: &Compared, max_pull: f64) -> String {
     )
 }
 
+/// The report's "Beam, background and dose" section: flux on the sample with its
+/// provenance, the incoherent fraction used beside the one computed from the cell, the dose
+/// rate and the dose of every scan (beam on during the scans only).
+fn beam_and_dose(md: &mut String, setup: &CampaignSetup, scans: &[ScanResult]) {
+    let inst = &setup.instrument;
+    let dose = DoseRate::new(&inst.beam, &inst.dac);
+    let _ = writeln!(md, "\n## Beam, background and dose\n");
+    let _ = writeln!(
+        md,
+        "Flux on the sample {} ph/s: {}. Dose rate {} Gy/s in the illuminated column \
+         ({} W absorbed in {} kg).\n",
+        fmt(inst.beam.flux_ph_s),
+        inst.beam.flux_provenance(),
+        fmt(dose.gy_per_s),
+        fmt(dose.absorbed_power_w),
+        fmt(dose.column_mass_kg)
+    );
+    if let Some(sc) = setup.scans.first() {
+        match Background::new(&inst.beam, &inst.dac, sc.two_theta_c_rad) {
+            Ok(b) => {
+                let parts: Vec<String> = b
+                    .components
+                    .iter()
+                    .map(|k| format!("{} {}", k.name, fmt(k.ratio)))
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "Incoherent fraction x_b = {} used (the cell file's); computed from the cell \
+                     at 2θ = {:.2}°: {} (ratios to the glass signal: {}).\n",
+                    fmt(inst.dac.incoherent_fraction),
+                    sc.two_theta_c_rad.to_degrees(),
+                    fmt(b.incoherent_fraction()),
+                    parts.join("; ")
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(md, "Incoherent fraction not computed from the cell: {e}\n");
+            }
+        }
+    }
+    let _ = writeln!(md, "| scan | beam on (s) | dose (Gy) |\n|---|---|---|");
+    let mut total = 0.0;
+    for s in scans {
+        let t = s.n_frames as f64 * s.frame_time_s;
+        total += dose.dose_gy(t);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            s.label,
+            fmt(t),
+            fmt(dose.dose_gy(t))
+        );
+    }
+    let _ = writeln!(md, "| campaign | | {} |", fmt(total));
+}
+
 /// The markdown report; also returns the number of failed comparisons and checks.
 pub fn report_markdown(
     setup: &CampaignSetup,
@@ -460,6 +518,7 @@ pub fn report_markdown(
             s.timing_s.iter().map(|t| t.1).sum::<f64>()
         );
     }
+    beam_and_dose(&mut md, setup, scans);
     let _ = writeln!(md, "\n## τ, β, c per isobar (whole region, q ≈ q1)\n");
     let head = "| scan | fit | quantity | value | σ | truth | pull | model | |\n|---|---|---|---|---|---|---|---|---|\n";
     md.push_str(head);
@@ -662,6 +721,16 @@ fn tree_fit(f: &xpcs_core::fit::FitReport) -> Tree {
 /// two-time map (`region/c2`, with `region/bin_frames`). Returns the written path.
 pub fn write_scan_results(dir: &Path, setup: &CampaignSetup, s: &ScanResult) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    write_scan_results_to(&dir.join(results_file_name(&s.label)), setup, s, true)
+}
+
+/// [`write_scan_results`] to the file `path` (refused when it exists, unless `force`).
+pub fn write_scan_results_to(
+    path: &Path,
+    setup: &CampaignSetup,
+    s: &ScanResult,
+    force: bool,
+) -> Result<PathBuf> {
     let ss = &setup.scan(s.index);
     let geo = &setup.instrument;
     let r = &setup.roi;
@@ -768,7 +837,6 @@ pub fn write_scan_results(dir: &Path, setup: &CampaignSetup, s: &ScanResult) -> 
         &s.intensity,
         s.two_time.as_ref(),
     );
-    let path = dir.join(results_file_name(&s.label));
-    write_results(&path, &res, true)?;
-    Ok(path)
+    write_results(path, &res, force)?;
+    Ok(path.to_path_buf())
 }

@@ -15,7 +15,11 @@
 //!
 //! Reference: DESIGN.md §5–6; Chushkin, Caronna & Madsen, J. Appl. Cryst. 45, 807 (2012).
 
-use super::setup::ScanSetup;
+use super::setup::{CampaignSetup, ScanSetup};
+use super::shard::{
+    correlate_window, run_shard, simulate_window, two_time_bin_frames, ScanIdentity, ScanSums,
+    Shard,
+};
 use crate::config::campaign::{AnalysisConfig, EstimatorChoice, FitModelChoice};
 use crate::plan::noise::delta_c_floor_for;
 use ndarray::{s, Array2};
@@ -23,8 +27,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::time::Instant;
 use xpcs_core::correlate::{
-    heterogeneity, DenseMultiTau, Estimator, EventCorrelator, G2Result, IntensityStats,
-    LagSchedule, TwoTimeResult,
+    heterogeneity, DenseMultiTau, Estimator, G2Result, IntensityStats, LagSchedule, TwoTimeResult,
 };
 use xpcs_core::data::{EventList, QPartition};
 use xpcs_core::error::Result;
@@ -36,7 +39,6 @@ use xpcs_core::fit::{
     fit_curve, fit_curve_jackknife, Exponential, FitModel, FitOptions, FitReport, Kww,
     KwwHeterodyne,
 };
-use xpcs_sim::speckle::{GeneratorKind, Method, SimOptions, Simulator};
 
 /// A recovered number beside its ground truth.
 #[derive(Debug, Clone, Serialize)]
@@ -333,7 +335,7 @@ pub fn fit_options(a: &AnalysisConfig) -> FitOptions {
 }
 
 /// A one-bin partition of every pixel of `part`'s dynamic bins (the whole region).
-fn region_partition(part: &QPartition) -> Result<QPartition> {
+pub(crate) fn region_partition(part: &QPartition) -> Result<QPartition> {
     let (r, c) = part.shape();
     let labels: Vec<u32> = part
         .dynamic()
@@ -429,60 +431,33 @@ fn block_mean(m: &Array2<f64>, k: usize) -> Array2<f64> {
     })
 }
 
-/// Correlates the q-bins (multi-tau and two-time of every bin, intensities) and the whole
-/// region (multi-tau). The region's two-time map is [`merge_two_time_bins`] of the bins'.
-/// The intensities come from the q-bin correlator so that their dynamic rows match the
-/// partition written to the results file (the region correlator has a single dynamic bin).
-fn correlate(
+/// Correlates a whole scan with the dense correlator (high occupancy, one shard): multi-tau
+/// and two-time of every q-bin, intensities, and multi-tau of the whole region. The sums equal
+/// the event correlator's bit for bit ([`xpcs_core::correlate`]); the dense one is faster when
+/// most pixel-frames hold photons.
+fn correlate_dense(
     ev: &EventList,
     part: &QPartition,
     region: &QPartition,
     a: &AnalysisConfig,
-    occupancy: f64,
     bin_frames: usize,
 ) -> Result<Correlated> {
     let n = ev.n_frames();
     let sched = LagSchedule::multi_tau(n, a.num_bufs)?;
     let est = estimator_of(a.estimator);
-    if occupancy < a.event_occupancy_max {
-        let (bins, region_g2) = rayon::join(
-            || -> Result<(G2Result, TwoTimeResult, IntensityStats)> {
-                let mut c =
-                    EventCorrelator::new(part, &sched, n).with_two_time(part, &[], bin_frames)?;
-                c.push_events(ev)?;
-                let tt = c.two_time().expect("two-time requested");
-                Ok((c.finish(est)?, tt, c.intensity()))
-            },
-            || -> Result<G2Result> {
-                let mut c = EventCorrelator::new(region, &sched, n);
-                c.push_events(ev)?;
-                c.finish(est)
-            },
-        );
-        let (g2, two_time, intensity) = bins?;
-        Ok(Correlated {
-            g2,
-            region_g2: region_g2?,
-            intensity,
-            two_time,
-            kind: "event",
-        })
-    } else {
-        let stack = ev.to_stack();
-        let mut c = DenseMultiTau::new(part, &sched);
-        c.push_stack(&stack, 0..n)?;
-        let mut r = DenseMultiTau::new(region, &sched);
-        r.push_stack(&stack, 0..n)?;
-        let two_time =
-            xpcs_core::correlate::twotime::two_time_stack(&stack, part, &[], bin_frames)?;
-        Ok(Correlated {
-            g2: c.finish(est)?,
-            region_g2: r.finish(est)?,
-            intensity: c.intensity(),
-            two_time,
-            kind: "dense",
-        })
-    }
+    let stack = ev.to_stack();
+    let mut c = DenseMultiTau::new(part, &sched);
+    c.push_stack(&stack, 0..n)?;
+    let mut r = DenseMultiTau::new(region, &sched);
+    r.push_stack(&stack, 0..n)?;
+    let two_time = xpcs_core::correlate::twotime::two_time_stack(&stack, part, &[], bin_frames)?;
+    Ok(Correlated {
+        g2: c.finish(est)?,
+        region_g2: r.finish(est)?,
+        intensity: c.intensity(),
+        two_time,
+        kind: "dense",
+    })
 }
 
 /// Rows with lag ≥ 1 (lag 0 carries the shot-noise term).
@@ -525,51 +500,151 @@ fn curve_fit(
     })
 }
 
-/// Runs one scan end to end. `on_stage` is told each stage's name as it starts.
-pub fn run_scan(
-    scan: &ScanSetup,
-    a: &AnalysisConfig,
-    on_stage: &(dyn Fn(&str) + Sync),
-) -> Result<ScanResult> {
-    let mut timing = Vec::new();
-    let t0 = Instant::now();
-    on_stage("simulate");
-    let sim = Simulator::new(
-        scan.scene.clone(),
-        scan.dynamics.clone(),
-        scan.exposure,
-        SimOptions {
-            generator: GeneratorKind::Circulant,
-            method: Method::Grid {
-                du: None,
-                tolerance: 2e-3,
-            },
-            block_pixels: 4096,
-            seed: scan.seed,
-        },
-    )?;
-    let ideal = sim.events()?;
-    drop(sim);
-    timing.push(("simulate".to_string(), t0.elapsed().as_secs_f64()));
-    let t1 = Instant::now();
-    on_stage("count");
-    let ev = scan
-        .chain
-        .apply(&ideal, xpcs_sim::rng::subseed(scan.seed, "counting"))?;
-    drop(ideal);
-    timing.push(("counting".to_string(), t1.elapsed().as_secs_f64()));
+/// How a scan is cut into detector shards ([`super::shard`]): `count` shards, `concurrency` of
+/// them in work at a time. One shard is the whole detector in one piece (the reduced scale).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShardPlan {
+    /// Shards.
+    pub count: usize,
+    /// Shards in work at once.
+    pub concurrency: usize,
+}
 
-    let t2 = Instant::now();
+impl ShardPlan {
+    /// The whole detector as one shard.
+    pub const WHOLE: ShardPlan = ShardPlan {
+        count: 1,
+        concurrency: 1,
+    };
+}
+
+/// Runs one scan end to end, as `plan.count` detector shards whose sums are added (one shard:
+/// the whole detector at once, with the dense correlator when the occupancy calls for it).
+/// `on_stage` is told each stage's name as it starts; `on_shard(done, count)` each time a
+/// shard's sums have been added.
+pub fn run_scan(
+    setup: &CampaignSetup,
+    scan: &ScanSetup,
+    plan: ShardPlan,
+    on_stage: &(dyn Fn(&str) + Sync),
+    on_shard: &(dyn Fn(usize, usize) + Sync),
+) -> Result<ScanResult> {
+    let a = &setup.config.analysis;
+    let identity = ScanIdentity::of(setup, scan);
+    if plan.count > 1 {
+        on_stage("shards");
+        let sums = sum_of_shards(setup, scan, plan, on_shard)?;
+        return finish_scan(scan, a, &sums, on_stage);
+    }
+    on_stage("simulate");
+    let n_px = scan.scene.rows * scan.scene.cols;
+    let (ev, [t_sim, t_count]) = simulate_window(scan, &(0..n_px))?;
     on_stage("correlate");
+    let t2 = Instant::now();
     let n = scan.exposure.n_frames;
-    let dt = scan.exposure.frame_time_s;
-    let bin_frames = n.div_ceil(a.two_time_max_side).max(1);
-    let region = region_partition(&scan.partition)?;
     let n_valid = scan.partition.dynamic().n_labelled();
     let occupancy = ev.total_counts() as f64 / (n_valid.max(1) as f64 * n as f64);
-    let corr = correlate(&ev, &scan.partition, &region, a, occupancy, bin_frames)?;
-    timing.push(("correlate".to_string(), t2.elapsed().as_secs_f64()));
+    if occupancy < a.event_occupancy_max {
+        let mut sums = correlate_window(identity, scan, a, &ev, &(0..n_px))?;
+        sums.timing_s = [t_sim, t_count, t2.elapsed().as_secs_f64()];
+        drop(ev);
+        return finish_scan(scan, a, &sums, on_stage);
+    }
+    let bin_frames = two_time_bin_frames(scan, a);
+    let region = region_partition(&scan.partition)?;
+    let corr = correlate_dense(&ev, &scan.partition, &region, a, bin_frames)?;
+    let timing = vec![
+        ("simulate".to_string(), t_sim),
+        ("counting".to_string(), t_count),
+        ("correlate".to_string(), t2.elapsed().as_secs_f64()),
+    ];
+    analyse_scan(scan, a, corr, ev.total_counts(), timing, on_stage)
+}
 
+/// Runs the shards of `plan` (`plan.concurrency` at a time, each with its own correlators)
+/// and adds their sums; the result covers every pixel once.
+pub fn sum_of_shards(
+    setup: &CampaignSetup,
+    scan: &ScanSetup,
+    plan: ShardPlan,
+    on_shard: &(dyn Fn(usize, usize) + Sync),
+) -> Result<ScanSums> {
+    let a = &setup.config.analysis;
+    let total = std::sync::Mutex::new((
+        ScanSums::empty(ScanIdentity::of(setup, scan), scan, a)?,
+        0usize,
+    ));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || -> Result<()> {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if i >= plan.count {
+                return Ok(());
+            }
+            let part = run_shard(
+                setup,
+                scan,
+                Shard {
+                    index: i,
+                    count: plan.count,
+                },
+            )?;
+            let mut t = total.lock().expect("no panic while holding the lock");
+            t.0.add(&part)?;
+            t.1 += 1;
+            on_shard(t.1, plan.count);
+        }
+    };
+    let workers = plan.concurrency.clamp(1, plan.count);
+    (0..workers)
+        .into_par_iter()
+        .map(|_| worker())
+        .collect::<Result<Vec<()>>>()?;
+    let (sums, _) = total.into_inner().expect("no panic while holding the lock");
+    sums.check_complete(&format!("scan {}", scan.label))?;
+    Ok(sums)
+}
+
+/// The fits and comparisons of a scan from its complete sums (a whole run's, or merged
+/// shards').
+pub fn finish_scan(
+    scan: &ScanSetup,
+    a: &AnalysisConfig,
+    sums: &ScanSums,
+    on_stage: &(dyn Fn(&str) + Sync),
+) -> Result<ScanResult> {
+    sums.check_complete(&format!("scan {}", scan.label))?;
+    let est = estimator_of(a.estimator);
+    let corr = Correlated {
+        g2: sums.bins.finish(est)?,
+        region_g2: sums.region.finish(est)?,
+        intensity: sums.bins.intensity(),
+        two_time: sums.bins.two_time().expect("scan sums carry two-time"),
+        kind: "event",
+    };
+    let [t_sim, t_count, t_corr] = sums.timing_s;
+    let timing = vec![
+        ("simulate".to_string(), t_sim),
+        ("counting".to_string(), t_count),
+        ("correlate".to_string(), t_corr),
+    ];
+    analyse_scan(scan, a, corr, sums.total_counts(), timing, on_stage)
+}
+
+/// Fits, truths and comparisons of a correlated scan.
+fn analyse_scan(
+    scan: &ScanSetup,
+    a: &AnalysisConfig,
+    corr: Correlated,
+    total_counts: u64,
+    mut timing: Vec<(String, f64)>,
+    on_stage: &(dyn Fn(&str) + Sync),
+) -> Result<ScanResult> {
+    let n = scan.exposure.n_frames;
+    let dt = scan.exposure.frame_time_s;
+    let bin_frames = two_time_bin_frames(scan, a);
+    let region = region_partition(&scan.partition)?;
+    let n_valid = scan.partition.dynamic().n_labelled();
     let t3 = Instant::now();
     on_stage("truth + fit");
     let model = model_of(a.fit_model);
@@ -829,7 +904,7 @@ pub fn run_scan(
         frame_time_s: dt,
         n_pixels: n_valid,
         mean_counts_per_frame: scan.mean_counts_per_frame,
-        total_counts: ev.total_counts(),
+        total_counts,
         contrast_model: scan.contrast,
         correlator: corr.kind.to_string(),
         estimator: corr.g2.estimator.name().to_string(),

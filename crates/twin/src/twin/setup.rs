@@ -35,6 +35,7 @@ use xpcs_sim::config::load_toml;
 use xpcs_sim::config::sample::{load_sample, Sample};
 use xpcs_sim::instrument::counting::CountingChain;
 use xpcs_sim::instrument::detector::DefectMaps;
+use xpcs_sim::instrument::dose::DoseRate;
 use xpcs_sim::instrument::geometry::{partition, PartitionSpec, QBands, QMaps};
 use xpcs_sim::instrument::scene::{Fsdp, Instrument};
 use xpcs_sim::instrument::{Beam, Dac, Detector};
@@ -156,8 +157,13 @@ pub struct ScanSetup {
     pub exposure: Exposure,
     /// The scan's seed (`rng::subseed(campaign seed, "scan-<k>")`).
     pub seed: u64,
-    /// Speckle contrast of the instrument at this pressure.
+    /// Speckle contrast of the instrument at this pressure (before the incoherent dilution).
     pub contrast: f64,
+    /// What g2 − 1 shows at short lag: `contrast` × (1 − x_b)², x_b the cell's incoherent
+    /// fraction (the contrast a planner must use).
+    pub contrast_measured: f64,
+    /// Dose rate in the illuminated sample column while the beam is on (Gy/s).
+    pub dose_rate_gy_s: f64,
     /// Scattering angle of the detector centre (radians).
     pub two_theta_c_rad: f64,
     /// Mean counts per valid pixel per frame.
@@ -230,6 +236,43 @@ impl CampaignSetup {
         Self::from_config(config, path, scale, seed)
     }
 
+    /// [`CampaignSetup::load`] keeping only the isobars at `pressure_gpa` (every isobar when
+    /// None). The pressure is checked first (finite, one of the campaign's isobars: else an
+    /// error naming `field` and listing them), from the campaign and sample files alone, so a
+    /// bad value costs no scan set-up.
+    pub fn load_at_pressure(
+        path: &Path,
+        scale: Scale,
+        seed: Option<u64>,
+        pressure_gpa: Option<f64>,
+        field: &str,
+    ) -> Result<Self> {
+        let config: CampaignConfig = load_toml(path)?;
+        let Some(p) = pressure_gpa else {
+            return Self::from_config(config, path, scale, seed);
+        };
+        let origin = path.display().to_string();
+        let sample_path = path.parent().unwrap_or(Path::new(".")).join(&config.sample);
+        let sample = load_sample(&sample_path)?;
+        let isobars = &sample.campaign.isobars;
+        let only: Vec<String> = isobars
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| p.is_finite() && (b.pressure_gpa - p).abs() < 1e-6)
+            .map(|(k, b)| scan_label(b, k))
+            .collect();
+        if only.is_empty() {
+            let have: Vec<String> = isobars.iter().map(|b| b.pressure_gpa.to_string()).collect();
+            return Err(Error::out_of_range(
+                origin,
+                field,
+                p,
+                format!("one of the isobars: {} GPa", have.join(", ")),
+            ));
+        }
+        Self::from_config_only(config, path, scale, seed, &only)
+    }
+
     /// Validates a parsed campaign (`path` locates the sample file and names errors).
     pub fn from_config(
         config: CampaignConfig,
@@ -240,7 +283,8 @@ impl CampaignSetup {
         Self::from_config_only(config, path, scale, seed, &[])
     }
 
-    /// [`CampaignSetup::from_config`] keeping only the scans labelled `only` (every scan when
+    /// [`CampaignSetup::from_config`] keeping only the scans labelled `only` (a label such as
+    /// `05-c7GPa` or a protocol index such as `5`; every scan when
     /// empty; labels of [`scan_label`]). Kept scans keep their campaign index and seed.
     pub fn from_config_only(
         config: CampaignConfig,
@@ -318,7 +362,9 @@ impl CampaignSetup {
         let seed = seed.unwrap_or(config.seed);
         let mut scans = Vec::with_capacity(camp.isobars.len());
         for k in 0..camp.isobars.len() {
-            if !only.is_empty() && !only.contains(&scan_label(&camp.isobars[k], k)) {
+            let label = scan_label(&camp.isobars[k], k);
+            let chosen = |o: &String| *o == label || o.parse::<usize>().ok() == Some(k);
+            if !only.is_empty() && !only.iter().any(chosen) {
                 continue;
             }
             scans.push(build_scan(
@@ -494,7 +540,15 @@ fn build_scan(
     let n_frames = max_frames.map_or(iso.n_frames, |m| m.min(iso.n_frames));
     let frame_time_s = iso.frame_time_s;
     let mut arng = xpcs_sim::rng::stream(xpcs_sim::rng::subseed(seed, "avalanches"), k as u64);
-    let (dynamics, facts) = camp.scan(k, n_frames, frame_time_s, &mut arng)?;
+    let (mut dynamics, mut facts) = camp.scan(k, n_frames, frame_time_s, &mut arng)?;
+    // Beam-induced relaxation: du/dt = 1/τ + k · Ḋ while the beam is on (during the scan).
+    let dose_rate_gy_s = DoseRate::new(&inst.beam, &inst.dac).gy_per_s;
+    if sample.beam_relaxation_per_gy > 0.0 {
+        let r = sample.beam_relaxation_per_gy * dose_rate_gy_s;
+        dynamics = dynamics.with_beam_rate(r, "beam_relaxation_per_gy × dose rate")?;
+        facts.tau_start_s = 1.0 / (1.0 / facts.tau_start_s + r);
+        facts.tau_end_s = 1.0 / (1.0 / facts.tau_end_s + r);
+    }
     let p = iso.pressure_gpa;
     let (isc, maps, _k) = inst.scene(p, frame_time_s, c.instrument.mean_rate_hz)?;
     // Detector defects on the ROI; dead and hot pixels are masked like module gaps.
@@ -607,6 +661,8 @@ fn build_scan(
         },
         seed: xpcs_sim::rng::subseed(seed, &format!("scan-{k}")),
         contrast: isc.contrast,
+        contrast_measured: isc.contrast * (1.0 - inst.dac.incoherent_fraction).powi(2),
+        dose_rate_gy_s,
         two_theta_c_rad: isc.two_theta_c_rad,
         mean_counts_per_frame: mean_cpf,
         chain,
