@@ -12,7 +12,8 @@ use ndarray::{Array2, Axis};
 use std::path::PathBuf;
 use xpcs_twin::error::Error;
 use xpcs_twin::fit::qdep::{
-    fit_bins_jackknife, fit_power_law_from_bins, tau_beta_per_bin, TauBeta,
+    fit_bins_jackknife, fit_power_law_from_bins, mask_points_without_data, tau_beta_per_bin,
+    TauBeta,
 };
 use xpcs_twin::fit::twotime::{evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit};
 use xpcs_twin::fit::{g2_model_by_name, parse_fix, FitModel, FitOptions, FitReport};
@@ -169,12 +170,20 @@ pub fn run(a: FitArgs) -> Result<()> {
             .collect();
         let all_delays = delays_s(&res, m);
         let d: Vec<f64> = rows.iter().map(|&i| all_delays[i]).collect();
-        let g2 = m.g2.select(Axis(0), &rows).mapv(f64::from);
-        let err = m.g2_err.select(Axis(0), &rows).mapv(f64::from);
-        let jk = match (&m.g2_jackknife, a.least_squares_errors) {
+        let mut g2 = m.g2.select(Axis(0), &rows).mapv(f64::from);
+        let mut err = m.g2_err.select(Axis(0), &rows).mapv(f64::from);
+        let mut jk = match (&m.g2_jackknife, a.least_squares_errors) {
             (Some(j), false) => Some(j.select(Axis(1), &rows)),
             _ => None,
         };
+        let n_missing = mask_points_without_data(&mut g2, &mut err, jk.as_mut());
+        if n_missing > 0 {
+            eprintln!(
+                "warning: {origin}: {n_missing} of {} (lag, q-bin) points hold no data (g2_err ≤ 0 or \
+                 not finite, e.g. g2 = 0 at lags without frame pairs) and are left out of the fits",
+                g2.len()
+            );
+        }
         per_bin = fit_bins_jackknife(
             model.as_ref(),
             &d,

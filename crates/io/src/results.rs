@@ -660,26 +660,27 @@ impl R<'_> {
         }
         self.f.dataset(name).map_err(h5err(self.path, name))
     }
-    fn shape_is(&self, name: &str, ds: &hdf5::Dataset, want: &[usize]) -> Result<()> {
-        if ds.shape() != want {
+    /// A scalar stored 0-d (as we write it) or as any shape holding one element ([1], [1, 1]:
+    /// the 8-ID-I metadata stores `frame_time` as [1, 1]).
+    fn one(&self, name: &str) -> Result<hdf5::Dataset> {
+        let ds = self.ds(name)?;
+        if crate::h5util::n_elems(&ds) != Some(1) {
             return Err(shape_err(
                 &format!("{}:{name}", self.path.display()),
-                name,
-                want.to_vec(),
+                &format!("{name} (a scalar: shape [], [1] or [1, 1])"),
+                vec![],
                 ds.shape(),
             ));
         }
-        Ok(())
+        Ok(ds)
     }
     fn f64_0d(&self, name: &str) -> Result<f64> {
-        let ds = self.ds(name)?;
-        self.shape_is(name, &ds, &[])?;
-        ds.read_scalar::<f64>().map_err(h5err(self.path, name))
+        let ds = self.one(name)?;
+        Ok(ds.read_raw::<f64>().map_err(h5err(self.path, name))?[0])
     }
     fn i64_0d(&self, name: &str) -> Result<i64> {
-        let ds = self.ds(name)?;
-        self.shape_is(name, &ds, &[])?;
-        ds.read_scalar::<i64>().map_err(h5err(self.path, name))
+        let ds = self.one(name)?;
+        Ok(ds.read_raw::<i64>().map_err(h5err(self.path, name))?[0])
     }
     fn text(&self, name: &str) -> Result<String> {
         let ds = self.ds(name)?;
@@ -1245,6 +1246,67 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(read_results(&p).unwrap().partition, res.partition);
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/real")
+            .join(name)
+    }
+
+    /// A results file as the APS 8-ID-I pipeline writes it (h5py, `make_real_fixtures.py`):
+    /// LZF-compressed uint8/uint16 roi maps, uint8 index mappings, a [1, 1] frame time, no
+    /// `/xpcs_twin` group; everything reads back as the writer's JSON says.
+    #[test]
+    fn reads_the_aps_8idi_layout() {
+        let p = fixture("aps8idi_rigaku500k_results.hdf");
+        let exp: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(fixture("aps8idi_rigaku500k_results_expected.json")).unwrap(),
+        )
+        .unwrap();
+        let r = read_results(&p).unwrap();
+        assert_eq!(r.partition.shape(), (512, 1024));
+        assert_eq!(r.frame_time_s, exp["frame_time_s"].as_f64().unwrap());
+        assert_eq!(r.partition.n_bins(), 27);
+        let nd = exp["dynamic"]["n_bins"].as_u64().unwrap() as usize;
+        let ns = exp["static"]["n_bins"].as_u64().unwrap() as usize;
+        assert_eq!(
+            (r.partition.n_bins(), r.partition.static_map().n_bins()),
+            (nd, ns)
+        );
+        let q: Vec<f64> = r
+            .partition
+            .dynamic_axes()
+            .iter()
+            .map(|a| a.q_inv_angstrom)
+            .collect();
+        let want: Vec<f64> = exp["dynamic"]["q_of_bin"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        // serde_json parses floats to within 1 ulp, not always correctly rounded.
+        for (a, b) in q.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-15 * b, "{a} vs {b}");
+        }
+        assert_eq!(q.len(), want.len());
+        // The roi map: per-label pixel counts as the writer counted them.
+        let counts = r.partition.dynamic().bin_sizes();
+        let wc = &exp["dynamic"]["roi_map"]["count_per_value"];
+        for (k, &c) in counts.iter().enumerate() {
+            assert_eq!(c as u64, wc[k + 1].as_u64().unwrap(), "bin {}", k + 1);
+        }
+        let m = r.multitau.as_ref().unwrap();
+        assert_eq!(
+            m.g2.shape(),
+            [exp["g2_shape"][0].as_u64().unwrap() as usize, nd]
+        );
+        assert_eq!(m.delay_frames[0], 1);
+        assert!(
+            m.g2_err.iter().any(|&e| e == 0.0),
+            "the zero-error tail is kept as read"
+        );
     }
 
     #[test]
