@@ -244,7 +244,8 @@ fn simulate_event_file_matches_dense_stack() {
     ];
     let h5 = dir.path().join("ev.h5");
     let npy = dir.path().join("st.npy");
-    for out in [&h5, &npy] {
+    let npz = dir.path().join("evz.npz");
+    for out in [&h5, &npy, &npz] {
         let mut a = base.to_vec();
         a.extend(["--out", out.to_str().unwrap()]);
         let o = run(&a);
@@ -268,7 +269,11 @@ fn simulate_event_file_matches_dense_stack() {
     // The event file and the dense stack correlate to the same numbers, bit for bit.
     let labels_path = dir.path().join("ev.labels.npy");
     let mut summaries = Vec::new();
-    for (input, name) in [(&h5, "from_events"), (&npy, "from_stack")] {
+    for (input, name) in [
+        (&h5, "from_events"),
+        (&npy, "from_stack"),
+        (&npz, "from_event_npz"),
+    ] {
         let out = dir.path().join(format!("{name}_results.hdf"));
         let j = dir.path().join(format!("{name}.json"));
         let o = run(&[
@@ -292,6 +297,10 @@ fn simulate_event_file_matches_dense_stack() {
     assert_eq!(summaries[0]["correlator"], "event");
     assert_eq!(summaries[1]["correlator"], "dense");
     assert_eq!(summaries[0]["bins"], summaries[1]["bins"]);
+    // The event NPZ `simulate` writes is read back by `correlate` (it said "unknown frame file
+    // type" before).
+    assert_eq!(summaries[2]["correlator"], "event");
+    assert_eq!(summaries[0]["bins"], summaries[2]["bins"]);
     // Refused overwrite: exit 2, names the file; a bad extension leaves nothing behind.
     let mut a = base.to_vec();
     a.extend(["--out", h5.to_str().unwrap()]);

@@ -103,3 +103,200 @@ fn fit_reads_an_aps_results_file() {
         "α = {alpha} ± {alpha_err}"
     );
 }
+
+/// Runs `correlate` and returns (stderr, JSON summary); panics unless it succeeds.
+fn correlate(args: &[&str], dir: &Path, name: &str) -> (String, serde_json::Value) {
+    let out = dir.join(format!("{name}_results.hdf"));
+    let j = dir.join(format!("{name}.json"));
+    let mut a = vec!["correlate".to_string()];
+    a.extend(args.iter().map(|s| s.to_string()));
+    a.extend([
+        "--out".into(),
+        s(&out),
+        "--json".into(),
+        s(&j),
+        "--force".into(),
+    ]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = run(&a);
+    assert!(o.status.success(), "{name}: {}", text(&o.stderr));
+    let v = serde_json::from_slice(&std::fs::read(&j).unwrap()).unwrap();
+    (text(&o.stderr), v)
+}
+
+/// Label map of `rows × cols`: 3 rings around (rc, cc), 12 px wide.
+fn rings(dir: &Path, rows: usize, cols: usize, rc: f64, cc: f64) -> PathBuf {
+    let l: Vec<u8> = (0..rows * cols)
+        .map(|p| {
+            let (r, c) = ((p / cols) as f64, (p % cols) as f64);
+            1 + ((r - rc).hypot(c - cc) / 12.0).min(2.0) as u8
+        })
+        .collect();
+    let p = dir.join("rings.npy");
+    xpcs_twin::io::npy::write_npy(&p, &[rows, cols], &l, &[], true).unwrap();
+    p
+}
+
+/// An Eiger master file with gaps (306 pixels flagged in `pixel_mask`, holding 2^n − 1 in every
+/// frame) and 2 transient overflows: `correlate` masks all 308 with no flag, says so, records it,
+/// and its g2 equals the g2 of the decoded stack with those pixels masked explicitly. For
+/// bitshuffle-LZ4 u32, LZ4 u16 and deflate u32, each a master + 2 linked data files.
+#[test]
+fn eiger_masks_apply_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for stem in ["eiger_bslz4_u32", "eiger_lz4_u16", "eiger_deflate_u32"] {
+        let exp = json(&format!("{stem}_expected.json"));
+        let stack =
+            xpcs_twin::io::npy::read_stack(&fixture(&format!("{stem}_expected.npy"))).unwrap();
+        let (rows, cols) = stack.frame_shape();
+        let labels = rings(d, rows, cols, 27.25, 30.5);
+        let bits = exp["bit_depth_image"].as_u64().unwrap();
+        let max = ((1u64 << bits) - 1) as u32;
+        let cutoff = exp["countrate_correction_count_cutoff"].as_u64().unwrap();
+        // The reference mask, straight from the definition over the decoded frames.
+        let valid: Vec<u8> = (0..rows * cols)
+            .map(|p| {
+                u8::from((0..stack.n_frames()).all(|t| {
+                    let x = stack.get(t, p);
+                    x != max && u64::from(x) <= cutoff
+                }))
+            })
+            .collect();
+        let n_masked = valid.iter().filter(|&&v| v == 0).count();
+        assert_eq!(
+            n_masked,
+            exp["pixel_mask_nonzero"].as_u64().unwrap() as usize + 2
+        );
+        let mask = d.join("ref_mask.npy");
+        xpcs_twin::io::npy::write_npy(&mask, &[rows, cols], &valid, &[], true).unwrap();
+        let master = fixture(&format!("{stem}_master.h5"));
+        let (err, got) = correlate(&[&s(&master), "--qmap", &s(&labels)], d, stem);
+        assert!(
+            err.contains(&format!(
+                "{n_masked} pixel(s) masked (306 by the file's pixel_mask, 2 more"
+            )),
+            "{err}"
+        );
+        let npy = fixture(&format!("{stem}_expected.npy"));
+        let (_, want) = correlate(
+            &[
+                &s(&npy),
+                "--qmap",
+                &s(&labels),
+                "--mask",
+                &s(&mask),
+                "--frame-time",
+                "0.001",
+                "--no-detector-mask",
+            ],
+            d,
+            &format!("{stem}_ref"),
+        );
+        // The same g2 to the bit; delays differ only in the master's f32 frame time.
+        for k in ["g2", "g2_err", "n_pixels", "lag_frames", "status"] {
+            for b in 0..3 {
+                assert_eq!(got["bins"][b][k], want["bins"][b][k], "{stem} bin {b} {k}");
+            }
+        }
+        assert_eq!(got["detector_mask"]["n_masked"], n_masked);
+        let r = read_results(&d.join(format!("{stem}_results.hdf"))).unwrap();
+        let dm = group(&r.twin.extra, "detector_mask");
+        assert_eq!(num(dm, "n_masked"), vec![n_masked as f64]);
+        assert_eq!(num(dm, "n_pixel_mask"), vec![306.0]);
+    }
+    // Without the detector mask, u32 gap markers are refused (exit 2, one line), never summed.
+    let labels = d.join("rings.npy");
+    let o = run(&[
+        "correlate",
+        &s(&fixture("eiger_bslz4_u32_master.h5")),
+        "--qmap",
+        &s(&labels),
+        "--out",
+        &s(&d.join("nomask_results.hdf")),
+        "--no-detector-mask",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stderr).trim().lines().count(),
+        1,
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(text(&o.stderr).contains("4294967295"));
+    assert!(!d.join("nomask_results.hdf").exists());
+}
+
+/// NeXus NXdetector frames at `/entry/instrument/detector/data`, found with or without
+/// `--dataset`, and the same stack from a deflated NPZ member, give the same g2 as the decoded
+/// stack.
+#[test]
+fn nexus_and_npz_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let npy = fixture("nexus_nxdetector_u16_expected.npy");
+    let stack = xpcs_twin::io::npy::read_stack(&npy).unwrap();
+    let (rows, cols) = stack.frame_shape();
+    let labels = rings(d, rows, cols, 14.0, 20.0);
+    let nx = fixture("nexus_nxdetector_u16.h5");
+    let (_, want) = correlate(
+        &[&s(&npy), "--qmap", &s(&labels), "--frame-time", "0.002"],
+        d,
+        "ref",
+    );
+    let (_, a) = correlate(&[&s(&nx), "--qmap", &s(&labels)], d, "nx");
+    let (_, b) = correlate(
+        &[
+            &s(&nx),
+            "--qmap",
+            &s(&labels),
+            "--dataset",
+            "/entry/instrument/detector/data",
+        ],
+        d,
+        "nx_dataset",
+    );
+    assert_eq!(a["bins"], want["bins"]);
+    assert_eq!(b["bins"], want["bins"]);
+    assert_eq!(a["frame_time_s"], 0.002);
+    // An NPZ archive (deflate) with two members: the frames stream from the named one.
+    let z = d.join("stack.npz");
+    {
+        let f = std::fs::File::create(&z).unwrap();
+        let mut w = zip::ZipWriter::new(f);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("frames.npy", opts).unwrap();
+        std::io::Write::write_all(&mut w, &std::fs::read(&npy).unwrap()).unwrap();
+        w.start_file("labels.npy", opts).unwrap();
+        std::io::Write::write_all(&mut w, &std::fs::read(&labels).unwrap()).unwrap();
+        w.finish().unwrap();
+    }
+    let (_, c) = correlate(
+        &[
+            &s(&z),
+            "--dataset",
+            "frames",
+            "--qmap",
+            &s(&labels),
+            "--frame-time",
+            "0.002",
+        ],
+        d,
+        "npz",
+    );
+    assert_eq!(c["bins"], want["bins"]);
+    // Without --dataset the archive's two members are named in the one-line error.
+    let o = run(&[
+        "correlate",
+        &s(&z),
+        "--qmap",
+        &s(&labels),
+        "--frame-time",
+        "0.002",
+        "--out",
+        &s(&d.join("x_results.hdf")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--dataset"), "{}", text(&o.stderr));
+}

@@ -158,7 +158,17 @@ pub fn run(a: FitArgs) -> Result<()> {
     }
     let axes = res.partition.dynamic_axes().to_vec();
     let q: Vec<f64> = axes.iter().map(|b| b.q_inv_angstrom).collect();
-    let q_known = !q.is_empty() && q.iter().all(|&x| x.is_finite() && x > 0.0);
+    // q is unknown when the file's q-map holds NaN (frames correlated without a q-map with q,
+    // geometry or --q-values): per-bin fits go on, τ(q) is refused.
+    let q_ok = |x: f64| x.is_finite() && x > 0.0;
+    let q_known = q.iter().any(|&x| q_ok(x));
+    if !q_known && a.q1.is_some() {
+        return Err(Error::invalid(
+            &origin,
+            "--q1 given but q is unknown in this file (no q values in /xpcs/qmap)",
+        )
+        .into());
+    }
 
     // Per-bin g2 fits.
     let mut per_bin: Vec<FitReport> = Vec::new();
@@ -201,9 +211,19 @@ pub fn run(a: FitArgs) -> Result<()> {
     // τ(q): needs known q centres and ≥ 3 converged bins (2 parameters + 1 dof).
     let bins: Vec<Option<TauBeta>> = if q_known && !per_bin.is_empty() {
         tau_beta_per_bin(&q, &per_bin)
+            .into_iter()
+            .map(|b| b.filter(|b| q_ok(b.q_inv_angstrom)))
+            .collect()
     } else {
         Vec::new()
     };
+    if !q_known && !per_bin.is_empty() {
+        eprintln!(
+            "{origin}: τ(q) power law not fitted: q unknown (the file's q-map holds no q values; \
+             correlate with a q-map file with q, --energy-kev/--distance-m/--pixel-size-um/\
+             --beam-center-px, or --q-values)"
+        );
+    }
     let n_ok = bins.iter().flatten().count();
     let mut power: Option<(FitReport, f64)> = None;
     if n_ok >= 3 {
@@ -351,15 +371,17 @@ pub fn run(a: FitArgs) -> Result<()> {
     // Table on stdout.
     println!("{}: model {}", a.results.display(), a.model);
     for (b, r) in per_bin.iter().enumerate() {
-        let qs = if q_known {
+        let qs = if q_ok(q[b]) {
             format!("q = {:.4} Å⁻¹", q[b])
         } else {
-            String::new()
+            "q unknown".into()
         };
         println!("  bin {:3} {qs}: {}", b + 1, r.summary());
     }
     if let Some((r, q1)) = &power {
         println!("  τ(q), q1 = {q1} Å⁻¹: {}", r.summary());
+    } else if !q_known && !per_bin.is_empty() {
+        println!("  τ(q): not fitted (q unknown)");
     } else if !per_bin.is_empty() {
         println!("  τ(q): not fitted ({n_ok} converged bins with known q; need ≥ 3)");
     }
@@ -385,10 +407,10 @@ pub fn run(a: FitArgs) -> Result<()> {
         };
         if let Some((d, g2, err)) = &g2_data {
             for (b, r) in per_bin.iter().enumerate() {
-                let title = if q_known {
+                let title = if q_ok(q[b]) {
                     format!("bin {} (q = {:.4} Å⁻¹)", b + 1, q[b])
                 } else {
-                    format!("bin {}", b + 1)
+                    format!("bin {} (q unknown)", b + 1)
                 };
                 let y = g2.column(b).to_vec();
                 let e = err.column(b).to_vec();
@@ -419,7 +441,8 @@ pub fn run(a: FitArgs) -> Result<()> {
             "results": a.results.display().to_string(),
             "model": a.model,
             "fixed": a.fix,
-            "q_inv_angstrom": if q_known { Some(&q) } else { None },
+            "q_inv_angstrom": q.iter().map(|&x| q_ok(x).then_some(x)).collect::<Vec<_>>(),
+            "q_unknown": !q_known,
             "bins": per_bin,
             "tau_beta": bins,
             "power_law": power.as_ref().map(|(r, q1)| serde_json::json!({"q1_inv_angstrom": q1, "fit": r})),

@@ -220,6 +220,31 @@ pub(crate) fn read_positive_scalar(
     Ok(Some(v))
 }
 
+/// Reads an optional non-negative integer scalar (a bit depth, a count cutoff): None when
+/// absent.
+pub(crate) fn read_opt_u64(g: &hdf5::Group, name: &str, path: &Path) -> Result<Option<u64>> {
+    if !has_dataset(g, name) {
+        return Ok(None);
+    }
+    let ds = g.dataset(name).map_err(h5err(path, name))?;
+    if n_elems(&ds) != Some(1) {
+        return Err(Error::format(
+            path,
+            format!("{name} must be a scalar, got shape {:?}", ds.shape()),
+        ));
+    }
+    let v: f64 = ds.read_raw::<f64>().map_err(h5err(path, name))?[0];
+    if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 1.8e19) {
+        return Err(Error::out_of_range(
+            path.display().to_string(),
+            name,
+            v,
+            "a whole number ≥ 0",
+        ));
+    }
+    Ok(Some(v as u64))
+}
+
 /// The largest expansion any filter we read can reach (deflate 1032:1), with slack.
 pub(crate) const MAX_EXPANSION: u128 = 1100;
 
