@@ -300,3 +300,234 @@ fn nexus_and_npz_frames() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("--dataset"), "{}", text(&o.stderr));
 }
+
+/// `--begin/--end/--stride/--avg` (boost_corr's meaning): the g2 equals that of the stack
+/// pre-selected by the definition (raw frames begin + (m·avg + j)·stride summed over j) with
+/// the frame time × stride × avg; the results file records the APS keys; lag 0 is not in
+/// `normalized_g2`.
+#[test]
+fn frame_selection_matches_its_definition() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (n, rows, cols) = (60usize, 12usize, 10usize);
+    // A fixed pseudo-random sparse stack (counts 0..3).
+    let raw: Vec<u16> = (0..n * rows * cols)
+        .map(|i| ((i as u64).wrapping_mul(2654435761) >> 7) as u16 % 4)
+        .collect();
+    let full = d.join("full.npy");
+    xpcs_twin::io::npy::write_npy(&full, &[n, rows, cols], &raw, &[], true).unwrap();
+    let (begin, end, stride, avg) = (3usize, 58usize, 2usize, 3usize);
+    let n_out = (end - begin) / (stride * avg);
+    let px = rows * cols;
+    let mut sel = vec![0u16; n_out * px];
+    for m in 0..n_out {
+        for j in 0..avg {
+            let t = begin + (m * avg + j) * stride;
+            for p in 0..px {
+                sel[m * px + p] += raw[t * px + p];
+            }
+        }
+    }
+    let pre = d.join("pre.npy");
+    xpcs_twin::io::npy::write_npy(&pre, &[n_out, rows, cols], &sel, &[], true).unwrap();
+    let labels = rings(d, rows, cols, 5.0, 5.0);
+    let (_, got) = correlate(
+        &[
+            &s(&full),
+            "--qmap",
+            &s(&labels),
+            "--frame-time",
+            "0.01",
+            "--begin",
+            "3",
+            "--end",
+            "58",
+            "--stride",
+            "2",
+            "--avg",
+            "3",
+        ],
+        d,
+        "sel",
+    );
+    let (_, want) = correlate(
+        &[&s(&pre), "--qmap", &s(&labels), "--frame-time", "0.06"],
+        d,
+        "pre",
+    );
+    assert_eq!(got["n_frames"], n_out);
+    assert_eq!(
+        got["frames_used"],
+        serde_json::json!([3, 3 + n_out * 6, 2, 3])
+    );
+    for b in 0..2 {
+        for k in ["g2", "g2_err", "lag_frames"] {
+            assert_eq!(got["bins"][b][k], want["bins"][b][k], "bin {b} {k}");
+        }
+    }
+    let r = read_results(&d.join("sel_results.hdf")).unwrap();
+    let m = r.multitau.as_ref().unwrap();
+    assert_eq!((m.stride_frame, m.avg_frame), (2, 3));
+    assert_eq!(m.frame_range, Some((3, 3 + (n_out * 6) as i64)));
+    assert_eq!(r.frame_time_s, 0.01, "the raw frame time, as APS stores it");
+    assert_eq!(m.delay_frames[0], 1, "lag 0 is not in normalized_g2");
+    // Intensities per raw frame (the summed frames divided by avg).
+    let mean_pre = read_results(&d.join("pre_results.hdf"))
+        .unwrap()
+        .scattering_2d;
+    for (a, b) in r.scattering_2d.iter().zip(&mean_pre) {
+        assert!((a * 3.0 - b).abs() <= 1e-5 * b.max(1.0), "{a} × 3 vs {b}");
+    }
+    // A range without one output frame: exit 2, one line naming the flag.
+    let o = run(&[
+        "correlate",
+        &s(&full),
+        "--qmap",
+        &s(&labels),
+        "--frame-time",
+        "0.01",
+        "--begin",
+        "70",
+        "--out",
+        &s(&d.join("bad_results.hdf")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("--begin"), "{}", text(&o.stderr));
+}
+
+/// q from the beamline's q-map (the APS results file's `/xpcs/qmap`: LZF uint8/uint16 roi
+/// maps, uint8 index mapping), from geometry, or from a CSV of bin q values; without any, the
+/// results file holds NaN (with its note), `fit` says "q unknown" and refuses τ(q).
+#[test]
+fn q_sources_and_q_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let aps = fixture("aps8idi_rigaku500k_results.hdf");
+    let exp = json("aps8idi_rigaku500k_results_expected.json");
+    let (rows, cols) = (512usize, 1024usize);
+    // Three frames of Poisson-like counts on the Rigaku module.
+    let raw: Vec<u8> = (0..3 * rows * cols)
+        .map(|i| (((i as u64).wrapping_mul(2654435761) >> 9) % 7 == 0) as u8)
+        .collect();
+    let frames = d.join("rigaku.npy");
+    xpcs_twin::io::npy::write_npy(&frames, &[3, rows, cols], &raw, &[], true).unwrap();
+    let (_, v) = correlate(
+        &[&s(&frames), "--qmap", &s(&aps), "--frame-time", "0.001"],
+        d,
+        "qmap",
+    );
+    assert_eq!(v["q_source"], "q-map file");
+    let want_q = exp["dynamic"]["q_of_bin"].as_array().unwrap();
+    assert_eq!(v["bins"].as_array().unwrap().len(), 27);
+    for (b, q) in want_q.iter().enumerate() {
+        let got = v["bins"][b]["q_inv_angstrom"].as_f64().unwrap();
+        assert!((got - q.as_f64().unwrap()).abs() < 1e-12, "bin {}", b + 1);
+    }
+    // The roi map alone, without q.
+    let roi = xpcs_twin::io::maps::read_label_map(&aps, None).unwrap();
+    let lab = d.join("roi.npy");
+    xpcs_twin::io::npy::write_npy(&lab, &[rows, cols], roi.labels(), &[], true).unwrap();
+    // Geometry: the writer's own (10 keV, 4 m, 76 µm, beam at row 270.25, col 60.5): each
+    // bin's mean q lies inside the bin's edges (linear bins of width 0.000844 Å⁻¹).
+    let (_, g) = correlate(
+        &[
+            &s(&frames),
+            "--qmap",
+            &s(&lab),
+            "--frame-time",
+            "0.001",
+            "--energy-kev",
+            "10",
+            "--distance-m",
+            "4",
+            "--pixel-size-um",
+            "76",
+            "--beam-center-px",
+            "270.25,60.5",
+        ],
+        d,
+        "geo",
+    );
+    assert_eq!(g["q_source"], "geometry");
+    let half_width = (0.0240 - 0.0012) / 27.0 / 2.0;
+    for (b, q) in want_q.iter().enumerate() {
+        let got = g["bins"][b]["q_inv_angstrom"].as_f64().unwrap();
+        assert!(
+            (got - q.as_f64().unwrap()).abs() <= half_width,
+            "bin {}: {got}",
+            b + 1
+        );
+    }
+    // q from geometry and from the q-map at once: refused (one source).
+    let o = run(&[
+        "correlate",
+        &s(&frames),
+        "--qmap",
+        &s(&aps),
+        "--frame-time",
+        "0.001",
+        "--energy-kev",
+        "10",
+        "--distance-m",
+        "4",
+        "--pixel-size-um",
+        "76",
+        "--beam-center-px",
+        "270.25,60.5",
+        "--out",
+        &s(&d.join("two_results.hdf")),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    // q values from a CSV.
+    let csv = d.join("q.csv");
+    let qs: Vec<String> = want_q.iter().map(|q| q.to_string()).collect();
+    std::fs::write(&csv, format!("# q (1/A)\n{}\n", qs.join(",\n"))).unwrap();
+    let (_, c) = correlate(
+        &[
+            &s(&frames),
+            "--qmap",
+            &s(&lab),
+            "--frame-time",
+            "0.001",
+            "--q-values",
+            &s(&csv),
+        ],
+        d,
+        "csv",
+    );
+    assert_eq!(c["q_source"], "--q-values");
+    assert_eq!(c["bins"][26]["q_inv_angstrom"], want_q[26]);
+    // No q at all: NaN in the file with its note, never 1, 2, 3 ...
+    let (_, u) = correlate(
+        &[&s(&frames), "--qmap", &s(&lab), "--frame-time", "0.001"],
+        d,
+        "unknown",
+    );
+    assert_eq!(u["q_source"], "unknown");
+    assert!(u["bins"][0]["q_inv_angstrom"].is_null());
+    let res = d.join("unknown_results.hdf");
+    let r = read_results(&res).unwrap();
+    assert!(r
+        .partition
+        .dynamic_axes()
+        .iter()
+        .all(|a| a.q_inv_angstrom.is_nan()));
+    let f = hdf5::File::open(&res).unwrap();
+    let note: hdf5::types::FixedUnicode<64> = f
+        .dataset("/xpcs/qmap/dynamic_v_list_dim0")
+        .unwrap()
+        .attr("note")
+        .unwrap()
+        .read_scalar()
+        .unwrap();
+    assert!(note.as_str().starts_with("q unknown"));
+    drop(f);
+    let fj = d.join("fit.json");
+    let o = run(&["fit", &s(&res), "--model", "exp", "--json", &s(&fj)]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("τ(q) power law not fitted: q unknown"));
+    assert!(text(&o.stdout).contains("q unknown"));
+    let fit: serde_json::Value = serde_json::from_slice(&std::fs::read(&fj).unwrap()).unwrap();
+    assert_eq!(fit["q_unknown"], true);
+    assert!(fit["power_law"].is_null());
+}

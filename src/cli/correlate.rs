@@ -127,8 +127,8 @@ pub struct CorrelateArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        num_args = 2,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_name = "ROW,COL"
     )]
     pub beam_center_px: Option<Vec<f64>>,
     /// Replace existing output files (inputs are never overwritten).
@@ -173,6 +173,15 @@ fn geometry_from_args(a: &CorrelateArgs) -> Result<Option<DetectorGeometry>, Err
              --beam-center-px ROW,COL",
         ));
     };
+    if bc.len() != 2 {
+        return Err(Error::invalid(
+            "command line",
+            format!(
+                "--beam-center-px takes ROW,COL (2 numbers, pixels), got {}",
+                bc.len()
+            ),
+        ));
+    }
     let g = DetectorGeometry {
         energy_kev: e,
         distance_m: d,
