@@ -669,11 +669,21 @@ fn lzf_filter(reverse: bool, cd: &[u32], input: &[u8]) -> Result<Vec<u8>, CodecE
         return Err("LZF (filter 32000) is decode-only in xpcs-twin".into());
     }
     // h5py stores the chunk's size in bytes as cd_values[2]; without it, LZF's own limit.
-    let max = match cd.get(2) {
-        Some(&n) if n > 0 => n as usize,
-        _ => input.len().saturating_mul(LZF_MAX_RATIO),
-    };
-    lzf_decode(input, max)
+    match cd.get(2) {
+        Some(&n) if n > 0 => {
+            // HDF5 copies a whole chunk out of the filter's buffer: a stream that decodes to
+            // fewer bytes (corrupt) must be an error, never a short buffer.
+            let out = lzf_decode(input, n as usize)?;
+            if out.len() != n as usize {
+                return Err(format!(
+                    "LZF chunk decoded to {} bytes, the chunk holds {n}",
+                    out.len()
+                ));
+            }
+            Ok(out)
+        }
+        _ => lzf_decode(input, input.len().saturating_mul(LZF_MAX_RATIO)),
+    }
 }
 
 fn bshuf_filter(reverse: bool, cd: &[u32], input: &[u8]) -> Result<Vec<u8>, CodecError> {
