@@ -142,8 +142,9 @@ fn fit_bad_input_is_exit_2_or_a_recorded_failure() {
         );
     }
 
-    // Bin 1: non-positive errors; bin 2: too few finite points. Both are recorded failures
-    // with their reason; bin 3 still fits; no NaN reaches the file.
+    // Bin 1: every error zero (no data: the points are left out, with one warning line), so
+    // too few points; bin 2: too few finite points. Both are recorded failures with their
+    // reason; bin 3 still fits; no NaN reaches the file.
     let mut r = example_results();
     let m = r.multitau.as_mut().unwrap();
     m.g2_err.column_mut(0).fill(0.0);
@@ -170,9 +171,15 @@ fn fit_bad_input_is_exit_2_or_a_recorded_failure() {
         other => panic!("{other:?}"),
     };
     assert!(
-        status("bin_001").contains("non-positive"),
+        status("bin_001").contains("too few"),
         "{}",
         status("bin_001")
+    );
+    let warn = stderr(&o);
+    assert_eq!(
+        warn.lines().filter(|l| l.contains("hold no data")).count(),
+        1,
+        "{warn}"
     );
     assert!(
         status("bin_002").contains("too few"),

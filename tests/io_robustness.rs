@@ -850,6 +850,44 @@ fn stacks_stream_in_bounded_memory() {
         peak2 < bound,
         "Eiger streaming peak {peak2} B, bound {bound} B"
     );
+
+    // The same 48 MiB stack as a deflated NPZ member, through `correlate`'s input path with a
+    // frame selection and the detector-mask scan: one frame (+ the inflater) at a time.
+    let z = dir.path().join("big.npz");
+    {
+        let f = std::io::BufWriter::new(std::fs::File::create(&z).unwrap());
+        let mut w = zip::ZipWriter::new(f);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        w.start_file("frames.npy", opts).unwrap();
+        w.write_all(&std::fs::read(&p).unwrap()).unwrap();
+        w.finish().unwrap();
+    }
+    let (sum3, peak3) = peak_of(|| {
+        use xpcs_twin::data::{FrameSelection, SelectedFrames};
+        use xpcs_twin::io::input::{open_input, scan_detector_mask, InputData};
+        let mut inp = open_input(&z, None).unwrap();
+        let info = inp.detector.clone().unwrap();
+        let InputData::Frames(src) = &mut inp.data else {
+            panic!("frames")
+        };
+        let sel = FrameSelection {
+            begin: 2,
+            end: None,
+            stride: 2,
+            avg: 2,
+        }
+        .resolve(t, "t")
+        .unwrap();
+        let mut s = SelectedFrames::new(src.as_mut(), sel).unwrap();
+        let m = scan_detector_mask(&mut s, &info).unwrap();
+        assert_eq!(m.n_masked(), 0);
+        sel.n_out * 2
+    });
+    assert_eq!(sum3, 94);
+    eprintln!("NPZ stream (deflate, stride 2, avg 2, mask scan): Rust peak {peak3} B");
+    assert!(peak3 < 2 << 20, "NPZ streaming peak {peak3} B");
 }
 
 /// The event writer keeps a few chunks, whatever the number of events pushed.

@@ -209,14 +209,16 @@ pub fn run(a: FitArgs) -> Result<()> {
         g2_data = Some((d, g2, err));
     }
     // τ(q): needs known q centres and ≥ 3 converged bins (2 parameters + 1 dof).
-    let bins: Vec<Option<TauBeta>> = if q_known && !per_bin.is_empty() {
-        tau_beta_per_bin(&q, &per_bin)
-            .into_iter()
-            .map(|b| b.filter(|b| q_ok(b.q_inv_angstrom)))
-            .collect()
-    } else {
+    // τ and β per converged bin (q NaN where unknown); τ(q) uses the bins with a known q.
+    let bins: Vec<Option<TauBeta>> = if per_bin.is_empty() {
         Vec::new()
+    } else {
+        tau_beta_per_bin(&q, &per_bin)
     };
+    let bins_q: Vec<Option<TauBeta>> = bins
+        .iter()
+        .map(|b| b.filter(|b| q_ok(b.q_inv_angstrom)))
+        .collect();
     if !q_known && !per_bin.is_empty() {
         eprintln!(
             "{origin}: τ(q) power law not fitted: q unknown (the file's q-map holds no q values; \
@@ -224,13 +226,13 @@ pub fn run(a: FitArgs) -> Result<()> {
              --beam-center-px, or --q-values)"
         );
     }
-    let n_ok = bins.iter().flatten().count();
+    let n_ok = bins_q.iter().flatten().count();
     let mut power: Option<(FitReport, f64)> = None;
     if n_ok >= 3 {
         let q1 = match a.q1 {
             Some(v) => v,
             None => {
-                let mut ok: Vec<f64> = bins.iter().flatten().map(|b| b.q_inv_angstrom).collect();
+                let mut ok: Vec<f64> = bins_q.iter().flatten().map(|b| b.q_inv_angstrom).collect();
                 ok.sort_by(f64::total_cmp);
                 ok[ok.len() / 2]
             }
@@ -246,7 +248,7 @@ pub fn run(a: FitArgs) -> Result<()> {
         } else {
             FitOptions::default()
         };
-        let r = fit_power_law_from_bins(&bins, q1, &o)?;
+        let r = fit_power_law_from_bins(&bins_q, q1, &o)?;
         power = Some((checked(r, "the power law τ(q)")?, q1));
     }
 
@@ -318,10 +320,13 @@ pub fn run(a: FitArgs) -> Result<()> {
                 "converged_bins".into(),
                 Node::vec(ok.iter().map(|(i, _)| (*i + 1) as f64).collect()),
             );
-            g.insert(
-                "q_inv_angstrom".into(),
-                Node::vec(ok.iter().map(|(_, b)| b.q_inv_angstrom).collect()),
-            );
+            // Never a NaN placeholder: q is written only when every converged bin has one.
+            if ok.iter().all(|(_, b)| q_ok(b.q_inv_angstrom)) {
+                g.insert(
+                    "q_inv_angstrom".into(),
+                    Node::vec(ok.iter().map(|(_, b)| b.q_inv_angstrom).collect()),
+                );
+            }
             g.insert(
                 "tau_s".into(),
                 Node::vec(ok.iter().map(|(_, b)| b.tau_s).collect()),
@@ -418,9 +423,9 @@ pub fn run(a: FitArgs) -> Result<()> {
                     .write_png(&out(format!("g2_bin_{:03}.png", b + 1))?)?;
             }
         }
-        if !bins.is_empty() {
+        if bins_q.iter().any(Option::is_some) {
             let p = power.as_ref().map(|(r, q1)| (r, *q1));
-            figures::tau_vs_q("τ(q)", &bins, p).write_png(&out("tau_vs_q.png".into())?)?;
+            figures::tau_vs_q("τ(q)", &bins_q, p).write_png(&out("tau_vs_q.png".into())?)?;
         }
         for t in &tt {
             figures::two_time_with_cuts(
