@@ -12,7 +12,8 @@ use ndarray::{Array2, Axis};
 use std::path::PathBuf;
 use xpcs_twin::error::Error;
 use xpcs_twin::fit::qdep::{
-    fit_bins_jackknife, fit_power_law_from_bins, tau_beta_per_bin, TauBeta,
+    fit_bins_jackknife, fit_power_law_from_bins, mask_points_without_data, tau_beta_per_bin,
+    TauBeta,
 };
 use xpcs_twin::fit::twotime::{evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit};
 use xpcs_twin::fit::{g2_model_by_name, parse_fix, FitModel, FitOptions, FitReport};
@@ -169,7 +170,17 @@ pub fn run(a: FitArgs) -> Result<()> {
     }
     let axes = res.partition.dynamic_axes().to_vec();
     let q: Vec<f64> = axes.iter().map(|b| b.q_inv_angstrom).collect();
-    let q_known = !q.is_empty() && q.iter().all(|&x| x.is_finite() && x > 0.0);
+    // q is unknown when the file's q-map holds NaN (frames correlated without a q-map with q,
+    // geometry or --q-values): per-bin fits go on, τ(q) is refused.
+    let q_ok = |x: f64| x.is_finite() && x > 0.0;
+    let q_known = q.iter().any(|&x| q_ok(x));
+    if !q_known && a.q1.is_some() {
+        return Err(Error::invalid(
+            &origin,
+            "--q1 given but q is unknown in this file (no q values in /xpcs/qmap)",
+        )
+        .into());
+    }
 
     // Per-bin g2 fits.
     let mut per_bin: Vec<FitReport> = Vec::new();
@@ -181,12 +192,20 @@ pub fn run(a: FitArgs) -> Result<()> {
             .collect();
         let all_delays = delays_s(&res, m);
         let d: Vec<f64> = rows.iter().map(|&i| all_delays[i]).collect();
-        let g2 = m.g2.select(Axis(0), &rows).mapv(f64::from);
-        let err = m.g2_err.select(Axis(0), &rows).mapv(f64::from);
-        let jk = match (&m.g2_jackknife, a.least_squares_errors) {
+        let mut g2 = m.g2.select(Axis(0), &rows).mapv(f64::from);
+        let mut err = m.g2_err.select(Axis(0), &rows).mapv(f64::from);
+        let mut jk = match (&m.g2_jackknife, a.least_squares_errors) {
             (Some(j), false) => Some(j.select(Axis(1), &rows)),
             _ => None,
         };
+        let n_missing = mask_points_without_data(&mut g2, &mut err, jk.as_mut());
+        if n_missing > 0 {
+            eprintln!(
+                "warning: {origin}: {n_missing} of {} (lag, q-bin) points hold no data (g2_err ≤ 0 or \
+                 not finite, e.g. g2 = 0 at lags without frame pairs) and are left out of the fits",
+                g2.len()
+            );
+        }
         per_bin = fit_bins_jackknife(
             model.as_ref(),
             &d,
@@ -202,18 +221,30 @@ pub fn run(a: FitArgs) -> Result<()> {
         g2_data = Some((d, g2, err));
     }
     // τ(q): needs known q centres and ≥ 3 converged bins (2 parameters + 1 dof).
-    let bins: Vec<Option<TauBeta>> = if q_known && !per_bin.is_empty() {
-        tau_beta_per_bin(&q, &per_bin)
-    } else {
+    // τ and β per converged bin (q NaN where unknown); τ(q) uses the bins with a known q.
+    let bins: Vec<Option<TauBeta>> = if per_bin.is_empty() {
         Vec::new()
+    } else {
+        tau_beta_per_bin(&q, &per_bin)
     };
-    let n_ok = bins.iter().flatten().count();
+    let bins_q: Vec<Option<TauBeta>> = bins
+        .iter()
+        .map(|b| b.filter(|b| q_ok(b.q_inv_angstrom)))
+        .collect();
+    if !q_known && !per_bin.is_empty() {
+        eprintln!(
+            "{origin}: τ(q) power law not fitted: q unknown (the file's q-map holds no q values; \
+             correlate with a q-map file with q, --energy-kev/--distance-m/--pixel-size-um/\
+             --beam-center-px, or --q-values)"
+        );
+    }
+    let n_ok = bins_q.iter().flatten().count();
     let mut power: Option<(FitReport, f64)> = None;
     if n_ok >= 3 {
         let q1 = match a.q1 {
             Some(v) => v,
             None => {
-                let mut ok: Vec<f64> = bins.iter().flatten().map(|b| b.q_inv_angstrom).collect();
+                let mut ok: Vec<f64> = bins_q.iter().flatten().map(|b| b.q_inv_angstrom).collect();
                 ok.sort_by(f64::total_cmp);
                 ok[ok.len() / 2]
             }
@@ -229,7 +260,7 @@ pub fn run(a: FitArgs) -> Result<()> {
         } else {
             FitOptions::default()
         };
-        let r = fit_power_law_from_bins(&bins, q1, &o)?;
+        let r = fit_power_law_from_bins(&bins_q, q1, &o)?;
         power = Some((checked(r, "the power law τ(q)")?, q1));
     }
 
@@ -301,10 +332,13 @@ pub fn run(a: FitArgs) -> Result<()> {
                 "converged_bins".into(),
                 Node::vec(ok.iter().map(|(i, _)| (*i + 1) as f64).collect()),
             );
-            g.insert(
-                "q_inv_angstrom".into(),
-                Node::vec(ok.iter().map(|(_, b)| b.q_inv_angstrom).collect()),
-            );
+            // Never a NaN placeholder: q is written only when every converged bin has one.
+            if ok.iter().all(|(_, b)| q_ok(b.q_inv_angstrom)) {
+                g.insert(
+                    "q_inv_angstrom".into(),
+                    Node::vec(ok.iter().map(|(_, b)| b.q_inv_angstrom).collect()),
+                );
+            }
             g.insert(
                 "tau_s".into(),
                 Node::vec(ok.iter().map(|(_, b)| b.tau_s).collect()),
@@ -354,15 +388,17 @@ pub fn run(a: FitArgs) -> Result<()> {
     // Table on stdout.
     println!("{}: model {}", a.results.display(), a.model);
     for (b, r) in per_bin.iter().enumerate() {
-        let qs = if q_known {
+        let qs = if q_ok(q[b]) {
             format!("q = {:.4} Å⁻¹", q[b])
         } else {
-            String::new()
+            "q unknown".into()
         };
         println!("  bin {:3} {qs}: {}", b + 1, r.summary());
     }
     if let Some((r, q1)) = &power {
         println!("  τ(q), q1 = {q1} Å⁻¹: {}", r.summary());
+    } else if !q_known && !per_bin.is_empty() {
+        println!("  τ(q): not fitted (q unknown)");
     } else if !per_bin.is_empty() {
         println!("  τ(q): not fitted ({n_ok} converged bins with known q; need ≥ 3)");
     }
@@ -388,10 +424,10 @@ pub fn run(a: FitArgs) -> Result<()> {
         };
         if let Some((d, g2, err)) = &g2_data {
             for (b, r) in per_bin.iter().enumerate() {
-                let title = if q_known {
+                let title = if q_ok(q[b]) {
                     format!("bin {} (q = {:.4} Å⁻¹)", b + 1, q[b])
                 } else {
-                    format!("bin {}", b + 1)
+                    format!("bin {} (q unknown)", b + 1)
                 };
                 let y = g2.column(b).to_vec();
                 let e = err.column(b).to_vec();
@@ -399,9 +435,9 @@ pub fn run(a: FitArgs) -> Result<()> {
                     .write_png(&out(format!("g2_bin_{:03}.png", b + 1))?)?;
             }
         }
-        if !bins.is_empty() {
+        if bins_q.iter().any(Option::is_some) {
             let p = power.as_ref().map(|(r, q1)| (r, *q1));
-            figures::tau_vs_q("τ(q)", &bins, p).write_png(&out("tau_vs_q.png".into())?)?;
+            figures::tau_vs_q("τ(q)", &bins_q, p).write_png(&out("tau_vs_q.png".into())?)?;
         }
         for t in &tt {
             figures::two_time_with_cuts(
@@ -422,7 +458,8 @@ pub fn run(a: FitArgs) -> Result<()> {
             "results": a.results.display().to_string(),
             "model": a.model,
             "fixed": a.fix,
-            "q_inv_angstrom": if q_known { Some(&q) } else { None },
+            "q_inv_angstrom": q.iter().map(|&x| q_ok(x).then_some(x)).collect::<Vec<_>>(),
+            "q_unknown": !q_known,
             "bins": per_bin,
             "tau_beta": bins,
             "power_law": power.as_ref().map(|(r, q1)| serde_json::json!({"q1_inv_angstrom": q1, "fit": r})),
