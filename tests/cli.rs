@@ -266,7 +266,7 @@ fn plan_uses_the_diluted_contrast_describe_prints() {
     let p = run(&["plan", &ce, "--pressure", "1.1", "--mc-repeats", "0"]);
     assert!(p.status.success(), "{}", stderr(&p));
     let p = String::from_utf8_lossy(&p.stdout).to_string();
-    let c = number_after(&p, "c = ");
+    let c = number_after(&p, ", contrast ");
     // describe prints 4 decimals, plan 5.
     assert!(
         (c - diluted).abs() < 6e-5,

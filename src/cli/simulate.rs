@@ -783,9 +783,9 @@ pub fn run(a: SimulateArgs) -> Result<()> {
     let more = writer.map_or_else(Vec::new, |w| {
         w.files(&a.out, (rows, cols), n_frames, EIGER_FRAMES_PER_FILE)
     });
-    if !more.is_empty() {
+    if more.iter().any(|m| *m != a.out) {
         let mut all: Vec<&Path> = outputs.clone();
-        all.extend(more.iter().map(PathBuf::as_path));
+        all.extend(more.iter().filter(|m| **m != a.out).map(PathBuf::as_path));
         check_outputs(&all, &inputs, a.force)?;
     }
 

@@ -13,6 +13,21 @@ pub fn show(v: f64) -> String {
     }
 }
 
+/// A number with `digits` significant digits for a message: plain for 1e-3 ≤ |v| < 1e6
+/// (`11.84`, `0.002397`), scientific outside (`2.4e-5`).
+pub fn sig(v: f64, digits: usize) -> String {
+    let a = v.abs();
+    let digits = digits.max(1);
+    if a == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    if !(1e-3..1e6).contains(&a) {
+        return format!("{v:.*e}", digits - 1);
+    }
+    let decimals = (digits as i32 - 1 - a.log10().floor() as i32).max(0) as usize;
+    format!("{v:.decimals$}")
+}
+
 /// Checks `lo <= value <= hi` (finite), else an [`Error::OutOfRange`] naming `origin` and `field`.
 pub fn check_range(origin: &str, field: &str, value: f64, lo: f64, hi: f64) -> Result<f64> {
     if value.is_finite() && value >= lo && value <= hi {

@@ -159,6 +159,14 @@ impl PhotonRecords for EsrfSparse {
     fn origin(&self) -> &Path {
         &self.path
     }
+    fn n_records_hint(&self) -> Option<u64> {
+        Some(
+            self.parts
+                .iter()
+                .map(|p| *p.frame_ptr.last().unwrap_or(&0))
+                .sum(),
+        )
+    }
     fn frame_shape(&self) -> (usize, usize) {
         self.shape
     }

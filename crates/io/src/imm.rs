@@ -150,6 +150,8 @@ pub struct ImmFile {
     cols: usize,
     sparse: bool,
     n_frames: usize,
+    /// Stored pixels over all frames (the `dlen` sum).
+    stored: u64,
     /// Next frame of [`FrameSource::read_next`] and its header's offset.
     next: usize,
     pos: u64,
@@ -170,6 +172,7 @@ impl ImmFile {
         let o = || path.display().to_string();
         let mut first: Option<ImmHeader> = None;
         let (mut pos, mut k) = (0u64, 0usize);
+        let mut stored = 0u64;
         let mut hb = [0u8; HEADER_BYTES];
         while pos < len {
             if len - pos < HEADER_BYTES as u64 {
@@ -255,6 +258,7 @@ impl ImmFile {
                     ),
                 ));
             }
+            stored += u64::from(h.dlen);
             if first.is_none() {
                 first = Some(h);
             }
@@ -270,6 +274,7 @@ impl ImmFile {
             sparse: first.compression == COMPRESSION_SPARSE,
             first,
             n_frames: k,
+            stored,
             next: 0,
             pos: 0,
             raw: Vec::new(),
@@ -381,6 +386,10 @@ impl FrameSource for ImmFile {
 impl PhotonRecords for ImmFile {
     fn origin(&self) -> &Path {
         &self.path
+    }
+    fn n_records_hint(&self) -> Option<u64> {
+        // Full frames: the nonzero pixels are known only after a scan.
+        self.sparse.then_some(self.stored)
     }
     fn frame_shape(&self) -> (usize, usize) {
         (self.rows, self.cols)

@@ -456,7 +456,7 @@ pub fn open_input(path: &Path, opts: &InputOptions) -> Result<Input> {
     })
 }
 
-/// Reads every block of an event source into one [`EventList`] (frame time: the source's,
+/// Reads every block of an event source into one [`xpcs_core::data::EventList`] (frame time: the source's,
 /// else `frame_time_s`). For tests and small files: memory ∝ photons.
 pub fn collect_events(
     src: &mut dyn EventSource,

@@ -4,20 +4,28 @@
 //! the Rigaku 64-bit `.bin` files, compressed IMM frames, the ESRF ID10 sparse HDF5 files,
 //! APS `(index, frame, count)` triplets. The event correlator wants them by *pixel* (the CSR
 //! of [`EventList`]). [`PixelBlocks`] transposes any [`PhotonRecords`] source without ever
-//! holding a dense stack, and without holding more than one block of events:
+//! holding a dense stack, and without holding more than one block of events.
 //!
-//! 1. pass 1 reads the file once and counts the records of every pixel (4 bytes per pixel,
-//!    plus 4 while counting), noting whether some pixel's frames are not strictly increasing
-//!    (repeated or unsorted records) or some count is zero;
-//! 2. the pixels are cut into consecutive blocks of at most `max_block_events` records;
-//! 3. each block is one more pass over the file that scatters the block's records into their
-//!    pixel's slots (a counting sort), then, only if pass 1 saw irregular records, sorts each
-//!    pixel's events by frame, sums repeated (pixel, frame) pairs and drops zero counts.
+//! **Single read** (the usual case: the format states its number of records and they fit one
+//! block of `max_block_events`): pass 1 reads the file once, checks every record and stages
+//! it by *bucket* of 2^k consecutive pixels (8 bytes a record, in chunks of an arena; one
+//! share of the file per thread when the format splits, as Rigaku files do); then each bucket
+//! counts its pixels and scatters its records into their pixel's slots, buckets in parallel,
+//! each within a core's cache. Peak: 16 bytes per record (staged + built), whatever the
+//! number of frames.
 //!
-//! Peak memory: 8 bytes per pixel + 8 bytes per event of one block (frame + count, u32 each)
-//! + one read batch; independent of the number of frames. A file whose events fit in one block
-//!   is read twice; a larger one `1 + blocks` times (the passes are sequential reads).
+//! **Blocks** (records beyond one block, or unknown in advance): pass 1 counts the records
+//! of every pixel (4 bytes per pixel); the pixels are cut into consecutive blocks of at most
+//! `max_block_events` records; each block is one more pass over the file that appends the
+//! block's records to buckets (10 bytes a record) and scatters each bucket into its pixels'
+//! slots. Peak: 4 bytes per pixel + 10 bytes per record of one block; the file is read
+//! `1 + blocks` times (sequential reads).
 //!
+//! Either way a record breaking the strictly increasing (frame, pixel) order detectors write
+//! (unsorted or repeated records, a second module file) or with no photon makes the blocks
+//! sort each pixel's events by frame, sum repeated (pixel, frame) pairs and drop zero counts;
+//! the result does not depend on the number of threads.
+
 //! Output: [`EventBlock`]s in pixel order (through [`EventSource`]), or a whole
 //! [`EventList`] ([`PixelBlocks::into_event_list`]). Every pixel's frames strictly increase,
 //! counts are ≥ 1: the blocks go straight into `EventCorrelator::push_pixel_block`.
@@ -32,10 +40,15 @@ use xpcs_core::data::{EventList, FrameSource};
 use xpcs_core::error::{Error, Result};
 
 /// Records per batch handed to a scan's visitor.
-pub const BATCH_RECORDS: usize = 1 << 16;
+pub const BATCH_RECORDS: usize = 1 << 12;
 
-/// Default bound on the events of one pixel block (8 bytes each: 256 MiB).
-pub const DEFAULT_MAX_BLOCK_EVENTS: usize = 1 << 25;
+/// Default bound on the events of one pixel block (10 bytes each while the block is built:
+/// 160 MiB; 8 bytes each once built).
+pub const DEFAULT_MAX_BLOCK_EVENTS: usize = 1 << 24;
+
+/// Events per bucket of the two-step scatter (see [`PixelBlocks`]): about 20 bytes each in
+/// flight, so that a bucket stays within a core's L2 cache (2 MiB here).
+const BUCKET_EVENTS: usize = 1 << 16;
 
 /// Largest frame (rows × cols) a sparse reader accepts when the file does not back the shape
 /// with data (IMM compressed frames, ESRF sparse files, triplets): 2^26 pixels, above every
@@ -96,6 +109,17 @@ pub trait PhotonRecords {
     fn n_frames(&self) -> Option<usize>;
     /// Frame period (s) if the format stores it.
     fn frame_time_s(&self) -> Option<f64>;
+    /// The number of records, if the format states it before a scan (file length, headers):
+    /// when it fits one block, pass 1 also stages the records and the file is read once.
+    fn n_records_hint(&self) -> Option<u64> {
+        None
+    }
+    /// `n` sources that together hold the records, each a contiguous share of the file order
+    /// (for every pixel, part k's records precede part k + 1's), scanned concurrently by
+    /// pass 1; `None` (the default) when the format reads only as a whole.
+    fn parts(&self, _n: usize) -> Option<Vec<Box<dyn PhotonRecords + Send>>> {
+        None
+    }
     /// Visits every record once, in file order, in batches of at most [`BATCH_RECORDS`].
     /// The source checks its own layout (e.g. a module's pixel range); the transposition
     /// checks pixel < rows · cols and frame < frames.
@@ -133,57 +157,106 @@ pub struct PixelBlocks<R> {
     /// Pixel boundaries of the blocks (first pixel of each, then rows · cols).
     bounds: Vec<usize>,
     next: usize,
+    /// Single-read mode: the records staged by pass 1 (one block), per share of the file.
+    staged: Option<Vec<Staged>>,
 }
 
-impl<R: PhotonRecords> PixelBlocks<R> {
-    /// Runs pass 1 over `src` and plans blocks of at most `max_block_events` records (a single
-    /// pixel with more records gets a block of its own).
-    pub fn new(mut src: R, max_block_events: usize) -> Result<Self> {
-        let origin = src.origin().to_path_buf();
-        let o = || origin.display().to_string();
-        let shape = src.frame_shape();
-        let n_pix = checked_pixels(&origin, shape)?;
-        let declared = src.n_frames();
-        // [records, smallest frame the next record may have] per pixel.
-        let mut state: Vec<[u32; 2]> = vec![[0, 0]; n_pix];
-        let mut irregular = false;
-        let mut max_frame: Option<u32> = None;
-        let mut n_records = 0u64;
-        src.scan(&mut |b| {
-            let mut irr = false;
-            let mut zero = false;
-            let mut mx = 0u32;
-            for ((&p, &f), &c) in b.pixels.iter().zip(&b.frames).zip(&b.counts) {
-                let Some(s) = state.get_mut(p as usize) else {
-                    return Err(Error::out_of_range(
-                        o(),
-                        "pixel index of a photon record",
-                        p,
-                        format!("0..{n_pix} (rows · cols of {shape:?})"),
-                    ));
-                };
-                s[0] = s[0].wrapping_add(1);
-                irr |= f < s[1];
-                s[1] = f.saturating_add(1);
-                zero |= c == 0;
-                mx = mx.max(f);
-            }
-            if !b.is_empty() {
-                max_frame = Some(max_frame.map_or(mx, |m| m.max(mx)));
-            }
-            irregular |= irr || zero;
-            n_records += b.len() as u64;
-            Ok(())
-        })?;
-        let per_pixel: Vec<u32> = state.into_iter().map(|s| s[0]).collect();
-        // A pixel with 2^32 records or more wrapped its counter: the sum tells.
-        if per_pixel.iter().map(|&c| u64::from(c)).sum::<u64>() != n_records {
-            return Err(Error::invalid(
-                o(),
-                "a pixel has 2^32 or more photon records",
-            ));
+/// Records per arena chunk of [`Staged`].
+const STAGE_CHUNK: u32 = 2048;
+
+/// Pass 1's copy of the records when they fit one block, grouped by bucket of 2^shift
+/// consecutive pixels in chunks of an arena, in file order within a bucket: [frame,
+/// count · 2^16 + pixel within the bucket], 8 bytes a record (a count above 65535 ends the
+/// staging: the file is then read again). The block is then built from memory, bucket by
+/// bucket in parallel, without reading the file again.
+#[derive(Debug)]
+struct Staged {
+    shift: u32,
+    /// Per bucket: [next arena slot, end of its current chunk].
+    cur: Vec<[u32; 2]>,
+    /// Per bucket: its chunks, in order.
+    chunks: Vec<Vec<u32>>,
+    /// One write stream per bucket.
+    arena: Vec<[u32; 2]>,
+}
+
+impl Staged {
+    fn new(shift: u32, n_buckets: usize, hint: u64) -> Self {
+        let cap = hint as usize + n_buckets * STAGE_CHUNK as usize;
+        Staged {
+            shift,
+            cur: vec![[0, 0]; n_buckets],
+            chunks: vec![Vec::new(); n_buckets],
+            arena: Vec::with_capacity(cap),
         }
-        let n_frames = match (declared, max_frame) {
+    }
+
+    /// Calls `f` on each run of bucket `b`'s records, in file order.
+    #[inline(always)]
+    fn for_each_run(&self, b: usize, mut f: impl FnMut(&[[u32; 2]])) {
+        let n = self.chunks[b].len();
+        for (i, &ch) in self.chunks[b].iter().enumerate() {
+            let s0 = (ch * STAGE_CHUNK) as usize;
+            let s1 = if i + 1 == n {
+                self.cur[b][0] as usize
+            } else {
+                s0 + STAGE_CHUNK as usize
+            };
+            f(&self.arena[s0..s1]);
+        }
+    }
+
+    /// Appends a record of pixel `p` (< rows · cols). False when the count exceeds 65535 or
+    /// the arena would pass 2^32 slots (the caller then reads the file again instead).
+    #[inline(always)]
+    fn push(&mut self, p: usize, f: u32, c: u32) -> bool {
+        if c > 0xFFFF {
+            return false;
+        }
+        let b = p >> self.shift;
+        let cur = &mut self.cur[b];
+        if cur[0] == cur[1] {
+            let start = self.arena.len();
+            let Ok(s32) = u32::try_from(start + STAGE_CHUNK as usize) else {
+                return false;
+            };
+            self.arena.resize(start + STAGE_CHUNK as usize, [0; 2]);
+            self.chunks[b].push(start as u32 / STAGE_CHUNK);
+            *cur = [start as u32, s32];
+        }
+        let k = cur[0] as usize;
+        cur[0] += 1;
+        self.arena[k] = [f, c << 16 | (p & ((1 << self.shift) - 1)) as u32];
+        true
+    }
+}
+
+/// Bucket size (2^shift pixels, ≤ 65536 for the u16 pixel-in-bucket) giving about
+/// [`BUCKET_EVENTS`] events per bucket on average, and at most 4096 buckets.
+fn bucket_shift(n_pix: usize, events: usize) -> u32 {
+    let per_px = (events as f64 / n_pix.max(1) as f64).max(1e-9);
+    let by_events = (BUCKET_EVENTS as f64 / per_px).log2().floor().max(0.0) as u32;
+    let by_count = (n_pix.div_ceil(4096).max(1) as f64).log2().ceil() as u32;
+    by_events.max(by_count).min(16)
+}
+
+/// What pass 1 learns besides what its visitor keeps.
+struct Pass1 {
+    n_records: u64,
+    /// Some record breaks the strictly increasing (frame, pixel) order, or has no photon.
+    irregular: bool,
+    max_frame: Option<u32>,
+    /// (frame, pixel) keys of the first and last records.
+    first_key: Option<u64>,
+    last_key: Option<u64>,
+}
+
+impl Pass1 {
+    /// The frames of the series: the declared number (every record below it), else the
+    /// largest frame + 1.
+    fn n_frames(&self, declared: Option<usize>, origin: &Path) -> Result<usize> {
+        let o = || origin.display().to_string();
+        let n = match (declared, self.max_frame) {
             (Some(n), Some(m)) if m as usize >= n => {
                 return Err(Error::out_of_range(
                     o(),
@@ -196,11 +269,163 @@ impl<R: PhotonRecords> PixelBlocks<R> {
             (None, Some(m)) => m as usize + 1,
             (None, None) => 0,
         };
-        if n_frames > u32::MAX as usize {
-            return Err(Error::out_of_range(o(), "frames", n_frames, "≤ 4294967295"));
+        if n > u32::MAX as usize {
+            return Err(Error::out_of_range(o(), "frames", n, "≤ 4294967295"));
         }
-        // Blocks of consecutive pixels, each ≤ max_block_events records (or one pixel).
+        Ok(n)
+    }
+}
+
+/// Pass 1: every record checked (pixel < `n_pix`) and handed to `keep(pixel, frame, count)`.
+/// Records in strictly increasing (frame, pixel) order, as detectors write them, give every
+/// pixel strictly increasing frames; anything else (a second module file, an unsorted or
+/// repeated record, a zero count) marks the scan irregular: the blocks then sort and merge.
+fn pass1<R: PhotonRecords + ?Sized, K: FnMut(usize, u32, u32)>(
+    src: &mut R,
+    n_pix: usize,
+    mut keep: K,
+) -> Result<Pass1> {
+    let origin = src.origin().display().to_string();
+    let shape = src.frame_shape();
+    let mut out = Pass1 {
+        n_records: 0,
+        irregular: false,
+        max_frame: None,
+        first_key: None,
+        last_key: None,
+    };
+    let mut next_key = 0u64;
+    src.scan(&mut |b| {
+        let (mut irr, mut zero, mut mx) = (false, false, 0u32);
+        let mut nk = next_key;
+        for ((&p, &f), &c) in b.pixels.iter().zip(&b.frames).zip(&b.counts) {
+            if p as usize >= n_pix {
+                return Err(Error::out_of_range(
+                    &origin,
+                    "pixel index of a photon record",
+                    p,
+                    format!("0..{n_pix} (rows · cols of {shape:?})"),
+                ));
+            }
+            let key = u64::from(f) << 32 | u64::from(p);
+            irr |= key < nk;
+            nk = key.saturating_add(1);
+            zero |= c == 0;
+            mx = mx.max(f);
+            keep(p as usize, f, c);
+        }
+        next_key = nk;
+        if let (Some(&p), Some(&f)) = (b.pixels.first(), b.frames.first()) {
+            out.first_key
+                .get_or_insert(u64::from(f) << 32 | u64::from(p));
+            out.max_frame = Some(out.max_frame.map_or(mx, |m| m.max(mx)));
+            out.last_key = Some(nk - 1);
+        }
+        out.irregular |= irr || zero;
+        out.n_records += b.len() as u64;
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+impl<R: PhotonRecords> PixelBlocks<R> {
+    /// Runs pass 1 over `src` and plans blocks of at most `max_block_events` records (a single
+    /// pixel with more records gets a block of its own).
+    pub fn new(mut src: R, max_block_events: usize) -> Result<Self> {
+        let origin = src.origin().to_path_buf();
+        let shape = src.frame_shape();
+        let n_pix = checked_pixels(&origin, shape)?;
         let cap = max_block_events.clamp(1, u32::MAX as usize) as u64;
+        // Single read when the format says the records fit one block: pass 1 stages them by
+        // bucket and needs no per-pixel array (the buckets count their pixels later).
+        if let Some(h) = src.n_records_hint().filter(|&h| h <= cap) {
+            let shift = bucket_shift(n_pix, h as usize);
+            let nb = n_pix.div_ceil(1 << shift);
+            // One share of the file per thread when the format splits (memory: the same).
+            let threads = rayon::current_num_threads();
+            let mut parts = if threads > 1 {
+                src.parts(threads)
+            } else {
+                None
+            };
+            let staged: Vec<(Result<Pass1>, Staged, bool)> = match &mut parts {
+                Some(parts) => {
+                    use rayon::prelude::*;
+                    parts
+                        .par_iter_mut()
+                        .map(|part| {
+                            let hint = part.n_records_hint().unwrap_or(0);
+                            let mut st = Staged::new(shift, nb, hint);
+                            let mut fits = true;
+                            let p1 = pass1(part.as_mut(), n_pix, |p, f, c| {
+                                fits &= st.push(p, f, c);
+                            });
+                            (p1, st, fits)
+                        })
+                        .collect()
+                }
+                None => {
+                    let mut st = Staged::new(shift, nb, h);
+                    let mut fits = true;
+                    let p1 = pass1(&mut src, n_pix, |p, f, c| {
+                        fits &= st.push(p, f, c);
+                    });
+                    vec![(p1, st, fits)]
+                }
+            };
+            // The first error in file order; then the parts joined in order.
+            let mut p1 = Pass1 {
+                n_records: 0,
+                irregular: false,
+                max_frame: None,
+                first_key: None,
+                last_key: None,
+            };
+            let mut fits = true;
+            let mut stages = Vec::with_capacity(staged.len());
+            for (r, st, f) in staged {
+                let q = r?;
+                if let (Some(last), Some(first)) = (p1.last_key, q.first_key) {
+                    p1.irregular |= first <= last;
+                }
+                p1.irregular |= q.irregular;
+                p1.n_records += q.n_records;
+                p1.max_frame = p1.max_frame.max(q.max_frame);
+                p1.first_key = p1.first_key.or(q.first_key);
+                p1.last_key = q.last_key.or(p1.last_key);
+                fits &= f;
+                stages.push(st);
+            }
+            if fits && p1.n_records <= cap {
+                let n_frames = p1.n_frames(src.n_frames(), &origin)?;
+                return Ok(PixelBlocks {
+                    src,
+                    origin,
+                    shape,
+                    n_frames,
+                    per_pixel: Vec::new(),
+                    n_records: p1.n_records,
+                    irregular: p1.irregular,
+                    bounds: vec![0, n_pix],
+                    next: 0,
+                    staged: Some(stages),
+                });
+            }
+        }
+        // Records per pixel (4 bytes a pixel), then blocks of consecutive pixels.
+        let mut per_pixel: Vec<u32> = vec![0; n_pix];
+        let p1 = pass1(&mut src, n_pix, |p, _, _| {
+            per_pixel[p] = per_pixel[p].wrapping_add(1);
+        })?;
+        // A pixel with 2^32 records or more wrapped its counter: the sum tells.
+        if per_pixel.iter().map(|&c| u64::from(c)).sum::<u64>() != p1.n_records {
+            return Err(Error::invalid(
+                origin.display().to_string(),
+                "a pixel has 2^32 or more photon records",
+            ));
+        }
+        let n_frames = p1.n_frames(src.n_frames(), &origin)?;
+        // Each block ≤ max_block_events records (or one pixel).
         let mut bounds = vec![0usize];
         let mut acc = 0u64;
         for (p, &c) in per_pixel.iter().enumerate() {
@@ -217,10 +442,11 @@ impl<R: PhotonRecords> PixelBlocks<R> {
             shape,
             n_frames,
             per_pixel,
-            n_records,
-            irregular,
+            n_records: p1.n_records,
+            irregular: p1.irregular,
             bounds,
             next: 0,
+            staged: None,
         })
     }
 
@@ -255,7 +481,94 @@ impl<R: PhotonRecords> PixelBlocks<R> {
         EventList::new(rows, cols, self.n_frames, ft, offsets, frames, counts)
     }
 
+    /// The whole frame as one block, from the records pass 1 staged: each bucket scatters
+    /// its records (file order) to its pixels' slots; buckets own disjoint slices and run in
+    /// parallel (the result does not depend on the thread count).
+    fn block_from(&mut self, stages: Vec<Staged>) -> Result<EventBlock> {
+        use rayon::prelude::*;
+        let o = self.origin.display().to_string();
+        let np = self.shape.0 * self.shape.1;
+        let shift = stages[0].shift;
+        let nb = stages[0].cur.len();
+        // Bucket b's records in file order: the shares in order, each in chunk order.
+        let runs = |b: usize, f: &mut dyn FnMut(&[[u32; 2]])| {
+            for st in &stages {
+                st.for_each_run(b, &mut *f);
+            }
+        };
+        let pixels_of = |b: usize| (b << shift, ((b + 1) << shift).min(np));
+        // Records per pixel, bucket by bucket (each count array stays in L1/L2).
+        let per_bucket: Vec<Vec<u32>> = (0..nb)
+            .into_par_iter()
+            .map(|b| {
+                let (p0, p1) = pixels_of(b);
+                let mut n = vec![0u32; p1 - p0];
+                runs(b, &mut |rs| {
+                    for r in rs {
+                        n[(r[1] & 0xFFFF) as usize] += 1;
+                    }
+                });
+                n
+            })
+            .collect();
+        let mut offsets = Vec::with_capacity(np + 1);
+        offsets.push(0u64);
+        let mut acc = 0u64;
+        for n in &per_bucket {
+            for &c in n {
+                acc += u64::from(c);
+                offsets.push(acc);
+            }
+        }
+        drop(per_bucket);
+        let mut frames = vec![0u32; acc as usize];
+        let mut counts = vec![0u32; acc as usize];
+        let mut jobs = Vec::with_capacity(nb);
+        let (mut fr, mut ct) = (&mut frames[..], &mut counts[..]);
+        for b in 0..nb {
+            let (p0, p1) = pixels_of(b);
+            let len = (offsets[p1] - offsets[p0]) as usize;
+            let (fa, fb) = std::mem::take(&mut fr).split_at_mut(len);
+            let (ca, cb) = std::mem::take(&mut ct).split_at_mut(len);
+            fr = fb;
+            ct = cb;
+            jobs.push((b, fa, ca));
+        }
+        // Scatter bucket by bucket, in parallel: disjoint slices, the same result for any
+        // number of threads.
+        jobs.into_par_iter().for_each(|(b, fo, co)| {
+            let (p0, p1) = pixels_of(b);
+            let base = offsets[p0];
+            let mut cursor: Vec<u32> = offsets[p0..p1].iter().map(|&x| (x - base) as u32).collect();
+            runs(b, &mut |rs| {
+                for &[f, cq] in rs {
+                    let k = &mut cursor[(cq & 0xFFFF) as usize];
+                    fo[*k as usize] = f;
+                    co[*k as usize] = cq >> 16;
+                    *k += 1;
+                }
+            });
+        });
+        drop(stages);
+        if self.irregular {
+            merge_pixels(&mut offsets, &mut frames, &mut counts, 0, &o)?;
+        }
+        Ok(EventBlock {
+            first_pixel: 0,
+            offsets,
+            frames,
+            counts,
+        })
+    }
+
     /// One pass: the records of pixels `a..b`, by pixel.
+    ///
+    /// A direct scatter of frame-ordered records into pixel slots touches a new cache line
+    /// (and, over a large block, a new page) for nearly every record. So the scatter goes in
+    /// two steps: the pass appends each record to its *bucket* of 2^shift consecutive pixels
+    /// (a few hundred buckets: their write positions stay in cache), keeping the pixel within
+    /// the bucket (u16); then each bucket, a region of about [`BUCKET_EVENTS`] events that
+    /// fits in L2, is scattered to its pixels. Both steps keep the file order within a pixel.
     fn block(&mut self, a: usize, b: usize) -> Result<EventBlock> {
         let o = self.origin.display().to_string();
         let np = b - a;
@@ -267,21 +580,27 @@ impl<R: PhotonRecords> PixelBlocks<R> {
             offsets.push(acc);
         }
         let total = acc as usize;
-        // Slot of the next record of each pixel (block-local; < 2^32 by construction).
-        let mut cursor: Vec<u32> = offsets[..np].iter().map(|&x| x as u32).collect();
+        let shift = bucket_shift(np, total);
+        let n_buckets = np.div_ceil(1 << shift).max(1);
+        let bucket_start = |k: usize| offsets[(k << shift).min(np)];
+        let mut bcur: Vec<u64> = (0..n_buckets).map(bucket_start).collect();
         let mut frames = vec![0u32; total];
         let mut counts = vec![0u32; total];
+        let mut pix = vec![0u16; total];
         let mut overflow = false;
+        let mask = (1usize << shift) - 1;
         self.src.scan(&mut |batch| {
             for ((&p, &f), &c) in batch.pixels.iter().zip(&batch.frames).zip(&batch.counts) {
                 let i = (p as usize).wrapping_sub(a);
                 if i < np {
-                    let k = cursor[i] as usize;
-                    match (frames.get_mut(k), counts.get_mut(k)) {
-                        (Some(fk), Some(ck)) => {
+                    let cur = &mut bcur[i >> shift];
+                    let k = *cur as usize;
+                    match (frames.get_mut(k), counts.get_mut(k), pix.get_mut(k)) {
+                        (Some(fk), Some(ck), Some(pk)) => {
                             *fk = f;
                             *ck = c;
-                            cursor[i] += 1;
+                            *pk = (i & mask) as u16;
+                            *cur += 1;
                         }
                         _ => overflow = true,
                     }
@@ -289,18 +608,50 @@ impl<R: PhotonRecords> PixelBlocks<R> {
             }
             Ok(())
         })?;
-        // The second pass must see exactly the records the first counted.
-        if overflow
-            || cursor
-                .iter()
-                .zip(&offsets[1..])
-                .any(|(&c, &e)| u64::from(c) != e)
-        {
-            return Err(Error::invalid(
-                o,
+        // The second pass must see exactly the records the first counted (per bucket here,
+        // per pixel below).
+        let changed = || {
+            Error::invalid(
+                &o,
                 "the file changed between two reads (photon records per pixel differ)",
-            ));
+            )
+        };
+        if overflow || (0..n_buckets).any(|k| bcur[k] != bucket_start(k + 1)) {
+            return Err(changed());
         }
+        // Bucket by bucket, in cache: pixel slots from the offsets.
+        let (mut sf, mut sc) = (Vec::new(), Vec::new());
+        let mut cursor: Vec<u64> = Vec::with_capacity(1 << shift);
+        for k in 0..n_buckets {
+            let (p0, p1) = (k << shift, ((k + 1) << shift).min(np));
+            let (r0, r1) = (offsets[p0] as usize, offsets[p1] as usize);
+            sf.clear();
+            sf.extend_from_slice(&frames[r0..r1]);
+            sc.clear();
+            sc.extend_from_slice(&counts[r0..r1]);
+            cursor.clear();
+            cursor.extend_from_slice(&offsets[p0..p1]);
+            for ((&f, &c), &q) in sf.iter().zip(&sc).zip(&pix[r0..r1]) {
+                let Some(cur) = cursor.get_mut(q as usize) else {
+                    return Err(changed());
+                };
+                let j = *cur as usize;
+                if j >= r1 {
+                    return Err(changed());
+                }
+                frames[j] = f;
+                counts[j] = c;
+                *cur += 1;
+            }
+            if cursor
+                .iter()
+                .zip(&offsets[p0 + 1..=p1])
+                .any(|(c, e)| c != e)
+            {
+                return Err(changed());
+            }
+        }
+        drop(pix);
         if self.irregular {
             merge_pixels(&mut offsets, &mut frames, &mut counts, a, &o)?;
         }
@@ -383,6 +734,9 @@ impl<R: PhotonRecords> EventSource for PixelBlocks<R> {
         }
         let (a, b) = (self.bounds[self.next], self.bounds[self.next + 1]);
         self.next += 1;
+        if let Some(st) = self.staged.take() {
+            return self.block_from(st).map(Some);
+        }
         self.block(a, b).map(Some)
     }
 }
@@ -443,6 +797,9 @@ impl PhotonRecords for SliceRecords<'_> {
     }
     fn frame_time_s(&self) -> Option<f64> {
         self.frame_time_s
+    }
+    fn n_records_hint(&self) -> Option<u64> {
+        Some(self.pixels.len() as u64)
     }
     fn scan(&mut self, visit: &mut dyn FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
         let mut b = RecordBatch::default();
@@ -633,6 +990,99 @@ mod tests {
             let stack2 = dense_reference((r, c), t, &again);
             prop_assert_eq!(EventList::from_stack(&stack2, 0.1).unwrap(), want);
         }
+    }
+
+    /// Owned records that split into parts (the parallel pass 1 of the single-read mode).
+    #[derive(Clone)]
+    struct Parted {
+        shape: (usize, usize),
+        n_frames: usize,
+        recs: Vec<(u32, u32, u32)>,
+    }
+    impl PhotonRecords for Parted {
+        fn origin(&self) -> &Path {
+            Path::new("parted")
+        }
+        fn frame_shape(&self) -> (usize, usize) {
+            self.shape
+        }
+        fn n_frames(&self) -> Option<usize> {
+            Some(self.n_frames)
+        }
+        fn frame_time_s(&self) -> Option<f64> {
+            None
+        }
+        fn n_records_hint(&self) -> Option<u64> {
+            Some(self.recs.len() as u64)
+        }
+        fn parts(&self, n: usize) -> Option<Vec<Box<dyn PhotonRecords + Send>>> {
+            let len = self.recs.len();
+            Some(
+                (0..n)
+                    .map(|k| {
+                        let mut p = self.clone();
+                        p.recs = self.recs[len * k / n..len * (k + 1) / n].to_vec();
+                        Box::new(p) as Box<dyn PhotonRecords + Send>
+                    })
+                    .collect(),
+            )
+        }
+        fn scan(&mut self, visit: &mut dyn FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
+            // Small batches: batch boundaries inside the parts too.
+            for chunk in self.recs.chunks(7) {
+                let mut b = RecordBatch::default();
+                for &(p, f, c) in chunk {
+                    b.push(p, f, c);
+                }
+                visit(&b)?;
+            }
+            Ok(())
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(100))]
+        /// Split into shares read by 1, 2 or 3 threads, sorted or not: the same list as the
+        /// dense reference (order across share boundaries included).
+        #[test]
+        fn parallel_pass1_equals_reference(((r, c), t, mut recs) in records_strategy(),
+                                           threads in 1usize..4, sort_by_frame in any::<bool>()) {
+            if sort_by_frame {
+                recs.sort_by_key(|x| (x.1, x.0));
+                recs.dedup_by_key(|x| (x.1, x.0));
+                recs.retain(|x| x.2 > 0);
+            }
+            let want = EventList::from_stack(&dense_reference((r, c), t, &recs), 0.1).unwrap();
+            let src = Parted { shape: (r, c), n_frames: t, recs };
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let got = pool.install(|| {
+                PixelBlocks::new(src, 1 << 20).unwrap().into_event_list(0.1).unwrap()
+            });
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// Each share in order, the file not: the boundary between shares is checked.
+    #[test]
+    fn share_boundary_disorder_is_merged() {
+        let recs = vec![(1, 3, 1), (2, 3, 1), (1, 0, 2), (2, 1, 1)];
+        let src = Parted {
+            shape: (1, 3),
+            n_frames: 4,
+            recs: recs.clone(),
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let got = pool.install(|| {
+            PixelBlocks::new(src, 100)
+                .unwrap()
+                .into_event_list(0.1)
+                .unwrap()
+        });
+        let want = EventList::from_stack(&dense_reference((1, 3), 4, &recs), 0.1).unwrap();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -27,13 +27,15 @@
 //! streams the files in batches: memory is one batch plus the transposition's per-pixel state,
 //! never a dense frame. Records need not be sorted (each pixel's records are sorted by the
 //! transposition); repeated (pixel, frame) records are summed (boost_corr keeps the last one);
-//! zero counts are dropped; the unused bits are ignored, as boost_corr does.
+//! zero counts are dropped; the unused bits are ignored, as boost_corr does. The offset rule
+//! is applied per file from its first record (boost_corr tests the minimum index: the same on
+//! every file it reads correctly); a record disagreeing with its file's first is an error.
 //!
 //! Writing ([`write_rigaku`]) produces exactly that layout: single module files for 512 × 1024
 //! frames, the six-file set for 1676 × 2100 frames (the gap pixels must be empty), records in
 //! (frame, pixel) order, no index offset.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::atomic::{note_input, write_staged};
@@ -159,15 +161,19 @@ pub fn dataset_files(path: &Path) -> Result<(Vec<PathBuf>, bool)> {
     Ok((files, true))
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Module {
     path: PathBuf,
+    /// Records of the file read by this source: `first .. first + records`.
+    first: u64,
     records: u64,
     origin: (usize, usize),
+    /// The file's indices carry the 2^20 offset (its first record does).
+    offset: bool,
 }
 
 /// A Rigaku dataset (one module file or a 3M set) as a [`PhotonRecords`] source.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RigakuRecords {
     path: PathBuf,
     modules: Vec<Module>,
@@ -176,18 +182,15 @@ pub struct RigakuRecords {
     three_m: bool,
 }
 
-/// Reads the last record of a file of `len` bytes: its frame + 1.
-fn frames_of(path: &Path, len: u64) -> Result<usize> {
-    use std::io::{Seek, SeekFrom};
-    if len == 0 {
-        return Ok(0);
-    }
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut b = [0u8; 8];
-    f.seek(SeekFrom::Start(len - 8))
-        .and_then(|_| f.read_exact(&mut b))
+/// The first and last records of a file of `len` > 0 bytes.
+fn ends_of(path: &Path, len: u64) -> Result<(u64, u64)> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (mut a, mut b) = ([0u8; 8], [0u8; 8]);
+    f.read_exact_at(&mut a, 0)
+        .and_then(|_| f.read_exact_at(&mut b, len - 8))
         .map_err(|e| Error::io(path, e))?;
-    Ok(decode(u64::from_le_bytes(b)).1 as usize + 1)
+    Ok((u64::from_le_bytes(a), u64::from_le_bytes(b)))
 }
 
 impl RigakuRecords {
@@ -212,11 +215,17 @@ impl RigakuRecords {
                 ));
             }
             note_input(&f);
-            n_frames = n_frames.max(frames_of(&f, len)?);
+            // The frames: the last record's + 1; the offset rule: the first record's index.
+            let (first, last) = if len > 0 { ends_of(&f, len)? } else { (0, 0) };
+            if len > 0 {
+                n_frames = n_frames.max(decode(last).1 as usize + 1);
+            }
             modules.push(Module {
                 path: f,
+                first: 0,
                 records: len / 8,
                 origin: if three_m { module_origin(k) } else { (0, 0) },
+                offset: decode(first).0 >= INDEX_OFFSET,
             });
         }
         if n_frames == 0 {
@@ -254,6 +263,9 @@ impl PhotonRecords for RigakuRecords {
     fn origin(&self) -> &Path {
         &self.path
     }
+    fn n_records_hint(&self) -> Option<u64> {
+        Some(self.n_records())
+    }
     fn frame_shape(&self) -> (usize, usize) {
         self.shape
     }
@@ -263,70 +275,83 @@ impl PhotonRecords for RigakuRecords {
     fn frame_time_s(&self) -> Option<f64> {
         None
     }
+    /// `n` sources, each a contiguous share of every file's records (for a parallel pass 1;
+    /// in every file, part k's records precede part k + 1's).
+    fn parts(&self, n: usize) -> Option<Vec<Box<dyn PhotonRecords + Send>>> {
+        let n = n.max(1) as u64;
+        Some(
+            (0..n)
+                .map(|k| {
+                    let mut part = self.clone();
+                    for m in &mut part.modules {
+                        let (a, b) = (m.records * k / n, m.records * (k + 1) / n);
+                        m.first += a;
+                        m.records = b - a;
+                    }
+                    Box::new(part) as Box<dyn PhotonRecords + Send>
+                })
+                .collect(),
+        )
+    }
     fn scan(&mut self, visit: &mut dyn FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
+        use std::os::unix::fs::FileExt;
         let width = self.shape.1;
         let mut raw = vec![0u8; BATCH_RECORDS * 8];
         let mut b = RecordBatch::with_capacity();
         for m in &self.modules {
-            let mut f = std::fs::File::open(&m.path).map_err(|e| Error::io(&m.path, e))?;
+            let f = std::fs::File::open(&m.path).map_err(|e| Error::io(&m.path, e))?;
             let (top, left) = m.origin;
             let base = top * width + left;
-            let (mut lo, mut hi) = (u32::MAX, 0u32);
+            // The file's offset (2^20 or 0): every index must be offset + 0..2^19.
+            let off = if m.offset { INDEX_OFFSET } else { 0 };
             let mut done = 0u64;
             while done < m.records {
                 let k = (m.records - done).min(BATCH_RECORDS as u64) as usize;
-                f.read_exact(&mut raw[..k * 8]).map_err(|e| {
+                let at = m.first + done;
+                f.read_exact_at(&mut raw[..k * 8], at * 8).map_err(|e| {
                     Error::format(
                         &m.path,
-                        format!("cannot read records {done}..{} ({e})", done + k as u64),
+                        format!("cannot read records {at}..{} ({e})", at + k as u64),
                     )
                 })?;
-                b.clear();
+                b.pixels.resize(k, 0);
+                b.frames.resize(k, 0);
+                b.counts.resize(k, 0);
                 let mut bad = false;
-                for w in raw[..k * 8].chunks_exact(8) {
+                for (j, w) in raw[..k * 8].chunks_exact(8).enumerate() {
                     let (idx, frame, count) =
                         decode(u64::from_le_bytes(w.try_into().expect("8 bytes")));
-                    lo = lo.min(idx);
-                    hi = hi.max(idx);
-                    let local = if idx >= INDEX_OFFSET {
-                        idx - INDEX_OFFSET
-                    } else {
-                        idx
-                    } as usize;
+                    let local = idx.wrapping_sub(off) as usize;
                     bad |= local >= MODULE_PIXELS;
-                    let p = base + (local >> 10) * width + (local & (MODULE_COLS - 1));
-                    b.push(p as u32, frame, count);
+                    b.pixels[j] =
+                        (base + (local >> 10) * width + (local & (MODULE_COLS - 1))) as u32;
+                    b.frames[j] = frame;
+                    b.counts[j] = count;
                 }
                 if bad {
-                    let i = raw[..k * 8]
+                    let (i, idx) = raw[..k * 8]
                         .chunks_exact(8)
-                        .position(|w| {
-                            let idx = decode(u64::from_le_bytes(w.try_into().expect("8"))).0;
-                            idx % INDEX_OFFSET >= MODULE_PIXELS as u32
-                        })
-                        .unwrap_or(0);
-                    let idx = decode(u64::from_le_bytes(
-                        raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"),
-                    ))
-                    .0;
+                        .map(|w| decode(u64::from_le_bytes(w.try_into().expect("8"))).0)
+                        .enumerate()
+                        .find(|&(_, idx)| idx.wrapping_sub(off) as usize >= MODULE_PIXELS)
+                        .unwrap_or((0, 0));
                     return Err(Error::out_of_range(
                         m.path.display().to_string(),
-                        format!("pixel index of record {}", done + i as u64),
+                        format!("pixel index of record {}", at + i as u64),
                         idx,
-                        format!("0..{MODULE_PIXELS} (512 × 1024 module), or the same + 2^20"),
+                        if m.offset {
+                            format!(
+                                "2^20 + 0..{MODULE_PIXELS}: the file's first record carries the 2^20 offset, so every record does"
+                            )
+                        } else {
+                            format!(
+                                "0..{MODULE_PIXELS} (512 × 1024 module): the file's first record has no 2^20 offset, so no record has"
+                            )
+                        },
                     ));
                 }
                 visit(&b)?;
                 done += k as u64;
-            }
-            // The offset rule is per file: all indices ≥ 2^20, or none.
-            if lo < INDEX_OFFSET && hi >= INDEX_OFFSET {
-                return Err(Error::format(
-                    &m.path,
-                    format!(
-                        "pixel indices run from {lo} to {hi}: a module file has all its indices offset by 2^20 or none"
-                    ),
-                ));
             }
         }
         Ok(())
@@ -523,7 +548,7 @@ mod tests {
         let e = PixelBlocks::new(RigakuRecords::open(&ps).unwrap(), 1 << 20)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("offset by 2^20"), "{e}");
+        assert!(e.contains("2^20 offset"), "{e}");
         // Truncated record, empty file, index in the hole between 2^19 and 2^20.
         std::fs::write(&ps, &bytes[..bytes.len() - 3]).unwrap();
         assert!(RigakuRecords::open(&ps).is_err());

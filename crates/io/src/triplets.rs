@@ -133,6 +133,9 @@ impl PhotonRecords for TripletsH5 {
     fn frame_time_s(&self) -> Option<f64> {
         None
     }
+    fn n_records_hint(&self) -> Option<u64> {
+        Some(self.len as u64)
+    }
     fn scan(&mut self, visit: &mut dyn FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
         let g = self.group.trim_end_matches('/');
         for s in (0..self.len).step_by(BATCH_RECORDS) {
@@ -224,6 +227,9 @@ impl PhotonRecords for TripletsNpy {
     }
     fn frame_time_s(&self) -> Option<f64> {
         None
+    }
+    fn n_records_hint(&self) -> Option<u64> {
+        Some(self.len as u64)
     }
     fn scan(&mut self, visit: &mut dyn FnMut(&RecordBatch) -> Result<()>) -> Result<()> {
         let es = self.header.dtype.size;

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod fit_results;
 pub mod plan;
 pub mod report;
 pub mod twin;

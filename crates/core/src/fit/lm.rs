@@ -484,8 +484,10 @@ pub fn fit_curve(
     for &j in &free {
         if std_errors[j] > 0.5 * p[j].abs() {
             warnings.push(format!(
-                "{} = {:.4e} ± {:.2e}: poorly constrained (relative error > 50 %)",
-                specs[j].name, p[j], std_errors[j]
+                "{} = {} ± {}: poorly constrained (relative error > 50 %)",
+                specs[j].name,
+                crate::check::sig(p[j], 5),
+                crate::check::sig(std_errors[j], 3)
             ));
         }
     }

@@ -18,6 +18,8 @@
 //! KWW in metallic glasses: Ruta et al., PRL 109, 165701 (2012); heterodyne mixing with a
 //! static field: Livet et al., J. Synchrotron Rad. 13, 453 (2006), and DESIGN.md §3.
 
+use crate::check::sig;
+
 /// The allowed values of a parameter. The solver keeps free parameters inside their domain by
 /// reparametrisation (log for positive parameters) and refuses fixed values outside it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -200,15 +202,18 @@ fn g2_diagnose(x: &[f64], tau: f64, baseline_free: bool) -> Vec<String> {
     let x_max = x_pos.fold(0.0f64, f64::max);
     if baseline_free && x_max < 3.0 * tau {
         w.push(format!(
-            "longest delay {x_max:.3e} s < 3 tau = {:.3e} s with a free baseline: baseline and tau \
-             are degenerate, tau and its error are unreliable (fix the baseline or scan longer)",
-            3.0 * tau
+            "longest delay {} s < 3 tau = {} s with a free baseline: baseline and tau are \
+             degenerate, tau and its error are unreliable (fix the baseline or scan longer)",
+            sig(x_max, 4),
+            sig(3.0 * tau, 4)
         ));
     }
     if tau < x_min || tau > x_max {
         w.push(format!(
-            "tau = {tau:.3e} s is outside the delay range [{x_min:.3e}, {x_max:.3e}] s: it is an \
-             extrapolation"
+            "tau = {} s is outside the delay range [{}, {}] s: it is an extrapolation",
+            sig(tau, 4),
+            sig(x_min, 4),
+            sig(x_max, 4)
         ));
     }
     w

@@ -19,6 +19,7 @@ use ndarray::ArrayView2;
 use super::lm::{fit_curve, FitOptions};
 use super::model::{Domain, FitModel, ParamSpec};
 use super::report::{ErrorScale, FitReport};
+use crate::check::sig;
 use crate::error::{Error, Result};
 
 /// One cut of a two-time map at fixed age.
@@ -280,9 +281,9 @@ impl FitModel for AgingLaw {
         let x_max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         if free[1] && p[1] > 10.0 * x_max {
             w.push(format!(
-                "tau_star = {:.3e} s is > 10× the longest age ({x_max:.3e} s): aging is barely \
-                 resolved",
-                p[1]
+                "tau_star = {} s is > 10× the longest age ({} s): aging is barely resolved",
+                sig(p[1], 4),
+                sig(x_max, 4)
             ));
         }
         if self.saturating && free[2] && Self::uncapped(x_max, p) <= p[2].ln() {
@@ -350,14 +351,16 @@ pub fn fit_aging(
             if kappa <= 2.0 * sigma {
                 let bound = kappa + 1.645 * sigma;
                 let lower = if bound > 0.0 {
-                    format!("τ* > {:.3e} s at 95 % (one-sided)", 1.0 / bound)
+                    format!("τ* > {} s at 95 % (one-sided)", sig(1.0 / bound, 4))
                 } else {
                     "no lower bound on τ*".to_string()
                 };
                 report.outcome = crate::fit::FitOutcome::Failed {
                     reason: format!(
-                        "aging not resolved: rate 1/τ* = {kappa:.3e} ± {sigma:.3e} 1/s is within \
-                         2σ of zero (τ* unconstrained; {lower})"
+                        "aging not resolved: rate 1/τ* = {} ± {} 1/s is within 2σ of zero (τ* \
+                         unconstrained; {lower})",
+                        sig(kappa, 4),
+                        sig(sigma, 4)
                     ),
                 };
             }

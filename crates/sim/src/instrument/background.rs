@@ -37,6 +37,8 @@ use xpcs_core::error::{Error, Result};
 const X_NODES: [f64; 4] = [0.20, 0.22, 0.24, 0.26];
 
 /// (symbol, f0 at X_NODES (e), S(x, Z) at X_NODES).
+// Tabulated values; two of them happen to lie near π and 2π.
+#[allow(clippy::approx_constant)]
 const TABLE: &[(&str, [f64; 4], [f64; 4])] = &[
     ("H", [0.48, 0.42, 0.37, 0.33], [0.769, 0.820, 0.861, 0.893]),
     ("C", [3.58, 3.31, 3.07, 2.86], [2.604, 2.859, 3.091, 3.298]),

@@ -329,7 +329,7 @@ pub fn check_size(origin: &str, rows: usize, cols: usize, n_frames: usize) -> Re
     if cols == 0 {
         return Err(Error::out_of_range(origin, "cols", cols, "≥ 1"));
     }
-    let pixels = rows.checked_mul(cols).unwrap_or(usize::MAX);
+    let pixels = rows.saturating_mul(cols);
     if pixels > MAX_PIXELS {
         return Err(Error::out_of_range(
             origin,
