@@ -178,7 +178,7 @@ pub struct BinGrid {
 
 /// The APS grid of a list of bin centres. When any centre has a NaN (unknown) q or φ, the
 /// grid is 1-D in bin order: `v_list_dim0` holds each bin's q, NaN where unknown (never a
-/// made-up value), `v_list_dim1` = [0], index k for bin k + 1; the file still loads in the APS
+/// made-up value), `v_list_dim1` = `[0]`, index k for bin k + 1; the file still loads in the APS
 /// viewer and reads back with the same unknowns. [`Q_UNKNOWN_NOTE`] marks such a list.
 pub fn bin_grid(axes: &[BinAxis]) -> BinGrid {
     let known = axes
