@@ -142,8 +142,9 @@ fn fit_bad_input_is_exit_2_or_a_recorded_failure() {
         );
     }
 
-    // Bin 1: non-positive errors; bin 2: too few finite points. Both are recorded failures
-    // with their reason; bin 3 still fits; no NaN reaches the file.
+    // Bin 1: every error zero (no data: the points are left out, with one warning line), so
+    // too few points; bin 2: too few finite points. Both are recorded failures with their
+    // reason; bin 3 still fits; no NaN reaches the file.
     let mut r = example_results();
     let m = r.multitau.as_mut().unwrap();
     m.g2_err.column_mut(0).fill(0.0);
@@ -170,9 +171,15 @@ fn fit_bad_input_is_exit_2_or_a_recorded_failure() {
         other => panic!("{other:?}"),
     };
     assert!(
-        status("bin_001").contains("non-positive"),
+        status("bin_001").contains("too few"),
         "{}",
         status("bin_001")
+    );
+    let warn = stderr(&o);
+    assert_eq!(
+        warn.lines().filter(|l| l.contains("hold no data")).count(),
+        1,
+        "{warn}"
     );
     assert!(
         status("bin_002").contains("too few"),
@@ -289,7 +296,8 @@ fn simulate_event_file_matches_dense_stack() {
     ];
     let h5 = dir.path().join("ev.h5");
     let npy = dir.path().join("st.npy");
-    for out in [&h5, &npy] {
+    let npz = dir.path().join("evz.npz");
+    for out in [&h5, &npy, &npz] {
         let mut a = base.to_vec();
         a.extend(["--out", out.to_str().unwrap()]);
         let o = run(&a);
@@ -313,7 +321,11 @@ fn simulate_event_file_matches_dense_stack() {
     // The event file and the dense stack correlate to the same numbers, bit for bit.
     let labels_path = dir.path().join("ev.labels.npy");
     let mut summaries = Vec::new();
-    for (input, name) in [(&h5, "from_events"), (&npy, "from_stack")] {
+    for (input, name) in [
+        (&h5, "from_events"),
+        (&npy, "from_stack"),
+        (&npz, "from_event_npz"),
+    ] {
         let out = dir.path().join(format!("{name}_results.hdf"));
         let j = dir.path().join(format!("{name}.json"));
         let o = run(&[
@@ -337,6 +349,10 @@ fn simulate_event_file_matches_dense_stack() {
     assert_eq!(summaries[0]["correlator"], "event");
     assert_eq!(summaries[1]["correlator"], "dense");
     assert_eq!(summaries[0]["bins"], summaries[1]["bins"]);
+    // The event NPZ `simulate` writes is read back by `correlate` (it said "unknown frame file
+    // type" before).
+    assert_eq!(summaries[2]["correlator"], "event");
+    assert_eq!(summaries[0]["bins"], summaries[2]["bins"]);
     // Refused overwrite: exit 2, names the file; a bad extension leaves nothing behind.
     let mut a = base.to_vec();
     a.extend(["--out", h5.to_str().unwrap()]);

@@ -747,12 +747,13 @@ fn events_and_results_semantic_defects() {
                 .create("normalized_g2")
                 .unwrap();
         }),
-        ("frame time shape (1,)", |f| {
+        // [1] and [1, 1] are read as scalars (the 8-ID-I metadata's [1, 1]); two values are not.
+        ("frame time shape (2,)", |f| {
             f.unlink("/entry/instrument/detector_1/frame_time").unwrap();
             f.group("/entry/instrument/detector_1")
                 .unwrap()
                 .new_dataset_builder()
-                .with_data(&ndarray::arr1(&[0.1f64]))
+                .with_data(&ndarray::arr1(&[0.1f64, 0.2]))
                 .create("frame_time")
                 .unwrap();
         }),
@@ -849,6 +850,46 @@ fn stacks_stream_in_bounded_memory() {
         peak2 < bound,
         "Eiger streaming peak {peak2} B, bound {bound} B"
     );
+
+    // The same 48 MiB stack as a deflated NPZ member, through `correlate`'s input path with a
+    // frame selection and the detector-mask scan: one frame (+ the inflater) at a time.
+    let z = dir.path().join("big.npz");
+    {
+        let f = std::io::BufWriter::new(std::fs::File::create(&z).unwrap());
+        let mut w = zip::ZipWriter::new(f);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        w.start_file("frames.npy", opts).unwrap();
+        w.write_all(&std::fs::read(&p).unwrap()).unwrap();
+        w.finish().unwrap();
+    }
+    let (sum3, peak3) = peak_of(|| {
+        use xpcs_twin::data::{FrameSelection, SelectedFrames};
+        let inp = open_input(&z, &InputOptions::default()).unwrap();
+        let info = inp.detector().cloned().unwrap();
+        let Input::Frames {
+            source: mut src, ..
+        } = inp
+        else {
+            panic!("frames")
+        };
+        let sel = FrameSelection {
+            begin: 2,
+            end: None,
+            stride: 2,
+            avg: 2,
+        }
+        .resolve(t, "t")
+        .unwrap();
+        let mut s = SelectedFrames::new(src.as_mut(), sel).unwrap();
+        let m = scan_detector_mask(&mut s, &info).unwrap();
+        assert_eq!(m.n_masked(), 0);
+        sel.n_out * 2
+    });
+    assert_eq!(sum3, 94);
+    eprintln!("NPZ stream (deflate, stride 2, avg 2, mask scan): Rust peak {peak3} B");
+    assert!(peak3 < 2 << 20, "NPZ streaming peak {peak3} B");
 }
 
 /// The event writer keeps a few chunks, whatever the number of events pushed.
@@ -915,21 +956,35 @@ proptest! {
     }
 }
 
-// ------------------------------------------------------------ sparse beamline formats
+// ------------------------------------------------------------ sparse beamline formats and real layouts
 
-use xpcs_twin::io::input::{open_input, Input, InputOptions};
+use xpcs_twin::io::input::{open_input, scan_detector_mask, Input, InputOptions};
 use xpcs_twin::io::records::BATCH_RECORDS;
 
-/// Everything a photon file holds, through the one dispatch: frames or event blocks. Small
-/// blocks (1000 events) so that every block path runs.
-fn read_any(p: &Path, shape: Option<(usize, usize)>) -> xpcs_twin::Result<u64> {
+fn real_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/real")
+        .join(name)
+}
+
+/// Everything a photon file holds, through the one dispatch `correlate` takes: frames or event
+/// blocks (small blocks, 1000 events, so that every block path runs), then the detector-mask
+/// scan of a frame input on a second open, with the file's pixel mask.
+fn read_any(
+    p: &Path,
+    shape: Option<(usize, usize)>,
+    dataset: Option<&str>,
+) -> xpcs_twin::Result<u64> {
     let opts = InputOptions {
         detector_shape: shape,
         max_block_events: 1000,
+        dataset: dataset.map(String::from),
         ..InputOptions::default()
     };
     let mut sum = 0u64;
-    match open_input(p, &opts)? {
+    let input = open_input(p, &opts)?;
+    let det = input.detector().cloned();
+    match input {
         Input::Frames { mut source, .. } => {
             let (r, c) = source.frame_shape();
             let mut buf = vec![0u32; r * c];
@@ -941,6 +996,11 @@ fn read_any(p: &Path, shape: Option<(usize, usize)>) -> xpcs_twin::Result<u64> {
             while let Some(b) = e.next_block()? {
                 sum += b.counts.iter().map(|&x| u64::from(x)).sum::<u64>();
             }
+        }
+    }
+    if let Some(info) = det {
+        if let Input::Frames { mut source, .. } = open_input(p, &opts)? {
+            scan_detector_mask(source.as_mut(), &info)?;
         }
     }
     Ok(sum)
@@ -1014,12 +1074,12 @@ proptest! {
                 std::fs::write(dir.path().join(format!("m.bin.{s:03}")), b).unwrap();
             }
             let p = dir.path().join("m.bin.000");
-            check("rigaku 3M", sparse_budget(7 * bytes.len(), 1676 * 2100), || read_any(&p, None));
+            check("rigaku 3M", sparse_budget(7 * bytes.len(), 1676 * 2100), || read_any(&p, None, None));
         } else {
             let p = dir.path().join("r.bin");
             std::fs::write(&p, &bytes).unwrap();
-            check("rigaku", sparse_budget(bytes.len(), 512 * 1024), || read_any(&p, None));
-            check("rigaku + shape", sparse_budget(bytes.len(), 512 * 1024), || read_any(&p, Some((512, 1024))));
+            check("rigaku", sparse_budget(bytes.len(), 512 * 1024), || read_any(&p, None, None));
+            check("rigaku + shape", sparse_budget(bytes.len(), 512 * 1024), || read_any(&p, Some((512, 1024)), None));
         }
     }
 }
@@ -1054,7 +1114,7 @@ proptest! {
         }
         std::fs::write(&p, &bytes).unwrap();
         let budget = sparse_budget(bytes.len(), 12 * 17);
-        check("imm + shape", budget, || read_any(&p, Some((12, 17))));
+        check("imm + shape", budget, || read_any(&p, Some((12, 17)), None));
         check("imm header walk", 1 << 20, || xpcs_twin::io::imm::ImmFile::open(&p).map(|_| ()));
     }
 }
@@ -1176,7 +1236,7 @@ proptest! {
         std::fs::write(&p, &bytes).unwrap();
         // HDF5: compressed data expands ≤ 1100×; the per-pixel state of the given shape.
         let budget = sparse_budget(2 * 1100 * bytes.len(), shape.0 * shape.1);
-        check("esrf / triplets", budget, || read_any(&p, Some(shape)));
+        check("esrf / triplets", budget, || read_any(&p, Some(shape), None));
     }
 }
 
@@ -1227,4 +1287,221 @@ fn rigaku_streams_in_bounded_memory() {
     // Per-pixel state (≈ 12 B × 2^19) + one block (≤ 50 000 events) + batches, both times.
     assert!(p_large <= p_small + (1 << 20), "{p_large} vs {p_small}");
     assert!(p_large < file / 2, "{p_large} B for a {file} B file");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: scaled(60), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The APS 8-ID-I results file written by h5py (LZF q-maps, uint8 roi map): its LZF
+    /// chunks corrupted or the file truncated. `read_results`, the q-map reader and the LZF
+    /// decoder end in Ok or one line. (Only chunk data are flipped: this file is in HDF5's 1.8
+    /// format, whose unchecksummed metadata can crash libhdf5 itself, a known limit.)
+    #[test]
+    fn aps_results_lzf_corruption(which in 0usize..3, at in any::<u32>(), xor in 1u8..=255, nflip in 1usize..6, trunc in any::<bool>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let src = real_fixture("aps8idi_rigaku500k_results.hdf");
+        let p = dir.path().join("aps_results.hdf");
+        let mut bytes = std::fs::read(&src).unwrap();
+        if trunc {
+            bytes.truncate(at as usize % bytes.len());
+        } else {
+            let name = ["/xpcs/qmap/dynamic_roi_map", "/xpcs/qmap/static_roi_map", "/xpcs/temporal_mean/scattering_2d"][which];
+            let ch = chunk_ranges(&src, name);
+            let (addr, size) = ch[at as usize % ch.len()];
+            for k in 0..nflip {
+                bytes[addr as usize + (at as usize / 7 + 131 * k) % size as usize] ^= xor;
+            }
+        }
+        std::fs::write(&p, &bytes).unwrap();
+        // The file's arrays: 2 u32 maps + f32 scattering + mask of 512 × 1024, decoded once.
+        check("aps results", 48 << 20, || read_results(&p));
+        check("aps qmap", 48 << 20, || xpcs_twin::io::maps::read_qmap_h5(&p, (512, 1024)));
+    }
+
+    /// Eiger master + linked data files as Dectris writes them (bitshuffle-LZ4, LZ4, deflate):
+    /// a data file's chunks corrupted, or a data file truncated or missing. Opening, reading,
+    /// the pixel mask and the detector-mask scan end in Ok or one line.
+    #[test]
+    fn eiger_master_corrupt_data_files(stem in 0usize..3, part in 1usize..3, at in any::<u32>(), xor in 1u8..=255,
+                                       nflip in 1usize..6, mode in 0usize..3) {
+        let stem = ["eiger_bslz4_u32", "eiger_lz4_u16", "eiger_deflate_u32"][stem];
+        let dir = tempfile::tempdir().unwrap();
+        for f in [format!("{stem}_master.h5"), format!("{stem}_data_000001.h5"), format!("{stem}_data_000002.h5")] {
+            std::fs::copy(real_fixture(&f), dir.path().join(&f)).unwrap();
+        }
+        let data = dir.path().join(format!("{stem}_data_{part:06}.h5"));
+        let mut bytes = std::fs::read(&data).unwrap();
+        match mode {
+            0 => {
+                let ch = chunk_ranges(&data, "/entry/data/data");
+                let (addr, size) = ch[at as usize % ch.len()];
+                for k in 0..nflip {
+                    bytes[addr as usize + (at as usize / 5 + 61 * k) % size as usize] ^= xor;
+                }
+                std::fs::write(&data, &bytes).unwrap();
+            }
+            1 => {
+                bytes.truncate(at as usize % bytes.len());
+                std::fs::write(&data, &bytes).unwrap();
+            }
+            _ => std::fs::remove_file(&data).unwrap(),
+        }
+        let master = dir.path().join(format!("{stem}_master.h5"));
+        check("eiger master", 4 << 20, || read_any(&master, None, None));
+    }
+
+    /// NPZ stacks (deflated members, streamed) and event NPZ files, bytes flipped or truncated.
+    #[test]
+    fn npz_frames_and_events_mutations(events in any::<bool>(), at in any::<u32>(), xor in 1u8..=255, trunc in any::<bool>()) {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.npz");
+        let s = sparse_stack(6, 9, 11, at);
+        {
+            let f = std::fs::File::create(&p).unwrap();
+            let mut w = zip::ZipWriter::new(f);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            let mut add = |name: &str, bytes: Vec<u8>| {
+                w.start_file(name, opts).unwrap();
+                w.write_all(&bytes).unwrap();
+            };
+            if events {
+                let ev = EventList::from_stack(&s, 0.01).unwrap();
+                add("offsets.npy", npy::npy_bytes(&[ev.offsets().len()], ev.offsets()).unwrap());
+                add("frames.npy", npy::npy_bytes(&[ev.frames().len()], ev.frames()).unwrap());
+                add("counts.npy", npy::npy_bytes(&[ev.counts().len()], ev.counts()).unwrap());
+                add("shape.npy", npy::npy_bytes(&[3], &[9u64, 11, 6]).unwrap());
+                add("frame_time_s.npy", npy::npy_bytes(&[1], &[0.01f64]).unwrap());
+            } else {
+                let v: Vec<u16> = s.as_u16().unwrap().to_vec();
+                add("frames.npy", npy::npy_bytes(&[6, 9, 11], &v).unwrap());
+            }
+            w.finish().unwrap();
+        }
+        let mut bytes = std::fs::read(&p).unwrap();
+        if trunc {
+            bytes.truncate(at as usize % bytes.len());
+        } else {
+            let i = at as usize % bytes.len();
+            bytes[i] ^= xor;
+        }
+        std::fs::write(&p, &bytes).unwrap();
+        check("npz input", 4 << 20, || read_any(&p, None, None));
+    }
+}
+
+/// Semantic defects of the new metadata: a count cutoff or bit depth that is negative, NaN or
+/// a vector; a pixel mask of another shape; frames at a --dataset that is missing or not 3-D;
+/// q values that are not numbers or not > 0; an index mapping out of range.
+#[test]
+fn real_layout_semantic_defects() {
+    let before = CASES.load(Ordering::Relaxed);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = sparse_stack(4, 6, 7, 3);
+    let base = d.join("base.h5");
+    write_frames(&base, &s, Compression::None, Some(0.01), false).unwrap();
+    let det = "entry/instrument/detector";
+    type Edit = Box<dyn Fn(&hdf5::File)>;
+    let variants: Vec<(&str, Edit)> = vec![
+        (
+            "cutoff_negative",
+            Box::new(move |f: &hdf5::File| {
+                f.new_dataset_builder()
+                    .with_data(&ndarray::arr0(-1.0f64))
+                    .create(
+                        format!("{det}/detectorSpecific/countrate_correction_count_cutoff")
+                            .as_str(),
+                    )
+                    .unwrap();
+            }),
+        ),
+        (
+            "cutoff_nan",
+            Box::new(move |f: &hdf5::File| {
+                f.create_group(&format!("{det}/detectorSpecific")).unwrap();
+                f.new_dataset_builder()
+                    .with_data(&ndarray::arr0(f64::NAN))
+                    .create(
+                        format!("{det}/detectorSpecific/countrate_correction_count_cutoff")
+                            .as_str(),
+                    )
+                    .unwrap();
+            }),
+        ),
+        (
+            "bit_depth_vector",
+            Box::new(move |f: &hdf5::File| {
+                f.new_dataset_builder()
+                    .with_data(&ndarray::arr1(&[16u32, 32]))
+                    .create(format!("{det}/bit_depth_image").as_str())
+                    .unwrap();
+            }),
+        ),
+        (
+            "pixel_mask_shape",
+            Box::new(move |f: &hdf5::File| {
+                f.new_dataset_builder()
+                    .with_data(&ndarray::Array2::<u32>::zeros((3, 3)))
+                    .create(format!("{det}/pixel_mask").as_str())
+                    .unwrap();
+            }),
+        ),
+    ];
+    for (name, edit) in variants {
+        let p = d.join(format!("{name}.h5"));
+        std::fs::copy(&base, &p).unwrap();
+        {
+            let f = hdf5::File::open_rw(&p).unwrap();
+            edit(&f);
+        }
+        let what = format!("eiger metadata {name}");
+        check(&what, 1 << 20, || read_any(&p, None, None));
+        assert!(read_any(&p, None, None).is_err(), "{name}: accepted");
+    }
+    for ds in ["/nope", "/entry/instrument/detector/frame_time"] {
+        check("--dataset", 1 << 20, || read_any(&base, None, Some(ds)));
+        assert!(read_any(&base, None, Some(ds)).is_err(), "{ds}");
+    }
+    for (name, content) in [
+        ("q_text.csv", "0.1, abc"),
+        ("q_neg.csv", "0.1\n-2"),
+        ("q_nan.csv", "nan"),
+    ] {
+        let p = d.join(name);
+        std::fs::write(&p, content).unwrap();
+        check("q values", 1 << 20, || {
+            xpcs_twin::io::maps::read_q_values(&p)
+        });
+        assert!(xpcs_twin::io::maps::read_q_values(&p).is_err(), "{name}");
+    }
+    // An APS q-map whose index mapping points outside its q × φ grid.
+    let q = d.join("qmap.h5");
+    {
+        let f = hdf5::File::create(&q).unwrap();
+        let g = f.create_group("qmap").unwrap();
+        let roi = ndarray::Array2::from_shape_fn((6, 7), |(r, _)| (r % 3) as u8);
+        g.new_dataset_builder()
+            .with_data(&roi)
+            .create("dynamic_roi_map")
+            .unwrap();
+        g.new_dataset_builder()
+            .with_data(&ndarray::arr1(&[0.01f64, 0.02]))
+            .create("dynamic_v_list_dim0")
+            .unwrap();
+        g.new_dataset_builder()
+            .with_data(&ndarray::arr1(&[0.0f64]))
+            .create("dynamic_v_list_dim1")
+            .unwrap();
+        g.new_dataset_builder()
+            .with_data(&ndarray::arr1(&[0u8, 7]))
+            .create("dynamic_index_mapping")
+            .unwrap();
+    }
+    check("qmap index", 1 << 20, || {
+        xpcs_twin::io::maps::read_qmap_h5(&q, (6, 7))
+    });
+    assert!(xpcs_twin::io::maps::read_qmap_h5(&q, (6, 7)).is_err());
+    report("real_layout_semantic_defects", before);
 }

@@ -9,8 +9,38 @@ use std::process::Command;
 
 use xpcs_twin::io::results::{example_results, write_results};
 
+use xpcs_twin::data::BinAxis;
+use xpcs_twin::io::results::ResultsFile;
+
 #[test]
 fn results_file_loads_in_pyxpcsviewer() {
+    check_in_viewer("results_file_loads_in_pyxpcsviewer", example_results());
+}
+
+/// q unknown (NaN bin centres, no geometry: NaN energy, distance, pixel size, beam centre):
+/// the file still loads, and the viewer shows NaN q, not a made-up one.
+#[test]
+fn q_unknown_results_file_loads_in_pyxpcsviewer() {
+    let mut res = example_results();
+    let nan = BinAxis {
+        q_inv_angstrom: f64::NAN,
+        phi_deg: f64::NAN,
+    };
+    let (nd, ns) = (res.partition.n_bins(), res.partition.static_map().n_bins());
+    res.partition = res
+        .partition
+        .clone()
+        .with_axes(vec![nan; nd], vec![nan; ns])
+        .unwrap();
+    res.energy_kev = f64::NAN;
+    res.geometry.pixel_size_m = f64::NAN;
+    res.geometry.detector_distance_m = f64::NAN;
+    res.geometry.beam_center_x_px = f64::NAN;
+    res.geometry.beam_center_y_px = f64::NAN;
+    check_in_viewer("q_unknown_results_file_loads_in_pyxpcsviewer", res);
+}
+
+fn check_in_viewer(name: &str, res: ResultsFile) {
     let python = std::env::var("XPCS_TWIN_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = Command::new(&python)
         .args(["-c", "import pyxpcsviewer.core.xpcs_file"])
@@ -19,7 +49,7 @@ fn results_file_loads_in_pyxpcsviewer() {
         Ok(o) if o.status.success() => {}
         _ => {
             eprintln!(
-                "SKIP results_file_loads_in_pyxpcsviewer: `{python}` cannot import pyxpcsviewer \
+                "SKIP {name}: `{python}` cannot import pyxpcsviewer \
                  (pip install xpcs-viewer==1.2.2, or set XPCS_TWIN_PYTHON)"
             );
             return;
@@ -27,7 +57,6 @@ fn results_file_loads_in_pyxpcsviewer() {
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("twin_example_results.hdf");
-    let res = example_results();
     write_results(&file, &res, false).unwrap();
 
     let m = res.multitau.as_ref().unwrap();
@@ -42,6 +71,7 @@ fn results_file_loads_in_pyxpcsviewer() {
         "frame_time_s": res.frame_time_s,
         "stride_frame": m.stride_frame,
         "avg_frame": m.avg_frame,
+        // NaN (unknown) becomes JSON null.
         "dynamic_q": res.partition.dynamic_axes().iter().map(|a| a.q_inv_angstrom).collect::<Vec<_>>(),
         "processed_bins": t.processed_bins,
         // The viewer rebuilds C + Cᵀ (diagonal once) from the stored upper triangle: the

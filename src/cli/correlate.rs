@@ -9,15 +9,18 @@ use xpcs_twin::correlate::{
     two_time_stack, BinStatus, DenseMultiTau, Estimator, EventCorrelator, G2Result, LagSchedule,
     TwoTimeResult,
 };
-use xpcs_twin::data::{CountDtype, EventList, FrameSource, FrameStack, QPartition};
+use xpcs_twin::data::geometry::{bin_axes, DetectorGeometry};
+use xpcs_twin::data::{
+    BinAxis, CheckedCounts, CountDtype, EventList, FrameSelection, FrameSource, FrameStack,
+    QPartition, SelectedFrames,
+};
 use xpcs_twin::io::assemble::{assemble, RunMeta};
 use xpcs_twin::io::atomic::{check_outputs, write_json};
-use xpcs_twin::io::results::{write_results, Geometry, Node, Tree};
-use xpcs_twin::io::{
-    input::{Input, InputOptions},
-    maps,
-    npy::write_npy,
+use xpcs_twin::io::input::{
+    input_kind, open_input, scan_detector_mask, DetectorMask, Input, InputOptions,
 };
+use xpcs_twin::io::results::{write_results, Geometry, Node, Tree};
+use xpcs_twin::io::{maps, npy::write_npy};
 use xpcs_twin::Error;
 
 /// Correlate a stack of photon-counting frames: multi-tau g2 per q-bin (and optionally the
@@ -39,28 +42,59 @@ use xpcs_twin::Error;
     --out out/example_results.hdf --twotime"
 )]
 pub struct CorrelateArgs {
-    /// Photons: .npy (frames × rows × cols, any unsigned integer type), Eiger/NeXus HDF5
-    /// (.h5/.hdf/.hdf5/.nxs with /entry/data/data or a master file, deflate/LZ4/bitshuffle-LZ4),
-    /// IMM (.imm), or a sparse photon file that goes straight to the event correlator (implies
-    /// --sparse): an xpcs-twin event file (.h5 with /events, e.g. from `simulate`), Rigaku
-    /// 64-bit .bin (one module; or NAME.bin.000 for the 3M's six files), ESRF ID10 sparse .h5
-    /// (the first numbered file), APS (index, frame, count) triplets (.h5, or a (3, N) .npy).
-    /// Files that do not store the frame shape (ESRF sparse, triplets) take the q-map's.
+    /// Photons: .npy or .npz (frames × rows × cols, any unsigned integer type; an .npz member
+    /// streams), Eiger/NeXus HDF5 (.h5/.hdf/.hdf5/.nxs/.cxi: /entry/data/data, a Dectris master
+    /// file with linked data files, /entry/instrument/detector/data, or --dataset; deflate, LZ4,
+    /// bitshuffle-LZ4 or none), IMM (.imm), or a sparse photon file that goes straight to the
+    /// event correlator (implies --sparse): an xpcs-twin event file (.h5 with /events) or event
+    /// .npz (both from `simulate`), Rigaku 64-bit .bin (one module; or NAME.bin.000 for the
+    /// 3M's six files), ESRF ID10 sparse .h5 (the first numbered file), APS (index, frame,
+    /// count) triplets (.h5, or a (3, N) .npy). Files that do not store the frame shape (ESRF
+    /// sparse, triplets) take the q-map's.
     pub frames: PathBuf,
-    /// Dynamic q-bin label map (.npy, .npz or .h5; 0 = excluded, k ≥ 1 = bin k), rows × cols.
+    /// Where the frames are inside FRAMES: an HDF5 dataset path (e.g.
+    /// /entry/instrument/detector/data) or an NPZ member name.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Dynamic q-bin labels: an APS / pySimpleMask q-map HDF5 (/qmap or /xpcs/qmap: roi maps,
+    /// mask and q, φ bin centres, any integer type), or a label map (.npy, .npz or an HDF5
+    /// dataset; 0 = excluded, k ≥ 1 = bin k), rows × cols.
     #[arg(long)]
     pub qmap: PathBuf,
     /// Static (finer) label map for scattering_1d and per-sub-bin normalisation (default: the
-    /// dynamic map).
+    /// q-map file's static map, else the dynamic map).
     #[arg(long)]
     pub static_qmap: Option<PathBuf>,
-    /// Mask (.npy/.npz/.h5, nonzero = valid pixel; default: labels > 0).
+    /// Mask (.npy/.npz/.h5, nonzero = valid pixel; default: the q-map's mask, else labels > 0),
+    /// combined with the detector's own mask.
     #[arg(long)]
     pub mask: Option<PathBuf>,
+    /// Do not mask the detector's invalid pixels (by default: the Eiger/NeXus pixel_mask, any
+    /// bit set, and every pixel holding the overflow value 2^n − 1 or exceeding
+    /// countrate_correction_count_cutoff in any frame used; reported on stderr and in the
+    /// results file).
+    #[arg(long)]
+    pub no_detector_mask: bool,
     /// Frame period in seconds, 1e-9 to 1e5 (required unless the file stores it, as Eiger
-    /// HDF5 and xpcs-twin event files do; Rigaku, IMM, ESRF sparse, triplets and NPY do not).
+    /// HDF5, xpcs-twin event files and event NPZ do; Rigaku, IMM, ESRF sparse, triplets and
+    /// NPY/NPZ stacks do not).
     #[arg(long, allow_negative_numbers = true)]
     pub frame_time: Option<f64>,
+    /// First raw frame used (0-based, inclusive), as the APS pipeline's begin_frame (frame
+    /// inputs only, as --end, --stride and --avg).
+    #[arg(long, default_value_t = 0)]
+    pub begin: usize,
+    /// One past the last raw frame used (exclusive; default: the end of the file). The span is
+    /// rounded down to a multiple of stride × avg.
+    #[arg(long)]
+    pub end: Option<usize>,
+    /// Keep every n-th raw frame from --begin on (stride_frame).
+    #[arg(long, default_value_t = 1)]
+    pub stride: usize,
+    /// Merge n consecutive kept frames into one (avg_frame; summed, which gives boost_corr's
+    /// averaged g2 exactly). Delay = lag × frame time × stride × avg.
+    #[arg(long, default_value_t = 1)]
+    pub avg: usize,
     /// Results file to write (`*_results.hdf` is what the APS viewer lists).
     #[arg(long)]
     pub out: PathBuf,
@@ -90,15 +124,27 @@ pub struct CorrelateArgs {
     /// Multi-tau buffers per level (lags per level).
     #[arg(long, default_value_t = 8)]
     pub num_bufs: usize,
-    /// Incident energy (keV), recorded in the results file (metadata only).
-    #[arg(long, default_value_t = 21.0)]
-    pub energy_kev: f64,
-    /// Pixel size (µm), recorded in the results file (metadata only).
-    #[arg(long, default_value_t = 75.0)]
-    pub pixel_size_um: f64,
-    /// Sample–detector distance (m), recorded in the results file (metadata only).
-    #[arg(long, default_value_t = 5.0)]
-    pub distance_m: f64,
+    /// Bin q values (Å⁻¹), one per dynamic bin in label order: .npy or text/CSV.
+    #[arg(long)]
+    pub q_values: Option<PathBuf>,
+    /// Incident energy (keV). With --distance-m, --pixel-size-um and --beam-center-px: q of
+    /// every pixel, then of every bin (mean over its pixels).
+    #[arg(long)]
+    pub energy_kev: Option<f64>,
+    /// Sample–detector distance (m).
+    #[arg(long)]
+    pub distance_m: Option<f64>,
+    /// Pixel size (µm), square pixels.
+    #[arg(long)]
+    pub pixel_size_um: Option<f64>,
+    /// Direct-beam position on the detector, pixels: ROW,COL (may lie off the detector).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        value_name = "ROW,COL"
+    )]
+    pub beam_center_px: Option<Vec<f64>>,
     /// Replace existing output files (inputs are never overwritten).
     #[arg(long)]
     pub force: bool,
@@ -118,22 +164,156 @@ fn parse_estimator(name: &str) -> Result<Estimator, Error> {
     }
 }
 
-/// Opens FRAMES as frames (streamed) or events (by pixel block) for a detector of `shape` (the
-/// q-map's); also returns the frame time the file records, if any.
-fn open_input(path: &Path, shape: (usize, usize)) -> Result<(Input, Option<f64>), Error> {
-    let opts = InputOptions {
-        detector_shape: Some(shape),
-        ..InputOptions::default()
+/// The scattering geometry from the command line: all four flags, or none.
+fn geometry_from_args(a: &CorrelateArgs) -> Result<Option<DetectorGeometry>, Error> {
+    let given = [
+        a.energy_kev.is_some(),
+        a.distance_m.is_some(),
+        a.pixel_size_um.is_some(),
+        a.beam_center_px.is_some(),
+    ];
+    if given.iter().all(|g| !g) {
+        return Ok(None);
+    }
+    let (Some(e), Some(d), Some(px), Some(bc)) = (
+        a.energy_kev,
+        a.distance_m,
+        a.pixel_size_um,
+        a.beam_center_px.as_ref(),
+    ) else {
+        return Err(Error::invalid(
+            "command line",
+            "q from geometry needs all of --energy-kev, --distance-m, --pixel-size-um and \
+             --beam-center-px ROW,COL",
+        ));
     };
-    let input = xpcs_twin::io::input::open_input(path, &opts)?;
-    let ft = input.frame_time_s();
-    Ok((input, ft))
+    if bc.len() != 2 {
+        return Err(Error::invalid(
+            "command line",
+            format!(
+                "--beam-center-px takes ROW,COL (2 numbers, pixels), got {}",
+                bc.len()
+            ),
+        ));
+    }
+    let g = DetectorGeometry {
+        energy_kev: e,
+        distance_m: d,
+        pixel_size_m: px * 1e-6,
+        beam_center_row_px: bc[0],
+        beam_center_col_px: bc[1],
+    };
+    g.validate("command line")?;
+    Ok(Some(g))
+}
+
+/// The q-partition: labels (and q, if the q-map file has it) from --qmap, static map and mask,
+/// then q from the geometry or --q-values when given.
+fn read_partition(
+    a: &CorrelateArgs,
+    shape: (usize, usize),
+    geo: Option<&DetectorGeometry>,
+) -> Result<(QPartition, &'static str), Error> {
+    let is_qmap_h5 = is_qmap_h5(a)?;
+    let mut part = if is_qmap_h5 && a.static_qmap.is_none() {
+        let p = maps::read_qmap_h5(&a.qmap, shape)?;
+        match &a.mask {
+            Some(m) => {
+                let (r, c, v) = maps::read_mask(m, None)?;
+                if (r, c) != shape {
+                    return Err(Error::ShapeMismatch {
+                        origin: m.display().to_string(),
+                        what: "mask vs detector frame (rows, cols)".into(),
+                        expected: vec![shape.0, shape.1],
+                        got: vec![r, c],
+                    });
+                }
+                maps::restrict_mask(&p, &v, &a.qmap.display().to_string())?
+            }
+            None => p,
+        }
+    } else {
+        maps::read_partition(
+            shape,
+            (&a.qmap, None),
+            a.static_qmap.as_deref().map(|p| (p, None)),
+            a.mask.as_deref().map(|p| (p, None)),
+        )?
+    };
+    let file_q = part
+        .dynamic_axes()
+        .iter()
+        .any(|b| b.q_inv_angstrom.is_finite());
+    let sources = [file_q, geo.is_some(), a.q_values.is_some()];
+    if sources.iter().filter(|&&x| x).count() > 1 {
+        return Err(Error::invalid(
+            "command line",
+            "q comes from one source: the q-map file's bin centres, the geometry flags or \
+             --q-values (more than one given)",
+        ));
+    }
+    let mut source = if file_q { "q-map file" } else { "unknown" };
+    if let Some(g) = geo {
+        let dax = bin_axes(part.dynamic(), part.mask(), g);
+        let sax = bin_axes(part.static_map(), part.mask(), g);
+        part = part.with_axes(dax, sax)?;
+        source = "geometry";
+    }
+    if let Some(qf) = &a.q_values {
+        let q = maps::read_q_values(qf)?;
+        if q.len() != part.n_bins() {
+            return Err(Error::ShapeMismatch {
+                origin: qf.display().to_string(),
+                what: "q values vs dynamic bins".into(),
+                expected: vec![part.n_bins()],
+                got: vec![q.len()],
+            });
+        }
+        let dax: Vec<BinAxis> = q
+            .iter()
+            .map(|&q| BinAxis {
+                q_inv_angstrom: q,
+                phi_deg: 0.0,
+            })
+            .collect();
+        // The static bins' q is known only when they are the dynamic ones.
+        let sax = if part.static_map() == part.dynamic() {
+            dax.clone()
+        } else {
+            part.static_axes().to_vec()
+        };
+        part = part.with_axes(dax, sax)?;
+        source = "--q-values";
+    }
+    Ok((part, source))
+}
+
+/// Whether --qmap is an APS / pySimpleMask q-map HDF5 file (not a plain label map).
+fn is_qmap_h5(a: &CorrelateArgs) -> Result<bool, Error> {
+    Ok(!matches!(
+        a.qmap
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("npy" | "npz")
+    ) && maps::qmap_group(&a.qmap)?.is_some())
+}
+
+/// The detector's frame shape (rows, cols): the shape of the q-map's dynamic labels.
+fn qmap_shape(a: &CorrelateArgs) -> Result<(usize, usize), Error> {
+    let name = match maps::qmap_group(&a.qmap) {
+        Ok(Some(g)) if is_qmap_h5(a)? => Some(format!("{g}/dynamic_roi_map")),
+        _ => None,
+    };
+    Ok(maps::read_label_map(&a.qmap, name.as_deref())?.shape())
 }
 
 #[derive(Serialize)]
 struct BinSummary {
     label: usize,
-    q_inv_angstrom: f64,
+    /// null when q is unknown.
+    q_inv_angstrom: Option<f64>,
     n_pixels: u64,
     status: BinStatus,
     lag_frames: Vec<u64>,
@@ -148,13 +328,30 @@ struct Summary {
     frames: String,
     qmap: String,
     results: String,
+    /// Time between correlated frames (s): raw frame time × stride × avg.
     frame_time_s: f64,
+    raw_frame_time_s: f64,
+    /// begin, end, stride, avg (raw frames).
+    frames_used: [usize; 4],
     n_frames: usize,
     estimator: &'static str,
     schedule: String,
     correlator: &'static str,
     twotime_bin_frames: Option<usize>,
+    /// Where q comes from: "q-map file", "geometry", "--q-values" or "unknown".
+    q_source: &'static str,
+    detector_mask: Option<DetMaskSummary>,
     bins: Vec<BinSummary>,
+}
+
+#[derive(Serialize)]
+struct DetMaskSummary {
+    n_masked: usize,
+    n_pixel_mask: usize,
+    n_overflow: usize,
+    overflow_value: u32,
+    count_cutoff: Option<u64>,
+    source: String,
 }
 
 fn bar(len: u64, what: &str) -> ProgressBar {
@@ -197,45 +394,61 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
         )
         .into());
     }
-    for (flag, v) in [
-        ("--energy-kev", a.energy_kev),
-        ("--pixel-size-um", a.pixel_size_um),
-        ("--distance-m", a.distance_m),
-    ] {
-        xpcs_twin::check::check_positive("command line", flag, v)?;
-    }
+    let geo = geometry_from_args(&a)?;
+    let selection = FrameSelection {
+        begin: a.begin,
+        end: a.end,
+        stride: a.stride,
+        avg: a.avg,
+    };
+    let origin = a.frames.display().to_string();
     // The q-map's shape is the detector's: formats without a shape take it, sparse formats
     // with one are checked against it before allocating per-pixel state.
-    let qmap_shape = maps::read_label_map(&a.qmap, None)?.shape();
-    let (mut input, file_ft) = open_input(&a.frames, qmap_shape)?;
-    let frame_time_s = match (a.frame_time, file_ft) {
+    let opts = InputOptions {
+        detector_shape: Some(qmap_shape(&a)?),
+        dataset: a.dataset.clone(),
+        ..InputOptions::default()
+    };
+    let kind = input_kind(&a.frames, &opts)?;
+    let mut input = open_input(&a.frames, &opts)?;
+    let raw_frame_time_s = match (a.frame_time, input.frame_time_s()) {
         (Some(f), _) => f,
         (None, Some(f)) => f,
         (None, None) => {
-            return Err(Error::invalid(
-                a.frames.display().to_string(),
-                "no frame time in the file: give --frame-time (s)",
+            return Err(
+                Error::invalid(&origin, "no frame time in the file: give --frame-time (s)").into(),
             )
-            .into())
         }
     };
-    xpcs_twin::check::check_frame_time("command line", "--frame-time", frame_time_s)?;
-    let (shape, n_frames) = (input.frame_shape(), input.n_frames());
+    xpcs_twin::check::check_frame_time("command line", "--frame-time", raw_frame_time_s)?;
+    let shape = input.frame_shape();
+    let is_events = matches!(input, Input::Events(_));
+    if is_events && !selection.is_all() {
+        return Err(Error::invalid(
+            &origin,
+            format!(
+                "--begin/--end/--stride/--avg select frames of a frame file; a {} is \
+                 correlated whole",
+                kind.name()
+            ),
+        )
+        .into());
+    }
+    let sel = selection.resolve(input.n_frames(), &origin)?;
+    let n_frames = sel.n_out;
+    // The correlators see one frame per stride × avg raw frames.
+    let frame_time_s = raw_frame_time_s * sel.frames_per_output() as f64;
     if n_frames < 2 {
         return Err(
-            Error::out_of_range(a.frames.display().to_string(), "frames", n_frames, "≥ 2").into(),
+            Error::out_of_range(&origin, "frames (after selection)", n_frames, "≥ 2").into(),
         );
     }
-    let part: QPartition = maps::read_partition(
-        shape,
-        (&a.qmap, None),
-        a.static_qmap.as_deref().map(|p| (p, None)),
-        a.mask.as_deref().map(|p| (p, None)),
-    )?;
+    let (mut part, q_source) = read_partition(&a, shape, geo.as_ref())?;
     // Refuse bad outputs before any work: never over an input, never over a file without --force.
     let mut inputs: Vec<&Path> = vec![&a.frames, &a.qmap];
     inputs.extend(a.static_qmap.as_deref());
     inputs.extend(a.mask.as_deref());
+    inputs.extend(a.q_values.as_deref());
     // Every output at once: none an input, none a device, no two the same file.
     let mut outputs: Vec<PathBuf> = vec![a.out.clone()];
     outputs.extend(a.json.clone());
@@ -244,6 +457,29 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
     }
     let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
     check_outputs(&outputs, &inputs, a.force)?;
+    // The detector's own mask (frame inputs): one streamed pass over the raw frames used.
+    let mut det_mask: Option<DetectorMask> = None;
+    if let (Some(info), false) = (input.detector().cloned(), a.no_detector_mask) {
+        let mut scan_input = open_input(&a.frames, &opts)?;
+        if let Input::Frames { source: src, .. } = &mut scan_input {
+            let raw_sel = xpcs_twin::data::ResolvedSelection {
+                avg: 1,
+                n_out: sel.n_out * sel.avg,
+                ..sel
+            };
+            let b = bar(raw_sel.n_out as u64, "detector mask");
+            let mut sel_src = SelectedFrames::new(src.as_mut(), raw_sel)?;
+            let mut counting = CountingSource {
+                inner: &mut sel_src,
+                bar: &b,
+            };
+            let m = scan_detector_mask(&mut counting, &info)?;
+            b.finish_and_clear();
+            eprintln!("{}: {}", a.frames.display(), m.summary());
+            part = maps::restrict_mask(&part, &m.valid, &origin)?;
+            det_mask = Some(m);
+        }
+    }
     let sched = LagSchedule::multi_tau(n_frames, a.num_bufs)?;
     let bin_frames = a
         .twotime_bin_frames
@@ -258,7 +494,7 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
         .into());
     }
 
-    let sparse = a.sparse || matches!(input, Input::Events(_));
+    let sparse = a.sparse || is_events;
     let (g2, intensity, two_time): (G2Result, _, Option<TwoTimeResult>) = match &mut input {
         Input::Events(src) => {
             // Pixel blocks straight from the file: memory ∝ one block, not the whole list.
@@ -278,38 +514,43 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
             b.finish_and_clear();
             (ev.finish(estimator)?, ev.intensity(), ev.two_time())
         }
-        Input::Frames { source: src, .. } if a.sparse => {
-            let b = bar(n_frames as u64, "read events");
-            let mut counting = CountingSource {
-                inner: src.as_mut(),
-                bar: &b,
-            };
-            let events = EventList::from_source(&mut counting, frame_time_s)?;
-            b.finish_and_clear();
-            let mut ev = EventCorrelator::new(&part, &sched, n_frames);
-            if a.twotime {
-                ev = ev.with_two_time(&part, &[], bin_frames)?;
+        Input::Frames {
+            source: raw_src, ..
+        } => {
+            let mut selected = SelectedFrames::new(raw_src.as_mut(), sel)?;
+            let mut checked = CheckedCounts::new(&mut selected, part.mask(), &origin);
+            let src: &mut dyn FrameSource = &mut checked;
+            if a.sparse {
+                let b = bar(n_frames as u64, "read events");
+                let mut counting = CountingSource {
+                    inner: src,
+                    bar: &b,
+                };
+                let events = EventList::from_source(&mut counting, frame_time_s)?;
+                b.finish_and_clear();
+                let mut ev = EventCorrelator::new(&part, &sched, n_frames);
+                if a.twotime {
+                    ev = ev.with_two_time(&part, &[], bin_frames)?;
+                }
+                ev.push_events(&events)?;
+                (ev.finish(estimator)?, ev.intensity(), ev.two_time())
+            } else if a.twotime {
+                let stack = read_all(src)?;
+                let mut mt = DenseMultiTau::new(&part, &sched);
+                mt.push_stack(&stack, 0..n_frames)?;
+                let tt = two_time_stack(&stack, &part, &[], bin_frames)?;
+                (mt.finish(estimator)?, mt.intensity(), Some(tt))
+            } else {
+                let b = bar(n_frames as u64, "correlate");
+                let mut mt = DenseMultiTau::new(&part, &sched);
+                let mut counting = CountingSource {
+                    inner: src,
+                    bar: &b,
+                };
+                mt.push_source(&mut counting, 64)?;
+                b.finish_and_clear();
+                (mt.finish(estimator)?, mt.intensity(), None)
             }
-            ev.push_events(&events)?;
-            (ev.finish(estimator)?, ev.intensity(), ev.two_time())
-        }
-        Input::Frames { source: src, .. } if a.twotime => {
-            let stack = read_all(src.as_mut())?;
-            let mut mt = DenseMultiTau::new(&part, &sched);
-            mt.push_stack(&stack, 0..n_frames)?;
-            let tt = two_time_stack(&stack, &part, &[], bin_frames)?;
-            (mt.finish(estimator)?, mt.intensity(), Some(tt))
-        }
-        Input::Frames { source: src, .. } => {
-            let b = bar(n_frames as u64, "correlate");
-            let mut mt = DenseMultiTau::new(&part, &sched);
-            let mut counting = CountingSource {
-                inner: src.as_mut(),
-                bar: &b,
-            };
-            mt.push_source(&mut counting, 64)?;
-            b.finish_and_clear();
-            (mt.finish(estimator)?, mt.intensity(), None)
         }
     };
     let g2 = g2.without_empty_lags();
@@ -319,26 +560,41 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
         Node::Text(a.frames.display().to_string()),
     );
     extra.insert("qmap_file".into(), Node::Text(a.qmap.display().to_string()));
+    extra.insert("input_kind".into(), Node::Text(kind.name().into()));
     extra.insert(
         "correlator".into(),
         Node::Text(if sparse { "event" } else { "dense" }.into()),
     );
-    extra.insert(
-        "geometry_note".into(),
-        Node::Text("energy, pixel size and distance are the command-line values (metadata)".into()),
-    );
+    extra.insert("q_source".into(), Node::Text(q_source.into()));
+    if let Some(m) = &det_mask {
+        let mut t = Tree::new();
+        t.insert("n_masked".into(), Node::scalar(m.n_masked() as f64));
+        t.insert("n_pixel_mask".into(), Node::scalar(m.n_pixel_mask as f64));
+        t.insert("n_overflow".into(), Node::scalar(m.n_overflow as f64));
+        t.insert(
+            "overflow_value".into(),
+            Node::scalar(f64::from(m.overflow_value)),
+        );
+        if let Some(c) = m.count_cutoff {
+            t.insert("count_cutoff".into(), Node::scalar(c as f64));
+        }
+        t.insert("source".into(), Node::Text(m.source.clone()));
+        extra.insert("detector_mask".into(), Node::Group(t));
+    }
+    let nan = f64::NAN;
     let meta = RunMeta {
         start_time: "unknown".into(),
-        frame_time_s,
-        count_time_s: frame_time_s,
-        energy_kev: a.energy_kev,
+        frame_time_s: raw_frame_time_s,
+        count_time_s: raw_frame_time_s,
+        energy_kev: geo.map_or(nan, |g| g.energy_kev),
         geometry: Geometry {
-            beam_center_x_px: shape.1 as f64 / 2.0,
-            beam_center_y_px: shape.0 as f64 / 2.0,
-            pixel_size_m: a.pixel_size_um * 1e-6,
-            detector_distance_m: a.distance_m,
+            beam_center_x_px: geo.map_or(nan, |g| g.beam_center_col_px),
+            beam_center_y_px: geo.map_or(nan, |g| g.beam_center_row_px),
+            pixel_size_m: geo.map_or(nan, |g| g.pixel_size_m),
+            detector_distance_m: geo.map_or(nan, |g| g.distance_m),
         },
         seed: 0,
+        frames: sel,
         extra,
     };
     let res = assemble(meta, &part, Some(&g2), &intensity, two_time.as_ref());
@@ -349,7 +605,7 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
     let bins: Vec<BinSummary> = (0..part.n_bins())
         .map(|b| BinSummary {
             label: b + 1,
-            q_inv_angstrom: part.dynamic_axes()[b].q_inv_angstrom,
+            q_inv_angstrom: finite(part.dynamic_axes()[b].q_inv_angstrom),
             n_pixels: g2.bin_pixels[b],
             status: g2.bin_status[b],
             lag_frames: g2.lag_frames.clone(),
@@ -367,24 +623,40 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
     if let Some(dir) = &a.npy_dir {
         export_npy(dir, &g2, frame_time_s, two_time.as_ref(), &inputs, a.force)?;
     }
-    print_table(&g2, frame_time_s);
+    print_table(&g2, frame_time_s, &part);
     if let Some(j) = &a.json {
         let summary = Summary {
             frames: a.frames.display().to_string(),
             qmap: a.qmap.display().to_string(),
             results: written.display().to_string(),
             frame_time_s,
+            raw_frame_time_s,
+            frames_used: [sel.begin, sel.end, sel.stride, sel.avg],
             n_frames,
             estimator: estimator.name(),
             schedule: g2.schedule.clone(),
             correlator: if sparse { "event" } else { "dense" },
             twotime_bin_frames: a.twotime.then_some(bin_frames),
+            q_source,
+            detector_mask: det_mask.as_ref().map(|m| DetMaskSummary {
+                n_masked: m.n_masked(),
+                n_pixel_mask: m.n_pixel_mask,
+                n_overflow: m.n_overflow,
+                overflow_value: m.overflow_value,
+                count_cutoff: m.count_cutoff,
+                source: m.source.clone(),
+            }),
             bins,
         };
         write_json(j, &summary, &inputs, a.force)?;
     }
     eprintln!("wrote {}", written.display());
     Ok(())
+}
+
+/// Some(x) when finite: unknown values go to JSON as null.
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
 }
 
 /// The file names `--npy-dir` receives (c2 maps: one per non-empty bin, as two-time
@@ -450,7 +722,7 @@ fn export_npy(
 }
 
 /// A compact table: g2 - 1 at a few lags per bin, so a user sees the decay at a glance.
-fn print_table(g2: &G2Result, frame_time_s: f64) {
+fn print_table(g2: &G2Result, frame_time_s: f64, part: &QPartition) {
     let n = g2.lag_frames.len();
     let picks: Vec<usize> = [0usize, 1, n / 4, n / 2, 3 * n / 4, n - 1]
         .into_iter()
@@ -461,7 +733,7 @@ fn print_table(g2: &G2Result, frame_time_s: f64) {
             }
             v
         });
-    print!("{:>4} {:>8} ", "bin", "pixels");
+    print!("{:>4} {:>10} {:>8} ", "bin", "q (Å⁻¹)", "pixels");
     for &i in &picks {
         print!(
             "{:>11}",
@@ -470,7 +742,13 @@ fn print_table(g2: &G2Result, frame_time_s: f64) {
     }
     println!("   (g2 - 1 at delay)");
     for b in 0..g2.g2.ncols() {
-        print!("{:>4} {:>8} ", b + 1, g2.bin_pixels[b]);
+        let q = part.dynamic_axes()[b].q_inv_angstrom;
+        let qs = if q.is_finite() {
+            format!("{q:.5}")
+        } else {
+            "unknown".into()
+        };
+        print!("{:>4} {qs:>10} {:>8} ", b + 1, g2.bin_pixels[b]);
         for &i in &picks {
             let v = g2.g2[[i, b]] - 1.0;
             print!(

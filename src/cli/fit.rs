@@ -103,7 +103,16 @@ pub fn run(a: FitArgs) -> Result<()> {
         q1: a.q1,
         least_squares_errors: a.least_squares_errors,
     };
-    let fitted = fit_results(&res, &settings)?;
+    let fitted = fit_results(&res, &settings).map_err(|e| match e {
+        // The library names the option; the user wants the file too.
+        Error::Invalid { origin: o, message } if o == "--q1" => {
+            Error::invalid(&origin, format!("--q1 {message}"))
+        }
+        e => e,
+    })?;
+    for n in &fitted.notices {
+        eprintln!("{origin}: {n}");
+    }
     // Every output before writing any: none the results file, no two alike.
     let mut outputs: Vec<PathBuf> = a.json.iter().cloned().collect();
     if let Some(dir) = &a.plots {

@@ -80,7 +80,9 @@ def main():
             t_want = np.array(exp["delay_frames"]) * exp["frame_time_s"] * exp["stride_frame"] * exp["avg_frame"]
             if not np.allclose(t_el, t_want, rtol=1e-12, atol=0):
                 fail(f"time axis {t_el[:4]}... != {t_want[:4]}...")
-            if not np.allclose(q, exp["dynamic_q"], rtol=1e-12, atol=0):
+            # q unknown is stored as NaN (JSON null) and must load as NaN, not as a made-up q.
+            want_q = np.array([np.nan if v is None else v for v in exp["dynamic_q"]], dtype=float)
+            if not np.allclose(q, want_q, rtol=1e-12, atol=0, equal_nan=True):
                 fail(f"q of the g2 columns {q} != {exp['dynamic_q']}")
         print(f"check_results: multitau OK: g2 {g2.shape}, delays int frames, t_el[0] = {t_el[0]:.4g} s")
 

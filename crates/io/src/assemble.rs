@@ -7,9 +7,9 @@
 //! maps are passed whole (the writer keeps the upper triangle).
 
 use super::results::{Geometry, Multitau, ResultsFile, Tree, TwinInfo, Twotime};
-use ndarray::{Array2, Array3};
+use ndarray::{Array2, Array3, Axis};
 use xpcs_core::correlate::{G2Result, IntensityStats, TwoTimeResult};
-use xpcs_core::data::QPartition;
+use xpcs_core::data::{QPartition, ResolvedSelection};
 
 /// What a results file needs besides the correlations.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct RunMeta {
     pub geometry: Geometry,
     /// The run's seed (0 for real data).
     pub seed: u64,
+    /// Raw frames used: begin, end, stride, avg (the whole series for simulations).
+    pub frames: ResolvedSelection,
     /// Free-form groups written under `/xpcs_twin` (fits, ground truth, notes).
     pub extra: Tree,
 }
@@ -85,21 +87,42 @@ pub fn assemble(
     intensity: &IntensityStats,
     two_time: Option<&TwoTimeResult>,
 ) -> ResultsFile {
-    let f32v = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let frames = meta.frames;
+    // Summed `avg` frames hold avg × the counts of one raw frame: intensities are written per
+    // raw frame, as boost_corr's averaged frames give them.
+    let per_raw = 1.0 / frames.avg as f64;
+    let f32v = |v: &[f64]| {
+        v.iter()
+            .map(|&x| (x * per_raw) as f32)
+            .collect::<Vec<f32>>()
+    };
     let bin_pixels: Vec<u64> = part
         .dynamic()
         .bin_sizes()
         .iter()
         .map(|&n| n as u64)
         .collect();
-    let multitau = g2.map(|g| Multitau {
-        g2: g.g2.mapv(|x| x as f32),
-        g2_err: g.g2_err.mapv(|x| x as f32),
-        delay_frames: g.lag_frames.iter().map(|&k| k as i64).collect(),
-        stride_frame: 1,
-        avg_frame: 1,
-        g2_partial: None,
-        g2_jackknife: Some(g.jackknife.as_standard_layout().into_owned()),
+    // Lag 0 stays out of `normalized_g2`, as in the APS pipeline's files (delays from 1): it
+    // carries the shot-noise term <I> and, included, pulls the viewer's own fit (~4 % low).
+    let multitau = g2.map(|g| {
+        let rows: Vec<usize> = (0..g.lag_frames.len())
+            .filter(|&i| g.lag_frames[i] > 0)
+            .collect();
+        Multitau {
+            g2: g.g2.select(Axis(0), &rows).mapv(|x| x as f32),
+            g2_err: g.g2_err.select(Axis(0), &rows).mapv(|x| x as f32),
+            delay_frames: rows.iter().map(|&i| g.lag_frames[i] as i64).collect(),
+            stride_frame: frames.stride as i64,
+            avg_frame: frames.avg as i64,
+            frame_range: Some((frames.begin as i64, frames.end as i64)),
+            g2_partial: None,
+            g2_jackknife: Some(
+                g.jackknife
+                    .select(Axis(1), &rows)
+                    .as_standard_layout()
+                    .into_owned(),
+            ),
+        }
     });
     let twotime = two_time.map(|tt| {
         let maps: Vec<Array2<f64>> = (0..tt.bins.len()).map(|i| tt.c2(i)).collect();
@@ -123,8 +146,8 @@ pub fn assemble(
             c2: maps.iter().map(|m| m.mapv(|x| x as f32)).collect(),
             g2: g,
             g2_segments: gs,
-            stride_frame: 1,
-            avg_frame: tt.bin_frames as i64,
+            stride_frame: frames.stride as i64,
+            avg_frame: (tt.bin_frames * frames.avg) as i64,
         }
     });
     let mut estimator = Vec::new();
@@ -145,7 +168,7 @@ pub fn assemble(
         scattering_1d: f32v(&intensity.scattering_1d),
         scattering_1d_segments: intensity
             .scattering_1d_segments(N_SEGMENTS.min(intensity.n_frames.max(1)))
-            .mapv(|x| x as f32),
+            .mapv(|x| (x * per_raw) as f32),
         intensity_vs_time: f32v(&mean_intensity_vs_time(intensity, &bin_pixels)),
         multitau,
         twotime,
@@ -185,6 +208,7 @@ mod tests {
                 detector_distance_m: 5.0,
             },
             seed: 0,
+            frames: ResolvedSelection::all(8),
             extra: Tree::new(),
         };
         let res = assemble(meta, &part, Some(&g2), &mt.intensity(), Some(&tt));

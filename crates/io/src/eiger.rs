@@ -35,7 +35,8 @@ use crate::h5filters::{
     decode_chunk_exact, ChunkCodec, BSHUF_COMPRESS_LZ4, BSHUF_FILTER_ID, LZ4_FILTER_ID,
 };
 use crate::h5util::{
-    guard_size, h5err, has_dataset, int_class, one_line, open_read, read_positive_scalar, IntClass,
+    guard_size, h5err, has_dataset, has_group, int_class, one_line, open_read, read_opt_u64,
+    read_positive_scalar, IntClass,
 };
 use xpcs_core::data::FrameSource;
 use xpcs_core::error::{Error, Result};
@@ -45,8 +46,30 @@ pub const MAX_BLOCK_BYTES: usize = 256 << 20;
 
 /// Where the frames come from.
 const DATA_GROUP: &str = "/entry/data";
-const FRAME_TIME: &str = "/entry/instrument/detector/frame_time";
-const PIXEL_MASK: &str = "/entry/instrument/detector/detectorSpecific/pixel_mask";
+/// The NeXus NXdetector's own data (e.g. NeXus writers other than the Eiger's).
+const NXDETECTOR_DATA: &str = "/entry/instrument/detector/data";
+/// The detector group of Eiger/NeXus files: frame time, bit depth, masks.
+const DETECTOR: &str = "/entry/instrument/detector";
+
+/// What the file says about its detector's invalid pixels and values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DetectorFlags {
+    /// Image bit depth n (`bit_depth_image`): 2ⁿ − 1 marks an overflow or a gap.
+    pub bit_depth_image: Option<u32>,
+    /// Bits of the stored integer type (8, 16, 32 or 64).
+    pub dtype_bits: u32,
+    /// `detectorSpecific/countrate_correction_count_cutoff`: the largest valid count.
+    pub count_cutoff: Option<u64>,
+}
+
+impl DetectorFlags {
+    /// The value marking an invalid pixel: 2ⁿ − 1 of the image bit depth (or of the stored
+    /// type when the file has no `bit_depth_image`), at most 2³² − 1.
+    pub fn overflow_value(&self) -> u32 {
+        let bits = self.bit_depth_image.unwrap_or(self.dtype_bits).clamp(1, 32);
+        (((1u64) << bits) - 1) as u32
+    }
+}
 
 #[derive(Debug)]
 struct Part {
@@ -89,6 +112,9 @@ enum Block {
 pub struct EigerFrames {
     path: PathBuf,
     _file: hdf5::File,
+    /// The detector group (frame time, bit depth, pixel mask).
+    det: String,
+    flags: DetectorFlags,
     parts: Vec<Part>,
     rows: usize,
     cols: usize,
@@ -104,15 +130,37 @@ pub struct EigerFrames {
 }
 
 impl EigerFrames {
-    /// Opens `path` and checks every data part (shape, type) without reading frames.
+    /// Opens `path` and checks every data part (shape, type) without reading frames. Frames
+    /// are looked for at `/entry/data/data`, then the master file's `/entry/data/data_NNNNNN`
+    /// links, then the NXdetector's `/entry/instrument/detector/data`.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_dataset(path, None)
+    }
+
+    /// Opens the frames at `dataset` (any path, e.g. `/entry/instrument/detector/data`), or
+    /// where [`EigerFrames::open`] looks when `None`.
+    pub fn open_dataset(path: &Path, dataset: Option<&str>) -> Result<Self> {
         let file = open_read(path)?;
-        let names: Vec<String> = if has_dataset(&file, "/entry/data/data") {
-            vec!["data".into()]
+        let names: Vec<String> = if let Some(d) = dataset {
+            if !has_dataset(&file, d) {
+                return Err(Error::format(
+                    path,
+                    format!("no dataset {d} (give the frames' path with --dataset)"),
+                ));
+            }
+            vec![d.to_string()]
+        } else if has_dataset(&file, "/entry/data/data") {
+            vec!["/entry/data/data".into()]
+        } else if !has_group(&file, DATA_GROUP) && has_dataset(&file, NXDETECTOR_DATA) {
+            vec![NXDETECTOR_DATA.into()]
         } else {
-            let g = file
-                .group(DATA_GROUP)
-                .map_err(|_| Error::format(path, "no /entry/data/data and no /entry/data group"))?;
+            let g = file.group(DATA_GROUP).map_err(|_| {
+                Error::format(
+                    path,
+                    "no /entry/data/data, no /entry/data group and no \
+                     /entry/instrument/detector/data (give the frames' path with --dataset)",
+                )
+            })?;
             let mut n: Vec<String> = g
                 .member_names()
                 .map_err(h5err(path, DATA_GROUP))?
@@ -123,6 +171,7 @@ impl EigerFrames {
                 })
                 .collect();
             n.sort();
+            let n: Vec<String> = n.into_iter().map(|m| format!("{DATA_GROUP}/{m}")).collect();
             if n.is_empty() {
                 return Err(Error::format(
                     path,
@@ -134,8 +183,8 @@ impl EigerFrames {
         let mut parts = Vec::with_capacity(names.len());
         let mut shape: Option<(usize, usize)> = None;
         let mut total = 0usize;
-        for name in names {
-            let full = format!("{DATA_GROUP}/{name}");
+        let mut dtype_bits = 32;
+        for full in names {
             let ds = file.dataset(&full).map_err(|e| {
                 Error::format(
                     path,
@@ -174,6 +223,7 @@ impl EigerFrames {
                 IntClass::U32 => 4,
                 IntClass::Wide { .. } => 8,
             };
+            dtype_bits = 8 * es as u32;
             guard_size(&ds, es, path, &full)?;
             let frame_bytes = (sh[1] * sh[2] * es).max(1);
             let chunk_frames = ds.chunk().map(|c| c[0]).unwrap_or(1).max(1);
@@ -202,10 +252,29 @@ impl EigerFrames {
             });
         }
         let (rows, cols) = shape.expect("at least one part");
-        let frame_time_s = read_positive_scalar(&file, FRAME_TIME, path)?;
+        // The detector group: the NXdetector holding the frames, else the Eiger's.
+        let det = match dataset.and_then(|d| d.rsplit_once('/')) {
+            Some((parent, _)) if has_dataset(&file, &format!("{parent}/frame_time")) => {
+                parent.to_string()
+            }
+            _ => DETECTOR.to_string(),
+        };
+        let frame_time_s = read_positive_scalar(&file, &format!("{det}/frame_time"), path)?;
+        let flags = DetectorFlags {
+            bit_depth_image: read_opt_u64(&file, &format!("{det}/bit_depth_image"), path)?
+                .map(|b| b.clamp(1, 64) as u32),
+            dtype_bits,
+            count_cutoff: read_opt_u64(
+                &file,
+                &format!("{det}/detectorSpecific/countrate_correction_count_cutoff"),
+                path,
+            )?,
+        };
         Ok(EigerFrames {
             path: path.to_path_buf(),
             _file: file,
+            det,
+            flags,
             parts,
             rows,
             cols,
@@ -241,25 +310,37 @@ impl EigerFrames {
         self.frame_time_s
     }
 
+    /// The detector's bit depth, count cutoff and stored type.
+    pub fn detector_flags(&self) -> &DetectorFlags {
+        &self.flags
+    }
+
     /// Names of the data parts, in reading order.
     pub fn part_names(&self) -> Vec<&str> {
         self.parts.iter().map(|p| p.name.as_str()).collect()
     }
 
-    /// The detector's pixel mask as "valid" flags (true = good pixel), if the file has one.
+    /// The detector's pixel mask as "valid" flags (true = good pixel: every bit zero), if the
+    /// file has one: `detectorSpecific/pixel_mask` (Dectris) or `pixel_mask` (NeXus) of the
+    /// detector group.
     pub fn pixel_mask(&self) -> Result<Option<Vec<bool>>> {
-        if !has_dataset(&self._file, PIXEL_MASK) {
+        let Some(name) = [
+            format!("{}/detectorSpecific/pixel_mask", self.det),
+            format!("{}/pixel_mask", self.det),
+        ]
+        .into_iter()
+        .find(|n| has_dataset(&self._file, n)) else {
             return Ok(None);
-        }
+        };
         let ds = self
             ._file
-            .dataset(PIXEL_MASK)
-            .map_err(h5err(&self.path, PIXEL_MASK))?;
-        let (sh, v) = crate::h5util::read_u32_any(&ds, &self.path, PIXEL_MASK)?;
+            .dataset(&name)
+            .map_err(h5err(&self.path, &name))?;
+        let (sh, v) = crate::h5util::read_u32_any(&ds, &self.path, &name)?;
         if sh != [self.rows, self.cols] {
             return Err(Error::ShapeMismatch {
                 origin: self.path.display().to_string(),
-                what: PIXEL_MASK.into(),
+                what: name,
                 expected: vec![self.rows, self.cols],
                 got: sh,
             });
@@ -269,7 +350,11 @@ impl EigerFrames {
 
     fn load_block(&mut self) -> Result<()> {
         let p = &self.parts[self.part];
-        let t0 = self.local;
+        // Direct reads start on a chunk boundary (after a skip, the cursor may not).
+        let t0 = match p.direct {
+            Some(d) => self.local - self.local % d.chunk_frames,
+            None => self.local,
+        };
         let len = p.block.min(p.n_frames - t0);
         // Free the previous block first: peak memory is one block, not two.
         self.block = Block::U8(Vec::new());
@@ -337,6 +422,20 @@ impl FrameSource for EigerFrames {
     }
     fn n_frames(&self) -> usize {
         self.n_frames
+    }
+    fn skip_frames(&mut self, mut n: usize) -> Result<()> {
+        while n > 0 && self.part < self.parts.len() {
+            let left = self.parts[self.part].n_frames - self.local;
+            if n < left {
+                self.local += n;
+                return Ok(());
+            }
+            n -= left;
+            self.part += 1;
+            self.local = 0;
+            self.block_len = 0;
+        }
+        Ok(())
     }
     fn read_next(&mut self, out: &mut [u32]) -> Result<bool> {
         while self.part < self.parts.len() && self.local >= self.parts[self.part].n_frames {
@@ -614,7 +713,7 @@ pub fn write_frames(
             d.new_dataset_builder()
                 .with_data(&ndarray::arr0(ft))
                 .create("frame_time")
-                .map_err(e(FRAME_TIME))?;
+                .map_err(e("/entry/instrument/detector/frame_time"))?;
         }
     }
     out.commit()
@@ -880,7 +979,7 @@ pub fn write_master(
             .deflate(4)
             .with_data(&ndarray::Array2::from_shape_vec((rows, cols), mask).expect("shape"))
             .create("pixel_mask")
-            .map_err(e(PIXEL_MASK))?;
+            .map_err(e("/entry/instrument/detector/detectorSpecific/pixel_mask"))?;
         put_u(
             &spec,
             "countrate_correction_count_cutoff",

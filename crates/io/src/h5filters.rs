@@ -10,6 +10,13 @@
 //!   bit-transposed elements; the last partial block is rounded down to a multiple of 8
 //!   elements, and the final `n mod 8` elements are copied raw at the end.
 //!
+//! - **LZF, filter 32000** (h5py's `lzf_filter.c`, liblzf's format): no header; cd_values =
+//!   [filter version, LZF version, chunk size in bytes]. The stream is a sequence of control
+//!   bytes: `c < 32` copies the next `c + 1` literal bytes; otherwise `len = c >> 5` (`7` adds the
+//!   next byte) and the match copies `len + 2` bytes from `((c & 31) << 8) + next byte + 1` bytes
+//!   back in the output (overlap allowed). The APS 8-ID-I pipeline writes its q-maps with it.
+//!   Decode only (we never write LZF).
+//!
 //! Input: compressed chunk bytes. Output: the chunk's raw bytes (element order unchanged).
 //! [`register`] installs both as HDF5 filters (encode and decode) with `H5Zregister`, so the
 //! HDF5 C library reads and writes such datasets without any plugin installed; the pure
@@ -31,6 +38,10 @@ use hdf5_sys::h5z::{H5Z_class2_t, H5Z_filter_t, H5Zregister, H5Z_CLASS_T_VERS, H
 
 /// HDF5 filter id of LZ4 (H5Zlz4 framing).
 pub const LZ4_FILTER_ID: H5Z_filter_t = 32004;
+/// HDF5 filter id of LZF (h5py).
+pub const LZF_FILTER_ID: H5Z_filter_t = 32000;
+/// Largest expansion an LZF stream can encode: a 3-byte back-reference yields 264 bytes.
+const LZF_MAX_RATIO: usize = 88;
 /// HDF5 filter id of bitshuffle.
 pub const BSHUF_FILTER_ID: H5Z_filter_t = 32008;
 /// bitshuffle `cd_values[4]` for LZ4 compression.
@@ -227,6 +238,63 @@ pub fn lz4_h5_decode(src: &[u8]) -> Result<Vec<u8>, CodecError> {
     let mut v = Vec::new();
     lz4_h5_decode_into(src, &mut v)?;
     Ok(v)
+}
+
+/// Decodes an LZF stream (liblzf format, as h5py's filter 32000 writes it) of at most
+/// `max_len` output bytes. Safe and bounds-checked: a corrupt stream (a back-reference before
+/// the output's start, a run past the input's end, more output than `max_len`) is an error.
+///
+/// Reference: M. Lehmann, liblzf 3.6 (`lzf_d.c`, the format); h5py `lzf/lzf_filter.c` (framing).
+pub fn lzf_decode(src: &[u8], max_len: usize) -> Result<Vec<u8>, CodecError> {
+    let bad = |what: &str, at: usize| format!("corrupt LZF stream: {what} at input offset {at}");
+    let mut out: Vec<u8> = Vec::with_capacity(max_len.min(src.len().saturating_mul(LZF_MAX_RATIO)));
+    let mut ip = 0usize;
+    while ip < src.len() {
+        let ctrl = src[ip] as usize;
+        ip += 1;
+        if ctrl < 32 {
+            let n = ctrl + 1;
+            if n > src.len() - ip {
+                return Err(bad("literal run past the end", ip));
+            }
+            if n > max_len - out.len() {
+                return Err(bad("output longer than the chunk", ip));
+            }
+            out.extend_from_slice(&src[ip..ip + n]);
+            ip += n;
+            continue;
+        }
+        let mut len = ctrl >> 5;
+        if len == 7 {
+            len += *src
+                .get(ip)
+                .ok_or_else(|| bad("truncated match length", ip))? as usize;
+            ip += 1;
+        }
+        let lo = *src
+            .get(ip)
+            .ok_or_else(|| bad("truncated match offset", ip))? as usize;
+        ip += 1;
+        let back = ((ctrl & 31) << 8) + lo + 1;
+        let len = len + 2;
+        if back > out.len() {
+            return Err(bad("match before the output's start", ip));
+        }
+        if len > max_len - out.len() {
+            return Err(bad("output longer than the chunk", ip));
+        }
+        let start = out.len() - back;
+        if back >= len {
+            out.extend_from_within(start..start + len);
+        } else {
+            // Overlapping: the last `back` bytes repeat.
+            for i in 0..len {
+                let b = out[start + i];
+                out.push(b);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// 8×8 bit-matrix transpose: bit m of byte k ↔ bit k of byte m.
@@ -596,6 +664,28 @@ fn lz4_filter(reverse: bool, cd: &[u32], input: &[u8]) -> Result<Vec<u8>, CodecE
     }
 }
 
+fn lzf_filter(reverse: bool, cd: &[u32], input: &[u8]) -> Result<Vec<u8>, CodecError> {
+    if !reverse {
+        return Err("LZF (filter 32000) is decode-only in xpcs-twin".into());
+    }
+    // h5py stores the chunk's size in bytes as cd_values[2]; without it, LZF's own limit.
+    match cd.get(2) {
+        Some(&n) if n > 0 => {
+            // HDF5 copies a whole chunk out of the filter's buffer: a stream that decodes to
+            // fewer bytes (corrupt) must be an error, never a short buffer.
+            let out = lzf_decode(input, n as usize)?;
+            if out.len() != n as usize {
+                return Err(format!(
+                    "LZF chunk decoded to {} bytes, the chunk holds {n}",
+                    out.len()
+                ));
+            }
+            Ok(out)
+        }
+        _ => lzf_decode(input, input.len().saturating_mul(LZF_MAX_RATIO)),
+    }
+}
+
 fn bshuf_filter(reverse: bool, cd: &[u32], input: &[u8]) -> Result<Vec<u8>, CodecError> {
     let es = *cd
         .get(2)
@@ -634,6 +724,19 @@ unsafe extern "C" fn lz4_cb(
     )
 }
 
+unsafe extern "C" fn lzf_cb(
+    flags: u32,
+    cd_nelmts: usize,
+    cd_values: *const u32,
+    nbytes: usize,
+    buf_size: *mut usize,
+    buf: *mut *mut c_void,
+) -> usize {
+    run_filter(
+        lzf_filter, flags, cd_nelmts, cd_values, nbytes, buf_size, buf,
+    )
+}
+
 unsafe extern "C" fn bshuf_cb(
     flags: u32,
     cd_nelmts: usize,
@@ -655,8 +758,8 @@ unsafe extern "C" fn bshuf_cb(
 
 static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
 
-/// Registers the LZ4 (32004) and bitshuffle (32008) filters with the HDF5 library of this
-/// process (idempotent). Every reader and writer in this crate calls it first.
+/// Registers the LZ4 (32004) and bitshuffle (32008) filters (encode and decode) and LZF
+/// (32000, decode only) with the HDF5 library of this process (idempotent). Every reader and writer in this crate calls it first.
 pub fn register() -> xpcs_core::Result<()> {
     let r = REGISTERED.get_or_init(|| {
         let classes = [
@@ -664,18 +767,26 @@ pub fn register() -> xpcs_core::Result<()> {
                 LZ4_FILTER_ID,
                 c"lz4 (xpcs-twin, H5Zlz4 framing)",
                 lz4_cb as H5ZFunc,
+                1,
             ),
             (
                 BSHUF_FILTER_ID,
                 c"bitshuffle+lz4 (xpcs-twin)",
                 bshuf_cb as H5ZFunc,
+                1,
+            ),
+            (
+                LZF_FILTER_ID,
+                c"lzf (xpcs-twin, decode only)",
+                lzf_cb as H5ZFunc,
+                0,
             ),
         ];
-        for (id, name, cb) in classes {
+        for (id, name, cb, encoder_present) in classes {
             let class = Box::leak(Box::new(H5Z_class2_t {
                 version: H5Z_CLASS_T_VERS as _,
                 id,
-                encoder_present: 1,
+                encoder_present,
                 decoder_present: 1,
                 name: name.as_ptr(),
                 can_apply: None,
@@ -776,6 +887,95 @@ mod tests {
             let _ = lz4_h5_decode(&bytes);
             let _ = bshuf_lz4_decode(&bytes, es);
         }
+    }
+
+    /// A simple greedy LZF compressor (test reference): literal runs of ≤ 32 bytes and
+    /// back-references of 3..=264 bytes up to 8192 bytes back, the longest match found among
+    /// the previous positions with the same 3-byte prefix (brute force over a window).
+    fn lzf_reference_encode(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut lit: Vec<u8> = Vec::new();
+        let flush = |lit: &mut Vec<u8>, out: &mut Vec<u8>| {
+            for run in lit.chunks(32) {
+                out.push((run.len() - 1) as u8);
+                out.extend_from_slice(run);
+            }
+            lit.clear();
+        };
+        let mut i = 0;
+        while i < data.len() {
+            let (mut best_len, mut best_back) = (0usize, 0usize);
+            for back in 1..=i.min(8192) {
+                let s = i - back;
+                let mut l = 0;
+                while l < 264 && i + l < data.len() && data[s + l] == data[i + l] {
+                    l += 1;
+                }
+                if l > best_len {
+                    (best_len, best_back) = (l, back);
+                }
+            }
+            if best_len >= 3 {
+                flush(&mut lit, &mut out);
+                let l = best_len - 2;
+                let off = best_back - 1;
+                if l < 7 {
+                    out.push(((l << 5) | (off >> 8)) as u8);
+                } else {
+                    out.push(((7 << 5) | (off >> 8)) as u8);
+                    out.push((l - 7) as u8);
+                }
+                out.push((off & 255) as u8);
+                i += best_len;
+            } else {
+                lit.push(data[i]);
+                i += 1;
+            }
+        }
+        flush(&mut lit, &mut out);
+        out
+    }
+
+    proptest! {
+        /// LZF: what the reference compressor writes decodes back exactly (runs, long
+        /// overlapping matches, literals), and mutated or truncated streams give an error or
+        /// some output within the bound, never a panic.
+        #[test]
+        fn lzf_decoder_matches_reference(runs in prop::collection::vec((0u8..5, 1usize..400), 1..30),
+                                         flip in any::<(u16, u8)>()) {
+            let mut data = Vec::new();
+            for (k, (v, n)) in runs.into_iter().enumerate() {
+                for i in 0..n {
+                    data.push(match v { 3 => (i % 7) as u8, 4 => (i * 31 + k) as u8, _ => v });
+                }
+            }
+            let c = lzf_reference_encode(&data);
+            prop_assert_eq!(lzf_decode(&c, data.len()).unwrap(), data.clone());
+            // One byte short of the output: refused.
+            prop_assert!(lzf_decode(&c, data.len() - 1).is_err());
+            let mut m = c.clone();
+            let i = flip.0 as usize % m.len();
+            m[i] ^= flip.1;
+            if let Ok(v) = lzf_decode(&m, data.len()) { prop_assert!(v.len() <= data.len()); }
+            let _ = lzf_decode(&m[..i], data.len());
+        }
+
+        #[test]
+        fn lzf_random_input_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = lzf_decode(&bytes, 4096);
+        }
+    }
+
+    #[test]
+    fn lzf_known_stream() {
+        // "abcabcabcX": 3 literals, a match of 6 bytes 3 back (overlapping), 1 literal. The
+        // match byte holds length − 2 = 4 in its top 3 bits and offset bits 8–12 (0).
+        let c = [2, b'a', b'b', b'c', 4 << 5, 2, 0, b'X'];
+        assert_eq!(lzf_decode(&c, 100).unwrap(), b"abcabcabcX");
+        assert!(
+            lzf_decode(&[(1 << 5), 0], 100).is_err(),
+            "match before the start"
+        );
     }
 
     #[test]

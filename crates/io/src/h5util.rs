@@ -124,16 +124,52 @@ pub(crate) fn int_class(ds: &hdf5::Dataset, path: &Path, what: &str) -> Result<I
     })
 }
 
-/// Reads a whole integer dataset as u32 values (range-checked), with its shape.
+/// Reads a whole integer, float or bool dataset as u32 values (range-checked: floats must be
+/// whole numbers in 0..=4294967295), with its shape. Label maps come as uint8 (APS 8-ID-I),
+/// uint16, uint32, int64 or float64 depending on the writer.
 pub(crate) fn read_u32_any(
     ds: &hdf5::Dataset,
     path: &Path,
     what: &str,
 ) -> Result<(Vec<usize>, Vec<u32>)> {
     let shape = ds.shape();
-    let cls = int_class(ds, path, what)?;
-    guard_size(ds, 8, path, what)?;
+    let td = ds
+        .dtype()
+        .and_then(|t| t.to_descriptor())
+        .map_err(h5err(path, what))?;
     let e = h5err(path, what);
+    if let TypeDescriptor::Float(fs) = td {
+        guard_size(ds, fs as usize, path, what)?;
+        let raw = ds.read_raw::<f64>().map_err(e)?;
+        let v = raw
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                if x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= f64::from(u32::MAX) {
+                    Ok(x as u32)
+                } else {
+                    Err(Error::out_of_range(
+                        path.display().to_string(),
+                        format!("{what}[{i}]"),
+                        x,
+                        "a whole number in 0..=4294967295",
+                    ))
+                }
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        return Ok((shape, v));
+    }
+    if td == TypeDescriptor::Boolean {
+        guard_size(ds, 1, path, what)?;
+        let raw = ds.read_raw::<bool>().map_err(e)?;
+        return Ok((shape, raw.into_iter().map(u32::from).collect()));
+    }
+    let cls = int_class(ds, path, what)?;
+    let es = match td {
+        TypeDescriptor::Unsigned(s) | TypeDescriptor::Integer(s) => s as usize,
+        _ => 8,
+    };
+    guard_size(ds, es, path, what)?;
     let v: Vec<u32> = match cls {
         IntClass::U8 => ds
             .read_raw::<u8>()
@@ -297,17 +333,44 @@ pub(crate) fn read_positive_scalar(
     Ok(Some(v))
 }
 
+/// Reads an optional non-negative integer scalar (a bit depth, a count cutoff): None when
+/// absent.
+pub(crate) fn read_opt_u64(g: &hdf5::Group, name: &str, path: &Path) -> Result<Option<u64>> {
+    if !has_dataset(g, name) {
+        return Ok(None);
+    }
+    let ds = g.dataset(name).map_err(h5err(path, name))?;
+    if n_elems(&ds) != Some(1) {
+        return Err(Error::format(
+            path,
+            format!("{name} must be a scalar, got shape {:?}", ds.shape()),
+        ));
+    }
+    let v: f64 = ds.read_raw::<f64>().map_err(h5err(path, name))?[0];
+    if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 1.8e19) {
+        return Err(Error::out_of_range(
+            path.display().to_string(),
+            name,
+            v,
+            "a whole number ≥ 0",
+        ));
+    }
+    Ok(Some(v as u64))
+}
+
 /// The largest expansion any filter we read can reach (deflate 1032:1), with slack.
 pub(crate) const MAX_EXPANSION: u128 = 1100;
 
-/// Refuses a dataset whose declared size (elements × `elem_bytes`) the bytes it stores in the
-/// file cannot justify: protects every read from allocating for a corrupted shape.
+/// Refuses a dataset whose declared size (elements × its stored element size; `elem_bytes`
+/// when the type is unreadable) the bytes it stores in the file cannot justify: protects every
+/// read from allocating for a corrupted shape (the read may widen each element, at most 8×).
 pub(crate) fn guard_size(
     ds: &hdf5::Dataset,
     elem_bytes: usize,
     path: &Path,
     what: &str,
 ) -> Result<()> {
+    let elem_bytes = ds.dtype().map(|t| t.size()).unwrap_or(elem_bytes).max(1);
     // The product of the dims can overflow u64 in a corrupt file: multiply in u128, checked.
     let declared = ds
         .shape()

@@ -6,10 +6,12 @@
 //! |---|---|---|---|
 //! | `.npy` rank 3 | extension + header | NPY stack (frame, row, col) | frames ([`crate::npy::NpyFrames`]) |
 //! | `.npy` (3, N) integer | extension + header | APS triplets | events ([`crate::triplets::TripletsNpy`]) |
+//! | `.npz` with `offsets`, `frames`, `counts`, `shape` (no `dataset`) | extension + members | event NPZ (from `simulate`) | events ([`EventListBlocks`]) |
+//! | `.npz`, otherwise | extension | NPZ stack (a member, stored or deflated; `dataset` names it) | frames ([`NpzFrames`]) |
 //! | `.h5 .hdf .hdf5 .nxs` with `/events/offsets` | content | xpcs-twin event file | events ([`crate::events::EventFileBlocks`]) |
 //! | same, with `/entry_0000/measurement/data/frame_ptr` | content | ESRF ID10 sparse | events ([`crate::esrf::EsrfSparse`]) |
 //! | same, with `index`, `frame`, `count` (root or a top-level group) | content | APS triplets | events ([`crate::triplets::TripletsH5`]) |
-//! | same, otherwise | — | Eiger / NeXus frames | frames ([`crate::eiger::EigerFrames`]) |
+//! | same (and `.cxi`), otherwise, or any with a `dataset` | — | Eiger / NeXus frames | frames ([`crate::eiger::EigerFrames`]: `/entry/data/data`, a master file's linked data files, `/entry/instrument/detector/data`, or `dataset`) |
 //! | `.bin`, `.bin.000` … `.bin.005` | extension | Rigaku 500k / 3M | events ([`crate::rigaku::RigakuRecords`]) |
 //! | `.imm` | extension | IMM, sparse / full frames | events / frames ([`crate::imm::ImmFile`]) |
 //!
@@ -19,18 +21,38 @@
 //! it before any per-pixel state is allocated, so a corrupted header cannot make the reader
 //! allocate for a detector nobody has. Sparse formats are transposed by
 //! [`crate::records::PixelBlocks`] (pass 1 happens in [`open_input`]).
+//!
+//! Frame inputs also carry what marks the detector's invalid pixels ([`DetectorInfo`]: NPY/NPZ
+//! the stored type's maximum, Eiger/NeXus `bit_depth_image`, `pixel_mask` and
+//! `countrate_correction_count_cutoff`, full-frame IMM the 16-bit maximum);
+//! [`scan_detector_mask`] turns that into a per-pixel mask ([`DetectorMask`]) in one streamed
+//! pass over the frames. Which pixels the detector mask removes, for the whole scan:
+//! - every pixel whose Eiger/NeXus `pixel_mask` is non-zero (any bit: gap, dead, cold, hot,
+//!   noisy, cluster, ...);
+//! - every pixel that holds the overflow value 2ⁿ − 1 (n = `bit_depth_image`, else the stored
+//!   type's bits) in any frame used, or exceeds `countrate_correction_count_cutoff` (the largest
+//!   count the detector's rate correction trusts, where the file has it) in any frame used.
+//!
+//! Why the whole scan and not only the frames where a pixel overflowed: the multi-tau and
+//! two-time estimators normalise each pixel by its own time averages (⟨I⟩ past and future
+//! sums); a pixel missing from some frames biases those sums and the correlation of every lag
+//! that spans the gap. Crystallography treats the cutoff per image (an "overload" excluded from
+//! that image's integration, e.g. DIALS trusted_range); XPCS correlators (boost_corr, the ESRF
+//! ones) take one static mask for the scan, and a pixel that reached the cutoff once has a count
+//! rate where the rate correction is already unreliable. So: masked for the scan, and reported.
 
 use std::path::Path;
 
 use crate::eiger::EigerFrames;
 use crate::esrf::{is_esrf_sparse, EsrfSparse};
-use crate::events::{is_event_file, EventFileBlocks, EventReader, EventSource};
+use crate::events::{is_event_file, EventBlock, EventFileBlocks, EventReader, EventSource};
 use crate::imm::ImmFile;
+use crate::npy::npz::{is_event_npz, read_events as read_events_npz, NpzFrames};
 use crate::npy::NpyFrames;
 use crate::records::{PixelBlocks, DEFAULT_MAX_BLOCK_EVENTS};
 use crate::rigaku::RigakuRecords;
 use crate::triplets::{is_triplets_h5, is_triplets_header, TripletsH5, TripletsNpy};
-use xpcs_core::data::FrameSource;
+use xpcs_core::data::{EventList, FrameSource};
 use xpcs_core::error::{Error, Result};
 
 /// The file kinds [`detect`] tells apart.
@@ -38,6 +60,10 @@ use xpcs_core::error::{Error, Result};
 pub enum InputKind {
     /// NPY frame stack.
     NpyStack,
+    /// NPZ frame stack (one member).
+    NpzStack,
+    /// Event NPZ (`offsets`, `frames`, `counts`, `shape`, `frame_time_s`) from `simulate`.
+    EventNpz,
     /// Eiger / NeXus HDF5 frames (or a master file).
     Eiger,
     /// xpcs-twin event file.
@@ -59,6 +85,8 @@ impl InputKind {
     pub fn name(self) -> &'static str {
         match self {
             InputKind::NpyStack => "NPY stack",
+            InputKind::NpzStack => "NPZ stack",
+            InputKind::EventNpz => "event NPZ",
             InputKind::Eiger => "Eiger/NeXus HDF5 frames",
             InputKind::EventFile => "xpcs-twin event file",
             InputKind::EsrfSparse => "ESRF ID10 sparse HDF5",
@@ -71,15 +99,18 @@ impl InputKind {
 }
 
 /// Options of [`open_input`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputOptions {
     /// The detector's frame shape (rows, cols): the shape of formats that do not store it
     /// (ESRF sparse, triplets), a check of sparse formats that do (IMM, Rigaku).
     pub detector_shape: Option<(usize, usize)>,
     /// Largest pixel block of a transposed sparse file, in events (8 bytes each).
     pub max_block_events: usize,
-    /// Pixels per block read from an xpcs-twin event file.
+    /// Pixels per block read from an xpcs-twin event file or an event NPZ.
     pub event_block_pixels: usize,
+    /// Where the frames are: an HDF5 dataset path (e.g. `/entry/instrument/detector/data`) or
+    /// an NPZ member name. With a dataset, an HDF5 or NPZ file is read as frames.
+    pub dataset: Option<String>,
 }
 
 impl Default for InputOptions {
@@ -88,6 +119,7 @@ impl Default for InputOptions {
             detector_shape: None,
             max_block_events: DEFAULT_MAX_BLOCK_EVENTS,
             event_block_pixels: 65_536,
+            dataset: None,
         }
     }
 }
@@ -100,6 +132,8 @@ pub enum Input {
         source: Box<dyn FrameSource>,
         /// Frame period (s) from the file.
         frame_time_s: Option<f64>,
+        /// What marks the detector's invalid pixels, if the format tells.
+        detector: Option<DetectorInfo>,
     },
     /// Photons by pixel block.
     Events(Box<dyn EventSource>),
@@ -137,6 +171,91 @@ impl Input {
             Input::Events(e) => e.frame_time_s(),
         }
     }
+    /// What marks the detector's invalid pixels (frame inputs whose format tells).
+    pub fn detector(&self) -> Option<&DetectorInfo> {
+        match self {
+            Input::Frames { detector, .. } => detector.as_ref(),
+            Input::Events(_) => None,
+        }
+    }
+}
+
+/// What marks the detector's invalid pixels in an input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorInfo {
+    /// The file's pixel mask as valid flags (true = good), if it has one.
+    pub pixel_mask: Option<Vec<bool>>,
+    /// The overflow value 2ⁿ − 1.
+    pub overflow_value: u32,
+    /// The largest count the detector trusts (`countrate_correction_count_cutoff`).
+    pub count_cutoff: Option<u64>,
+    /// Where these came from, in words (for the report).
+    pub source: String,
+}
+
+/// The overflow value 2ⁿ − 1 of a stored type of `bytes` bytes (n = 8 × bytes, at most 32).
+fn dtype_overflow(bytes: usize) -> u32 {
+    ((1u64 << (8 * bytes).clamp(1, 32)) - 1) as u32
+}
+
+/// The detector markers of a frame file that only has its stored type.
+fn dtype_info(bytes: usize) -> DetectorInfo {
+    let overflow_value = dtype_overflow(bytes);
+    DetectorInfo {
+        pixel_mask: None,
+        overflow_value,
+        count_cutoff: None,
+        source: format!("the stored type's maximum {overflow_value}"),
+    }
+}
+
+/// [`EventSource`] over an event list held in memory (an event NPZ), `block_pixels` pixels at
+/// a time.
+#[derive(Debug)]
+pub struct EventListBlocks {
+    events: EventList,
+    next: usize,
+    block_pixels: usize,
+}
+
+impl EventListBlocks {
+    /// Blocks of `block_pixels` pixels (at least 1) of `events`.
+    pub fn new(events: EventList, block_pixels: usize) -> Self {
+        EventListBlocks {
+            events,
+            next: 0,
+            block_pixels: block_pixels.max(1),
+        }
+    }
+}
+
+impl EventSource for EventListBlocks {
+    fn frame_shape(&self) -> (usize, usize) {
+        self.events.frame_shape()
+    }
+    fn n_frames(&self) -> usize {
+        self.events.n_frames()
+    }
+    fn frame_time_s(&self) -> Option<f64> {
+        Some(self.events.frame_time_s())
+    }
+    fn next_block(&mut self) -> Result<Option<EventBlock>> {
+        let n = self.events.n_pixels();
+        if self.next >= n {
+            return Ok(None);
+        }
+        let len = self.block_pixels.min(n - self.next);
+        let off = &self.events.offsets()[self.next..=self.next + len];
+        let (lo, hi) = (off[0] as usize, off[len] as usize);
+        let b = EventBlock {
+            first_pixel: self.next,
+            offsets: off.iter().map(|&o| o - off[0]).collect(),
+            frames: self.events.frames()[lo..hi].to_vec(),
+            counts: self.events.counts()[lo..hi].to_vec(),
+        };
+        self.next += len;
+        Ok(Some(b))
+    }
 }
 
 fn lower_ext(path: &Path) -> String {
@@ -173,7 +292,12 @@ pub fn detect(path: &Path) -> Result<InputKind> {
                 InputKind::NpyStack
             })
         }
-        "h5" | "hdf" | "hdf5" | "nxs" => Ok(if is_event_file(path) {
+        "npz" => Ok(if is_event_npz(path) {
+            InputKind::EventNpz
+        } else {
+            InputKind::NpzStack
+        }),
+        "h5" | "hdf" | "hdf5" | "nxs" | "cxi" => Ok(if is_event_file(path) {
             InputKind::EventFile
         } else if is_esrf_sparse(path) {
             InputKind::EsrfSparse
@@ -184,9 +308,23 @@ pub fn detect(path: &Path) -> Result<InputKind> {
         }),
         _ => Err(Error::format(
             path,
-            "unknown photon file type (allowed: .npy, .h5/.hdf/.hdf5/.nxs, .bin, .bin.000-.005, .imm)",
+            "unknown photon file type (allowed: .npy, .npz, .h5/.hdf/.hdf5/.nxs/.cxi, .bin, \
+             .bin.000-.005, .imm)",
         )),
     }
+}
+
+/// The kind [`open_input`] opens `path` as with `opts`: [`detect`]'s, except that a `dataset`
+/// makes an NPZ an NPZ stack and an HDF5 file Eiger/NeXus frames.
+pub fn input_kind(path: &Path, opts: &InputOptions) -> Result<InputKind> {
+    let kind = detect(path)?;
+    Ok(match (kind, &opts.dataset) {
+        (InputKind::EventNpz, Some(_)) => InputKind::NpzStack,
+        (InputKind::EventFile | InputKind::EsrfSparse | InputKind::TripletsH5, Some(_)) => {
+            InputKind::Eiger
+        }
+        (k, _) => k,
+    })
 }
 
 fn need_shape(path: &Path, kind: InputKind, opts: &InputOptions) -> Result<(usize, usize)> {
@@ -221,19 +359,56 @@ fn check_shape(path: &Path, declared: (usize, usize), opts: &InputOptions) -> Re
 
 /// Opens `path` as frames or events (see the module docs).
 pub fn open_input(path: &Path, opts: &InputOptions) -> Result<Input> {
-    let kind = detect(path)?;
+    let kind = input_kind(path, opts)?;
     let blocks = opts.max_block_events;
+    let dataset = opts.dataset.as_deref();
     Ok(match kind {
-        InputKind::NpyStack => Input::Frames {
-            source: Box::new(NpyFrames::open(path)?),
-            frame_time_s: None,
-        },
-        InputKind::Eiger => {
-            let f = EigerFrames::open(path)?;
-            let ft = f.frame_time_s();
+        InputKind::NpyStack => {
+            let f = NpyFrames::open(path)?;
+            let detector = Some(dtype_info(f.header().dtype.size));
             Input::Frames {
                 source: Box::new(f),
-                frame_time_s: ft,
+                frame_time_s: None,
+                detector,
+            }
+        }
+        InputKind::NpzStack => {
+            let f = NpzFrames::open(path, dataset)?;
+            let detector = Some(dtype_info(f.header().dtype.size));
+            Input::Frames {
+                source: Box::new(f),
+                frame_time_s: None,
+                detector,
+            }
+        }
+        InputKind::EventNpz => Input::Events(Box::new(EventListBlocks::new(
+            read_events_npz(path)?,
+            opts.event_block_pixels,
+        ))),
+        InputKind::Eiger => {
+            let f = EigerFrames::open_dataset(path, dataset)?;
+            let flags = f.detector_flags().clone();
+            let pixel_mask = f.pixel_mask()?;
+            let mut source = match flags.bit_depth_image {
+                Some(b) => format!("bit_depth_image {b}"),
+                None => format!("the stored type ({} bits)", flags.dtype_bits),
+            };
+            if pixel_mask.is_some() {
+                source.push_str(", pixel_mask");
+            }
+            if let Some(c) = flags.count_cutoff {
+                source.push_str(&format!(", countrate_correction_count_cutoff {c}"));
+            }
+            let detector = Some(DetectorInfo {
+                pixel_mask,
+                overflow_value: flags.overflow_value(),
+                count_cutoff: flags.count_cutoff,
+                source,
+            });
+            Input::Frames {
+                frame_time_s: f.frame_time_s(),
+                source: Box::new(f),
+                detector,
             }
         }
         InputKind::EventFile => Input::Events(Box::new(EventFileBlocks::new(
@@ -273,6 +448,8 @@ pub fn open_input(path: &Path, opts: &InputOptions) -> Result<Input> {
                 Input::Frames {
                     source: Box::new(f),
                     frame_time_s: None,
+                    // IMM stores 2-byte values (checked when opened).
+                    detector: Some(dtype_info(2)),
                 }
             }
         }
@@ -308,6 +485,88 @@ pub fn collect_events(
     xpcs_core::data::EventList::new(rows, cols, src.n_frames(), ft, offsets, frames, counts)
 }
 
+/// The detector's mask for one scan, with what it removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorMask {
+    /// Valid flags per pixel (true = kept), row-major.
+    pub valid: Vec<bool>,
+    /// Pixels flagged by the file's pixel mask.
+    pub n_pixel_mask: usize,
+    /// Further pixels that held the overflow value or exceeded the count cutoff in a frame.
+    pub n_overflow: usize,
+    /// The overflow value used.
+    pub overflow_value: u32,
+    /// The count cutoff used, if any.
+    pub count_cutoff: Option<u64>,
+    /// Where the markers came from.
+    pub source: String,
+}
+
+impl DetectorMask {
+    /// Pixels masked in all.
+    pub fn n_masked(&self) -> usize {
+        self.valid.iter().filter(|&&v| !v).count()
+    }
+
+    /// One line for the user: how many pixels, why.
+    pub fn summary(&self) -> String {
+        let cut = self
+            .count_cutoff
+            .map(|c| format!(" or > {c} counts"))
+            .unwrap_or_default();
+        format!(
+            "detector mask: {} pixel(s) masked ({} by the file's pixel_mask, {} more holding \
+             {}{cut} in some frame; from {}); --no-detector-mask keeps them",
+            self.n_masked(),
+            self.n_pixel_mask,
+            self.n_overflow,
+            self.overflow_value,
+            self.source
+        )
+    }
+}
+
+/// Streams every frame of `src` once and marks the pixels that overflow (see the module docs),
+/// on top of `info.pixel_mask`.
+pub fn scan_detector_mask(src: &mut dyn FrameSource, info: &DetectorInfo) -> Result<DetectorMask> {
+    let (r, c) = src.frame_shape();
+    let n = r * c;
+    let mut valid = info.pixel_mask.clone().unwrap_or_else(|| vec![true; n]);
+    if valid.len() != n {
+        return Err(Error::ShapeMismatch {
+            origin: "detector mask".into(),
+            what: "pixel_mask vs frame".into(),
+            expected: vec![r, c],
+            got: vec![valid.len()],
+        });
+    }
+    let n_pixel_mask = valid.iter().filter(|&&v| !v).count();
+    let limit = info
+        .count_cutoff
+        .map_or(u64::from(info.overflow_value), |c| {
+            c.min(u64::from(info.overflow_value))
+        });
+    let mut buf = vec![0u32; n];
+    let mut n_overflow = 0;
+    while src.read_next(&mut buf)? {
+        for (v, &x) in valid.iter_mut().zip(&buf) {
+            // Invalid: the overflow value, or above the cutoff.
+            if *v && (x == info.overflow_value || u64::from(x) > limit) {
+                *v = false;
+                n_overflow += 1;
+            }
+        }
+    }
+    Ok(DetectorMask {
+        valid,
+        n_pixel_mask,
+        n_overflow,
+        overflow_value: info.overflow_value,
+        count_cutoff: info.count_cutoff,
+        source: info.source.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +599,29 @@ mod tests {
             && a.offsets() == b.offsets()
             && a.frames() == b.frames()
             && a.counts() == b.counts()
+    }
+
+    /// An in-memory event list read back through [`EventListBlocks`] in blocks of any size
+    /// (1 pixel, an uneven split, all pixels at once) is the same list.
+    #[test]
+    fn event_list_blocks_split_any_way() {
+        let v: Vec<u32> = (0..5 * 3 * 7)
+            .map(|i: u32| {
+                let h = i.wrapping_mul(2654435761);
+                if h % 3 == 0 {
+                    h >> 30
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let ev = EventList::from_stack(&FrameStack::from_u32(5, 3, 7, v).unwrap(), 0.5).unwrap();
+        for block in [1, 4, 21, 1000] {
+            let mut src = EventListBlocks::new(ev.clone(), block);
+            assert_eq!(src.frame_time_s(), Some(0.5));
+            let got = collect_events(&mut src, 1.0).unwrap();
+            assert!(same(&got, &ev), "block {block}");
+        }
     }
 
     /// The fixtures written by independent Python writers from the published layouts

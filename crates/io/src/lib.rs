@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | [`atomic`] | | every output: temp file + rename, never over an input, `force` to replace; JSON summaries |
 //! | [`npy`] | NPY/NPZ stacks (frame, row, col), label maps, masks, f32/f64 arrays; streaming [`npy::NpyFrames`] | NPY (g2, two-time exports) |
-//! | [`h5filters`] | LZ4 (HDF5 filter 32004) and bitshuffle + LZ4 (32008) chunks, decoded in-process | the same (test fixtures, event files) |
+//! | [`h5filters`] | LZ4 (HDF5 filter 32004), bitshuffle + LZ4 (32008) and LZF (32000) chunks, decoded in-process | the same (test fixtures, event files) |
 //! | [`eiger`] | Eiger/NeXus HDF5 `/entry/data/data` (+ master files with external links), streamed frame by frame as a [`xpcs_core::data::FrameSource`] | master + data files as a DECTRIS Eiger writes them |
 //! | [`events`] | the project's sparse event HDF5 ([`xpcs_core::data::EventList`]) by pixel block ([`events::EventSource`]) | event HDF5, streamed by pixel block |
 //! | [`records`] | any sparse photon records in frame order → pixel blocks in bounded memory ([`records::PixelBlocks`]) | frame-major records of an event list ([`records::FrameMajor`]) |
@@ -14,10 +14,10 @@
 //! | [`imm`] | IMM (legacy APS cameras; sparse or full frames) | the same |
 //! | [`esrf`] | ESRF ID10 sparse HDF5 (`frame_ptr`/`index`/`intensity`, numbered files) | |
 //! | [`triplets`] | APS `(index, frame, count)` triplets, HDF5 or (3, N) NPY | |
-//! | [`input`] | one dispatch by extension and content: frames or events | |
+//! | [`input`] | any frame or event input by extension and content; the detector's mask (pixel_mask, overflow, count cutoff) | |
 //! | [`output`] | | photons in a detector's own format: Eiger master + data files, Rigaku, IMM, NPY, events |
 //! | [`partial`] | a detector shard's exact correlator sums (partial files, merged into one results file) | the same |
-//! | [`maps`] | label maps and masks from NPY, NPZ or HDF5; a checked [`xpcs_core::data::QPartition`] | |
+//! | [`maps`] | label maps and masks from NPY, NPZ or HDF5; APS / pySimpleMask q-maps with q; a checked [`xpcs_core::data::QPartition`] | |
 //! | [`results`] | results HDF5 (APS 8-ID-I layout) | results HDF5 |
 //!
 //! Every reader checks declared sizes against the file before allocating and turns any defect

@@ -28,7 +28,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::atomic::{note_input, write_atomic};
-use xpcs_core::data::{FrameSource, FrameStack, LabelMap};
+use xpcs_core::data::{EventList, FrameSource, FrameStack, LabelMap};
 use xpcs_core::error::{Error, Result};
 
 /// Largest header we accept (numpy itself writes < 1 kB; a bigger one is corruption).
@@ -723,6 +723,267 @@ pub mod npz {
         let (b, o) = member(path, name)?;
         f64_from_raw(raw_from_bytes(b, &o)?, &o)
     }
+
+    /// Reads a 1-D integer member as u64 values (a negative value is an error).
+    fn read_u64(path: &Path, name: &str) -> Result<Vec<u64>> {
+        let (b, o) = member(path, Some(name))?;
+        let raw = raw_from_bytes(b, &o)?;
+        let h = &raw.header;
+        check_rank(h, 1, name, "n", &o)?;
+        if !matches!(h.dtype.kind, ScalarKind::UInt | ScalarKind::Int) {
+            return Err(fmt_err(
+                &o,
+                format!("must be an integer array, got {}", h.dtype.descr()),
+            ));
+        }
+        raw.bytes
+            .chunks_exact(h.dtype.size)
+            .enumerate()
+            .map(|(i, b)| {
+                u64::try_from(int_at(b, h.dtype)).map_err(|_| {
+                    Error::out_of_range(
+                        o.display().to_string(),
+                        format!("element {i}"),
+                        int_at(b, h.dtype),
+                        "≥ 0",
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// True when the archive holds the members of an event NPZ (`offsets`, `frames`,
+    /// `counts`, `shape`, `frame_time_s`), as `xpcs-twin simulate --out X.npz` writes it.
+    pub fn is_event_npz(path: &Path) -> bool {
+        names(path).is_ok_and(|n| {
+            ["offsets", "frames", "counts", "shape", "frame_time_s"]
+                .iter()
+                .all(|m| n.iter().any(|x| x == m))
+        })
+    }
+
+    /// Reads an event NPZ (see [`is_event_npz`]): per-pixel CSR `offsets` (pixels + 1),
+    /// `frames`, `counts`, `shape` = [rows, cols, frames], `frame_time_s` (one value, s). Every
+    /// CSR invariant is checked ([`EventList::new`]).
+    pub fn read_events(path: &Path) -> Result<EventList> {
+        let shape = read_u64(path, "shape")?;
+        if shape.len() != 3 {
+            return Err(Error::ShapeMismatch {
+                origin: format!("{}:shape", path.display()),
+                what: "[rows, cols, frames]".into(),
+                expected: vec![3],
+                got: vec![shape.len()],
+            });
+        }
+        let (_, ft) = read_f64(path, Some("frame_time_s"))?;
+        if ft.len() != 1 {
+            return Err(fmt_err(path, "frame_time_s must hold one value (s)"));
+        }
+        let small = |v: u64, what: &str| {
+            usize::try_from(v)
+                .ok()
+                .filter(|&x| x <= u32::MAX as usize)
+                .ok_or_else(|| {
+                    Error::out_of_range(path.display().to_string(), what, v, "≤ 4294967295")
+                })
+        };
+        let (rows, cols, n_frames) = (
+            small(shape[0], "shape[0] (rows)")?,
+            small(shape[1], "shape[1] (cols)")?,
+            small(shape[2], "shape[2] (frames)")?,
+        );
+        let offsets = read_u64(path, "offsets")?;
+        let to_u32 = |v: Vec<u64>, what: &str| -> Result<Vec<u32>> {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    u32::try_from(x).map_err(|_| {
+                        Error::out_of_range(
+                            path.display().to_string(),
+                            format!("{what}[{i}]"),
+                            x,
+                            "≤ 4294967295",
+                        )
+                    })
+                })
+                .collect()
+        };
+        let frames = to_u32(read_u64(path, "frames")?, "frames")?;
+        let counts = to_u32(read_u64(path, "counts")?, "counts")?;
+        EventList::new(rows, cols, n_frames, ft[0], offsets, frames, counts).map_err(|e| {
+            Error::invalid(
+                path.display().to_string(),
+                crate::h5util::one_line(&e.to_string()),
+            )
+        })
+    }
+
+    /// A [`FrameSource`] streaming a C-order (frame, row, col) integer stack stored in an
+    /// `.npz` member, stored or deflated: the member is decompressed as it is read, one frame
+    /// at a time (peak memory: one frame plus the inflater's 32 KiB window), so an archive
+    /// larger than memory streams. Fortran-order members are refused (they cannot be read
+    /// frame by frame from a compressed stream).
+    pub struct NpzFrames {
+        origin: PathBuf,
+        reader: Box<dyn Read + Send>,
+        header: NpyHeader,
+        rows: usize,
+        cols: usize,
+        n_frames: usize,
+        next: usize,
+        raw: Vec<u8>,
+    }
+
+    impl std::fmt::Debug for NpzFrames {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("NpzFrames")
+                .field("origin", &self.origin)
+                .field("shape", &self.header.shape)
+                .field("next", &self.next)
+                .finish()
+        }
+    }
+
+    impl NpzFrames {
+        /// Opens member `name` of `path` (or the only rank-3 member when `None`).
+        pub fn open(path: &Path, name: Option<&str>) -> Result<Self> {
+            let f = File::open(path).map_err(|e| Error::io(path, e))?;
+            note_input(path);
+            let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+            let mut z = zip::ZipArchive::new(f)
+                .map_err(|e| fmt_err(path, format!("not an NPZ (zip) archive: {e}")))?;
+            let all: Vec<String> = z.file_names().map(str::to_string).collect();
+            let chosen = match name {
+                Some(n) => all
+                    .iter()
+                    .find(|x| **x == format!("{n}.npy") || **x == n)
+                    .cloned()
+                    .ok_or_else(|| {
+                        fmt_err(
+                            path,
+                            format!("no array '{n}' in the archive (has: {})", all.join(", ")),
+                        )
+                    })?,
+                None if all.len() == 1 => all[0].clone(),
+                None => {
+                    return Err(fmt_err(
+                        path,
+                        format!(
+                            "archive holds {} arrays ({}); name the frames with --dataset",
+                            all.len(),
+                            all.join(", ")
+                        ),
+                    ))
+                }
+            };
+            let origin = PathBuf::from(format!("{}:{chosen}", path.display()));
+            let (method, start, csize, size) = {
+                let m = z
+                    .by_name(&chosen)
+                    .map_err(|e| fmt_err(&origin, format!("unreadable archive member: {e}")))?;
+                (
+                    m.compression(),
+                    m.data_start(),
+                    m.compressed_size(),
+                    m.size(),
+                )
+            };
+            if start.saturating_add(csize) > file_len
+                || size > file_len.saturating_mul(MAX_DEFLATE_RATIO) + (1 << 20)
+            {
+                return Err(fmt_err(
+                    &origin,
+                    format!(
+                        "member of {csize} → {size} bytes does not fit a {file_len}-byte archive"
+                    ),
+                ));
+            }
+            let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+            f.seek(SeekFrom::Start(start))
+                .map_err(|e| Error::io(path, e))?;
+            let body = std::io::BufReader::new(f.take(csize));
+            let mut reader: Box<dyn Read + Send> = match method {
+                zip::CompressionMethod::Stored => Box::new(body),
+                zip::CompressionMethod::Deflated => {
+                    Box::new(flate2::read::DeflateDecoder::new(body))
+                }
+                other => {
+                    return Err(fmt_err(
+                        &origin,
+                        format!("compression {other} not supported (stored or deflate)"),
+                    ))
+                }
+            };
+            let header = parse_header(&mut reader, size, &origin)?;
+            check_rank(&header, 3, "a frame stack", "frames, rows, cols", &origin)?;
+            if matches!(header.dtype.kind, ScalarKind::Float | ScalarKind::Bool) {
+                return Err(fmt_err(
+                    &origin,
+                    format!(
+                        "counts must be an integer dtype, got {}",
+                        header.dtype.descr()
+                    ),
+                ));
+            }
+            if header.fortran_order && header.shape.iter().filter(|&&d| d > 1).count() > 1 {
+                return Err(fmt_err(
+                    &origin,
+                    "Fortran-order stacks cannot be streamed from an archive: save the frames \
+                     C-ordered (np.ascontiguousarray) or as .npy",
+                ));
+            }
+            let (n_frames, rows, cols) = (header.shape[0], header.shape[1], header.shape[2]);
+            Ok(NpzFrames {
+                origin,
+                reader,
+                header,
+                rows,
+                cols,
+                n_frames,
+                next: 0,
+                raw: Vec::new(),
+            })
+        }
+
+        /// The parsed header (dtype, shape).
+        pub fn header(&self) -> &NpyHeader {
+            &self.header
+        }
+    }
+
+    impl FrameSource for NpzFrames {
+        fn frame_shape(&self) -> (usize, usize) {
+            (self.rows, self.cols)
+        }
+        fn n_frames(&self) -> usize {
+            self.n_frames
+        }
+        fn read_next(&mut self, out: &mut [u32]) -> Result<bool> {
+            if self.next >= self.n_frames {
+                return Ok(false);
+            }
+            if out.len() != self.rows * self.cols {
+                return Err(Error::ShapeMismatch {
+                    origin: self.origin.display().to_string(),
+                    what: "frame buffer".into(),
+                    expected: vec![self.rows * self.cols],
+                    got: vec![out.len()],
+                });
+            }
+            self.raw
+                .resize(self.rows * self.cols * self.header.dtype.size, 0);
+            self.reader.read_exact(&mut self.raw).map_err(|e| {
+                fmt_err(
+                    &self.origin,
+                    format!("corrupt or truncated member at frame {}: {e}", self.next),
+                )
+            })?;
+            decode_counts(&self.raw, self.header.dtype, out, "count", &self.origin)
+                .map_err(|e| frame_ctx(e, self.next))?;
+            self.next += 1;
+            Ok(true)
+        }
+    }
 }
 
 /// A [`FrameSource`] streaming an `.npy` stack one frame at a time.
@@ -868,6 +1129,10 @@ impl FrameSource for NpyFrames {
     }
     fn n_frames(&self) -> usize {
         self.n_frames
+    }
+    fn skip_frames(&mut self, n: usize) -> Result<()> {
+        self.next = self.next.saturating_add(n).min(self.n_frames);
+        Ok(())
     }
     fn read_next(&mut self, out: &mut [u32]) -> Result<bool> {
         if self.next >= self.n_frames {

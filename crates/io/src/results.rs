@@ -56,6 +56,9 @@ pub struct Multitau {
     pub stride_frame: i64,
     /// Frames averaged together before correlating (1 = none).
     pub avg_frame: i64,
+    /// Raw frames used, `begin_frame..end_frame` (0-based, end exclusive), when recorded
+    /// (`/xpcs/multitau/config/{begin_frame, end_frame}`, the APS pipeline's keys).
+    pub frame_range: Option<(i64, i64)>,
     /// Optional g2 per time segment, (n_part, n_delay, Nd), and its error.
     pub g2_partial: Option<(Array3<f32>, Array3<f32>)>,
     /// Optional leave-one-pixel-group-out g2 replicates, (n_groups, n_delay, Nd), f64 (see
@@ -173,15 +176,17 @@ pub struct BinGrid {
     pub index_mapping: Vec<i64>,
 }
 
-/// The APS grid of a list of bin centres. Centres with a NaN (unknown) q or φ fall back to a
-/// 1-D grid indexed by bin number (q = 1, 2, …; φ = 0), so the file still loads.
+/// The APS grid of a list of bin centres. When any centre has a NaN (unknown) q or φ, the
+/// grid is 1-D in bin order: `v_list_dim0` holds each bin's q, NaN where unknown (never a
+/// made-up value), `v_list_dim1` = `[0]`, index k for bin k + 1; the file still loads in the APS
+/// viewer and reads back with the same unknowns. [`Q_UNKNOWN_NOTE`] marks such a list.
 pub fn bin_grid(axes: &[BinAxis]) -> BinGrid {
     let known = axes
         .iter()
         .all(|a| a.q_inv_angstrom.is_finite() && a.phi_deg.is_finite());
     if !known || axes.is_empty() {
         return BinGrid {
-            q_centres: (1..=axes.len()).map(|k| k as f64).collect(),
+            q_centres: axes.iter().map(|a| a.q_inv_angstrom).collect(),
             phi_centres: vec![0.0],
             index_mapping: (0..axes.len() as i64).collect(),
         };
@@ -208,6 +213,9 @@ pub fn bin_grid(axes: &[BinAxis]) -> BinGrid {
         index_mapping: idx,
     }
 }
+
+/// Attribute `note` of a `*_v_list_dim0` holding NaN: q unknown.
+pub const Q_UNKNOWN_NOTE: &str = "q unknown (NaN): no q-map with q values and no geometry given";
 
 /// sha256 (hex) of the q-map content: shape, mask, both label maps, bin centres.
 pub fn qmap_hash(p: &QPartition) -> String {
@@ -252,16 +260,24 @@ impl ResultsFile {
     pub fn validate(&self, origin: &str) -> Result<()> {
         positive(origin, "frame_time_s", self.frame_time_s)?;
         positive(origin, "count_time_s", self.count_time_s)?;
-        positive(origin, "energy_kev", self.energy_kev)?;
+        // Geometry and energy may be unknown (NaN, e.g. frames correlated without them), never
+        // infinite or ≤ 0.
         let g = &self.geometry;
-        positive(origin, "pixel_size_m", g.pixel_size_m)?;
-        positive(origin, "detector_distance_m", g.detector_distance_m)?;
+        for (f, v) in [
+            ("energy_kev", self.energy_kev),
+            ("pixel_size_m", g.pixel_size_m),
+            ("detector_distance_m", g.detector_distance_m),
+        ] {
+            if !v.is_nan() {
+                positive(origin, f, v)?;
+            }
+        }
         for (f, v) in [
             ("beam_center_x_px", g.beam_center_x_px),
             ("beam_center_y_px", g.beam_center_y_px),
         ] {
-            if !v.is_finite() {
-                return Err(Error::out_of_range(origin, f, v, "finite"));
+            if v.is_infinite() {
+                return Err(Error::out_of_range(origin, f, v, "finite (NaN = unknown)"));
             }
         }
         let (r, c) = self.partition.shape();
@@ -541,10 +557,13 @@ fn write_into(w: &W, res: &ResultsFile) -> Result<()> {
             &format!("{q}/{kind}_num_pts"),
             &Array1::from(num_pts.to_vec()),
         )?;
-        w.array(
-            &format!("{q}/{kind}_v_list_dim0"),
-            &Array1::from(grid.q_centres),
-        )?;
+        let unknown = grid.q_centres.iter().any(|x| x.is_nan());
+        let dim0 = format!("{q}/{kind}_v_list_dim0");
+        w.array(&dim0, &Array1::from(grid.q_centres))?;
+        if unknown {
+            let ds = w.f.dataset(&dim0).map_err(h5err(w.path, &dim0))?;
+            crate::h5util::write_text_attr(&ds, "note", Q_UNKNOWN_NOTE, w.path)?;
+        }
         w.array(
             &format!("{q}/{kind}_v_list_dim1"),
             &Array1::from(grid.phi_centres),
@@ -590,6 +609,10 @@ fn write_into(w: &W, res: &ResultsFile) -> Result<()> {
         )?;
         w.scalar(&format!("{b}/config/stride_frame"), m.stride_frame)?;
         w.scalar(&format!("{b}/config/avg_frame"), m.avg_frame)?;
+        if let Some((begin, end)) = m.frame_range {
+            w.scalar(&format!("{b}/config/begin_frame"), begin)?;
+            w.scalar(&format!("{b}/config/end_frame"), end)?;
+        }
         w.text(&format!("{b}/config/analysis_type"), "Multitau")?;
         if let Some((pg, pe)) = &m.g2_partial {
             w.array(&format!("{b}/normalized_g2_partial"), pg)?;
@@ -654,26 +677,27 @@ impl R<'_> {
         }
         self.f.dataset(name).map_err(h5err(self.path, name))
     }
-    fn shape_is(&self, name: &str, ds: &hdf5::Dataset, want: &[usize]) -> Result<()> {
-        if ds.shape() != want {
+    /// A scalar stored 0-d (as we write it) or as any shape holding one element ([1], [1, 1]:
+    /// the 8-ID-I metadata stores `frame_time` as [1, 1]).
+    fn one(&self, name: &str) -> Result<hdf5::Dataset> {
+        let ds = self.ds(name)?;
+        if crate::h5util::n_elems(&ds) != Some(1) {
             return Err(shape_err(
                 &format!("{}:{name}", self.path.display()),
-                name,
-                want.to_vec(),
+                &format!("{name} (a scalar: shape [], [1] or [1, 1])"),
+                vec![],
                 ds.shape(),
             ));
         }
-        Ok(())
+        Ok(ds)
     }
     fn f64_0d(&self, name: &str) -> Result<f64> {
-        let ds = self.ds(name)?;
-        self.shape_is(name, &ds, &[])?;
-        ds.read_scalar::<f64>().map_err(h5err(self.path, name))
+        let ds = self.one(name)?;
+        Ok(ds.read_raw::<f64>().map_err(h5err(self.path, name))?[0])
     }
     fn i64_0d(&self, name: &str) -> Result<i64> {
-        let ds = self.ds(name)?;
-        self.shape_is(name, &ds, &[])?;
-        ds.read_scalar::<i64>().map_err(h5err(self.path, name))
+        let ds = self.one(name)?;
+        Ok(ds.read_raw::<i64>().map_err(h5err(self.path, name))?[0])
     }
     fn text(&self, name: &str) -> Result<String> {
         let ds = self.ds(name)?;
@@ -721,40 +745,6 @@ fn labels_of(r: &R, name: &str, rows: usize, cols: usize) -> Result<LabelMap> {
         ));
     }
     LabelMap::new(rows, cols, v, &format!("{}:{name}", r.path.display()))
-}
-
-fn axes_of(r: &R, kind: &str, n_bins: usize) -> Result<Vec<BinAxis>> {
-    let q = "/xpcs/qmap";
-    let (_, d0) = r.vec::<f64>(&format!("{q}/{kind}_v_list_dim0"))?;
-    let (_, d1) = r.vec::<f64>(&format!("{q}/{kind}_v_list_dim1"))?;
-    let (_, idx) = r.vec::<i64>(&format!("{q}/{kind}_index_mapping"))?;
-    if idx.len() != n_bins {
-        return Err(shape_err(
-            &r.path.display().to_string(),
-            &format!("{kind}_index_mapping vs max({kind}_roi_map)"),
-            vec![n_bins],
-            vec![idx.len()],
-        ));
-    }
-    let n1 = d1.len().max(1);
-    idx.iter()
-        .map(|&i| {
-            let ok = i >= 0 && (i as usize) < d0.len() * d1.len();
-            if !ok {
-                return Err(Error::out_of_range(
-                    r.path.display().to_string(),
-                    format!("{kind}_index_mapping"),
-                    i,
-                    format!("0..{}", d0.len() * d1.len()),
-                ));
-            }
-            let i = i as usize;
-            Ok(BinAxis {
-                q_inv_angstrom: d0[i / n1],
-                phi_deg: d1[i % n1],
-            })
-        })
-        .collect()
 }
 
 fn read_tree(g: &hdf5::Group, path: &Path, skip: &[&str]) -> Result<Tree> {
@@ -851,8 +841,8 @@ pub fn read_results(path: &Path) -> Result<ResultsFile> {
     let dynamic = labels_of(&r, &format!("{q}/dynamic_roi_map"), rows, cols)?;
     let static_map = labels_of(&r, &format!("{q}/static_roi_map"), rows, cols)?;
     let (nd, ns) = (dynamic.n_bins(), static_map.n_bins());
-    let dax = axes_of(&r, "dynamic", nd)?;
-    let sax = axes_of(&r, "static", ns)?;
+    let dax = crate::maps::read_axes(&f, path, q, "dynamic", nd)?;
+    let sax = crate::maps::read_axes(&f, path, q, "static", ns)?;
     let partition = QPartition::new(mraw, dynamic, static_map, &origin)?.with_axes(dax, sax)?;
 
     let geometry = Geometry {
@@ -926,6 +916,16 @@ pub fn read_results(path: &Path) -> Result<ResultsFile> {
                 .and_then(|_| dl.read_raw::<i64>().map_err(h5err(path, "delay_list")))?,
             stride_frame: r.i64_0d(&format!("{b}/config/stride_frame"))?,
             avg_frame: r.i64_0d(&format!("{b}/config/avg_frame"))?,
+            frame_range: if has_dataset(&f, &format!("{b}/config/begin_frame"))
+                && has_dataset(&f, &format!("{b}/config/end_frame"))
+            {
+                Some((
+                    r.i64_0d(&format!("{b}/config/begin_frame"))?,
+                    r.i64_0d(&format!("{b}/config/end_frame"))?,
+                ))
+            } else {
+                None
+            },
             g2_partial: partial,
         })
     } else {
@@ -1085,6 +1085,7 @@ pub fn example_results() -> ResultsFile {
             delay_frames: delays,
             stride_frame: 1,
             avg_frame: 1,
+            frame_range: Some((0, n as i64)),
             g2_partial: None,
             g2_jackknife: None,
         }),
@@ -1230,6 +1231,67 @@ mod tests {
         assert_eq!(read_results(&p).unwrap().partition, res.partition);
     }
 
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/real")
+            .join(name)
+    }
+
+    /// A results file as the APS 8-ID-I pipeline writes it (h5py, `make_real_fixtures.py`):
+    /// LZF-compressed uint8/uint16 roi maps, uint8 index mappings, a [1, 1] frame time, no
+    /// `/xpcs_twin` group; everything reads back as the writer's JSON says.
+    #[test]
+    fn reads_the_aps_8idi_layout() {
+        let p = fixture("aps8idi_rigaku500k_results.hdf");
+        let exp: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(fixture("aps8idi_rigaku500k_results_expected.json")).unwrap(),
+        )
+        .unwrap();
+        let r = read_results(&p).unwrap();
+        assert_eq!(r.partition.shape(), (512, 1024));
+        assert_eq!(r.frame_time_s, exp["frame_time_s"].as_f64().unwrap());
+        assert_eq!(r.partition.n_bins(), 27);
+        let nd = exp["dynamic"]["n_bins"].as_u64().unwrap() as usize;
+        let ns = exp["static"]["n_bins"].as_u64().unwrap() as usize;
+        assert_eq!(
+            (r.partition.n_bins(), r.partition.static_map().n_bins()),
+            (nd, ns)
+        );
+        let q: Vec<f64> = r
+            .partition
+            .dynamic_axes()
+            .iter()
+            .map(|a| a.q_inv_angstrom)
+            .collect();
+        let want: Vec<f64> = exp["dynamic"]["q_of_bin"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        // serde_json parses floats to within 1 ulp, not always correctly rounded.
+        for (a, b) in q.iter().zip(&want) {
+            assert!((a - b).abs() <= 1e-15 * b, "{a} vs {b}");
+        }
+        assert_eq!(q.len(), want.len());
+        // The roi map: per-label pixel counts as the writer counted them.
+        let counts = r.partition.dynamic().bin_sizes();
+        let wc = &exp["dynamic"]["roi_map"]["count_per_value"];
+        for (k, &c) in counts.iter().enumerate() {
+            assert_eq!(c as u64, wc[k + 1].as_u64().unwrap(), "bin {}", k + 1);
+        }
+        let m = r.multitau.as_ref().unwrap();
+        assert_eq!(
+            m.g2.shape(),
+            [exp["g2_shape"][0].as_u64().unwrap() as usize, nd]
+        );
+        assert_eq!(m.delay_frames[0], 1);
+        assert!(
+            m.g2_err.iter().any(|&e| e == 0.0),
+            "the zero-error tail is kept as read"
+        );
+    }
+
     #[test]
     fn grid_encoding() {
         let ax = |q: f64, phi: f64| BinAxis {
@@ -1242,5 +1304,9 @@ mod tests {
         assert_eq!(g.index_mapping, vec![0, 1, 2, 3]);
         let g = bin_grid(&[ax(f64::NAN, f64::NAN); 3]);
         assert_eq!((g.q_centres.len(), g.phi_centres.len()), (3, 1));
+        assert!(g.q_centres.iter().all(|q| q.is_nan()), "never a made-up q");
+        let g = bin_grid(&[ax(0.1, 0.0), ax(f64::NAN, 0.0)]);
+        assert_eq!(g.q_centres[0], 0.1);
+        assert!(g.q_centres[1].is_nan());
     }
 }

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array2, Axis};
 use xpcs_core::error::{Error, Result};
 use xpcs_core::fit::qdep::{
-    fit_bins_jackknife, fit_power_law_from_bins, tau_beta_per_bin, TauBeta,
+    fit_bins_jackknife, fit_power_law_from_bins, mask_points_without_data, tau_beta_per_bin,
+    TauBeta,
 };
 use xpcs_core::fit::twotime::{evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit};
 use xpcs_core::fit::{ErrorScale, FitModel, FitOptions, FitReport};
@@ -64,13 +65,19 @@ pub struct FittedResults {
     pub model_name: String,
     /// Fixed parameters as given.
     pub fixed: Vec<String>,
-    /// q centre per dynamic bin (Å⁻¹), when every bin has a known positive q.
-    pub q: Option<Vec<f64>>,
+    /// q centre per dynamic bin (Å⁻¹); NaN where the file does not know q (frames
+    /// correlated without a q-map with q, a geometry or `--q-values`).
+    pub q: Vec<f64>,
+    /// Whether any bin has a known q (τ(q) needs it).
+    pub q_known: bool,
+    /// What the user should know about the input (points left out, τ(q) not fitted and
+    /// why), one line each, for standard error.
+    pub notices: Vec<String>,
     /// g2 fit per q-bin (empty without multi-tau g2).
     pub per_bin: Vec<FitReport>,
     /// Delays (s), g2 and errors of the fitted rows (lag ≥ 1), for the figures.
     pub g2_data: Option<(Vec<f64>, Array2<f64>, Array2<f64>)>,
-    /// τ and KWW exponent per bin (None: not converged).
+    /// τ and KWW exponent per bin (None: not converged; q NaN where unknown).
     pub tau_beta: Vec<Option<TauBeta>>,
     /// Power law τ(q) and its q1 (needs ≥ 3 converged bins with known q).
     pub power: Option<(FitReport, f64)>,
@@ -111,20 +118,35 @@ pub fn fit_results(res: &ResultsFile, s: &FitSettings) -> Result<FittedResults> 
         .iter()
         .map(|b| b.q_inv_angstrom)
         .collect();
-    let q_known = !q.is_empty() && q.iter().all(|&x| x.is_finite() && x > 0.0);
+    let q_known = q.iter().any(|&x| q_ok(x));
+    if !q_known && s.q1.is_some() {
+        return Err(Error::invalid(
+            "--q1",
+            "given but q is unknown in this file (no q values in /xpcs/qmap)",
+        ));
+    }
+    let mut notices = Vec::new();
     let (per_bin, g2_data) = match &res.multitau {
         Some(m) => {
-            let (r, d) = fit_g2_bins(res, m, s)?;
+            let (r, d) = fit_g2_bins(res, m, s, &mut notices)?;
             (r, Some(d))
         }
         None => (Vec::new(), None),
     };
-    let tau_beta = if q_known && !per_bin.is_empty() {
-        tau_beta_per_bin(&q, &per_bin)
-    } else {
+    let tau_beta = if per_bin.is_empty() {
         Vec::new()
+    } else {
+        tau_beta_per_bin(&q, &per_bin)
     };
-    let power = fit_power_law(&per_bin, &tau_beta, s.q1)?;
+    if !q_known && !per_bin.is_empty() {
+        notices.push(
+            "τ(q) power law not fitted: q unknown (the file's q-map holds no q values; correlate \
+             with a q-map file with q, --energy-kev/--distance-m/--pixel-size-um/\
+             --beam-center-px, or --q-values)"
+                .into(),
+        );
+    }
+    let power = fit_power_law(&per_bin, &with_known_q(&tau_beta), s.q1)?;
     let twotime = match s.twotime_ages {
         Some(n) => fit_twotime(res, n, s)?,
         None => Vec::new(),
@@ -132,7 +154,9 @@ pub fn fit_results(res: &ResultsFile, s: &FitSettings) -> Result<FittedResults> 
     Ok(FittedResults {
         model_name: s.model_name.clone(),
         fixed: s.fixed.clone(),
-        q: q_known.then_some(q),
+        q,
+        q_known,
+        notices,
         per_bin,
         g2_data,
         tau_beta,
@@ -144,23 +168,46 @@ pub fn fit_results(res: &ResultsFile, s: &FitSettings) -> Result<FittedResults> 
 
 type G2Data = (Vec<f64>, Array2<f64>, Array2<f64>);
 
+/// A q centre the file knows (finite and positive).
+fn q_ok(q: f64) -> bool {
+    q.is_finite() && q > 0.0
+}
+
+/// The bins whose q is known (the others as None): what τ(q) is fitted to.
+fn with_known_q(bins: &[Option<TauBeta>]) -> Vec<Option<TauBeta>> {
+    bins.iter()
+        .map(|b| b.filter(|b| q_ok(b.q_inv_angstrom)))
+        .collect()
+}
+
 /// The g2 fit of every q-bin (lag 0, which carries the shot-noise term, is never fitted).
+/// Points without data (error ≤ 0 or not finite, e.g. g2 = 0 ± 0 where an averaged file has
+/// no frame pairs) are left out, with a notice.
 fn fit_g2_bins(
     res: &ResultsFile,
     m: &Multitau,
     s: &FitSettings,
+    notices: &mut Vec<String>,
 ) -> Result<(Vec<FitReport>, G2Data)> {
     let rows: Vec<usize> = (0..m.delay_frames.len())
         .filter(|&i| m.delay_frames[i] > 0)
         .collect();
     let all_delays = delays_s(res, m);
     let d: Vec<f64> = rows.iter().map(|&i| all_delays[i]).collect();
-    let g2 = m.g2.select(Axis(0), &rows).mapv(f64::from);
-    let err = m.g2_err.select(Axis(0), &rows).mapv(f64::from);
-    let jk = match (&m.g2_jackknife, s.least_squares_errors) {
+    let mut g2 = m.g2.select(Axis(0), &rows).mapv(f64::from);
+    let mut err = m.g2_err.select(Axis(0), &rows).mapv(f64::from);
+    let mut jk = match (&m.g2_jackknife, s.least_squares_errors) {
         (Some(j), false) => Some(j.select(Axis(1), &rows)),
         _ => None,
     };
+    let n_missing = mask_points_without_data(&mut g2, &mut err, jk.as_mut());
+    if n_missing > 0 {
+        notices.push(format!(
+            "warning: {n_missing} of {} (lag, q-bin) points hold no data (g2_err ≤ 0 or not \
+             finite, e.g. g2 = 0 at lags without frame pairs) and are left out of the fits",
+            g2.len()
+        ));
+    }
     let reports = fit_bins_jackknife(
         s.model,
         &d,
@@ -380,10 +427,10 @@ impl FittedResults {
             head.push("χ²_red".into());
             let mut rows = vec![head];
             for (b, r) in self.per_bin.iter().enumerate() {
-                let q = self
-                    .q
-                    .as_ref()
-                    .map_or("–".to_string(), |q| format!("{:.4}", q[b]));
+                let q = match self.q.get(b) {
+                    Some(&q) if q_ok(q) => format!("{q:.4}"),
+                    _ => "q unknown".to_string(),
+                };
                 let mut row = vec![format!("{}", b + 1), q];
                 row.extend(row_cells(r));
                 rows.push(row);
@@ -417,8 +464,11 @@ impl FittedResults {
                     }
                     warnings.extend(r.warnings.iter().map(|w| format!("τ(q): {w}")));
                 }
+                None if !self.q_known => {
+                    let _ = writeln!(s, "\nτ(q): not fitted (q unknown)");
+                }
                 None => {
-                    let n = self.tau_beta.iter().flatten().count();
+                    let n = with_known_q(&self.tau_beta).iter().flatten().count();
                     let _ = writeln!(
                         s,
                         "\nτ(q): not fitted ({n} converged bins with known q; needs ≥ 3)"
@@ -508,7 +558,10 @@ impl FittedResults {
                     "converged_bins".into(),
                     Node::vec(ok.iter().map(|(i, _)| (*i + 1) as f64).collect()),
                 );
-                g.insert("q_inv_angstrom".into(), col(&|b| b.q_inv_angstrom));
+                // Never a NaN placeholder: q is written only when every converged bin has one.
+                if ok.iter().all(|(_, b)| q_ok(b.q_inv_angstrom)) {
+                    g.insert("q_inv_angstrom".into(), col(&|b| b.q_inv_angstrom));
+                }
                 g.insert("tau_s".into(), col(&|b| b.tau_s));
                 g.insert("tau_err_s".into(), col(&|b| b.tau_err_s));
                 g.insert("kww_exponent".into(), col(&|b| b.kww_exponent));
@@ -545,7 +598,8 @@ impl FittedResults {
             "results": results.display().to_string(),
             "model": self.model_name,
             "fixed": self.fixed,
-            "q_inv_angstrom": self.q,
+            "q_inv_angstrom": self.q.iter().map(|&x| q_ok(x).then_some(x)).collect::<Vec<_>>(),
+            "q_unknown": !self.q_known,
             "bins": self.per_bin,
             "tau_beta": self.tau_beta,
             "power_law": self.power.as_ref().map(|(r, q1)| serde_json::json!({"q1_inv_angstrom": q1, "fit": r})),
@@ -567,7 +621,7 @@ impl FittedResults {
         if self.g2_data.is_some() {
             v.extend((1..=self.per_bin.len()).map(|b| format!("g2_bin_{b:03}.png")));
         }
-        if !self.tau_beta.is_empty() {
+        if with_known_q(&self.tau_beta).iter().any(Option::is_some) {
             v.push("tau_vs_q.png".into());
         }
         for t in &self.twotime {
@@ -590,9 +644,9 @@ impl FittedResults {
         };
         if let Some((d, g2, err)) = &self.g2_data {
             for (b, r) in self.per_bin.iter().enumerate() {
-                let title = match &self.q {
-                    Some(q) => format!("bin {} (q = {:.4} Å⁻¹)", b + 1, q[b]),
-                    None => format!("bin {}", b + 1),
+                let title = match self.q.get(b) {
+                    Some(&q) if q_ok(q) => format!("bin {} (q = {q:.4} Å⁻¹)", b + 1),
+                    _ => format!("bin {} (q unknown)", b + 1),
                 };
                 let y = g2.column(b).to_vec();
                 let e = err.column(b).to_vec();
@@ -601,10 +655,11 @@ impl FittedResults {
                 })?;
             }
         }
-        if !self.tau_beta.is_empty() {
+        let known = with_known_q(&self.tau_beta);
+        if known.iter().any(Option::is_some) {
             let pw = self.power.as_ref().map(|(r, q1)| (r, *q1));
             put("tau_vs_q.png".into(), &|p| {
-                figures::tau_vs_q("τ(q)", &self.tau_beta, pw).write_png(p)
+                figures::tau_vs_q("τ(q)", &known, pw).write_png(p)
             })?;
         }
         for t in &self.twotime {

@@ -270,6 +270,18 @@ pub trait FrameSource {
     /// Reads the next frame into `out` (length rows × cols). Returns `Ok(false)` once every
     /// frame has been delivered.
     fn read_next(&mut self, out: &mut [u32]) -> Result<bool>;
+    /// Skips the next `n` frames (fewer if the source ends first). The default reads and
+    /// discards them; file readers override it with a seek.
+    fn skip_frames(&mut self, n: usize) -> Result<()> {
+        let (r, c) = self.frame_shape();
+        let mut buf = vec![0u32; r * c];
+        for _ in 0..n {
+            if !self.read_next(&mut buf)? {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// [`FrameSource`] over an in-memory [`FrameStack`].

@@ -4,14 +4,19 @@
 //!   [`FrameSource`] streams frames one at a time so that a stack never has to fit in memory.
 //! - [`EventList`]: sparse photons as per-pixel CSR (offsets, frame indices, counts).
 //! - [`QPartition`]: label maps (0 = excluded, 1..=n = q-bin) and the mask.
+//! - [`geometry`]: q and φ per pixel from the scattering geometry, bin centres.
+//! - [`FrameSelection`]: begin/end/stride/avg of the APS pipeline, applied by [`SelectedFrames`].
 //!
 //! Pixels are indexed row-major: `pixel = row * cols + col`. Frames are numbered from 0; the
 //! time of frame `t` is `t * frame_time_s`.
 
 mod events;
 mod frames;
+pub mod geometry;
 mod partition;
+mod select;
 
 pub use events::{check_csr, EventList};
 pub use frames::{CountDtype, FrameSource, FrameStack, StackFrames};
 pub use partition::{BinAxis, LabelMap, QPartition};
+pub use select::{CheckedCounts, FrameSelection, ResolvedSelection, SelectedFrames, MAX_COUNT};

@@ -8,7 +8,7 @@
 //! Reference: docs/model.md §2 (α = 0.36 at 6.3 GPa in the Pt seed); Ruta et al., PRL 109, 165701
 //! (2012) for τ ∝ q^-α in metallic glasses.
 
-use ndarray::{ArrayView2, ArrayView3};
+use ndarray::{Array2, Array3, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
 use super::jackknife::fit_curve_jackknife;
@@ -75,6 +75,35 @@ pub fn fit_bins_jackknife(
         .collect()
 }
 
+/// Marks the (lag, q-bin) points of a g2 table that hold no measurement as missing, so that
+/// [`fit_bins_jackknife`] leaves them out instead of failing the bin: a non-finite g2 or
+/// g2_err, or g2_err ≤ 0. Files averaged by the APS 8-ID-I pipeline hold g2 = 0 with
+/// g2_err = 0 at lags where no pair of frames exists (the tail of the multi-tau list, longer in
+/// bins with few pixels). Such points become NaN in g2, g2_err and every jackknife replicate
+/// (the fits drop non-finite points). Returns how many points were marked.
+pub fn mask_points_without_data(
+    g2: &mut Array2<f64>,
+    g2_err: &mut Array2<f64>,
+    mut jackknife: Option<&mut Array3<f64>>,
+) -> usize {
+    let mut n = 0;
+    for ((i, b), e) in g2_err.indexed_iter_mut() {
+        let y = &mut g2[[i, b]];
+        if y.is_finite() && e.is_finite() && *e > 0.0 {
+            continue;
+        }
+        n += 1;
+        *y = f64::NAN;
+        *e = f64::NAN;
+        if let Some(j) = jackknife.as_deref_mut() {
+            if i < j.dim().1 && b < j.dim().2 {
+                j.slice_mut(ndarray::s![.., i, b]).fill(f64::NAN);
+            }
+        }
+    }
+    n
+}
+
 /// τ and the KWW exponent of one q-bin with their 1σ errors (None for failed fits; β = 1 with
 /// error 0 for the exponential model).
 #[derive(Clone, Copy, Debug, serde::Serialize)]
@@ -91,7 +120,9 @@ pub struct TauBeta {
     pub kww_exponent_err: f64,
 }
 
-/// τ and β per bin from per-bin reports (`q` = bin centres, Å⁻¹).
+/// τ and β per bin from per-bin reports (`q` = bin centres, Å⁻¹). A converged fit whose τ
+/// error is not finite and > 0 (a covariance singular at the solution, e.g. τ driven far
+/// below the first delay) carries no weight for τ(q) and gives None too.
 pub fn tau_beta_per_bin(q_inv_angstrom: &[f64], reports: &[FitReport]) -> Vec<Option<TauBeta>> {
     q_inv_angstrom
         .iter()
@@ -100,7 +131,7 @@ pub fn tau_beta_per_bin(q_inv_angstrom: &[f64], reports: &[FitReport]) -> Vec<Op
             Some(TauBeta {
                 q_inv_angstrom: q,
                 tau_s: r.value("tau")?,
-                tau_err_s: r.std_error("tau")?,
+                tau_err_s: r.std_error("tau").filter(|e| e.is_finite() && *e > 0.0)?,
                 kww_exponent: r.value("kww_exponent").unwrap_or(1.0),
                 kww_exponent_err: r.std_error("kww_exponent").unwrap_or(0.0),
             })
@@ -210,6 +241,38 @@ mod tests {
     use super::*;
     use crate::fit::model::Kww;
     use ndarray::Array2;
+
+    #[test]
+    fn points_without_data_are_left_out_not_failed() {
+        let delays: Vec<f64> = (0..40).map(|i| 0.01 * 1.2f64.powi(i)).collect();
+        let mut g2 =
+            Array2::from_shape_fn((40, 2), |(i, _)| Kww.eval(delays[i], &[1.0, 0.2, 0.3, 1.0]));
+        let mut err = Array2::from_elem(g2.dim(), 1e-3);
+        // The APS tail: g2 = 0, g2_err = 0 on the last lags; one NaN in bin 2.
+        for i in 35..40 {
+            g2[[i, 0]] = 0.0;
+            err[[i, 0]] = 0.0;
+        }
+        g2[[3, 1]] = f64::NAN;
+        let before =
+            fit_bins(&Kww, &delays, g2.view(), err.view(), &FitOptions::default()).unwrap();
+        assert!(before[0].failure().unwrap().contains("non-positive"));
+        let n = mask_points_without_data(&mut g2, &mut err, None);
+        assert_eq!(n, 6);
+        let r = fit_bins(&Kww, &delays, g2.view(), err.view(), &FitOptions::default()).unwrap();
+        for (b, rep) in r.iter().enumerate() {
+            let v = rep
+                .fitted()
+                .unwrap_or_else(|| panic!("bin {b}: {:?}", rep.failure()));
+            // Noiseless data: the truth, to the solver's tolerance.
+            assert!(
+                (v.values[2] - 0.3).abs() < 1e-6,
+                "bin {b}: τ = {}",
+                v.values[2]
+            );
+        }
+        assert_eq!((r[0].n_points, r[1].n_points), (35, 39));
+    }
 
     #[test]
     fn per_bin_fits_and_power_law() {

@@ -827,6 +827,7 @@ pub fn write_scan_results_to(
             detector_distance_m: geo.geometry.distance_m,
         },
         seed: s.seed,
+        frames: xpcs_core::data::ResolvedSelection::all(s.intensity.n_frames),
         extra,
     };
     let g2 = s.g2_full.clone().without_empty_lags();

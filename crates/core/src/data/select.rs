@@ -1,0 +1,326 @@
+//! Frame ranges as the APS 8-ID-I pipeline (boost_corr) names them: `begin`, `end`, `stride`,
+//! `avg`.
+//!
+//! Input: any [`FrameSource`] of `n` raw frames and a [`FrameSelection`]. Output: a
+//! [`FrameSource`] ([`SelectedFrames`]) of `n_out` frames, streamed (one raw frame buffer).
+//!
+//! Semantics (boost_corr `XpcsDataset.update_batch_info` / `get_raw_index`):
+//! - `begin`: first raw frame (0-based, inclusive); `end`: one past the last raw frame
+//!   (exclusive), `None` = the end of the file, clamped to it.
+//! - `stride` keeps every `stride`-th raw frame from `begin` on (`raw[begin:end:stride]`);
+//!   `avg` then merges `avg` consecutive kept frames into one.
+//! - The span `end − begin` is rounded down to a multiple of `stride × avg`, so every output
+//!   frame merges exactly `avg` kept frames: `n_out = ⌊(end − begin) / (stride × avg)⌋`, and output
+//!   frame m holds raw frames `begin + (m·avg + j)·stride`, j = 0..avg.
+//! - Time between output frames: `frame_time × stride × avg` (the APS results file stores the raw
+//!   `frame_time` with `stride_frame` and `avg_frame`, and the viewer multiplies).
+//!
+//! One difference, by design: boost_corr *averages* the `avg` frames (floats); here they are
+//! *summed* (integer photon counts, exact). g2 and its errors are ratios of intensity moments,
+//! invariant under scaling all intensities, so they are identical; the mean intensities of a
+//! results file are divided by `avg` when written (counts per raw frame, as boost_corr's).
+
+use super::frames::FrameSource;
+use crate::error::{Error, Result};
+
+/// Which raw frames to correlate, in boost_corr's terms (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSelection {
+    /// First raw frame (0-based, inclusive).
+    pub begin: usize,
+    /// One past the last raw frame; `None` = to the end of the file.
+    pub end: Option<usize>,
+    /// Keep every `stride`-th raw frame (≥ 1).
+    pub stride: usize,
+    /// Merge `avg` consecutive kept frames into one (≥ 1).
+    pub avg: usize,
+}
+
+impl Default for FrameSelection {
+    fn default() -> Self {
+        FrameSelection {
+            begin: 0,
+            end: None,
+            stride: 1,
+            avg: 1,
+        }
+    }
+}
+
+/// A [`FrameSelection`] resolved against a file of `n_raw` frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedSelection {
+    /// First raw frame.
+    pub begin: usize,
+    /// One past the last raw frame used (after rounding to whole output frames).
+    pub end: usize,
+    /// Stride (≥ 1).
+    pub stride: usize,
+    /// Frames merged per output frame (≥ 1).
+    pub avg: usize,
+    /// Output frames.
+    pub n_out: usize,
+}
+
+impl ResolvedSelection {
+    /// Every frame of a series of `n` frames.
+    pub fn all(n: usize) -> Self {
+        ResolvedSelection {
+            begin: 0,
+            end: n,
+            stride: 1,
+            avg: 1,
+            n_out: n,
+        }
+    }
+
+    /// Raw frame periods per output frame: `stride × avg`.
+    pub fn frames_per_output(&self) -> usize {
+        self.stride * self.avg
+    }
+}
+
+impl FrameSelection {
+    /// True when every frame is used unchanged.
+    pub fn is_all(&self) -> bool {
+        *self == FrameSelection::default()
+    }
+
+    /// Resolves against `n_raw` frames (`origin` names the file in errors): `end` clamped to
+    /// `n_raw`, the span rounded down to whole output frames; refuses stride or avg of 0 and
+    /// a range without a single output frame.
+    pub fn resolve(&self, n_raw: usize, origin: &str) -> Result<ResolvedSelection> {
+        for (f, v) in [("--stride", self.stride), ("--avg", self.avg)] {
+            if v == 0 {
+                return Err(Error::out_of_range(origin, f, v, "≥ 1"));
+            }
+        }
+        let end = self.end.map_or(n_raw, |e| e.min(n_raw));
+        if self.begin >= end {
+            return Err(Error::out_of_range(
+                origin,
+                "--begin",
+                self.begin,
+                format!("< end = {end} (the file holds {n_raw} frames)"),
+            ));
+        }
+        let per = self
+            .stride
+            .checked_mul(self.avg)
+            .ok_or_else(|| Error::invalid(origin, "--stride × --avg overflows"))?;
+        let n_out = (end - self.begin) / per;
+        if n_out == 0 {
+            return Err(Error::invalid(
+                origin,
+                format!(
+                    "frames {}..{end} hold no output frame of stride {} × avg {} = {per} raw frames",
+                    self.begin, self.stride, self.avg
+                ),
+            ));
+        }
+        Ok(ResolvedSelection {
+            begin: self.begin,
+            end: self.begin + n_out * per,
+            stride: self.stride,
+            avg: self.avg,
+            n_out,
+        })
+    }
+}
+
+/// A [`FrameSource`] delivering the frames of a [`ResolvedSelection`] of another source:
+/// skips to `begin`, keeps every `stride`-th frame, sums `avg` consecutive kept frames
+/// (saturating at 2³² − 1). Memory: one raw frame.
+pub struct SelectedFrames<'a> {
+    inner: &'a mut dyn FrameSource,
+    sel: ResolvedSelection,
+    next_out: usize,
+    /// Raw frames of `inner` consumed so far.
+    pos: usize,
+    raw: Vec<u32>,
+}
+
+impl<'a> SelectedFrames<'a> {
+    /// Wraps `inner` (which must not have been read yet).
+    pub fn new(inner: &'a mut dyn FrameSource, sel: ResolvedSelection) -> Result<Self> {
+        if sel.end > inner.n_frames() {
+            return Err(Error::out_of_range(
+                "frame selection",
+                "end",
+                sel.end,
+                format!("≤ {} frames", inner.n_frames()),
+            ));
+        }
+        let (r, c) = inner.frame_shape();
+        Ok(SelectedFrames {
+            inner,
+            sel,
+            next_out: 0,
+            pos: 0,
+            raw: vec![0; r * c],
+        })
+    }
+
+    fn read_raw(&mut self, t: usize) -> Result<()> {
+        if t > self.pos {
+            self.inner.skip_frames(t - self.pos)?;
+            self.pos = t;
+        }
+        if !self.inner.read_next(&mut self.raw)? {
+            return Err(Error::invalid(
+                "frame selection",
+                format!("the source ended before frame {t}"),
+            ));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+}
+
+impl FrameSource for SelectedFrames<'_> {
+    fn frame_shape(&self) -> (usize, usize) {
+        self.inner.frame_shape()
+    }
+    fn n_frames(&self) -> usize {
+        self.sel.n_out
+    }
+    fn read_next(&mut self, out: &mut [u32]) -> Result<bool> {
+        if self.next_out >= self.sel.n_out {
+            return Ok(false);
+        }
+        let m = self.next_out;
+        for j in 0..self.sel.avg {
+            let t = self.sel.begin + (m * self.sel.avg + j) * self.sel.stride;
+            self.read_raw(t)?;
+            if j == 0 {
+                out.copy_from_slice(&self.raw);
+            } else {
+                for (o, &x) in out.iter_mut().zip(&self.raw) {
+                    *o = o.saturating_add(x);
+                }
+            }
+        }
+        self.next_out += 1;
+        Ok(true)
+    }
+}
+
+/// The largest count per pixel per frame the correlators accept (2²⁰ − 1): their exact integer
+/// sums of products stay within u64 for any realistic scan below it. Larger values are the
+/// detector's gap/overflow markers (2¹⁶ − 1, 2³² − 1) that the detector mask removes.
+pub const MAX_COUNT: u32 = (1 << 20) - 1;
+
+/// A [`FrameSource`] that refuses counts above [`MAX_COUNT`] in the pixels that `valid` keeps
+/// (an error naming the frame, the pixel and the value; never a wrapped sum).
+pub struct CheckedCounts<'a> {
+    inner: &'a mut dyn FrameSource,
+    valid: &'a [bool],
+    next: usize,
+    origin: String,
+}
+
+impl<'a> CheckedCounts<'a> {
+    /// Wraps `inner`; `valid` has one flag per pixel (true = correlated).
+    pub fn new(inner: &'a mut dyn FrameSource, valid: &'a [bool], origin: &str) -> Self {
+        CheckedCounts {
+            inner,
+            valid,
+            next: 0,
+            origin: origin.to_string(),
+        }
+    }
+}
+
+impl FrameSource for CheckedCounts<'_> {
+    fn frame_shape(&self) -> (usize, usize) {
+        self.inner.frame_shape()
+    }
+    fn n_frames(&self) -> usize {
+        self.inner.n_frames()
+    }
+    fn read_next(&mut self, out: &mut [u32]) -> Result<bool> {
+        if !self.inner.read_next(out)? {
+            return Ok(false);
+        }
+        if let Some((p, &x)) = out
+            .iter()
+            .enumerate()
+            .find(|&(p, &x)| x > MAX_COUNT && self.valid.get(p).copied().unwrap_or(true))
+        {
+            let cols = self.inner.frame_shape().1.max(1);
+            return Err(Error::out_of_range(
+                &self.origin,
+                format!(
+                    "frame {} pixel (row {}, col {})",
+                    self.next,
+                    p / cols,
+                    p % cols
+                ),
+                x,
+                format!("≤ {MAX_COUNT} counts (a gap or overflow marker? mask the pixel)"),
+            ));
+        }
+        self.next += 1;
+        Ok(true)
+    }
+    fn skip_frames(&mut self, n: usize) -> Result<()> {
+        self.next += n;
+        self.inner.skip_frames(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::FrameStack;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every output frame equals the brute-force sum of the raw frames the definition
+        /// names, for any begin/end/stride/avg.
+        #[test]
+        fn selection_matches_definition(n in 1usize..40, begin in 0usize..40, end in prop::option::of(0usize..50),
+                                        stride in 1usize..5, avg in 1usize..5) {
+            let data: Vec<u16> = (0..n * 2).map(|i| (i * 7 % 13) as u16).collect();
+            let stack = FrameStack::from_u16(n, 1, 2, data).unwrap();
+            let sel = FrameSelection { begin, end, stride, avg };
+            let Ok(r) = sel.resolve(n, "t") else {
+                let e = end.map_or(n, |e| e.min(n));
+                prop_assert!(begin >= e || (e - begin) / (stride * avg) == 0);
+                return Ok(());
+            };
+            let mut src = stack.frames();
+            let mut s = SelectedFrames::new(&mut src, r).unwrap();
+            let mut out = vec![0u32; 2];
+            for m in 0..r.n_out {
+                prop_assert!(s.read_next(&mut out).unwrap());
+                for (p, &got) in out.iter().enumerate() {
+                    let want: u32 = (0..avg).map(|j| stack.get(begin + (m * avg + j) * stride, p)).sum();
+                    prop_assert_eq!(got, want);
+                }
+            }
+            prop_assert!(!s.read_next(&mut out).unwrap());
+            prop_assert!(r.end <= n);
+        }
+    }
+
+    #[test]
+    fn boost_corr_rounding() {
+        // 1000 frames from 10, stride 3, avg 4: span 990 → 82 output frames of 12 raw ones.
+        let r = FrameSelection {
+            begin: 10,
+            end: None,
+            stride: 3,
+            avg: 4,
+        }
+        .resolve(1000, "t")
+        .unwrap();
+        assert_eq!((r.n_out, r.end), (82, 10 + 82 * 12));
+        assert!(FrameSelection {
+            stride: 0,
+            ..Default::default()
+        }
+        .resolve(10, "t")
+        .is_err());
+    }
+}
