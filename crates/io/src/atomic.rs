@@ -19,8 +19,9 @@
 //! this process (readers call [`note_input`]), so a writer cannot clobber a file the run is
 //! still reading even when the caller forgot to list it.
 //!
-//! Temp files are named `.xpcs-twin-<pid>-<random>.<file name>`: recognisable, owned by a
-//! process, and ending in the target's own name (writers that infer the format from the
+//! Temp files are named `.xpcs-twin-<pid>.<start>-<random>.<file name>`: recognisable, owned
+//! by a process (its pid and its start time in clock ticks after boot, so a recycled pid does
+//! not keep a dead run's file alive), and ending in the target's own name (writers that infer the format from the
 //! extension, such as the PNG encoder, see the right one). Two mechanisms remove the temp
 //! files of a run that did not finish:
 //! - a process-wide registry holds the temp paths being written; [`remove_temp_files_on_signals`]
@@ -217,7 +218,8 @@ pub fn check_outputs(outputs: &[&Path], inputs: &[&Path], force: bool) -> Result
 // ---------------------------------------------------------------------------------------------
 // Temp files: naming, the in-flight registry, signal clean-up, stale clean-up.
 
-/// Start of every temp file name; the pid follows, then `-`.
+/// Start of every temp file name; the owner (`<pid>.<start>`, or `<pid>` where the start time
+/// is unknown) follows, then `-`.
 const TMP_PREFIX: &str = ".xpcs-twin-";
 
 /// Slots of the in-flight registry (more concurrent outputs are still written; they are only
@@ -318,11 +320,46 @@ pub fn remove_temp_files_on_signals() -> Result<()> {
     err.map_or(Ok(()), Err)
 }
 
-/// The pid a temp file name of ours carries, if it is one.
-fn temp_owner(name: &str) -> Option<u32> {
+/// The owner (pid and, when recorded, start time) a temp file name of ours carries, if it is
+/// one.
+fn temp_owner(name: &str) -> Option<(u32, Option<u64>)> {
     let rest = name.strip_prefix(TMP_PREFIX)?;
-    let (pid, _) = rest.split_once('-')?;
-    pid.parse().ok()
+    let (owner, _) = rest.split_once('-')?;
+    match owner.split_once('.') {
+        Some((pid, start)) => Some((pid.parse().ok()?, Some(start.parse().ok()?))),
+        None => Some((owner.parse().ok()?, None)),
+    }
+}
+
+/// Start time of process `pid` in clock ticks after boot (field 22 of `/proc/<pid>/stat`);
+/// None where there is no such file (another OS, or the process is gone).
+fn process_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// This process's owner tag for temp file names.
+fn owner_tag() -> String {
+    let me = std::process::id();
+    match process_start_ticks(me) {
+        Some(t) => format!("{me}.{t}"),
+        None => me.to_string(),
+    }
+}
+
+/// Whether the owner of a temp file still runs: its pid exists (or belongs to another user)
+/// and, when the name records a start time, the process with that pid started then (else the
+/// pid was recycled and the owner is gone).
+fn owner_alive(pid: u32, start: Option<u64>) -> bool {
+    if !pid_alive(pid) {
+        return false;
+    }
+    match (start, process_start_ticks(pid)) {
+        (Some(want), Some(now)) => want == now,
+        _ => true,
+    }
 }
 
 /// Whether process `pid` runs (or exists but belongs to another user).
@@ -348,10 +385,10 @@ pub fn remove_stale_temp_files(dir: &Path) -> usize {
     let mut removed = 0;
     for e in entries.flatten() {
         let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(temp_owner) else {
+        let Some((pid, start)) = name.to_str().and_then(temp_owner) else {
             continue;
         };
-        if pid == me || pid_alive(pid) {
+        if pid == me || owner_alive(pid, start) {
             continue;
         }
         if e.file_type().is_ok_and(|t| t.is_file()) && std::fs::remove_file(e.path()).is_ok() {
@@ -410,7 +447,7 @@ impl AtomicOutput {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = tempfile::Builder::new()
-            .prefix(&format!("{TMP_PREFIX}{}-", std::process::id()))
+            .prefix(&format!("{TMP_PREFIX}{}-", owner_tag()))
             .suffix(&format!(".{name}"))
             .tempfile_in(&dir)
             .map_err(|e| Error::io(&dir, e))?
@@ -669,7 +706,11 @@ mod tests {
         let out = AtomicOutput::begin(&dir.path().join("x.bin"), &[], false).unwrap();
         let tmp = out.tmp_path().to_path_buf();
         let name = tmp.file_name().unwrap().to_str().unwrap().to_string();
-        assert_eq!(temp_owner(&name), Some(std::process::id()), "{name}");
+        assert_eq!(
+            temp_owner(&name),
+            Some((std::process::id(), process_start_ticks(std::process::id()))),
+            "{name}"
+        );
         assert!(name.ends_with(".x.bin"), "{name}");
         assert!(in_flight_temp_files().contains(&tmp));
         drop(out);
@@ -705,5 +746,55 @@ mod tests {
         assert!(mine.exists(), "a running process's temp file was removed");
         assert!(foreign.exists(), "a file not named by us was removed");
         assert_eq!(remove_stale_temp_files(dir.path()), 0);
+    }
+
+    #[test]
+    fn a_recycled_pid_does_not_keep_a_dead_runs_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id();
+        let Some(start) = process_start_ticks(me) else {
+            // No /proc: owners are pids alone, which the test above covers.
+            return;
+        };
+        // The name of this process's own temp files carries its start time.
+        let out = AtomicOutput::begin(&dir.path().join("z.bin"), &[], false).unwrap();
+        let tmp_name = out
+            .tmp_path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(temp_owner(&tmp_name), Some((me, Some(start))), "{tmp_name}");
+        drop(out);
+        // A file owned by "this pid, started at another time": a dead run whose pid was
+        // reused (here by this very process). It goes; this run's and a pid-only one stay.
+        let recycled = dir
+            .path()
+            .join(format!(".xpcs-twin-{me}.{}-Qq11.old.h5", start + 1));
+        let current = dir
+            .path()
+            .join(format!(".xpcs-twin-{me}.{start}-Rr22.new.h5"));
+        let parent = std::os::unix::process::parent_id();
+        let pid_only = dir.path().join(format!(".xpcs-twin-{parent}-Ss33.x.h5"));
+        for p in [&recycled, &current, &pid_only] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        // Its own pid is never swept (this run may be writing it): ask for another owner's view.
+        assert!(!owner_alive(me, Some(start + 1)));
+        assert!(owner_alive(me, Some(start)));
+        assert!(owner_alive(parent, None));
+        // A foreign-looking owner with the parent's pid and a wrong start time is dead too.
+        let fake = dir.path().join(format!(
+            ".xpcs-twin-{parent}.{}-Tt44.y.h5",
+            process_start_ticks(parent).unwrap_or(0) + 1
+        ));
+        std::fs::write(&fake, b"partial").unwrap();
+        assert_eq!(remove_stale_temp_files(dir.path()), 1);
+        assert!(!fake.exists(), "a recycled pid kept a dead run's temp file");
+        assert!(current.exists() && pid_only.exists());
+        for p in [&recycled, &current, &pid_only] {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
