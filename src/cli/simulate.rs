@@ -165,23 +165,13 @@ pub struct SimulateArgs {
 
 /// Runs `simulate`.
 pub fn run(a: SimulateArgs) -> Result<()> {
-    let opts = simulate::SimulateArgs {
+    let opts = simulate::SimulateOptions {
         model: a.model,
         pressure: a.pressure,
         scan: a.scan,
         frames: a.frames,
         frame_time: a.frame_time,
         seed: a.seed,
-        out: a.out,
-        format: a.format.map(|f| match f {
-            FormatArg::Npy => simulate::FormatArg::Npy,
-            FormatArg::Npz => simulate::FormatArg::Npz,
-            FormatArg::Events => simulate::FormatArg::Events,
-            FormatArg::Eiger => simulate::FormatArg::Eiger,
-            FormatArg::Rigaku => simulate::FormatArg::Rigaku,
-            FormatArg::Imm => simulate::FormatArg::Imm,
-        }),
-        force: a.force,
         rows: a.rows,
         cols: a.cols,
         mean_counts: a.mean_counts,
@@ -208,6 +198,25 @@ pub fn run(a: SimulateArgs) -> Result<()> {
         distance: a.distance,
         charge_sharing: a.charge_sharing,
     };
-    simulate::run(&opts, &Bars::default())?;
+    let format = a.format.map(|f| match f {
+        FormatArg::Npy => simulate::FormatArg::Npy,
+        FormatArg::Npz => simulate::FormatArg::Npz,
+        FormatArg::Events => simulate::FormatArg::Events,
+        FormatArg::Eiger => simulate::FormatArg::Eiger,
+        FormatArg::Rigaku => simulate::FormatArg::Rigaku,
+        FormatArg::Imm => simulate::FormatArg::Imm,
+    });
+    let done = simulate::run(&opts, &a.out, format, a.force, &Bars::default())?;
+    // The stack, the labels, static labels and mask, and the truth (not the Kossel mask).
+    let w = &done.written;
+    eprintln!(
+        "wrote {} ({} photons), {}, {}, {} and {}",
+        a.out.display(),
+        done.total_counts,
+        w[1].display(),
+        w[2].display(),
+        w[3].display(),
+        w[w.len() - 1].display()
+    );
     Ok(())
 }

@@ -113,9 +113,10 @@ impl FormatArg {
 /// Frames per Eiger data file (the DECTRIS default `nimages_per_file`).
 const EIGER_FRAMES_PER_FILE: usize = 1000;
 
-/// Arguments of `simulate`.
+/// The scene and simulation settings of `simulate` (the output file, its format and `--force`
+/// are [`run`]'s arguments).
 #[derive(Debug, Clone)]
-pub struct SimulateArgs {
+pub struct SimulateOptions {
     /// Sample preset (TOML), e.g. models/samples/pt42.toml.
     pub model: PathBuf,
     /// Simulate the first isobar at this pressure (GPa).
@@ -128,19 +129,6 @@ pub struct SimulateArgs {
     pub frame_time: Option<f64>,
     /// Seed.
     pub seed: u64,
-    /// Output file (the format follows its extension unless --format is given): .npy (dense
-    /// stack), .npz (events), .h5 (xpcs-twin event file, streamed in pixel order), .bin
-    /// (Rigaku), .imm (IMM).
-    pub out: PathBuf,
-    /// Write the scan as this detector's acquisition system does, for beamline pipelines:
-    /// npy, npz, events (.h5); eiger (OUT must be NAME_master.h5: master + NAME_data_00000k.h5,
-    /// bitshuffle-LZ4, 1000 frames per file, pixel_mask with the detector's gaps and bad
-    /// pixels, flagged pixels at 2^bits - 1); rigaku (OUT.bin: one 512 × 1024 module, or
-    /// OUT.bin.000-.005 for 1676 × 2100 frames, the 3M, whose gaps are masked; counts ≤ 4095);
-    /// imm (sparse frames, counts ≤ 65535).
-    pub format: Option<FormatArg>,
-    /// Overwrite existing outputs.
-    pub force: bool,
     /// Detector rows (default: the preset's scene).
     pub rows: Option<usize>,
     /// Detector columns (default: the preset's scene).
@@ -267,7 +255,7 @@ struct Prepared {
 }
 
 /// The isobar index chosen by `--pressure` / `--scan` (default 0).
-fn pick_isobar(a: &SimulateArgs, sample: &Sample) -> Result<usize> {
+fn pick_isobar(a: &SimulateOptions, sample: &Sample) -> Result<usize> {
     let camp = &sample.campaign;
     let k = match (a.pressure, a.scan) {
         (Some(p), _) => camp.find_pressure(p).ok_or_else(|| {
@@ -298,7 +286,7 @@ fn pick_isobar(a: &SimulateArgs, sample: &Sample) -> Result<usize> {
     Ok(k)
 }
 
-fn sim_options(a: &SimulateArgs, seed: u64) -> SimOptions {
+fn sim_options(a: &SimulateOptions, seed: u64) -> SimOptions {
     SimOptions {
         generator: match a.generator {
             GenArg::Circulant => GeneratorKind::Circulant,
@@ -323,7 +311,7 @@ fn sim_options(a: &SimulateArgs, seed: u64) -> SimOptions {
 
 /// The sample file's ideal-detector scene (see the module doc).
 fn prepare_ideal(
-    a: &SimulateArgs,
+    a: &SimulateOptions,
     sample: &Sample,
     k: usize,
     format: Option<PhotonFormat>,
@@ -454,7 +442,7 @@ fn prepare_ideal(
 /// follow-q1 geometry at `--distance`, the twin's FSDP shape, `--qbins` equal-pixel bands
 /// (1 φ sector, 4 static sub-bands), the region and frame cap of the command line. The
 /// protocol's step length only guards overlapping isobars of a campaign, so it is unbounded.
-fn campaign_of(a: &SimulateArgs) -> Result<CampaignConfig> {
+fn campaign_of(a: &SimulateOptions) -> Result<CampaignConfig> {
     let sample = std::path::absolute(&a.model)
         .map_err(|e| Error::io(&a.model, e))?
         .display()
@@ -531,7 +519,7 @@ fn campaign_of(a: &SimulateArgs) -> Result<CampaignConfig> {
 }
 
 /// The instrument model's scene for isobar `k` (see the module doc).
-fn prepare_instrument(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Prepared> {
+fn prepare_instrument(a: &SimulateOptions, sample: &Sample, k: usize) -> Result<Prepared> {
     let iso = &sample.campaign.isobars[k];
     if let Some(f) = a.frames {
         if f == 0 || f > iso.n_frames {
@@ -643,7 +631,7 @@ fn prepare_instrument(a: &SimulateArgs, sample: &Sample, k: usize) -> Result<Pre
 }
 
 /// The primary quantities, each named by its flag, before anything derived from them.
-fn check_args(a: &SimulateArgs) -> Result<()> {
+fn check_args(a: &SimulateOptions) -> Result<()> {
     use crate::check::{check_frame_time, check_range};
     for (flag, v) in [
         ("--rows", a.rows),
@@ -683,64 +671,204 @@ fn check_args(a: &SimulateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Runs `simulate`.
-pub fn run(a: &SimulateArgs, progress: &dyn Progress) -> Result<()> {
-    let sample = load_sample(&a.model)?;
-    let k = pick_isobar(a, &sample)?;
-    let Some(format) = a.format.or_else(|| FormatArg::from_extension(&a.out)) else {
-        return Err(crate::Error::invalid(
-            a.out.display().to_string(),
-            "output must be .npy (dense stack), .npz (events: offsets, frames, counts), .h5 \
-             (xpcs-twin event file, streamed), .bin (Rigaku) or .imm (IMM); or give --format",
-        ));
-    };
-    let writer = format.photon_format();
-    if format == FormatArg::Npz && a.out.extension().is_none_or(|e| e != "npz") {
-        return Err(crate::Error::invalid(
-            a.out.display().to_string(),
-            "an npz output must end in .npz",
+/// The combinations the command line's parser enforces, checked again for library callers
+/// (the Python package): the instrument needs beam, cell and detector together, and replaces
+/// the ideal scene's modes, frame time and label file.
+pub fn check_combination(a: &SimulateOptions) -> Result<()> {
+    let inst = [&a.beam, &a.dac, &a.detector];
+    let given = inst.iter().filter(|x| x.is_some()).count();
+    if given != 0 && given != 3 {
+        return Err(Error::invalid(
+            "command line",
+            "--beam, --dac and --detector go together: give all three or none",
         ));
     }
-    check_args(a)?;
-    // Every output before any work: none an input or a device, no two the same file.
-    let truth_path = a.out.with_extension("truth.json");
-    let labels_path = a.out.with_extension("labels.npy");
-    let static_path = a.out.with_extension("static_labels.npy");
-    let mask_path = a.out.with_extension("mask.npy");
-    let kossel_path = a.out.with_extension("kossel_mask.npy");
-    let inputs: Vec<&Path> = [Some(a.model.as_path()), a.labels.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut outputs = vec![
-        a.out.as_path(),
-        &truth_path,
-        &labels_path,
-        &static_path,
-        &mask_path,
-    ];
+    if a.pressure.is_some() && a.scan.is_some() {
+        return Err(Error::invalid(
+            "command line",
+            "--pressure and --scan both choose the isobar: give one",
+        ));
+    }
+    if given == 3 {
+        for (flag, set) in [
+            ("--modes", a.modes.is_some()),
+            ("--frame-time", a.frame_time.is_some()),
+            ("--labels", a.labels.is_some()),
+        ] {
+            if set {
+                return Err(Error::invalid(
+                    "command line",
+                    format!("{flag} belongs to the ideal scene: not with --beam/--dac/--detector"),
+                ));
+            }
+        }
+    } else if a.charge_sharing {
+        return Err(Error::invalid(
+            "command line",
+            "--charge-sharing needs the instrument (--beam, --dac, --detector)",
+        ));
+    }
+    Ok(())
+}
+
+/// The prepared scene of a run (`format`: the output's, whose detector gaps the ideal scene
+/// takes).
+fn prepare(
+    a: &SimulateOptions,
+    sample: &Sample,
+    k: usize,
+    format: Option<PhotonFormat>,
+) -> Result<Prepared> {
     if a.beam.is_some() {
-        outputs.push(&kossel_path);
-    }
-    check_outputs(&outputs, &inputs, a.force)?;
-    let prep = if a.beam.is_some() {
-        prepare_instrument(a, &sample, k)?
+        prepare_instrument(a, sample, k)
     } else {
-        prepare_ideal(a, &sample, k, writer)?
-    };
+        prepare_ideal(a, sample, k, format)
+    }
+}
+
+/// The automatic Kossel/spot mask (1 = masked, rows × cols) and the report of what it masked.
+type KosselMask = (Vec<u8>, serde_json::Value);
+
+/// The photons of a prepared run in memory (through the counting chain with the instrument,
+/// without the format's gap pixels otherwise) and, with the instrument, the automatic
+/// Kossel/spot mask (1 = masked) with its report.
+fn photons(prep: &Prepared, progress: &dyn Progress) -> Result<(EventList, Option<KosselMask>)> {
     let sim = &prep.sim;
     let (rows, cols) = (sim.scene().rows, sim.scene().cols);
     let Exposure {
         n_frames,
         frame_time_s,
     } = sim.exposure();
+    let mut events = simulate_in_memory(sim, rows, cols, n_frames, frame_time_s, progress)?;
+    if let Some((chain, seed)) = &prep.chain {
+        events = chain.apply(&events, *seed)?;
+    } else if prep.valid.iter().any(|&v| !v) {
+        // The format's detector gaps (Rigaku 3M): no photon is recorded there.
+        events = crate::instrument::counting::apply_mask(&events, &prep.valid)?;
+    }
+    let kossel = match &prep.maps {
+        Some(maps) => Some(kossel_mask(&events, maps, &prep.valid, progress)?),
+        None => None,
+    };
+    Ok((events, kossel))
+}
+
+/// A simulated scan in memory (the Python package's `simulate`).
+#[derive(Debug, Clone)]
+pub struct Simulated {
+    /// The photons, per-pixel CSR (rows × cols pixels, frames, frame time).
+    pub events: EventList,
+    /// Dynamic q-bin labels, rows × cols row-major (0 = excluded).
+    pub labels: Vec<u32>,
+    /// Static q-bin labels, rows × cols row-major.
+    pub static_labels: Vec<u32>,
+    /// Valid pixels (not a gap, dead or hot pixel), rows × cols row-major.
+    pub valid: Vec<bool>,
+    /// With the instrument: the automatic Kossel/spot mask (1 = masked), rows × cols.
+    pub kossel_mask: Option<Vec<u8>>,
+    /// The ground truth and the run's facts: the `.truth.json` document of the command line
+    /// (file names null).
+    pub truth: serde_json::Value,
+}
+
+/// Simulates one scan in memory: the same scene, photons and ground truth as [`run`] with an
+/// event output, no file written.
+pub fn simulate(a: &SimulateOptions, progress: &dyn Progress) -> Result<Simulated> {
+    check_combination(a)?;
+    let sample = load_sample(&a.model)?;
+    let k = pick_isobar(a, &sample)?;
+    check_args(a)?;
+    let prep = prepare(a, &sample, k, None)?;
+    let (events, kossel) = photons(&prep, progress)?;
+    let (kossel_mask, kossel_doc) = match kossel {
+        Some((m, d)) => (Some(m), d),
+        None => (None, serde_json::Value::Null),
+    };
+    let truth = truth_doc(
+        a,
+        &sample,
+        k,
+        &prep,
+        events.total_counts(),
+        kossel_doc,
+        None,
+    );
+    Ok(Simulated {
+        events,
+        labels: prep.labels,
+        static_labels: prep.static_labels,
+        valid: prep.valid,
+        kossel_mask,
+        truth,
+    })
+}
+
+/// What [`run`] wrote.
+#[derive(Debug, Clone)]
+pub struct SimulateOutcome {
+    /// Photons simulated.
+    pub total_counts: u64,
+    /// The files written: the stack or events first (a multi-file format: its first file),
+    /// then the labels, static labels and mask, the Kossel mask with the instrument, the
+    /// truth last.
+    pub written: Vec<PathBuf>,
+}
+
+/// Runs `simulate`: writes the photons to `out` in `format` (None: by the extension: .npy
+/// dense stack, .npz events, .h5 event file, .bin Rigaku, .imm IMM), the label maps and masks
+/// beside it and the ground truth `<out>.truth.json`. Existing outputs are replaced only with
+/// `force`.
+pub fn run(
+    a: &SimulateOptions,
+    out: &Path,
+    format: Option<FormatArg>,
+    force: bool,
+    progress: &dyn Progress,
+) -> Result<SimulateOutcome> {
+    check_combination(a)?;
+    let sample = load_sample(&a.model)?;
+    let k = pick_isobar(a, &sample)?;
+    let Some(format) = format.or_else(|| FormatArg::from_extension(out)) else {
+        return Err(Error::invalid(
+            out.display().to_string(),
+            "output must be .npy (dense stack), .npz (events: offsets, frames, counts), .h5 \
+             (xpcs-twin event file, streamed), .bin (Rigaku) or .imm (IMM); or give --format",
+        ));
+    };
+    let writer = format.photon_format();
+    if format == FormatArg::Npz && out.extension().is_none_or(|e| e != "npz") {
+        return Err(Error::invalid(
+            out.display().to_string(),
+            "an npz output must end in .npz",
+        ));
+    }
+    check_args(a)?;
+    // Every output before any work: none an input or a device, no two the same file.
+    let truth_path = out.with_extension("truth.json");
+    let labels_path = out.with_extension("labels.npy");
+    let static_path = out.with_extension("static_labels.npy");
+    let mask_path = out.with_extension("mask.npy");
+    let kossel_path = out.with_extension("kossel_mask.npy");
+    let inputs: Vec<&Path> = [Some(a.model.as_path()), a.labels.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut outputs = vec![out, &truth_path, &labels_path, &static_path, &mask_path];
+    if a.beam.is_some() {
+        outputs.push(&kossel_path);
+    }
+    check_outputs(&outputs, &inputs, force)?;
+    let prep = prepare(a, &sample, k, writer)?;
+    let sim = &prep.sim;
+    let (rows, cols) = (sim.scene().rows, sim.scene().cols);
+    let n_frames = sim.exposure().n_frames;
     if let Some(w) = writer {
         // Extension and frame shape, before any simulation.
-        w.check(&a.out, (rows, cols))?;
+        w.check(out, (rows, cols))?;
     }
     let bytes = n_frames as f64 * (rows * cols) as f64;
     if format == FormatArg::Npy && bytes > 8e9 {
-        return Err(crate::Error::out_of_range(
+        return Err(Error::out_of_range(
             "command line",
             "frames × pixels of a dense stack",
             bytes,
@@ -750,62 +878,88 @@ pub fn run(a: &SimulateArgs, progress: &dyn Progress) -> Result<()> {
     // A multi-file format's other files (Eiger data files, Rigaku 3M modules), known once the
     // frame shape is: checked with the rest before any simulation.
     let more = writer.map_or_else(Vec::new, |w| {
-        w.files(&a.out, (rows, cols), n_frames, EIGER_FRAMES_PER_FILE)
+        w.files(out, (rows, cols), n_frames, EIGER_FRAMES_PER_FILE)
     });
-    if more.iter().any(|m| *m != a.out) {
+    if more.iter().any(|m| m != out) {
         let mut all: Vec<&Path> = outputs.clone();
-        all.extend(more.iter().filter(|m| **m != a.out).map(PathBuf::as_path));
-        check_outputs(&all, &inputs, a.force)?;
+        all.extend(more.iter().filter(|m| *m != out).map(PathBuf::as_path));
+        check_outputs(&all, &inputs, force)?;
     }
 
     // Simulate with a progress bar over blocks (the ideal scene streams .h5 block by block;
     // the counting chain needs the whole list: charge sharing crosses blocks).
     let mut kossel_doc = serde_json::Value::Null;
+    let mut written = vec![out.to_path_buf()];
     let total_counts = if format == FormatArg::Events && prep.chain.is_none() {
-        stream_events_h5(
-            sim,
-            &a.out,
-            rows,
-            cols,
-            n_frames,
-            frame_time_s,
-            a.force,
-            progress,
-        )?
+        stream_events_h5(sim, out, force, progress)?
     } else {
-        let mut events = simulate_in_memory(sim, rows, cols, n_frames, frame_time_s, progress)?;
-        if let Some((chain, seed)) = &prep.chain {
-            events = chain.apply(&events, *seed)?;
-        } else if prep.valid.iter().any(|&v| !v) {
-            // The format's detector gaps (Rigaku 3M): no photon is recorded there.
-            events = crate::instrument::counting::apply_mask(&events, &prep.valid)?;
-        }
-        if let Some(maps) = &prep.maps {
-            let (mask, doc) = kossel_mask(&events, maps, &prep.valid)?;
-            crate::io::npy::write_npy(&kossel_path, &[rows, cols], &mask, &inputs, a.force)?;
+        let (events, kossel) = photons(&prep, progress)?;
+        if let Some((mask, doc)) = kossel {
+            crate::io::npy::write_npy(&kossel_path, &[rows, cols], &mask, &inputs, force)?;
             kossel_doc = doc;
         }
         match writer {
-            None => write_events_npz(&a.out, &events)?,
-            Some(PhotonFormat::Npy) => write_stack(&a.out, &events.to_stack())?,
+            None => write_events_npz(out, &events)?,
+            Some(PhotonFormat::Npy) => write_stack(out, &events.to_stack())?,
             Some(w) => {
-                write_photons(&a.out, w, &events, &prep.acquisition, &inputs, a.force)?;
+                write_photons(out, w, &events, &prep.acquisition, &inputs, force)?;
             }
         }
         events.total_counts()
     };
     // The label maps and mask the truth refers to, next to the stack (rows × cols).
-    crate::io::npy::write_npy(&labels_path, &[rows, cols], &prep.labels, &inputs, a.force)?;
+    crate::io::npy::write_npy(&labels_path, &[rows, cols], &prep.labels, &inputs, force)?;
     crate::io::npy::write_npy(
         &static_path,
         &[rows, cols],
         &prep.static_labels,
         &inputs,
-        a.force,
+        force,
     )?;
     let mask: Vec<u8> = prep.valid.iter().map(|&v| u8::from(v)).collect();
-    crate::io::npy::write_npy(&mask_path, &[rows, cols], &mask, &inputs, a.force)?;
+    crate::io::npy::write_npy(&mask_path, &[rows, cols], &mask, &inputs, force)?;
+    written.extend([labels_path.clone(), static_path.clone(), mask_path.clone()]);
+    if prep.maps.is_some() {
+        written.push(kossel_path);
+    }
+    let doc = truth_doc(
+        a,
+        &sample,
+        k,
+        &prep,
+        total_counts,
+        kossel_doc,
+        Some([&labels_path, &static_path, &mask_path]),
+    );
+    write_atomic(&truth_path, |f| {
+        serde_json::to_writer_pretty(&mut *f, &doc)?;
+        Ok(())
+    })?;
+    written.push(truth_path);
+    Ok(SimulateOutcome {
+        total_counts,
+        written,
+    })
+}
 
+/// The ground-truth document (`<out>.truth.json`): seed, parameters, scan facts, instrument
+/// numbers and the expected g2 per q-bin at a list of lags. `files`: the label, static-label
+/// and mask files written beside the stack (None: nothing written).
+fn truth_doc(
+    a: &SimulateOptions,
+    sample: &Sample,
+    k: usize,
+    prep: &Prepared,
+    total_counts: u64,
+    kossel_doc: serde_json::Value,
+    files: Option<[&Path; 3]>,
+) -> serde_json::Value {
+    let sim = &prep.sim;
+    let Exposure {
+        n_frames,
+        frame_time_s,
+    } = sim.exposure();
+    let name = |i: usize| files.map(|f| f[i].display().to_string());
     // Ground truth per q-bin.
     let lags = truth_lags(n_frames);
     let sampling = sim.truth_sampling(a.subsamples);
@@ -834,7 +988,7 @@ pub fn run(a: &SimulateArgs, progress: &dyn Progress) -> Result<()> {
         .collect();
     let (du, err) = sim.grid().map_or((None, None), |(d, e)| (Some(d), Some(e)));
     let opts = sim_options(a, 0);
-    let doc = serde_json::json!({
+    serde_json::json!({
         "program": format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
         "seed": a.seed,
         "model": a.model.display().to_string(),
@@ -845,9 +999,9 @@ pub fn run(a: &SimulateArgs, progress: &dyn Progress) -> Result<()> {
         "frames": n_frames,
         "frame_time_s": frame_time_s,
         "scene": prep.scene_doc,
-        "labels": labels_path.display().to_string(),
-        "static_labels": static_path.display().to_string(),
-        "mask": mask_path.display().to_string(),
+        "labels": name(0),
+        "static_labels": name(1),
+        "mask": name(2),
         "kossel_mask": kossel_doc,
         "method": format!("{:?}", opts.method),
         "generator": format!("{:?}", opts.generator),
@@ -862,21 +1016,7 @@ pub fn run(a: &SimulateArgs, progress: &dyn Progress) -> Result<()> {
             "lags_frames": lags,
             "bins": bins,
         },
-    });
-    write_atomic(&truth_path, |f| {
-        serde_json::to_writer_pretty(&mut *f, &doc)?;
-        Ok(())
-    })?;
-    eprintln!(
-        "wrote {} ({} photons), {}, {}, {} and {}",
-        a.out.display(),
-        total_counts,
-        labels_path.display(),
-        static_path.display(),
-        mask_path.display(),
-        truth_path.display()
-    );
-    Ok(())
+    })
 }
 
 /// The automatic Kossel/spot mask of the simulated summed image (1 = masked) and a JSON
@@ -885,13 +1025,14 @@ fn kossel_mask(
     events: &EventList,
     maps: &QMaps,
     valid: &[bool],
+    progress: &dyn Progress,
 ) -> Result<(Vec<u8>, serde_json::Value)> {
     let sum: Vec<f64> = (0..events.n_pixels())
         .map(|p| events.pixel(p).1.iter().map(|&c| f64::from(c)).sum())
         .collect();
     let m = find_mask(&sum, maps, valid, &MaskOptions::default())?;
     let r = &m.report;
-    eprintln!("Kossel/spot auto-mask: {r}");
+    progress.note(&format!("Kossel/spot auto-mask: {r}"));
     let doc = serde_json::json!({
         "report": r.to_string(),
         "masked_pixels": m.masked.iter().filter(|&&x| x).count(),
@@ -907,16 +1048,12 @@ fn kossel_mask(
 /// Streams the photons into an HDF5 event file: blocks are simulated in parallel windows of a
 /// few blocks per thread and pushed in pixel order, so memory stays ∝ window, not ∝ photons.
 /// Returns the total count.
-fn stream_events_h5(
-    sim: &Simulator,
-    out: &Path,
-    rows: usize,
-    cols: usize,
-    n_frames: usize,
-    frame_time_s: f64,
-    force: bool,
-    bar: &dyn Progress,
-) -> Result<u64> {
+fn stream_events_h5(sim: &Simulator, out: &Path, force: bool, bar: &dyn Progress) -> Result<u64> {
+    let (rows, cols) = (sim.scene().rows, sim.scene().cols);
+    let Exposure {
+        n_frames,
+        frame_time_s,
+    } = sim.exposure();
     let mut w = crate::io::events::EventWriter::create(
         out,
         rows,
