@@ -16,7 +16,7 @@ Drop lag 0 before fitting (it carries the shot-noise term): ``c.delay_s[1:], c.g
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -78,46 +78,22 @@ def kww(
     delay_s: Sequence[float],
     g2_values: Sequence[float],
     g2_err: Sequence[float],
-    *,
-    fix: Optional[Mapping[str, float]] = None,
-    start: Optional[Mapping[str, float]] = None,
-    error_scale: str = "relative",
-    jackknife: Optional[np.ndarray] = None,
+    **options: Any,
 ) -> FitReport:
     """KWW fit: g2 = baseline + contrast · exp(-2 (δt/tau)^kww_exponent); delays in s.
 
-    Parameters ``contrast``, ``tau`` (s), ``kww_exponent``, ``baseline``. See :func:`g2`.
+    Parameters ``baseline``, ``contrast``, ``tau`` (s), ``kww_exponent``. Options (``fix``,
+    ``start``, ``error_scale``, ``jackknife``) as for :func:`g2`.
     """
-    return g2(
-        "kww",
-        delay_s,
-        g2_values,
-        g2_err,
-        fix=fix,
-        start=start,
-        error_scale=error_scale,
-        jackknife=jackknife,
-    )
+    return g2("kww", delay_s, g2_values, g2_err, **options)
 
 
 def exp(
     delay_s: Sequence[float],
     g2_values: Sequence[float],
     g2_err: Sequence[float],
-    *,
-    fix: Optional[Mapping[str, float]] = None,
-    start: Optional[Mapping[str, float]] = None,
-    error_scale: str = "relative",
-    jackknife: Optional[np.ndarray] = None,
+    **options: Any,
 ) -> FitReport:
-    """Exponential fit: g2 = baseline + contrast · exp(-2 δt/tau); delays in s. See :func:`g2`."""
-    return g2(
-        "exp",
-        delay_s,
-        g2_values,
-        g2_err,
-        fix=fix,
-        start=start,
-        error_scale=error_scale,
-        jackknife=jackknife,
-    )
+    """Exponential fit: g2 = baseline + contrast · exp(-2 δt/tau); delays in s. Options as for
+    :func:`g2`."""
+    return g2("exp", delay_s, g2_values, g2_err, **options)

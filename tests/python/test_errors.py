@@ -91,3 +91,18 @@ def test_python_only_checks(example):
 
     with pytest.raises(RuntimeError, match="camera unplugged"):
         xpcs_twin.correlate.multitau(boom(), labels, 0.1, n_frames=300)
+
+
+def test_twin_and_plan_errors(root, cli, tmp_path):
+    missing = tmp_path / "missing.toml"
+    rc, _, err = cli("twin", missing, "--out", tmp_path / "o")
+    assert rc == 2
+    with pytest.raises((OSError, ValueError)) as e:
+        xpcs_twin.twin(missing, out=tmp_path / "o")
+    # The command line adds what it was doing ("loading campaign ...") before the same message.
+    assert cli_error(err).endswith(str(e.value))
+    model = root / "models/samples/pt42.toml"
+    both(cli, ["plan", model, "--pressure", 3.3, "--mc-repeats", 5],
+         lambda: xpcs_twin.plan(model, pressure=3.3, mc_repeats=5))
+    both(cli, ["plan", model, "--pressure", 3.3, "--target", "tau=abc"],
+         lambda: xpcs_twin.plan(model, pressure=3.3, target="tau=abc"))

@@ -247,32 +247,17 @@ impl Held<'_> {
         fn view(n: usize, r: usize, c: usize, counts: Counts<'_>) -> PyResult<StackView<'_>> {
             StackView::new(n, r, c, counts).map_err(py_err)
         }
+        macro_rules! borrowed {
+            ($a:expr, $v:ident) => {{
+                let s = $a.shape();
+                let counts = Counts::$v($a.as_slice().map_err(slice_err)?);
+                Photons::View(view(s[0], s[1], s[2], counts)?)
+            }};
+        }
         Ok(match self {
-            Held::U8(a) => {
-                let s = a.shape();
-                let (n, r, c) = (s[0], s[1], s[2]);
-                Photons::View(view(n, r, c, Counts::U8(a.as_slice().map_err(slice_err)?))?)
-            }
-            Held::U16(a) => {
-                let s = a.shape();
-                let (n, r, c) = (s[0], s[1], s[2]);
-                Photons::View(view(
-                    n,
-                    r,
-                    c,
-                    Counts::U16(a.as_slice().map_err(slice_err)?),
-                )?)
-            }
-            Held::U32(a) => {
-                let s = a.shape();
-                let (n, r, c) = (s[0], s[1], s[2]);
-                Photons::View(view(
-                    n,
-                    r,
-                    c,
-                    Counts::U32(a.as_slice().map_err(slice_err)?),
-                )?)
-            }
+            Held::U8(a) => borrowed!(a, U8),
+            Held::U16(a) => borrowed!(a, U16),
+            Held::U32(a) => borrowed!(a, U32),
             Held::Owned(s) => Photons::View(s.view()),
             Held::Events(e) => Photons::Events(e),
             Held::File(Input::Frames(src), _) => Photons::Source(src.as_mut()),
@@ -375,19 +360,18 @@ fn stack_to_py<'py>(py: Python<'py>, s: &FrameStack) -> PyResult<Bound<'py, PyAn
     let (r, c) = s.frame_shape();
     let shape = (s.n_frames(), r, c);
     let err = |e: ndarray::ShapeError| PyValueError::new_err(e.to_string());
+    macro_rules! array {
+        ($v:expr) => {
+            ndarray::Array3::from_shape_vec(shape, $v.to_vec())
+                .map_err(err)?
+                .into_pyarray(py)
+                .into_any()
+        };
+    }
     Ok(match s.view().counts() {
-        Counts::U8(v) => ndarray::Array3::from_shape_vec(shape, v.to_vec())
-            .map_err(err)?
-            .into_pyarray(py)
-            .into_any(),
-        Counts::U16(v) => ndarray::Array3::from_shape_vec(shape, v.to_vec())
-            .map_err(err)?
-            .into_pyarray(py)
-            .into_any(),
-        Counts::U32(v) => ndarray::Array3::from_shape_vec(shape, v.to_vec())
-            .map_err(err)?
-            .into_pyarray(py)
-            .into_any(),
+        Counts::U8(v) => array!(v),
+        Counts::U16(v) => array!(v),
+        Counts::U32(v) => array!(v),
     })
 }
 

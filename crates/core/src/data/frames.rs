@@ -147,11 +147,7 @@ impl FrameStack {
     }
     /// The storage type of the counts.
     pub fn dtype(&self) -> CountDtype {
-        match self.data {
-            Storage::U8(_) => CountDtype::U8,
-            Storage::U16(_) => CountDtype::U16,
-            Storage::U32(_) => CountDtype::U32,
-        }
+        self.view().dtype()
     }
 
     /// Count at (frame, pixel), widened to u32.
