@@ -91,3 +91,26 @@ def test_io_reads_frames_and_labels(example):
     assert f["frames"].dtype == np.uint8 and same(f["frames"], frames)
     lab = xpcs_twin.io.read(lp)
     assert lab["kind"] == "labels" and same(lab["labels"], labels.astype(np.uint32))
+
+
+def test_eiger_hdf5_reads_as_the_cli_reads_it(example, cli, tmp_path):
+    """An Eiger/NeXus file (h5py, deflate chunks) with its frame time: read, correlated by
+    path (frame time from the file) and by the CLI give the same numbers."""
+    h5py = pytest.importorskip("h5py")
+    frames, labels, _, lp = example
+    stack = frames[:120].astype(np.uint16)
+    path = tmp_path / "scan_master.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("/entry/data/data", data=stack, chunks=(1, 64, 64),
+                         compression="gzip")
+        f["/entry/instrument/detector/frame_time"] = 0.05
+    r = xpcs_twin.io.read(path)
+    assert r["kind"] == "frames" and r["frame_time_s"] == 0.05
+    assert same(r["frames"], stack.astype(np.uint8))  # counts ≤ 255: the smallest type
+    c = xpcs_twin.correlate.multitau(path, labels)
+    assert c.frame_time_s == 0.05
+    assert same(c.g2, xpcs_twin.correlate.multitau(stack, labels, 0.05).g2)
+    rc, _, err = cli("correlate", path, "--qmap", lp, "--out", tmp_path / "r.hdf",
+                     "--npy-dir", tmp_path / "npy")
+    assert rc == 0, err
+    assert same(c.g2, np.load(tmp_path / "npy/g2.npy"))
