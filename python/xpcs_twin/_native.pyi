@@ -67,10 +67,16 @@ class Correlation:
     def c2(self) -> Dict[int, npt.NDArray[np.float64]]: ...
     @property
     def twotime_bin_frames(self) -> Optional[int]: ...
+    @property
+    def q_inv_angstrom(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def q_source(self) -> str: ...
+    @property
+    def frames_used(self) -> Tuple[int, int, int, int]: ...
+    @property
+    def detector_masked(self) -> Optional[int]: ...
     def table(self) -> str: ...
-    def write_results(
-        self, path: str, energy_kev: float, pixel_size_um: float, distance_m: float, force: bool
-    ) -> str: ...
+    def write_results(self, path: str, force: bool) -> str: ...
 
 class FitReport:
     """One fit: values, 1σ errors, covariance, χ², termination (tau in s)."""
@@ -122,6 +128,17 @@ def correlate_photons(
     twotime_bin_frames: Optional[int],
     sparse: bool,
     n_frames: Optional[int],
+    begin: int,
+    end: Optional[int],
+    stride: int,
+    avg: int,
+    dataset: Optional[str],
+    q_values: Optional[List[float]],
+    energy_kev: Optional[float],
+    distance_m: Optional[float],
+    pixel_size_um: Optional[float],
+    beam_center_px: Optional[List[float]],
+    detector_mask: bool,
 ) -> Correlation: ...
 def fit_g2(
     model: str,

@@ -127,6 +127,7 @@ def plan(
     min_t_over_tau: float = 5.0,
     seed: int = 0,
     out: Optional[PathLike] = None,
+    verbose: bool = False,
 ) -> Dict[str, Any]:
     """Plans a beamtime (``xpcs-twin plan``): the cheapest (frame time, frames) meeting a
     precision target, checked by Monte Carlo, and the ΔC noise floor.
@@ -141,6 +142,7 @@ def plan(
         q-bins of a sample scene; min_frame_time: shortest detector frame (s);
         min_t_over_tau: smallest scan length / τ; seed: random seed.
         out: folder for plan.json and the PNG figures (optional).
+        verbose: the text also lists every (frame time, frames) setting compared.
 
     Returns:
         The plan.json document as a dict, plus ``text``: the table the command line prints.
@@ -161,6 +163,7 @@ def plan(
         float(min_t_over_tau),
         int(seed),
         None if out is None else os.fspath(out),
+        bool(verbose),
     )
     doc["text"] = text
     return doc

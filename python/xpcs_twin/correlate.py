@@ -9,7 +9,9 @@ Every function runs the command line's ``xpcs-twin correlate`` pipeline and retu
 - ``jackknife`` (float64, n_groups × n_lags × n_bins: leave-one-pixel-group-out g2, for fit
   errors that include the correlation between lags),
 - ``bin_pixels``, ``bin_status``, ``intensity_vs_time`` (photons per pixel per frame),
-- ``c2`` ({label: C(t1, t2)}, two-time only), ``write_results(path)`` (APS layout).
+- ``c2`` ({label: C(t1, t2)}, two-time only), ``q_inv_angstrom`` (NaN when unknown) and
+  ``q_source``, ``frames_used`` (begin, end, stride, avg), ``write_results(path)`` (APS
+  layout).
 
 ``frames`` may be
 
@@ -31,7 +33,7 @@ The work runs with the interpreter released.
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Dict, Iterable, Optional, Union
 
 import numpy as np
 
@@ -43,6 +45,30 @@ __all__ = ["multitau", "twotime", "events", "Correlation"]
 PathLike = Union[str, "os.PathLike[str]"]
 Frames = Union[np.ndarray, PathLike, Events, Iterable[np.ndarray]]
 Map = Union[np.ndarray, PathLike]
+
+
+# Keyword arguments every correlation takes besides its own (the command line's flags):
+# frame selection (raw frames begin..end, every stride-th, avg merged: delay = lag × frame
+# time × stride × avg), the HDF5 dataset / NPZ member of a file, q of the bins (q_values, or
+# the geometry: energy_kev, distance_m, pixel_size_um, beam_center_px = (row, col)), and the
+# detector's own mask of a frame file (pixel_mask and overflow pixels; on by default).
+_SELECTION_DEFAULTS: Dict[str, Any] = {
+    "begin": 0,
+    "end": None,
+    "stride": 1,
+    "avg": 1,
+    "dataset": None,
+    "q_values": None,
+    "energy_kev": None,
+    "distance_m": None,
+    "pixel_size_um": None,
+    "beam_center_px": None,
+    "detector_mask": True,
+}
+
+
+def _opt_float(x: Any) -> Optional[float]:
+    return None if x is None else float(x)
 
 
 def _is_path(x: Any) -> bool:
@@ -92,7 +118,15 @@ def _run(
     twotime_bin_frames: Optional[int],
     sparse: bool,
     n_frames: Optional[int],
+    selection: Dict[str, Any],
 ) -> Correlation:
+    sel = dict(_SELECTION_DEFAULTS)
+    unknown = set(selection) - set(sel)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    sel.update(selection)
+    q_values = sel["q_values"]
+    beam_center = sel["beam_center_px"]
     return _native.correlate_photons(
         _frames(frames),
         _labels(labels, "labels"),
@@ -105,6 +139,17 @@ def _run(
         None if twotime_bin_frames is None else int(twotime_bin_frames),
         bool(sparse),
         None if n_frames is None else int(n_frames),
+        int(sel["begin"]),
+        None if sel["end"] is None else int(sel["end"]),
+        int(sel["stride"]),
+        int(sel["avg"]),
+        sel["dataset"],
+        None if q_values is None else [float(q) for q in np.asarray(q_values).ravel()],
+        _opt_float(sel["energy_kev"]),
+        _opt_float(sel["distance_m"]),
+        _opt_float(sel["pixel_size_um"]),
+        None if beam_center is None else [float(x) for x in beam_center],
+        bool(sel["detector_mask"]),
     )
 
 
@@ -119,6 +164,7 @@ def multitau(
     mask: Optional[Map] = None,
     sparse: bool = False,
     n_frames: Optional[int] = None,
+    **selection: Any,
 ) -> Correlation:
     """Multi-tau g2 per q-bin (``xpcs-twin correlate``).
 
@@ -136,6 +182,15 @@ def multitau(
         mask: nonzero = valid pixel (default: labels > 0).
         sparse: use the event correlator (work ∝ photon pairs; same numbers bit for bit).
         n_frames: the number of frames an iterator yields (required for iterators).
+        begin, end, stride, avg: the raw frames used (frame inputs; as ``--begin/--end/
+            --stride/--avg``): frames begin..end (end exclusive, default: all), every
+            stride-th, avg consecutive kept frames summed into one; delay = lag × frame_time
+            × stride × avg.
+        dataset: the HDF5 dataset path or NPZ member holding the frames of a file.
+        q_values: q (Å⁻¹) of each dynamic bin, in label order; or q from the geometry:
+            energy_kev, distance_m, pixel_size_um and beam_center_px = (row, col), all four.
+        detector_mask: mask a frame file's invalid pixels (its pixel_mask, overflow values),
+            as the command line does (default True).
 
     Returns:
         A :class:`Correlation`: ``lag_frames``, ``delay_s`` (s), ``g2``, ``g2_err``,
@@ -156,6 +211,7 @@ def multitau(
         twotime_bin_frames=None,
         sparse=sparse,
         n_frames=n_frames,
+        selection=selection,
     )
 
 
@@ -171,6 +227,7 @@ def twotime(
     mask: Optional[Map] = None,
     sparse: bool = False,
     n_frames: Optional[int] = None,
+    **selection: Any,
 ) -> Correlation:
     """Two-time maps C(t1, t2) of every q-bin, with the multi-tau g2 (``correlate --twotime``).
 
@@ -199,6 +256,7 @@ def twotime(
         twotime_bin_frames=bin_frames,
         sparse=sparse,
         n_frames=n_frames,
+        selection=selection,
     )
 
 
@@ -214,6 +272,7 @@ def events(
     static_labels: Optional[Map] = None,
     mask: Optional[Map] = None,
     n_frames: Optional[int] = None,
+    **selection: Any,
 ) -> Correlation:
     """The event (sparse) correlator (``correlate --sparse``): work ∝ photon pairs, best below
     about 0.1 photon per pixel per frame; the same numbers as :func:`multitau`, bit for bit.
@@ -233,4 +292,5 @@ def events(
         twotime_bin_frames=bin_frames,
         sparse=True,
         n_frames=n_frames,
+        selection=selection,
     )

@@ -42,23 +42,19 @@ def write_results(
     path: PathLike,
     correlation: Correlation,
     *,
-    energy_kev: float = 21.0,
-    pixel_size_um: float = 75.0,
-    distance_m: float = 5.0,
     force: bool = False,
 ) -> str:
     """Writes ``correlation`` as an APS 8-ID-I results file (``*_results.hdf`` is what the APS
     viewer lists), through a temporary file renamed into place.
 
+    The geometry it records (energy, distance, pixel size, beam centre) is the one given to
+    the correlation (``energy_kev=``, ...; NaN when not given), as the command line records
+    its flags.
+
     Args:
-        energy_kev: incident energy (keV), metadata only.
-        pixel_size_um: pixel size (µm), metadata only.
-        distance_m: sample–detector distance (m), metadata only.
         force: replace an existing file.
 
     Returns:
         The path written.
     """
-    return correlation.write_results(
-        os.fspath(path), float(energy_kev), float(pixel_size_um), float(distance_m), bool(force)
-    )
+    return correlation.write_results(os.fspath(path), bool(force))

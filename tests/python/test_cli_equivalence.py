@@ -96,3 +96,50 @@ def test_plan_equals_cli(root, cli):
     p = xpcs_twin.plan(model, pressure=3.3, mc_repeats=0)
     assert p["text"] == out
     assert len(p["isobars"]) == 1 and p["target"]["relative"] == 0.05
+
+
+def test_frame_selection_and_q_equal_cli(example, cli, tmp_path):
+    """begin/end/stride/avg and q from the geometry, as the command line's flags."""
+    import json
+
+    frames, labels, fp, lp = example
+    rc, _, err = cli(
+        "correlate", fp, "--qmap", lp, "--frame-time", 0.1,
+        "--begin", 10, "--end", 250, "--stride", 2, "--avg", 3,
+        "--energy-kev", 10, "--distance-m", 5, "--pixel-size-um", 75,
+        "--beam-center-px", "32,-40",
+        "--out", tmp_path / "r.hdf", "--npy-dir", tmp_path, "--json", tmp_path / "s.json",
+    )
+    assert rc == 0, err
+    c = xpcs_twin.correlate.multitau(
+        frames, labels, 0.1, begin=10, end=250, stride=2, avg=3,
+        energy_kev=10, distance_m=5, pixel_size_um=75, beam_center_px=(32, -40),
+    )
+    assert same(c.g2, np.load(tmp_path / "g2.npy"))
+    assert same(c.delay_s, np.load(tmp_path / "delay_s.npy"))
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert c.frames_used == tuple(summary["frames_used"]) == (10, 250, 2, 3)
+    assert c.n_frames == summary["n_frames"] == 40
+    assert c.q_source == summary["q_source"] == "geometry"
+    assert [b["q_inv_angstrom"] for b in summary["bins"]] == list(c.q_inv_angstrom)
+    # The same frames from a sliced copy of the stack: the selection is not a copy trick.
+    picked = frames[10:250:2].astype(np.uint32)
+    merged = picked.reshape(40, 3, *picked.shape[1:]).sum(axis=1, dtype=np.uint32)
+    direct = xpcs_twin.correlate.multitau(merged, labels, 0.6)
+    assert same(direct.g2, c.g2)
+    # One q source at a time, as on the command line.
+    (tmp_path / "q.txt").write_text("0.1\n0.2\n0.3\n0.4\n0.5\n")
+    rc, _, err = cli(
+        "correlate", fp, "--qmap", lp, "--frame-time", 0.1, "--q-values", tmp_path / "q.txt",
+        "--energy-kev", 10, "--distance-m", 5, "--pixel-size-um", 75,
+        "--beam-center-px", "32,-40", "--out", tmp_path / "r2.hdf",
+    )
+    assert rc == 2
+    try:
+        xpcs_twin.correlate.multitau(
+            frames, labels, 0.1, q_values=[0.1] * 5,
+            energy_kev=10, distance_m=5, pixel_size_um=75, beam_center_px=(32, -40),
+        )
+        raise AssertionError("two q sources accepted")
+    except ValueError as e:
+        assert str(e) in err

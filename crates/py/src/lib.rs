@@ -16,11 +16,13 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyIterator};
 use std::path::{Path, PathBuf};
+use xpcs_twin::data::FrameSelection;
 use xpcs_twin::data::{CountDtype, Counts, EventList, FrameSource, FrameStack, LabelMap};
 use xpcs_twin::data::{QPartition, StackView};
+use xpcs_twin::io::input::{collect_events, input_kind, open_input, Input, InputOptions};
 use xpcs_twin::io::maps;
 use xpcs_twin::pipeline::correlate::{
-    self, check_frame_time, open_input, CorrelateOptions, Correlated, Input, Metadata, Photons,
+    self, CorrelateOptions, Correlated, DetectorMaskSummary, Metadata, Photons,
 };
 use xpcs_twin::pipeline::{simulate as sim, Quiet};
 use xpcs_twin::Error;
@@ -215,7 +217,7 @@ enum Held<'py> {
     U32(numpy::PyReadonlyArray3<'py, u32>),
     Owned(FrameStack),
     Events(EventList),
-    File(Input, PathBuf),
+    File(Input, PathBuf, InputOptions),
     Iter(IterFrames),
 }
 
@@ -260,8 +262,8 @@ impl Held<'_> {
             Held::U32(a) => borrowed!(a, U32),
             Held::Owned(s) => Photons::View(s.view()),
             Held::Events(e) => Photons::Events(e),
-            Held::File(Input::Frames(src), _) => Photons::Source(src.as_mut()),
-            Held::File(Input::Events(r), _) => Photons::EventFile(r),
+            Held::File(Input::Frames { source, .. }, ..) => Photons::Source(source.as_mut()),
+            Held::File(Input::Events(src), ..) => Photons::EventSource(src.as_mut()),
             Held::Iter(it) => Photons::Source(it),
         })
     }
@@ -380,8 +382,7 @@ fn stack_to_py<'py>(py: Python<'py>, s: &FrameStack) -> PyResult<Bound<'py, PyAn
 struct Correlation {
     c: Correlated,
     part: QPartition,
-    frames_name: String,
-    qmap_name: String,
+    meta: Metadata,
 }
 
 #[pymethods]
@@ -481,30 +482,42 @@ impl Correlation {
     fn twotime_bin_frames(&self) -> Option<usize> {
         self.c.twotime_bin_frames
     }
+    /// q of each dynamic bin (Å⁻¹; NaN when unknown).
+    #[getter]
+    fn q_inv_angstrom<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        let q: Vec<f64> = self
+            .part
+            .dynamic_axes()
+            .iter()
+            .map(|b| b.q_inv_angstrom)
+            .collect();
+        q.into_pyarray(py).into_any()
+    }
+    /// Where q comes from: "q-map file", "geometry", "--q-values" or "unknown".
+    #[getter]
+    fn q_source(&self) -> String {
+        self.meta.q_source.clone()
+    }
+    /// Raw frames used: (begin, end, stride, avg).
+    #[getter]
+    fn frames_used(&self) -> (usize, usize, usize, usize) {
+        let s = self.c.selection;
+        (s.begin, s.end, s.stride, s.avg)
+    }
+    /// Pixels the detector's own mask removed (None when not applied).
+    #[getter]
+    fn detector_masked(&self) -> Option<usize> {
+        self.meta.detector_mask.as_ref().map(|m| m.n_masked)
+    }
     /// The one-line-per-bin table the command line prints (g2 - 1 at a few delays).
     fn table(&self) -> String {
-        correlate::table(&self.c.g2, self.c.frame_time_s)
+        correlate::table(&self.c.g2, self.c.frame_time_s, &self.part)
     }
     /// Writes the APS 8-ID-I results file (what `xpcs-twin correlate --out` writes).
-    #[pyo3(signature = (path, energy_kev, pixel_size_um, distance_m, force))]
-    fn write_results(
-        &self,
-        py: Python<'_>,
-        path: PathBuf,
-        energy_kev: f64,
-        pixel_size_um: f64,
-        distance_m: f64,
-        force: bool,
-    ) -> PyResult<String> {
-        let meta = Metadata {
-            frames: self.frames_name.clone(),
-            qmap: self.qmap_name.clone(),
-            energy_kev,
-            pixel_size_um,
-            distance_m,
-        };
+    #[pyo3(signature = (path, force))]
+    fn write_results(&self, py: Python<'_>, path: PathBuf, force: bool) -> PyResult<String> {
         py.detach(|| {
-            let res = correlate::results(&self.c, &self.part, &meta)?;
+            let res = correlate::results(&self.c, &self.part, &self.meta);
             xpcs_twin::io::results::write_results(&path, &res, force)
         })
         .map(|p| p.display().to_string())
@@ -528,11 +541,20 @@ impl Correlation {
     }
 }
 
+/// The frame shape a label-map argument (array or file) gives.
+fn labels_shape(labels: &Bound<'_, PyAny>) -> PyResult<Option<(usize, usize)>> {
+    Ok(match map_arg(labels)? {
+        MapArg::File(p) => Some(maps::read_label_map(&p, None).map_err(py_err)?.shape()),
+        MapArg::Array(a) => a.getattr("shape")?.extract().ok(),
+    })
+}
+
 /// Correlates frames (array, memory map, file or iterator) or events: the command line's
 /// `correlate` without its outputs. Argument checks in the command line's order.
 #[pyfunction]
 #[pyo3(signature = (frames, labels, static_labels, mask, frame_time_s, estimator, num_bufs,
-    twotime, twotime_bin_frames, sparse, n_frames))]
+    twotime, twotime_bin_frames, sparse, n_frames, begin, end, stride, avg, dataset,
+    q_values, energy_kev, distance_m, pixel_size_um, beam_center_px, detector_mask))]
 #[allow(clippy::too_many_arguments)]
 fn correlate_photons(
     py: Python<'_>,
@@ -547,19 +569,51 @@ fn correlate_photons(
     twotime_bin_frames: Option<usize>,
     sparse: bool,
     n_frames: Option<usize>,
+    begin: usize,
+    end: Option<usize>,
+    stride: usize,
+    avg: usize,
+    dataset: Option<String>,
+    q_values: Option<Vec<f64>>,
+    energy_kev: Option<f64>,
+    distance_m: Option<f64>,
+    pixel_size_um: Option<f64>,
+    beam_center_px: Option<Vec<f64>>,
+    detector_mask: bool,
 ) -> PyResult<Correlation> {
     let opts = CorrelateOptions::new(estimator, num_bufs, twotime, twotime_bin_frames, sparse)
         .map_err(py_err)?;
-    let (mut held, origin, own_ft) = if let Ok(e) = frames.cast::<Events>() {
+    let geo = correlate::geometry(
+        energy_kev,
+        distance_m,
+        pixel_size_um,
+        beam_center_px.as_deref(),
+    )
+    .map_err(py_err)?;
+    let selection = FrameSelection {
+        begin,
+        end,
+        stride,
+        avg,
+    };
+    let (mut held, origin, own_ft, kind) = if let Ok(e) = frames.cast::<Events>() {
         let ev = e.get().inner.clone();
         let ft = ev.frame_time_s();
-        (Held::Events(ev), "events".to_string(), Some(ft))
+        (Held::Events(ev), "events".to_string(), Some(ft), "events")
     } else if let Some(h) = hold_array(frames)? {
-        (h, "frames".to_string(), None)
+        (h, "frames".to_string(), None, "array")
     } else if let Ok(p) = frames.extract::<PathBuf>() {
-        let (input, ft) = open_input(&p).map_err(py_err)?;
+        // The label map's shape is the detector's, as the command line's q-map is.
+        let in_opts = InputOptions {
+            detector_shape: labels_shape(labels)?,
+            dataset,
+            ..InputOptions::default()
+        };
+        let kind = input_kind(&p, &in_opts).map_err(py_err)?.name();
+        let input = open_input(&p, &in_opts).map_err(py_err)?;
+        let ft = input.frame_time_s();
         let name = p.display().to_string();
-        (Held::File(input, p), name, ft)
+        (Held::File(input, p, in_opts), name, ft, kind)
     } else if frames.hasattr("ndim")? {
         let dtype = frames.getattr("dtype")?.to_string();
         let ndim: usize = frames.getattr("ndim")?.extract()?;
@@ -602,10 +656,10 @@ fn correlate_photons(
             next: 0,
             error: None,
         };
-        (Held::Iter(src), "frames".to_string(), None)
+        (Held::Iter(src), "frames".to_string(), None, "iterator")
     };
     if matches!(held, Held::File(..) | Held::Iter(_)) && frame_time_s.is_none() {
-        if let (Held::File(_, p), None) = (&held, own_ft) {
+        if let (Held::File(_, p, _), None) = (&held, own_ft) {
             return Err(py_err(Error::invalid(
                 p.display().to_string(),
                 "no frame time in the file: give --frame-time (s)",
@@ -620,20 +674,54 @@ fn correlate_photons(
             ))
         }
     };
-    check_frame_time(frame_time_s).map_err(py_err)?;
-    let (shape, n) = held.photons()?.shape();
-    if n < 2 {
-        return Err(py_err(Error::out_of_range(&origin, "frames", n, "≥ 2")));
+    xpcs_twin::check::check_frame_time("command line", "--frame-time", frame_time_s)
+        .map_err(py_err)?;
+    let (shape, n_raw) = held.photons()?.shape();
+    if held.photons()?.is_events() && !selection.is_all() {
+        return Err(py_err(Error::invalid(
+            &origin,
+            "begin/end/stride/avg select frames of a frame input; events are correlated whole",
+        )));
+    }
+    let sel = selection.resolve(n_raw, &origin).map_err(py_err)?;
+    if sel.n_out < 2 {
+        return Err(py_err(Error::out_of_range(
+            &origin,
+            "frames (after selection)",
+            sel.n_out,
+            "≥ 2",
+        )));
     }
     let (part, qmap_name) = partition(shape, labels, static_labels, mask)?;
-    opts.bin_frames(n).map_err(py_err)?;
+    let (mut part, q_source) = correlate::with_q(
+        part,
+        geo.as_ref(),
+        q_values.as_deref().map(|q| (q, "q_values")),
+    )
+    .map_err(py_err)?;
+    let mut det_mask = None;
+    if let (Held::File(input, p, in_opts), true) = (&held, detector_mask) {
+        let job = SameThread((p, input, in_opts));
+        let sel = &sel;
+        let m = py
+            .detach(move || {
+                let (p, input, in_opts) = job.into_inner();
+                correlate::detector_mask(p, input, in_opts, sel, &Quiet)
+            })
+            .map_err(py_err)?;
+        if let Some(m) = m {
+            part = maps::restrict_mask(&part, &m.valid, &origin).map_err(py_err)?;
+            det_mask = Some(DetectorMaskSummary::from(&m));
+        }
+    }
+    opts.bin_frames(sel.n_out).map_err(py_err)?;
     let out = {
         let job = SameThread(held.photons()?);
-        let (part, origin, opts) = (&part, origin.as_str(), &opts);
+        let (part, origin, opts, selection) = (&part, origin.as_str(), &opts, &selection);
         // The pipeline runs without the interpreter; an iterator re-attaches it per frame.
         py.detach(move || {
             let photons = job.into_inner();
-            correlate::correlate(photons, origin, part, frame_time_s, opts, &Quiet)
+            correlate::correlate(photons, origin, part, frame_time_s, selection, opts, &Quiet)
         })
     };
     if let Held::Iter(it) = &mut held {
@@ -652,12 +740,15 @@ fn correlate_photons(
         }
     }
     let c = out.map_err(py_err)?;
-    Ok(Correlation {
-        c,
-        part,
-        frames_name: origin,
-        qmap_name,
-    })
+    let meta = Metadata {
+        frames: origin,
+        qmap: qmap_name,
+        input_kind: kind.into(),
+        q_source: q_source.into(),
+        geometry: geo,
+        detector_mask: det_mask,
+    };
+    Ok(Correlation { c, part, meta })
 }
 
 /// A value handed to [`Python::detach`]'s closure, which runs on the calling thread: frame
@@ -1007,15 +1098,22 @@ fn read<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
         d.set_item("labels", a.into_pyarray(py))?;
         return Ok(d);
     }
-    let (input, ft) = open_input(&path).map_err(py_err)?;
+    let input = open_input(&path, &InputOptions::default()).map_err(py_err)?;
+    let ft = input.frame_time_s();
     d.set_item("frame_time_s", ft)?;
     match input {
-        Input::Events(r) => {
-            let ev = py.detach(|| r.read_all()).map_err(py_err)?;
+        Input::Events(src) => {
+            let job = SameThread(src);
+            let ev = py
+                .detach(move || {
+                    let mut src = job.into_inner();
+                    collect_events(src.as_mut(), ft.unwrap_or(f64::NAN))
+                })
+                .map_err(py_err)?;
             d.set_item("kind", "events")?;
             d.set_item("events", Events { inner: ev })?;
         }
-        Input::Frames(src) => {
+        Input::Frames { source: src, .. } => {
             let job = SameThread(src);
             let stack = py
                 .detach(move || -> xpcs_twin::Result<FrameStack> {
@@ -1157,7 +1255,8 @@ fn twin<'py>(
 /// Plans a beamtime (the command line's `plan`): (the printed text, the plan.json document).
 #[pyfunction]
 #[pyo3(signature = (model, pressure, campaign, target, frame_time, max_frames, budget_hours,
-    mc_repeats, free, bin_pixels, q_bins, min_frame_time, min_t_over_tau, seed, out))]
+    mc_repeats, free, bin_pixels, q_bins, min_frame_time, min_t_over_tau, seed, out,
+    verbose = false))]
 #[allow(clippy::too_many_arguments)]
 fn plan<'py>(
     py: Python<'py>,
@@ -1176,6 +1275,7 @@ fn plan<'py>(
     min_t_over_tau: f64,
     seed: u64,
     out: Option<PathBuf>,
+    verbose: bool,
 ) -> PyResult<(String, Bound<'py, PyAny>)> {
     let opts = xpcs_twin::pipeline::plan::PlanOptions {
         model,
@@ -1193,9 +1293,10 @@ fn plan<'py>(
         min_t_over_tau,
         seed,
         out,
+        verbose,
     };
     let done = py
-        .detach(|| xpcs_twin::pipeline::plan::run(&opts))
+        .detach(|| xpcs_twin::pipeline::plan::run(&opts, &Quiet))
         .map_err(py_err)?;
     Ok((done.text, json_to_py(py, &done.json)?))
 }

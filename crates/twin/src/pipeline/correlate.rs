@@ -758,23 +758,8 @@ pub fn run(a: &CorrelateFiles, progress: &dyn Progress) -> Result<CorrelateOutco
     check_outputs(&outputs, &inputs, a.force)?;
     // The detector's own mask (frame inputs): one streamed pass over the raw frames used.
     let mut det_mask: Option<DetectorMask> = None;
-    if let (Some(info), false) = (input.detector().cloned(), a.no_detector_mask) {
-        let mut scan_input = open_input(&a.frames, &in_opts)?;
-        if let Input::Frames { source: src, .. } = &mut scan_input {
-            let raw_sel = ResolvedSelection {
-                avg: 1,
-                n_out: sel.n_out * sel.avg,
-                ..sel
-            };
-            progress.start("detector mask", raw_sel.n_out as u64, "frames");
-            let mut sel_src = SelectedFrames::new(src.as_mut(), raw_sel)?;
-            let mut counting = CountingSource {
-                inner: &mut sel_src,
-                bar: progress,
-            };
-            let m = scan_detector_mask(&mut counting, &info)?;
-            progress.finish();
-            progress.note(&format!("{}: {}", a.frames.display(), m.summary()));
+    if !a.no_detector_mask {
+        if let Some(m) = detector_mask(&a.frames, &input, &in_opts, &sel, progress)? {
             part = maps::restrict_mask(&part, &m.valid, &origin)?;
             det_mask = Some(m);
         }
@@ -855,6 +840,41 @@ pub fn run(a: &CorrelateFiles, progress: &dyn Progress) -> Result<CorrelateOutco
         partition: part,
         written,
     })
+}
+
+/// The detector's own mask of the frame file `path` (its `input`, opened with `in_opts`): the
+/// file's pixel mask and the pixels that overflow in a raw frame `sel` uses, found in one
+/// streamed pass over a second reader; None for formats that tell nothing (and for events).
+/// What it masked goes to [`Progress::note`].
+pub fn detector_mask(
+    path: &Path,
+    input: &Input,
+    in_opts: &InputOptions,
+    sel: &ResolvedSelection,
+    progress: &dyn Progress,
+) -> Result<Option<DetectorMask>> {
+    let Some(info) = input.detector().cloned() else {
+        return Ok(None);
+    };
+    let mut scan_input = open_input(path, in_opts)?;
+    let Input::Frames { source: src, .. } = &mut scan_input else {
+        return Ok(None);
+    };
+    let raw_sel = ResolvedSelection {
+        avg: 1,
+        n_out: sel.n_out * sel.avg,
+        ..*sel
+    };
+    progress.start("detector mask", raw_sel.n_out as u64, "frames");
+    let mut sel_src = SelectedFrames::new(src.as_mut(), raw_sel)?;
+    let mut counting = CountingSource {
+        inner: &mut sel_src,
+        bar: progress,
+    };
+    let m = scan_detector_mask(&mut counting, &info)?;
+    progress.finish();
+    progress.note(&format!("{}: {}", path.display(), m.summary()));
+    Ok(Some(m))
 }
 
 /// Some(x) when finite: unknown values go to JSON as null.

@@ -220,7 +220,7 @@ fn read_labels(path: &Path, rows: usize, cols: usize) -> Result<Vec<u32>> {
     try_type!(u16);
     try_type!(u8);
     try_type!(u64);
-    return Err(Error::format(path, "expected a 2-D integer .npy of labels"));
+    Err(Error::format(path, "expected a 2-D integer .npy of labels"))
 }
 
 /// Lags 0..16, then about 8 per octave up to T-1.
