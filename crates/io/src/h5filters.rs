@@ -969,7 +969,8 @@ mod tests {
     #[test]
     fn lzf_known_stream() {
         // "abcabcabcX": 3 literals, a match of 6 bytes 3 back (overlapping), 1 literal.
-        let c = [2, b'a', b'b', b'c', (4 << 5) | 0, 2, 0, b'X'];
+        // The match byte: length 4 (+ 2 = 6) in the top 3 bits, offset high bits 0.
+        let c = [2, b'a', b'b', b'c', 4 << 5, 2, 0, b'X'];
         assert_eq!(lzf_decode(&c, 100).unwrap(), b"abcabcabcX");
         assert!(
             lzf_decode(&[(1 << 5), 0], 100).is_err(),

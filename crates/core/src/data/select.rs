@@ -294,9 +294,9 @@ mod tests {
             let mut out = vec![0u32; 2];
             for m in 0..r.n_out {
                 prop_assert!(s.read_next(&mut out).unwrap());
-                for p in 0..2 {
+                for (p, &got) in out.iter().enumerate() {
                     let want: u32 = (0..avg).map(|j| stack.get(begin + (m * avg + j) * stride, p)).sum();
-                    prop_assert_eq!(out[p], want);
+                    prop_assert_eq!(got, want);
                 }
             }
             prop_assert!(!s.read_next(&mut out).unwrap());
