@@ -22,10 +22,13 @@ def test_multitau_equals_cli(example, cli, tmp_path):
     assert same(c.g2_err, np.load(tmp_path / "npy/g2_err.npy"))
     assert same(c.lag_frames, np.load(tmp_path / "npy/lag_frames.npy"))
     assert same(c.delay_s, np.load(tmp_path / "npy/delay_s.npy"))
-    # The jackknife replicates as the CLI stored them in its results file.
+    # The jackknife replicates as the CLI stored them in its results file (which leaves lag 0
+    # out, as the APS files do: delays from 1 frame).
     res = xpcs_twin.io.read(tmp_path / "cli_results.hdf")
     assert res["kind"] == "results"
-    assert same(c.jackknife, res["jackknife"])
+    assert c.lag_frames[0] == 0
+    assert np.array_equal(c.lag_frames[1:], res["lag_frames"])
+    assert same(c.jackknife[:, 1:], res["jackknife"])
     # The package's own results file holds what the CLI's holds.
     mine = xpcs_twin.io.write_results(tmp_path / "py_results.hdf", c)
     back = xpcs_twin.io.read(mine)
