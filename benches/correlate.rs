@@ -1,4 +1,4 @@
-//! Correlator speed on the reference sizes (setup outside the timed closures):
+//! Correlator speed on the reference sizes of the speed targets (setup outside the timed closures):
 //! - dense multi-tau: 1000 frames × 512 × 512 u16, 10 ring q-bins, default schedule;
 //! - event correlator: the same size at 0.01 photons/pixel/frame;
 //! - two-time: 1000 frames × 256 × 256, 10 ring q-bins, all bins.

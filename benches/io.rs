@@ -6,7 +6,7 @@
 //! raw chunks read under the HDF5 lock and decoded in parallel with rayon; `hdf5_pipeline`: the
 //! in-process filters inside HDF5's single-threaded pipeline), and decoding one chunk with the
 //! pure decoders. Throughput is in
-//! bytes of decompressed u32 frames. Target (issue 8): ≥ 1 GB/s on 2 cores.
+//! bytes of decompressed u32 frames. Target: ≥ 1 GB/s on 2 cores.
 //!
 //!
 //! `rigaku`: a generated Rigaku 500k `.bin` of 10.24 M photon records (1000 frames × 10 240
@@ -14,7 +14,7 @@
 //! photons each, as the detector writes) read from the page cache. Timed: the reader into
 //! pixel blocks (`records`: open + pass 1 + pass 2, one block), and the reader into the event
 //! correlator to g2 (`into_event_correlator`: 4 q-bins, multi-tau, 8 buffers). Throughput in
-//! photon records. Target (issue 13): ≥ 50 M records/s into the event correlator. Measured
+//! photon records. Target: ≥ 50 M records/s into the event correlator. Measured
 //! (2 cores, load 0.4–0.8): 80 M records/s into pixel blocks, 38 M/s through to g2 (the
 //! event correlator's own time dominates the second).
 //!

@@ -10,7 +10,7 @@
 //! depends on the ring: τ_q = 40 / q frames for ring label q = 1..5. Truth for lag k ≥ 1
 //! frames: g2(k) - 1 = exp(-2k/τ_q) (at lag 0 shot noise adds 1/λ).
 //!
-//! Reference: Goodman, Statistical Optics (1985) (Siegert relation); DESIGN.md section 3.
+//! Reference: Goodman, Statistical Optics (1985) (Siegert relation); docs/model.md §3.
 
 use ndarray::{Array2, Array3};
 use ndarray_npy::write_npy;

@@ -1403,8 +1403,8 @@ fn real_layout_semantic_defects() {
     let base = d.join("base.h5");
     write_frames(&base, &s, Compression::None, Some(0.01), false).unwrap();
     let det = "entry/instrument/detector";
-    type Variant<'a> = (&'a str, Box<dyn Fn(&hdf5::File)>);
-    let variants: Vec<Variant> = vec![
+    type Edit = Box<dyn Fn(&hdf5::File)>;
+    let variants: Vec<(&str, Edit)> = vec![
         (
             "cutoff_negative",
             Box::new(move |f: &hdf5::File| {

@@ -1,5 +1,5 @@
 //! From correlator outputs to a [`ResultsFile`]: the one place that maps our types onto the
-//! APS 8-ID-I keys (shapes, dtypes and units as `RESULTS-FORMAT.md` lists them).
+//! APS 8-ID-I keys (shapes, dtypes and units as docs/formats.md, "Results HDF5", lists them).
 //!
 //! Input: the q-partition, a [`G2Result`] (multi-tau or linear), the [`IntensityStats`], an
 //! optional [`TwoTimeResult`], and the run's metadata. Output: a [`ResultsFile`] ready for

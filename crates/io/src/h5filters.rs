@@ -968,8 +968,8 @@ mod tests {
 
     #[test]
     fn lzf_known_stream() {
-        // "abcabcabcX": 3 literals, a match of 6 bytes 3 back (overlapping), 1 literal.
-        // The match byte: length 4 (+ 2 = 6) in the top 3 bits, offset high bits 0.
+        // "abcabcabcX": 3 literals, a match of 6 bytes 3 back (overlapping), 1 literal. The
+        // match byte holds length − 2 = 4 in its top 3 bits and offset bits 8–12 (0).
         let c = [2, b'a', b'b', b'c', 4 << 5, 2, 0, b'X'];
         assert_eq!(lzf_decode(&c, 100).unwrap(), b"abcabcabcX");
         assert!(

@@ -1,8 +1,8 @@
 //! Results HDF5 in the APS 8-ID-I layout (the one the APS XPCS viewer reads).
 //!
 //! Input of [`write_results`]: a plain-data [`ResultsFile`]. Output: an HDF5 file (written
-//! atomically) with every key, shape and dtype of `RESULTS-FORMAT.md`: 0-d scalars; g2 and its
-//! error as (n_delay, Nd) f32, one column per dynamic bin in label order; delays as int64
+//! atomically) with every key, shape and dtype of the table in docs/formats.md ("Results
+//! HDF5"): 0-d scalars; g2 and its error as (n_delay, Nd) f32, one column per dynamic bin in label order; delays as int64
 //! **frames**; two-time maps as (n, n) f32 **upper triangles**; roi maps H×W u32; the q-map
 //! group carries a `hash` attribute = sha256 of the mask, both label maps and the bin centres.
 //! Units: times in s, energy in keV, q in Å⁻¹, φ in degrees, lengths in m, beam centre in
@@ -16,7 +16,7 @@
 //!
 //! Reference: the 8-ID-I result files written by boost_corr and read by pyXpcsViewer
 //! (xpcs-viewer 1.2.2, `pyxpcsviewer/core/file_io/aps_8idi.py`), summarised in
-//! `RESULTS-FORMAT.md`.
+//! the table of docs/formats.md ("Results HDF5").
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -178,7 +178,7 @@ pub struct BinGrid {
 
 /// The APS grid of a list of bin centres. When any centre has a NaN (unknown) q or φ, the
 /// grid is 1-D in bin order: `v_list_dim0` holds each bin's q, NaN where unknown (never a
-/// made-up value), `v_list_dim1` = [0], index k for bin k + 1; the file still loads in the APS
+/// made-up value), `v_list_dim1` = `[0]`, index k for bin k + 1; the file still loads in the APS
 /// viewer and reads back with the same unknowns. [`Q_UNKNOWN_NOTE`] marks such a list.
 pub fn bin_grid(axes: &[BinAxis]) -> BinGrid {
     let known = axes

@@ -3,10 +3,10 @@
 //! Input: a two-time map C(t1, t2) (n × n, from [`super::TwoTimeResult::c2`]), a delay in
 //! two-time frames and a fraction. Output: ΔC, the width of the narrowest interval holding
 //! that fraction (default 0.9) of the values C(t, t + delay), t = 0..n-1-delay (NaN values are
-//! left out). Compare ΔC with its noise floor for homogeneous dynamics (DESIGN.md section 5),
+//! left out). Compare ΔC with its noise floor for homogeneous dynamics (docs/model.md §5),
 //! best from a null simulation with the same binning.
 //!
-//! Reference: the ΔC definition of the Pt-glass seed study (`/work/shared/seeds/004_*`);
+//! Reference: the ΔC definition of the Pt-glass study (docs/model.md §5, §9);
 //! A. Duri et al., Phys. Rev. E 72, 051401 (2005) (time-resolved correlation).
 
 use crate::error::{Error, Result};

@@ -23,7 +23,7 @@
 //! integers, so the choice never changes the result.
 //!
 //! Reference: M. Sutton et al., Opt. Express 11, 2268 (2003) (two-time correlation); aging
-//! cuts at t_mid = (t1 + t2)/2: DESIGN.md section 2.
+//! cuts at t_mid = (t1 + t2)/2: docs/model.md §2.
 
 use crate::data::{FrameStack, QPartition, StackView};
 use crate::error::{Error, Result};

@@ -12,7 +12,7 @@
 //! parallel and the summary does not depend on the thread count.
 //!
 //! Reference: the pull method of particle physics (e.g. Demortier & Lyons, CDF note 5776,
-//! 2002); acceptance bands from ISSUE 5 (mean within ±0.15, std 0.85–1.2, coverage 68 ± 5 %).
+//! 2002); acceptance bands (docs/model.md §6: mean within ±0.15, std 0.85–1.2, coverage 68 ± 5 %).
 
 use rayon::prelude::*;
 
@@ -84,7 +84,8 @@ pub struct CalibrationBands {
 }
 
 impl Default for CalibrationBands {
-    /// ISSUE 5: mean within ±0.15, std 0.85–1.2, coverage 68 ± 5 %, ≤ 2 % failures.
+    /// The acceptance bands (docs/model.md §6): mean within ±0.15, std 0.85–1.2, coverage
+    /// 68 ± 5 %, ≤ 2 % failures.
     fn default() -> Self {
         CalibrationBands {
             max_abs_mean: 0.15,
@@ -382,7 +383,7 @@ mod tests {
     }
 
     /// The short-scan regime: a scan of only 2τ with a free baseline (baseline and τ are
-    /// nearly degenerate; DESIGN.md §7: large error inflation near T/τ ≈ 1). Every such fit
+    /// nearly degenerate; docs/model.md §7: large error inflation near T/τ ≈ 1). Every such fit
     /// must carry the short-scan warning or fail. The pull table is printed (--nocapture), not
     /// held to the bands. Measured (seed 4, 200 repeats, Gaussian σ = 0.01, c = 0.2): pulls
     /// stay near N(0,1) (τ: mean -0.14, std 1.10, coverage 0.69) because the errors grow with

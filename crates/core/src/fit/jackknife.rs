@@ -184,7 +184,7 @@ mod tests {
         };
         // 200 pulls: the sample std has a relative error of 1/sqrt(2·199) = 5 %; the jackknife σ
         // itself scatters by 1/sqrt(2·31) = 13 %, which widens the pulls (a t distribution with
-        // 31 dof: std 1.03). Band 0.85–1.2 is the issue's, ≥ 3σ from 1.03 on both sides.
+        // 31 dof: std 1.03). Band 0.85–1.2 (docs/model.md §6) is ≥ 3σ from 1.03 on both sides.
         let (s_jk, s_ls) = (sd(&pulls_jk), sd(&pulls_ls));
         assert!((0.85..=1.2).contains(&s_jk), "jackknife pull std {s_jk}");
         // Least squares: the shared offset's variance ρ²σ² is not reduced by the 40 points,

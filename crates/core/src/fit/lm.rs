@@ -272,6 +272,209 @@ fn run(
     ))
 }
 
+/// The points where x, y and sigma are finite and sigma > 0, as (x, y, 1/sigma), and how many
+/// finite points have sigma ≤ 0 (refused by the caller rather than silently dropped).
+fn finite_points(x: &[f64], y: &[f64], sigma: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>, usize) {
+    let mut xs = Vec::with_capacity(x.len());
+    let mut ys = Vec::with_capacity(x.len());
+    let mut ws = Vec::with_capacity(x.len());
+    let mut n_nonpos = 0;
+    for i in 0..x.len() {
+        if !(x[i].is_finite() && y[i].is_finite() && sigma[i].is_finite()) {
+            continue;
+        }
+        if sigma[i] <= 0.0 {
+            n_nonpos += 1;
+            continue;
+        }
+        xs.push(x[i]);
+        ys.push(y[i]);
+        ws.push(1.0 / sigma[i]);
+    }
+    (xs, ys, ws, n_nonpos)
+}
+
+/// Runs LM from every distinct start (the model's data-driven ones, with the given start
+/// values and the fixed values applied) and keeps the lowest χ²; with no free parameter,
+/// evaluates χ² at the fixed values. Err: the last failure reason when no start converged.
+fn best_fit(
+    pm: &Param,
+    data: &Data,
+    start_list: &[(usize, f64)],
+    opts: &FitOptions,
+) -> std::result::Result<(Vec<f64>, f64, Termination, usize), String> {
+    let fixed = &pm.fixed;
+    if pm.free.is_empty() {
+        let p: Vec<f64> = fixed.iter().map(|f| f.unwrap_or(f64::NAN)).collect();
+        return Ok((
+            Vec::new(),
+            chi2(pm.model, data, &p),
+            Termination::AllFixed,
+            0,
+        ));
+    }
+    let mut starts = pm.model.starts(data.x, data.y, fixed);
+    for s in &mut starts {
+        for (i, v) in start_list {
+            s[*i] = *v;
+        }
+        for (j, f) in fixed.iter().enumerate() {
+            if let Some(v) = f {
+                s[j] = *v;
+            }
+        }
+    }
+    // Given starts can make the data-driven ones identical: run each distinct start once.
+    starts.dedup();
+    let mut best: Option<(Vec<f64>, f64, Termination, usize)> = None;
+    let mut last_err = String::from("no valid starting point from the data");
+    for s in &starts {
+        let Some(t0) = pm.internal(s) else {
+            continue;
+        };
+        match run(pm, data, t0, opts) {
+            Ok(r) => {
+                if best.as_ref().is_none_or(|b| r.1 < b.1) {
+                    best = Some(r);
+                }
+            }
+            Err(e) => last_err = e,
+        }
+    }
+    best.ok_or(last_err)
+}
+
+/// The covariance of the parameters at the optimum `p` (external coordinates, full size;
+/// rows and columns of fixed parameters 0), scaled per `error_scale`. Err: why it does not
+/// exist (a parameter the data do not depend on, a singular normal matrix).
+fn covariance(
+    pm: &Param,
+    data: &Data,
+    p: &[f64],
+    chi2_red: f64,
+    error_scale: ErrorScale,
+) -> std::result::Result<Vec<Vec<f64>>, String> {
+    let specs = pm.model.params();
+    let free = &pm.free;
+    let nf = free.len();
+    let mut cov = vec![vec![0.0; specs.len()]; specs.len()];
+    if nf == 0 {
+        return Ok(cov);
+    }
+    let (_, a) = linearise(pm, data, p);
+    let h = a.transpose() * &a;
+    // Scale to unit diagonal before testing the conditioning, so that units do not matter.
+    let dg: Vec<f64> = (0..nf).map(|k| h[(k, k)]).collect();
+    if dg.iter().any(|v| v.is_nan() || *v <= 0.0 || !v.is_finite()) {
+        let names: Vec<&str> = free
+            .iter()
+            .zip(&dg)
+            .filter(|(_, v)| v.is_nan() || **v <= 0.0)
+            .map(|(&j, _)| specs[j].name)
+            .collect();
+        return Err(format!(
+            "the data do not depend on {} at the solution: fix it",
+            names.join(", ")
+        ));
+    }
+    let s = DMatrix::from_fn(nf, nf, |i, k| h[(i, k)] / (dg[i] * dg[k]).sqrt());
+    let eig = s.clone().symmetric_eigen();
+    let (emin, emax) = eig
+        .eigenvalues
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &e| {
+            (lo.min(e), hi.max(e))
+        });
+    if emin.is_nan() || emin <= 1e-13 * emax {
+        return Err(
+            "singular normal matrix: the parameters are degenerate for these data (fix one of \
+             them)"
+                .into(),
+        );
+    }
+    let Some(sinv) = s.try_inverse() else {
+        return Err("singular normal matrix".into());
+    };
+    let dpd = pm.dp_dtheta(p);
+    let scale = match error_scale {
+        ErrorScale::Absolute => 1.0,
+        // Jackknife is set by fit_curve_jackknife after the fact; here it means relative.
+        ErrorScale::Relative | ErrorScale::Jackknife => chi2_red,
+    };
+    for (i, &ji) in free.iter().enumerate() {
+        for (k, &jk) in free.iter().enumerate() {
+            cov[ji][jk] = sinv[(i, k)] / (dg[i] * dg[k]).sqrt() * dpd[i] * dpd[k] * scale;
+        }
+    }
+    Ok(cov)
+}
+
+/// The warnings of a converged fit: the model's own diagnosis, then poorly constrained
+/// parameters, few points, and a χ²_red far from 1 (5σ for its dof).
+fn warnings_for(
+    pm: &Param,
+    xs: &[f64],
+    p: &[f64],
+    std_errors: &[f64],
+    chi2_red: f64,
+    dof: usize,
+    error_scale: ErrorScale,
+) -> Vec<String> {
+    let specs = pm.model.params();
+    let free = &pm.free;
+    let free_mask: Vec<bool> = pm.fixed.iter().map(|f| f.is_none()).collect();
+    let mut warnings = pm.model.diagnose(xs, p, &free_mask);
+    for &j in free {
+        if std_errors[j] > 0.5 * p[j].abs() {
+            warnings.push(format!(
+                "{} = {} ± {}: poorly constrained (relative error > 50 %)",
+                specs[j].name,
+                crate::check::sig(p[j], 5),
+                crate::check::sig(std_errors[j], 3)
+            ));
+        }
+    }
+    if dof < free.len() {
+        warnings.push(format!(
+            "few points: {} for {} free parameters (dof = {dof})",
+            xs.len(),
+            free.len()
+        ));
+    }
+    // χ²_red of a correct model with absolute errors has std sqrt(2/dof): flag a 5σ excess.
+    if chi2_red > 1.0 + 5.0 * (2.0 / dof as f64).sqrt() {
+        warnings.push(format!(
+            "chi2_red = {chi2_red:.3} is > 5σ above 1 for dof = {dof}: the errors are \
+             underestimated or the model does not describe the data{}",
+            if error_scale == ErrorScale::Relative {
+                " (errors scaled by chi2_red)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if dof >= 2 && chi2_red < 1.0 - 5.0 * (2.0 / dof as f64).sqrt() {
+        warnings.push(format!(
+            "chi2_red = {chi2_red:.3} is > 5σ below 1 for dof = {dof}: the errors are \
+             overestimated{}",
+            if error_scale == ErrorScale::Relative {
+                " (errors scaled by chi2_red: they shrink accordingly)"
+            } else {
+                ""
+            }
+        ));
+    }
+    // χ²_red from few degrees of freedom is itself uncertain by sqrt(2/dof).
+    if error_scale == ErrorScale::Relative && dof < 10 && !free.is_empty() {
+        warnings.push(format!(
+            "errors scaled by chi2_red = {chi2_red:.3} from only dof = {dof}: that scale is \
+             uncertain by ~{:.0} % (use absolute errors if the input errors are trusted)",
+            100.0 * (2.0 / dof as f64).sqrt()
+        ));
+    }
+    warnings
+}
+
 /// Fits `model` to (x, y ± sigma).
 ///
 /// Errors (`Err`) are for malformed calls: lengths that differ, unknown parameter names, a
@@ -322,23 +525,7 @@ pub fn fit_curve(
         Ok(r)
     };
 
-    // Keep finite points; refuse non-positive errors rather than silently dropping them.
-    let mut xs = Vec::with_capacity(x.len());
-    let mut ys = Vec::with_capacity(x.len());
-    let mut ws = Vec::with_capacity(x.len());
-    let mut n_nonpos = 0;
-    for i in 0..x.len() {
-        if !(x[i].is_finite() && y[i].is_finite() && sigma[i].is_finite()) {
-            continue;
-        }
-        if sigma[i] <= 0.0 {
-            n_nonpos += 1;
-            continue;
-        }
-        xs.push(x[i]);
-        ys.push(y[i]);
-        ws.push(1.0 / sigma[i]);
-    }
+    let (xs, ys, ws, n_nonpos) = finite_points(x, y, sigma);
     report.n_points = xs.len();
     report.n_dropped = x.len() - xs.len() - n_nonpos;
     if n_nonpos > 0 {
@@ -372,105 +559,20 @@ pub fn fit_curve(
         free: free.clone(),
     };
 
-    // Starting points.
-    let mut starts = model.starts(&xs, &ys, &fixed);
-    for s in &mut starts {
-        for (i, v) in &start_list {
-            s[*i] = *v;
-        }
-        for (j, f) in fixed.iter().enumerate() {
-            if let Some(v) = f {
-                s[j] = *v;
-            }
-        }
-    }
-    // Given starts can make the data-driven ones identical: run each distinct start once.
-    starts.dedup();
-
-    let (theta, c2, term, iters) = if free.is_empty() {
-        let p: Vec<f64> = fixed.iter().map(|f| f.unwrap_or(f64::NAN)).collect();
-        (Vec::new(), chi2(model, &data, &p), Termination::AllFixed, 0)
-    } else {
-        let mut best: Option<(Vec<f64>, f64, Termination, usize)> = None;
-        let mut last_err = String::from("no valid starting point from the data");
-        for s in &starts {
-            let Some(t0) = pm.internal(s) else {
-                continue;
-            };
-            match run(&pm, &data, t0, opts) {
-                Ok(r) => {
-                    if best.as_ref().is_none_or(|b| r.1 < b.1) {
-                        best = Some(r);
-                    }
-                }
-                Err(e) => last_err = e,
-            }
-        }
-        match best {
-            Some(b) => b,
-            None => return fail(report, last_err),
-        }
+    let (theta, c2, term, iters) = match best_fit(&pm, &data, &start_list, opts) {
+        Ok(b) => b,
+        Err(reason) => return fail(report, reason),
     };
     let p = pm.external(&theta);
     if !c2.is_finite() || p.iter().any(|v| !v.is_finite()) {
         return fail(report, "the fit ended at non-finite values".into());
     }
 
-    // Covariance in internal coordinates, transformed to external.
-    let nf = free.len();
-    let mut cov = vec![vec![0.0; specs.len()]; specs.len()];
     let chi2_red = c2 / dof as f64;
-    if nf > 0 {
-        let (_, a) = linearise(&pm, &data, &p);
-        let h = a.transpose() * &a;
-        // Scale to unit diagonal before testing the conditioning, so that units do not matter.
-        let dg: Vec<f64> = (0..nf).map(|k| h[(k, k)]).collect();
-        if dg.iter().any(|v| v.is_nan() || *v <= 0.0 || !v.is_finite()) {
-            let names: Vec<&str> = free
-                .iter()
-                .zip(&dg)
-                .filter(|(_, v)| v.is_nan() || **v <= 0.0)
-                .map(|(&j, _)| specs[j].name)
-                .collect();
-            return fail(
-                report,
-                format!(
-                    "the data do not depend on {} at the solution: fix it",
-                    names.join(", ")
-                ),
-            );
-        }
-        let s = DMatrix::from_fn(nf, nf, |i, k| h[(i, k)] / (dg[i] * dg[k]).sqrt());
-        let eig = s.clone().symmetric_eigen();
-        let (emin, emax) = eig
-            .eigenvalues
-            .iter()
-            .fold((f64::INFINITY, 0.0f64), |(lo, hi), &e| {
-                (lo.min(e), hi.max(e))
-            });
-        if emin.is_nan() || emin <= 1e-13 * emax {
-            return fail(
-                report,
-                "singular normal matrix: the parameters are degenerate for these data (fix one of \
-                 them)"
-                    .into(),
-            );
-        }
-        let Some(sinv) = s.try_inverse() else {
-            return fail(report, "singular normal matrix".into());
-        };
-        let dpd = pm.dp_dtheta(&p);
-        let scale = match opts.error_scale {
-            ErrorScale::Absolute => 1.0,
-            // Jackknife is set by fit_curve_jackknife after the fact; here it means relative.
-            ErrorScale::Relative | ErrorScale::Jackknife => chi2_red,
-        };
-        for (i, &ji) in free.iter().enumerate() {
-            for (k, &jk) in free.iter().enumerate() {
-                cov[ji][jk] = sinv[(i, k)] / (dg[i] * dg[k]).sqrt() * dpd[i] * dpd[k] * scale;
-            }
-        }
-    }
+    let cov = match covariance(&pm, &data, &p, chi2_red, opts.error_scale) {
+        Ok(c) => c,
+        Err(reason) => return fail(report, reason),
+    };
     let std_errors: Vec<f64> = (0..specs.len())
         .map(|j| cov[j][j].max(0.0).sqrt())
         .collect();
@@ -478,57 +580,7 @@ pub fn fit_curve(
         return fail(report, "non-finite standard errors".into());
     }
 
-    // Warnings: model-specific, then generic.
-    let free_mask: Vec<bool> = fixed.iter().map(|f| f.is_none()).collect();
-    let mut warnings = model.diagnose(&xs, &p, &free_mask);
-    for &j in &free {
-        if std_errors[j] > 0.5 * p[j].abs() {
-            warnings.push(format!(
-                "{} = {} ± {}: poorly constrained (relative error > 50 %)",
-                specs[j].name,
-                crate::check::sig(p[j], 5),
-                crate::check::sig(std_errors[j], 3)
-            ));
-        }
-    }
-    if dof < free.len() {
-        warnings.push(format!(
-            "few points: {} for {} free parameters (dof = {dof})",
-            xs.len(),
-            free.len()
-        ));
-    }
-    // χ²_red of a correct model with absolute errors has std sqrt(2/dof): flag a 5σ excess.
-    if chi2_red > 1.0 + 5.0 * (2.0 / dof as f64).sqrt() {
-        warnings.push(format!(
-            "chi2_red = {chi2_red:.3} is > 5σ above 1 for dof = {dof}: the errors are \
-             underestimated or the model does not describe the data{}",
-            if opts.error_scale == ErrorScale::Relative {
-                " (errors scaled by chi2_red)"
-            } else {
-                ""
-            }
-        ));
-    }
-    if dof >= 2 && chi2_red < 1.0 - 5.0 * (2.0 / dof as f64).sqrt() {
-        warnings.push(format!(
-            "chi2_red = {chi2_red:.3} is > 5σ below 1 for dof = {dof}: the errors are \
-             overestimated{}",
-            if opts.error_scale == ErrorScale::Relative {
-                " (errors scaled by chi2_red: they shrink accordingly)"
-            } else {
-                ""
-            }
-        ));
-    }
-    // χ²_red from few degrees of freedom is itself uncertain by sqrt(2/dof).
-    if opts.error_scale == ErrorScale::Relative && dof < 10 && !free.is_empty() {
-        warnings.push(format!(
-            "errors scaled by chi2_red = {chi2_red:.3} from only dof = {dof}: that scale is \
-             uncertain by ~{:.0} % (use absolute errors if the input errors are trusted)",
-            100.0 * (2.0 / dof as f64).sqrt()
-        ));
-    }
+    let warnings = warnings_for(&pm, &xs, &p, &std_errors, chi2_red, dof, opts.error_scale);
     report.warnings = warnings;
     report.outcome = FitOutcome::Converged(FitValues {
         values: p,

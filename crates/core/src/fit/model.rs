@@ -11,12 +11,12 @@
 //! - [`Kww`]: g2 = a + c·exp(-2 (t/τ)^β) (homodyne; g2(0) = a + c, g2(∞) = a).
 //! - [`Exponential`]: the same with β = 1.
 //! - [`KwwHeterodyne`]: g2 = a + c [(1-x)² f² + 2x(1-x) f + x²], f = exp(-(t/τ)^β), with the
-//!   static fraction x = Is/(Is+Id) (DESIGN.md §3 with the leading 1 replaced by a baseline
+//!   static fraction x = Is/(Is+Id) (docs/model.md §3 with the leading 1 replaced by a baseline
 //!   a): g2(0) = a + c, g2(∞) = a + c x². At x = 0 it is [`Kww`].
 //!
 //! Reference: Siegert relation g2 - 1 = c |f|² (Goodman, Statistical Optics, 1985);
 //! KWW in metallic glasses: Ruta et al., PRL 109, 165701 (2012); heterodyne mixing with a
-//! static field: Livet et al., J. Synchrotron Rad. 13, 453 (2006), and DESIGN.md §3.
+//! static field: Livet et al., J. Synchrotron Rad. 13, 453 (2006), and docs/model.md §3.
 
 use crate::check::sig;
 
@@ -348,7 +348,7 @@ const HET_PARAMS: [ParamSpec; 5] = [
 /// g2(t) = baseline + contrast [(1-x)² f² + 2x(1-x) f + x²], f = exp(-(t/tau)^β).
 ///
 /// Parameters `[baseline, contrast, tau (s), kww_exponent, static_fraction]`. With a free
-/// baseline the asymptote is baseline + contrast·x². Reference: DESIGN.md §3; Livet et al.,
+/// baseline the asymptote is baseline + contrast·x². Reference: docs/model.md §3; Livet et al.,
 /// J. Synchrotron Rad. 13, 453 (2006).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KwwHeterodyne;

@@ -7,8 +7,8 @@
 //! piecewise-linear fit in ln τ whose breakpoint is first scanned, then fitted
 //! ([`fit_crossover`]).
 //!
-//! Reference: DESIGN.md §2 (ln τ(P) = ln τ(P0) + ∫ ΔV/(kB T) dP; kB·T(300 K) = 4.14 GPa·Å³)
-//! and the two seed studies (`/work/shared/seeds`: ΔV ≈ ±10 Å³ around 3 GPa in the Ce glass).
+//! Reference: docs/model.md §2 (ln τ(P) = ln τ(P0) + ∫ ΔV/(kB T) dP; kB·T(300 K) = 4.14 GPa·Å³)
+//! and the two studies (docs/model.md §9: ΔV ≈ ±10 Å³ around 3 GPa in the Ce glass).
 
 use nalgebra::{DMatrix, DVector};
 
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn kbt_at_300k() {
-        // DESIGN.md §2: 4.14 GPa·Å³.
+        // docs/model.md §2: 4.14 GPa·Å³.
         assert!((kbt_gpa_a3(300.0) - 4.142).abs() < 1e-3);
     }
 
@@ -378,7 +378,7 @@ mod tests {
 
     #[test]
     fn crossover_of_the_ce_seed_shape() {
-        // Ce seed: +10 Å³ below and -10 Å³ above ~3 GPa (DESIGN.md §9), 7 isobars.
+        // Ce seed: +10 Å³ below and -10 Å³ above ~3 GPa (docs/model.md §9), 7 isobars.
         let kbt = kbt_gpa_a3(300.0);
         let (pc, s) = (3.0, 10.0 / kbt);
         let p = [0.0, 1.1, 2.0, 2.9, 4.0, 5.6, 8.2];

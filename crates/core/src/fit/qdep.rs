@@ -5,7 +5,7 @@
 //! with their reason), [`TauBeta`] per bin, and the power-law [`FitReport`] (parameters
 //! `tau1` (s) at the reference `q1`, and `alpha`).
 //!
-//! Reference: DESIGN.md §2 (α = 0.36 at 6.3 GPa in the Pt seed); Ruta et al., PRL 109, 165701
+//! Reference: docs/model.md §2 (α = 0.36 at 6.3 GPa in the Pt seed); Ruta et al., PRL 109, 165701
 //! (2012) for τ ∝ q^-α in metallic glasses.
 
 use ndarray::{Array2, Array3, ArrayView2, ArrayView3};

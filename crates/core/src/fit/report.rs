@@ -10,7 +10,7 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum ErrorScale {
     /// The errors are trusted only in their ratios: covariance = (JᵀWJ)⁻¹ · χ²_red
-    /// (scipy's `curve_fit` default, `absolute_sigma=False`; DESIGN.md §6). The default, since
+    /// (scipy's `curve_fit` default, `absolute_sigma=False`; docs/model.md §6). The default, since
     /// g2 errors from a pixel spread or a two-time diagonal are often optimistic.
     #[default]
     Relative,

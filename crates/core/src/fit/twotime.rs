@@ -2,17 +2,17 @@
 //!
 //! Input: a two-time map C(t1,t2) as an `ArrayView2<f64>` indexed (frame t1, frame t2), square
 //! T × T, symmetric (only one triangle needs finite values), normalised so that C → 1 at long
-//! delay (DESIGN.md §5); the frame time in s (frame t is at t·frame_time_s, as in
+//! delay (docs/model.md §5); the frame time in s (frame t is at t·frame_time_s, as in
 //! [`crate::data`]). Output: [`AgeCut`]s (delay in s, C, error, pair count), per-age
 //! [`FitReport`]s ([`tau_vs_age`]) and the aging-law fit ([`fit_aging`]).
 //!
 //! A cut is taken at fixed **age** t_mid = (t1+t2)/2, not at fixed t1: for aging dynamics,
 //! C(t1, t1+δ) mixes the clock between t1 and t1+δ, and labelling it by t1 biases τ upwards
-//! by 1–7 % (DESIGN.md §2); labelled by t_mid the bias is second order (< 0.1 %).
+//! by 1–7 % (docs/model.md §2); labelled by t_mid the bias is second order (< 0.1 %).
 //!
 //! Reference: Madsen, Leheny, Guo, Sprung & Czakkel, New J. Phys. 12, 055001 (2010) (two-time
 //! correlation and age cuts); Ruta et al., PRL 109, 165701 (2012) (aging τ(tw) in metallic
-//! glasses); DESIGN.md §2.
+//! glasses); docs/model.md §2.
 
 use ndarray::ArrayView2;
 
@@ -207,10 +207,10 @@ const AGING_PARAMS: [ParamSpec; 3] = [
 ];
 
 /// The aging law in log form, x = age (s), y = ln τ:
-/// ln τ(tw) = ln τ0 + tw/τ*, optionally capped at ln τ_eq (DESIGN.md §2).
+/// ln τ(tw) = ln τ0 + tw/τ*, optionally capped at ln τ_eq (docs/model.md §2).
 ///
 /// Parameters `[tau0 (s), tau_star (s)]`, plus `tau_eq (s)` when `saturating`.
-/// Reference: Ruta et al., PRL 109, 165701 (2012); DESIGN.md §2.
+/// Reference: Ruta et al., PRL 109, 165701 (2012); docs/model.md §2.
 #[derive(Clone, Copy, Debug)]
 pub struct AgingLaw {
     /// Whether τ saturates at τ_eq.
@@ -428,7 +428,7 @@ mod tests {
     use ndarray::Array2;
     use rand_distr::{Distribution, Normal};
 
-    /// Expected C(t1,t2) of an aging glass from the material clock (DESIGN.md §2), written out
+    /// Expected C(t1,t2) of an aging glass from the material clock (docs/model.md §2), written out
     /// here so the analysis half does not import `model/`:
     /// u(t) = (τ*/τ0)(1 - exp(-t/τ*)), C = 1 + c exp(-2 |u2 - u1|^β).
     fn aging_map(n: usize, dt: f64, tau0: f64, tau_star: f64, c: f64, beta: f64) -> Array2<f64> {
@@ -476,7 +476,7 @@ mod tests {
             let g: Vec<f64> = (1..300).map(|k| m[[i1, i1 + k]]).collect();
             let r1 = fit_curve(&Kww, &d, &g, &vec![1e-3; d.len()], &o).unwrap();
             let bias_t1 = r1.value("tau").unwrap() / truth - 1.0;
-            // DESIGN.md §2: < 0.1 % at t_mid. At t1 the cut sees the clock around t1 + τ/2,
+            // docs/model.md §2: < 0.1 % at t_mid. At t1 the cut sees the clock around t1 + τ/2,
             // so to first order τ_fit ≈ τ(t1)(1 + τ/(2τ*)): require that within 30 %.
             let expected_t1 = truth / (2.0 * tau_star);
             assert!(bias_mid.abs() < 1e-3, "age {age}: t_mid bias {bias_mid}");

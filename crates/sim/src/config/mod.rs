@@ -2,7 +2,7 @@
 //! files in `models/` (campaign files are `xpcs_twin::config::campaign`), and
 //! [`load_toml`], which turns a parse error into one line naming the file and the key.
 //!
-//! Two layers (STYLE.md habit 2): the `*Config` structs here only describe the files
+//! Two layers: the `*Config` structs here only describe the files
 //! (`deny_unknown_fields`, documented defaults, units in field names); each stage validates its
 //! config once into a runtime type that cannot be invalid (`X::new(&XConfig) -> Result<X>`).
 

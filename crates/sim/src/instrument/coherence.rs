@@ -176,7 +176,7 @@ mod tests {
         assert!((beta_1d_gaussian(1e-6) - 1.0).abs() < 1e-12);
         let a = 50.0;
         assert!((beta_1d_gaussian(a) * a / std::f64::consts::PI.sqrt() - 1.0).abs() < 0.03);
-        // DESIGN.md §3: speckle s = λL/d = 37 µm at 20.95 keV, 5 m, 8 µm → 0.49 Eiger pixel.
+        // docs/model.md §3: speckle s = λL/d = 37 µm at 20.95 keV, 5 m, 8 µm → 0.49 Eiger pixel.
         let c = contrast(
             &CoherenceInputs {
                 lambda_angstrom: 12.39842 / 20.95,

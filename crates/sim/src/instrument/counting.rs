@@ -1,7 +1,7 @@
 //! The post-Poisson counting chain of a photon-counting detector, on sparse photons.
 //!
 //! Input: an [`EventList`] of ideal photon counts (per-pixel CSR, frames in order). Output: the
-//! [`EventList`] the detector would write. Steps, in the detector's order (DESIGN.md §4), each
+//! [`EventList`] the detector would write. Steps, in the detector's order (docs/model.md §4), each
 //! switchable ([`CountingConfig`]):
 //!
 //! 1. charge sharing: each photon is, with probability p, also counted in one of its 4

@@ -270,7 +270,7 @@ pub(crate) mod tests {
         assert!((dac.transmission_straight() - (-2.0 * mu * t).exp()).abs() < 1e-14);
         let tt = 0.27f64;
         assert!((dac.transmission_out(tt) - (-mu * t / tt.cos()).exp()).abs() < 1e-14);
-        // 2 × 1.2 mm at 20.95 keV ≈ 0.71 (DESIGN.md §4).
+        // 2 × 1.2 mm at 20.95 keV ≈ 0.71 (docs/model.md §4).
         assert!((dac.transmission_straight() - 0.71).abs() < 0.005);
         let mut d2 = dac.clone();
         d2.rayleigh_is_loss = false;

@@ -9,7 +9,7 @@
 //! first interaction is photoelectric, or if it scatters (Rayleigh/Compton) and is re-absorbed
 //! photoelectrically over a mean remaining path t/2:
 //! QE = (1 − e^{−μt}) [μ_pe + μ_sc (1 − e^{−μ_pe t/2})]/μ. This gives ≈ 0.33 for Si 500 µm and
-//! ≈ 1.0 for CdTe at 21 keV (DESIGN.md §4: 0.34 and ≈ 1). The re-absorption term is an
+//! ≈ 1.0 for CdTe at 21 keV (docs/model.md §4: 0.34 and ≈ 1). The re-absorption term is an
 //! approximation (assumption), worth < 1 % for Si and ≈ 6 % for CdTe.
 //!
 //! Reference: NIST XCOM cross sections ([`crate::instrument::xcom`]); module layout of the
@@ -288,7 +288,7 @@ pub(crate) mod tests {
 
     #[test]
     fn quantum_efficiency_matches_design() {
-        // DESIGN.md §4: Si 500 µm → 0.34 at 21 keV; CdTe → ≈ 1.
+        // docs/model.md §4: Si 500 µm → 0.34 at 21 keV; CdTe → ≈ 1.
         let si = preset("maxipix-2x2").quantum_efficiency(21.0, "t").unwrap();
         assert!((si - 0.34).abs() < 0.015, "{si}");
         let cdte = preset("eiger2-cdte-4m")

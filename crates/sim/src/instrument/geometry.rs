@@ -451,7 +451,7 @@ mod tests {
             assert!((q - 4.0 * std::f64::consts::PI * (want / 2.0).sin() / 0.5918).abs() < 1e-12);
             assert!((om - 75e-6f64.powi(2) * 5.0 / r.powi(3)).abs() < 1e-22);
         }
-        // FSDP shift: 4.91e-3 Å⁻¹/GPa ≈ 31 Eiger pixels per GPa at 5 m (DESIGN.md §2).
+        // FSDP shift: 4.91e-3 Å⁻¹/GPa ≈ 31 Eiger pixels per GPa at 5 m (docs/model.md §2).
         let dtt = 2.0 * ((2.87 + 4.91e-3) * 0.5918 / (4.0 * std::f64::consts::PI)).asin()
             - 2.0 * (2.87 * 0.5918 / (4.0 * std::f64::consts::PI)).asin();
         let px = (5.0 * dtt.tan()) / 75e-6;

@@ -69,7 +69,7 @@ impl Fsdp {
         })
     }
 
-    /// The Pt-seed FSDP: q1 = 2.87 Å⁻¹ at 1 atm (DESIGN.md §9), +4.91e-3 Å⁻¹/GPa;
+    /// The Pt-seed FSDP: q1 = 2.87 Å⁻¹ at 1 atm (docs/model.md §9), +4.91e-3 Å⁻¹/GPa;
     /// FWHM 0.35 Å⁻¹, S(q1) = 2.7, base 1.0 (assumptions: typical of Pt-based glasses).
     pub fn pt_seed() -> Self {
         Fsdp {
@@ -407,7 +407,7 @@ pub(crate) mod tests {
     }
 
     /// The Pt seed at 3.3 GPa: q1 = 2.87 + 3.3 × 4.91e-3 at the detector centre; the glass
-    /// rate follows the closed-form product; the mean rate lies in DESIGN.md §4's 0.6–0.9
+    /// rate follows the closed-form product; the mean rate lies in docs/model.md §4's 0.6–0.9
     /// ph/s/px; simulated speckle frames (the speckle simulator, the sample's dynamics at 3.3
     /// GPa) carry that rate and that q1 within 5σ (see below). Their contrast is proven on the
     /// same instrument and pressure by `contrast_recovered_from_simulated_g2`.

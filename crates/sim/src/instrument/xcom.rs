@@ -447,7 +447,7 @@ mod tests {
 
     #[test]
     fn diamond_transmission_at_21_kev() {
-        // DESIGN.md §4: μ(21 keV) = 1.43 cm⁻¹, 2 × 1.2 mm → 0.71 (0.75 without Rayleigh).
+        // docs/model.md §4: μ(21 keV) = 1.43 cm⁻¹, 2 × 1.2 mm → 0.71 (0.75 without Rayleigh).
         let a = Material::diamond().attenuation(21.0, "t", "e").unwrap();
         assert!(
             (a.total_inv_cm() - 1.43).abs() < 0.01,

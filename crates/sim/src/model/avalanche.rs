@@ -5,7 +5,7 @@
 //! the clock; model B (partial replacement E → sqrt(1-φ) E + sqrt(φ) Y, Y an independent copy)
 //! multiplies the field covariance across the event by sqrt(1-φ), i.e. C - 1 by (1-φ).
 //!
-//! Reference: Evenson et al., PRL 115, 175701 (2015) (intermittent aging); DESIGN.md §2.
+//! Reference: Evenson et al., PRL 115, 175701 (2015) (intermittent aging); docs/model.md §2.
 
 use rand::RngExt;
 use xpcs_core::check::{check_positive, check_range};

@@ -8,7 +8,7 @@
 //! An isobar with aging uses τ(tw) = τ0 exp(tw/τ*) capped at the branch value τ(P) (the
 //! stationary state the glass ages towards); without aging τ = τ(P) throughout.
 //!
-//! Reference: the Pt seed protocol (004_15422b904a59aecd.txt, Methods and Fig. S1).
+//! Reference: the Pt seed protocol (Methods and Fig. S1; docs/model.md §9).
 
 use super::avalanche::{AvalancheModel, AvalancheTimes};
 use super::clock::TauLaw;

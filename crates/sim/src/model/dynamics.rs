@@ -5,7 +5,7 @@
 //! F = exp(-|r (u(t2) - u(t1))|^β) · Π sqrt(1 - φ_e) over replacement events t1 < t_e ≤ t2.
 //! Times are seconds since the start of the scan.
 //!
-//! Reference: DESIGN.md §2 (material clock; avalanche models A and B).
+//! Reference: docs/model.md §2 (material clock; avalanche models A and B).
 
 use super::avalanche::AvalancheModel;
 use super::clock::{isf, Clock, KwwExponent, TauLaw};

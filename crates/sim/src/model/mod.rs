@@ -7,7 +7,7 @@
 //! q-bin (dimensionless, → 1 at long lags) including finite K, modes, static fields and frame
 //! integration. Analysis code is compared with the truth, never with raw model parameters.
 //!
-//! Reference: DESIGN.md §2 (material clock; Ruta et al. PRL 109, 165701, 2012; Evenson et al.
+//! Reference: docs/model.md §2 (material clock; Ruta et al. PRL 109, 165701, 2012; Evenson et al.
 //! PRL 115, 175701, 2015).
 
 pub mod avalanche;

@@ -8,8 +8,8 @@
 //! ln τ(P) = ln τ(P0) + ∫_{P0}^{P} ΔV(P')/(kB T) dP'; kB T = 4.14 GPa·Å³ at 300 K, so
 //! ΔV = 10 Å³ is d ln τ/dP = 2.4 GPa⁻¹.
 //!
-//! Reference: transition-state activation volume ΔV = kB T (d ln τ/dP)_T, as used in the Ce seed
-//! (000_5675d61994e58e52.txt); q1 shift and α from the Pt seed (004_15422b904a59aecd.txt).
+//! Reference: transition-state activation volume ΔV = kB T (d ln τ/dP)_T, as used in the Ce study
+//! (docs/model.md §9); q1 shift and α from the Pt study.
 
 use xpcs_core::check::{check_positive, check_range};
 use xpcs_core::error::{Error, Result};

@@ -17,7 +17,7 @@
 //! the ratio bias is O(1/N) and neglected). The one-time g2 of the symmetric and frame
 //! estimators is then the mean of the k-th diagonal, since E\[I\] = 1 at every frame.
 //!
-//! Reference: Goodman, Statistical Optics (1985) (Gaussian moment theorem); DESIGN.md §2–3.
+//! Reference: Goodman, Statistical Optics (1985) (Gaussian moment theorem); docs/model.md §2–3.
 
 use super::dynamics::Dynamics;
 use ndarray::Array2;

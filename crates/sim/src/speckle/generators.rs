@@ -69,7 +69,7 @@ fn smooth_size(n: usize) -> usize {
 }
 
 impl CirculantPlan {
-    /// Plans N points at spacing `du`. Padding rule (DESIGN.md §3): M/2 ≥ max(N, 4/du);
+    /// Plans N points at spacing `du`. Padding rule (docs/model.md §3): M/2 ≥ max(N, 4/du);
     /// eigenvalues below -1e-9 λ_max double M (up to 4 times) and then fail; the remaining
     /// round-off negatives (β = 2) are clipped to 0.
     pub fn new(beta: f64, du: f64, n_points: usize) -> Result<Self> {

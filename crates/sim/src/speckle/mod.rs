@@ -6,7 +6,7 @@
 //! ([`xpcs_core::data::EventList`], or [`synth::PixelBlock`]s handed to a sink for detectors that do
 //! not fit in memory), or a dense [`xpcs_core::data::FrameStack`] (frame, row, col).
 //!
-//! Reference: DESIGN.md §3.
+//! Reference: docs/model.md §3.
 
 pub mod generators;
 pub mod stable;

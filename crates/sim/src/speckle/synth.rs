@@ -31,7 +31,7 @@
 //! `rng::stream(subseed(seed, "speckle"), b)`, so output is bit-identical for any thread
 //! count (it depends on the block size).
 //!
-//! Reference: DESIGN.md §3; Goodman, Statistical Optics (1985) (modes, static fields).
+//! Reference: docs/model.md §3; Goodman, Statistical Optics (1985) (modes, static fields).
 
 use super::generators::{complex_normal, CirculantPlan, Generator, Scratch};
 use crate::model::{truth, ClockTable, Dynamics, PixelOptics, Sampling};

@@ -6,7 +6,7 @@
 //! absolute error of β, the closed-form σ(ln τ), the inflation caused by the free nuisance
 //! parameters, and flags for the regimes where the low-count formula is known to fail.
 //!
-//! Model of the measurement (DESIGN.md §7): the fitted curve is
+//! Model of the measurement (docs/model.md §7): the fitted curve is
 //! g2(t) = a + c exp(-2 (t/τ)^β) at the lags of the multi-tau schedule
 //! ([`multitau_points`], the scheme of `correlate::LagSchedule::multi_tau`), lag 0 left out.
 //! At level L the frames are summed in groups of 2^L, so the mean count per level-frame is
@@ -20,7 +20,7 @@
 //! σ(ln τ) = 1 / (c r K(β) sqrt(N_pix T τ)), K(β)² = β Γ(2 + 1/β) / 4^(1 + 1/β).
 //!
 //! Reference: Jakeman (1974); Lumma et al., Rev. Sci. Instrum. 71, 3274 (2000); Falus, Lurio &
-//! Mochrie, J. Synchrotron Rad. 13, 253 (2006); DESIGN.md §7.
+//! Mochrie, J. Synchrotron Rad. 13, 253 (2006); docs/model.md §7.
 
 use nalgebra::DMatrix;
 use serde::Serialize;
@@ -584,7 +584,7 @@ mod tests {
 
     #[test]
     fn k_beta_matches_design_table() {
-        // DESIGN.md §7 quotes K to three decimals.
+        // docs/model.md §7 quotes K to three decimals.
         for (b, k) in [(1.0, 0.354), (1.5, 0.473), (1.8, 0.537), (2.0, 0.577)] {
             assert!((k_beta(b) - k).abs() < 6e-4, "K({b}) = {}", k_beta(b));
         }
@@ -619,7 +619,7 @@ mod tests {
 
     #[test]
     fn inflation_follows_design_figures() {
-        // DESIGN.md §7: free c and β inflate ×1.4; a free baseline ×1.5 at T/τ ≥ 10, up to ×20
+        // docs/model.md §7: free c and β inflate ×1.4; a free baseline ×1.5 at T/τ ≥ 10, up to ×20
         // at T/τ ≈ 1. Quoted to one digit, so ±25 % here; the T/τ ≈ 1 figure only as "large".
         let cb = predict(&setting(50.0, 0.02, FreeParams::DEFAULT)).unwrap();
         assert!(

@@ -2,7 +2,7 @@
 //! the smallest avalanche it lets through.
 //!
 //! Input: a [`Setting`] and the two-time binning (raw frames per two-time frame b). Output: a
-//! [`FloorEstimate`]: ΔC_floor from the DESIGN.md §5 formula (`plan::noise`, intensities
+//! [`FloorEstimate`]: ΔC_floor from the docs/model.md §5 formula (`plan::noise`, intensities
 //! normalised by their true mean), from the measured-mean formula below, and optionally from a
 //! null simulation (homogeneous stationary dynamics, same binning and delay), plus φ_min.
 //!
@@ -11,7 +11,7 @@
 //! σ_C² = [(1 + c f²)/n̄_b² + 2c/n̄_b + c²(1 + f⁴)]/N_pix with n̄_b = b n̄ (the correlators'
 //! measured-mean normalisation), times w_0.9(M), the expected narrowest 90 % width of the
 //! M = (two-time frames - delay) values in σ (3.29 for M → ∞, 8 % less at M = 40). Why the
-//! DESIGN.md §5 form was high: docs/planner.md and `plan::noise`.
+//! docs/model.md §5 form was high: docs/planner.md and `plan::noise`.
 //!
 //! An avalanche of model B (a fraction φ of the field replaced) multiplies C - 1 across the
 //! event by (1 - φ): the values C(t, t+τ) straddling it drop by c f(τ)² φ. It stands out of the
@@ -23,7 +23,7 @@
 //! binned by b, ΔC = the narrowest width holding 90 % of the values (the definition of
 //! `correlate::heterogeneity::delta_c`), averaged over repeats.
 //!
-//! Reference: DESIGN.md §5; Evenson et al., PRL 115, 175701 (2015) (avalanches).
+//! Reference: docs/model.md §5; Evenson et al., PRL 115, 175701 (2015) (avalanches).
 
 use super::fisher::Setting;
 use super::noise::delta_c_floor_for;
@@ -240,7 +240,7 @@ mod tests {
         // n̄_b = 0.05 × 2 = 0.1; 2000 two-time frames per repeat, 4 repeats, 1500 pixels: the
         // 90 % width of ~2000 values has a relative sampling error of ~3 %, averaged over 4
         // repeats ~1.5 %; w_0.9(M) carries the finite-sample bias. Tolerance ±15 % (the
-        // issue's), i.e. far outside the noise: this is a test of the formula.
+        // target), i.e. far outside the noise: this is a test of the formula.
         let mut s = setting();
         s.n_frames = 4000;
         let e = floor_null(&s, 2, 1500, 4, 3).unwrap();
@@ -257,9 +257,9 @@ mod tests {
     #[test]
     fn null_simulation_matches_formula_with_few_values() {
         // The Pt planner's setting (3.3 GPa): 1900 frames of 0.1 s binned by 37, so n̄_b = 2.8
-        // and only M = 41 values at δt = τ. There the DESIGN.md §5 form was 2.4× high and the
+        // and only M = 41 values at δt = τ. There the docs/model.md §5 form was 2.4× high and the
         // M → ∞ width 10 % high. The narrowest 90 % width of 41 values has a relative spread
-        // of ~13 % per repeat, ~1.9 % over 48 repeats; ±15 % (the issue's) is > 5σ of that.
+        // of ~13 % per repeat, ~1.9 % over 48 repeats; ±15 % (the target) is > 5σ of that.
         let s = Setting {
             tau_s: 38.0,
             kww_exponent: 1.8,

@@ -5,7 +5,7 @@
 //! frame time, frames, free fit parameters). Output: Fisher predictions ([`Prediction`]) of
 //! the relative errors of τ and c and the absolute error of β.
 //!
-//! Reference: DESIGN.md §7 (and §5 for the ΔC floor).
+//! Reference: docs/model.md §7 (and §5 for the ΔC floor).
 
 pub mod fisher;
 pub mod floor;

@@ -27,7 +27,7 @@
 //! Repeat i draws its seed from `rng::stream(subseed(seed, "plan-mc"), i)`; repeats run in
 //! parallel, each single-threaded, so results do not depend on the thread count.
 //!
-//! Reference: DESIGN.md §7; the estimators of DESIGN.md §5 and the fit of §6.
+//! Reference: docs/model.md §7; the estimators of docs/model.md §5 and the fit of §6.
 
 use super::fisher::{predict, Setting};
 use rand::Rng;
@@ -467,7 +467,7 @@ mod study {
         }
     }
 
-    /// The proof: planner (Fisher with the lag covariance) = Monte Carlo within ±20 %
+    /// The acceptance check: planner (Fisher with the lag covariance) = Monte Carlo within ±20 %
     /// for n̄ ≤ 0.05 and T/τ ≥ 5, 100 repeats per point.
     #[test]
     #[ignore]
@@ -519,7 +519,7 @@ mod study {
                 mc.sigma_ln_tau / p.independent_lags_sigma_ln_tau
             );
         }
-        // ±20 % (the issue's) is 2.8σ of the MC spread's sampling error at 100 repeats (7.1 %).
+        // ±20 % (the target) is 2.8σ of the MC spread's sampling error at 100 repeats (7.1 %).
         assert!(worst < 0.2, "worst |MC/planner - 1| = {worst}");
     }
 }

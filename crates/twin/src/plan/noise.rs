@@ -17,7 +17,7 @@
 //!
 //! σ_C² = [(1 + c f²)/n̄² + 2c/n̄ + c²(1 + f⁴)] / N_pix.
 //!
-//! DESIGN.md §5 quotes (1 + c f²)/(N_pix n̄²) + 2(1 + c)/(N_pix n̄): that is the spread of C
+//! docs/model.md §5 quotes (1 + c f²)/(N_pix n̄²) + 2(1 + c)/(N_pix n̄): that is the spread of C
 //! normalised by the *true* mean intensity, where the fluctuations of the bin means add
 //! 2/(N_pix n̄) (Poisson) and the linear speckle terms; dividing by the measured means cancels
 //! them. It is high by sqrt(1 + 2n̄) at low c (tested below: 1.1× at n̄ = 0.1, 2.5× at
@@ -29,7 +29,7 @@
 //! Neighbouring values share the speckle field only through the c² terms, so they are treated as
 //! independent.
 //!
-//! Reference: DESIGN.md §5; low-count variance of intensity products after Jakeman (1974) and
+//! Reference: docs/model.md §5; low-count variance of intensity products after Jakeman (1974) and
 //! Lumma et al., Rev. Sci. Instrum. 71, 3274 (2000).
 
 use rand_distr::{Distribution, StandardNormal};
@@ -213,7 +213,7 @@ mod tests {
         // the two frames) and Poisson counts; C = <x1 x2>_p/(<x1>_p <x2>_p) with the measured
         // means. The sample std over 3000 repeats has relative error 1/sqrt(6000) = 1.3 %;
         // the neglected higher-order terms are O(1/(N n̄)) < 1 %: ±5 % is ≈ 3σ.
-        // The DESIGN.md §5 form (true-mean normalisation) is also checked, to show why it is
+        // The docs/model.md §5 form (true-mean normalisation) is also checked, to show why it is
         // high: it is the spread with true means, larger by the bin-mean fluctuations.
         for (n_pix, nbar, c, f) in [
             (400usize, 0.5f64, 0.0f64, 0.0f64),
@@ -260,12 +260,12 @@ mod tests {
             let n = n_pix as f64;
             let design =
                 ((1.0 + c * f * f) / (n * nbar * nbar) + 2.0 * (1.0 + c) / (n * nbar)).sqrt();
-            eprintln!("n̄ {nbar} c {c}: measured {s_meas:.3e} formula {formula:.3e}; true-mean {s_true:.3e} DESIGN {design:.3e}");
+            eprintln!("n̄ {nbar} c {c}: measured {s_meas:.3e} formula {formula:.3e}; true-mean {s_true:.3e} textbook {design:.3e}");
             if c == 0.0 {
-                // Pure Poisson: the DESIGN form is exactly the true-mean spread.
+                // Pure Poisson: the textbook form is exactly the true-mean spread.
                 assert!((s_true / design - 1.0).abs() < 0.05, "{s_true} vs {design}");
             }
-            // The DESIGN form overstates what the correlators see.
+            // The textbook form overstates what the correlators see.
             assert!(design > 1.05 * s_meas);
         }
     }

@@ -8,7 +8,7 @@
 //!
 //! Cost order: beam time T = N Δt first (on a 1 % grid, so that rounding of N does not decide),
 //! then frames (data). Limits: statistics (the target),
-//! T/τ ≥ `min_t_over_tau` (DESIGN.md §7: 5–10), Δt ≤ τ/10, Δt ≥ the detector's shortest frame,
+//! T/τ ≥ `min_t_over_tau` (docs/model.md §7: 5–10), Δt ≤ τ/10, Δt ≥ the detector's shortest frame,
 //! Δt ≤ the avalanche resolution when the isobar has avalanches, N ≤ max frames, T ≤ budget,
 //! and aging drift: with aging the scan-averaged g2 mixes τ(start)…τ(end) = τ(start)
 //! min(exp(T/τ*), τ_eq/τ(start)), so the drift τ(end)/τ(start) - 1 must stay below the τ
@@ -16,7 +16,7 @@
 //! every limit, the plan shows, among the points breaking the fewest limits other than the
 //! statistics, the cheapest that meets the statistics (else the most precise).
 //!
-//! Reference: DESIGN.md §7.
+//! Reference: docs/model.md §7.
 
 use super::fisher::{predict, Prediction, Setting};
 use serde::Serialize;

@@ -16,7 +16,8 @@
 //! the model's τ exactly (about 1 % off for τ = 100 frames); the truth fit removes that
 //! model-mismatch so the pulls measure the errors alone. Both numbers are in the summary.
 //!
-//! Reference: ISSUE 5 (≥ 200 repeats; pulls mean within ±0.15, std 0.85–1.2, coverage 68 ± 5 %);
+//! Reference: the calibration bands of docs/model.md §6 (≥ 200 repeats; pulls mean within
+//! ±0.15, std 0.85–1.2, coverage 68 ± 5 %);
 //! L. Demortier & L. Lyons, CDF note 5776 (2002) for pulls.
 
 use xpcs_core::correlate::{Estimator, EventCorrelator, LagSchedule};
@@ -265,8 +266,8 @@ mod tests {
         assert!(std_of(&ls) > std_of(&jk), "{}\n{}", ls.table(), jk.table());
     }
 
-    /// ISSUE 5's calibration: ≥ 200 seeded repeats of the Ce- and Pt-like scans, jackknife
-    /// errors, the issue's bands for τ, β and c. Run with
+    /// The error calibration: ≥ 200 seeded repeats of the Ce- and Pt-like scans, jackknife
+    /// errors, the bands of docs/model.md §6 for τ, β and c. Run with
     /// `cargo test --release --lib stack_calibration_full -- --ignored --nocapture`.
     #[test]
     #[ignore]

@@ -6,7 +6,7 @@
 //! and above it, each against the same fit of the truth τ's), ΔC vs P, the aging law, α, and
 //! the qualitative checks of the seeds as named pass/fail [`Check`]s.
 //!
-//! Reference: DESIGN.md §2 (pressure), §6 (fits); the seeds (DESIGN.md §9).
+//! Reference: docs/model.md §2 (pressure), §6 (fits); the seeds (docs/model.md §9).
 
 use super::scan::{Compared, ScanResult};
 use super::setup::CampaignSetup;

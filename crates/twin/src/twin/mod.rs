@@ -14,7 +14,7 @@
 //! Before any work the run is refused if its isobars overlap in time, a pressure lies outside
 //! its τ branch, or the memory / disk it needs exceeds what the machine has ([`resources`]).
 //!
-//! Reference: DESIGN.md §1 (pipeline).
+//! Reference: docs/model.md §1 (pipeline).
 
 pub mod calibrate;
 pub mod campaign;

@@ -7,7 +7,7 @@
 //! `figures/beta_vs_pressure.png`, `figures/contrast_vs_pressure.png`,
 //! `figures/delta_c_vs_pressure.png`, `report.md`, `summary.json`.
 //!
-//! Reference: the figures of the seeds (Ce Fig. 1–2, Pt Fig. 2–5), DESIGN.md §8.
+//! Reference: the figures of the seeds (Ce Fig. 1–2, Pt Fig. 2–5), docs/model.md §8.
 
 use super::campaign::{CampaignAnalysis, IsobarPoint};
 use super::scan::{Compared, ScanResult};
@@ -491,7 +491,7 @@ pub fn report_markdown(
     let _ = writeln!(
         md,
         "Ground truth = the same estimator and the same fit applied to the exact expected \
-         correlations of what was simulated (DESIGN.md §2), so a pull is (fit − truth)/σ. The \
+         correlations of what was simulated (docs/model.md §2), so a pull is (fit − truth)/σ. The \
          model column gives the physical parameter where one exists (τ at q1 of a stationary \
          isobar; τ0, τ* of the aging law; the sample's β), for reference only: a scan-averaged \
          g2 of an aging glass is not τ0. Pass: |pull| ≤ {}.\n",

@@ -7,13 +7,13 @@
 //! KWW fits per bin and for the region, τ(q) power law, τ(t_w) and the aging law on aging
 //! scans, ΔC at δt = τ with its floor, and for every fitted number its ground truth: the same
 //! estimator and the same fit applied to the exact expected correlations ([`ScanSetup::truth_g2`],
-//! [`ScanSetup::truth_c2_binned`]; DESIGN.md §2: the truth of an aging scan's averaged g2 is
+//! [`ScanSetup::truth_c2_binned`]; docs/model.md §2: the truth of an aging scan's averaged g2 is
 //! the fit of the expected averaged g2, not τ0).
 //!
 //! The event correlator runs when the mean occupancy is below the campaign's
 //! `event_occupancy_max`, the dense multi-tau otherwise (they agree exactly).
 //!
-//! Reference: DESIGN.md §5–6; Chushkin, Caronna & Madsen, J. Appl. Cryst. 45, 807 (2012).
+//! Reference: docs/model.md §5–6; Chushkin, Caronna & Madsen, J. Appl. Cryst. 45, 807 (2012).
 
 use super::setup::{CampaignSetup, ScanSetup};
 use super::shard::{

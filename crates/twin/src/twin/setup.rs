@@ -21,7 +21,7 @@
 //! every fitted quantity grow as 1/sqrt(N_pix) against the full detector. `full` runs the
 //! whole detector.
 //!
-//! Reference: DESIGN.md §1–4 (pipeline, material clock, speckle, instrument).
+//! Reference: docs/model.md §1–4 (pipeline, material clock, speckle, instrument).
 
 use crate::config::campaign::{BandSpacing, CampaignConfig, ScaleConfig};
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //! |pull| ≤ the campaign's `max_abs_pull` (a failed fit is a miss), every required check
 //! passes and the model tolerances hold.
 //!
-//! Reference: DESIGN.md §2 (ground truth of an estimator), issue 6 (the seeds' statements).
+//! Reference: docs/model.md §2 (ground truth of an estimator), §9 (the studies' statements).
 
 use super::campaign::Check;
 use super::scan::Compared;
