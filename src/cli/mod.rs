@@ -1,5 +1,6 @@
 //! Subcommands. Each lives in its own file and owns its clap `Args`.
 
+mod bars;
 mod correlate;
 mod describe;
 mod fit;

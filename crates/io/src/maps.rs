@@ -98,18 +98,39 @@ pub fn read_partition(
     mask: Option<(&Path, Option<&str>)>,
 ) -> Result<QPartition> {
     let d = read_label_map(dynamic.0, dynamic.1)?;
-    npy::check_label_shape(&d, frame_shape, dynamic.0)?;
     let s = match static_map {
-        Some((p, n)) => {
-            let s = read_label_map(p, n)?;
+        Some((p, n)) => Some((read_label_map(p, n)?, p)),
+        None => None,
+    };
+    let m = match mask {
+        Some((p, n)) => Some((read_mask(p, n)?, p)),
+        None => None,
+    };
+    partition_of(frame_shape, (d, dynamic.0), s, m)
+}
+
+/// A label map or a mask with the file (or object) it came from, for error messages.
+pub type Named<'a, T> = (T, &'a Path);
+
+/// [`read_partition`] of maps already in memory (the Python package's arrays): the same checks
+/// and messages, each map named by its origin.
+pub fn partition_of(
+    frame_shape: (usize, usize),
+    dynamic: Named<'_, LabelMap>,
+    static_map: Option<Named<'_, LabelMap>>,
+    mask: Option<Named<'_, (usize, usize, Vec<bool>)>>,
+) -> Result<QPartition> {
+    let (d, d_origin) = dynamic;
+    npy::check_label_shape(&d, frame_shape, d_origin)?;
+    let s = match static_map {
+        Some((s, p)) => {
             npy::check_label_shape(&s, frame_shape, p)?;
             s
         }
         None => d.clone(),
     };
     let m = match mask {
-        Some((p, n)) => {
-            let (r, c, m) = read_mask(p, n)?;
+        Some(((r, c, m), p)) => {
             if (r, c) != frame_shape {
                 return Err(Error::ShapeMismatch {
                     origin: p.display().to_string(),
@@ -122,7 +143,7 @@ pub fn read_partition(
         }
         None => d.labels().iter().map(|&l| l > 0).collect(),
     };
-    QPartition::new(m, d, s, &dynamic.0.display().to_string())
+    QPartition::new(m, d, s, &d_origin.display().to_string())
 }
 
 /// Reads a 1-D numeric dataset as f64 (any integer or float type).

@@ -32,6 +32,7 @@
 
 pub mod config;
 pub mod fit_results;
+pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod twin;

@@ -70,5 +70,5 @@ pub use intensity::IntensityStats;
 pub use lags::{LagEntry, LagSchedule};
 pub use multitau::DenseMultiTau;
 pub use sums::{BinStatus, Cells, Estimator, G2Result, Moments, MultiTauSums};
-pub use twotime::two_time_stack;
 pub use twotime::TwoTimeResult;
+pub use twotime::{two_time_stack, two_time_view};

@@ -31,7 +31,7 @@
 use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
 use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums};
-use crate::data::{FrameSource, FrameStack, QPartition};
+use crate::data::{Counts, FrameSource, FrameStack, QPartition, StackView};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 
@@ -571,6 +571,16 @@ impl DenseMultiTau {
 
     /// Pushes frames `frames` (a range of frame indices) of an in-memory stack, in order.
     pub fn push_stack(&mut self, stack: &FrameStack, frames: std::ops::Range<usize>) -> Result<()> {
+        self.push_view(&stack.view(), frames)
+    }
+
+    /// Pushes frames `frames` (a range of frame indices) of a borrowed stack, in order, without
+    /// copying or widening them.
+    pub fn push_view(
+        &mut self,
+        stack: &StackView<'_>,
+        frames: std::ops::Range<usize>,
+    ) -> Result<()> {
         self.check_shape(stack.frame_shape(), "frame stack")?;
         if frames.end > stack.n_frames() || frames.start > frames.end {
             return Err(Error::out_of_range(
@@ -583,12 +593,10 @@ impl DenseMultiTau {
         let n_pix = stack.n_pixels();
         let r = frames.start * n_pix..frames.end * n_pix;
         let n = frames.len();
-        if let Some(v) = stack.as_u8() {
-            self.push_chunk(&v[r], n);
-        } else if let Some(v) = stack.as_u16() {
-            self.push_chunk(&v[r], n);
-        } else if let Some(v) = stack.as_u32() {
-            self.push_chunk(&v[r], n);
+        match stack.counts() {
+            Counts::U8(v) => self.push_chunk(&v[r], n),
+            Counts::U16(v) => self.push_chunk(&v[r], n),
+            Counts::U32(v) => self.push_chunk(&v[r], n),
         }
         Ok(())
     }

@@ -288,8 +288,8 @@ proptest! {
     #[test]
     fn two_time_methods_agree((stack, part) in arb_case(), bf in 1usize..4) {
         prop_assume!(bf <= stack.n_frames());
-        let a = two_time_stack_with(&stack, &part, &[], bf, Some(GramMethod::Sparse)).unwrap();
-        let b = two_time_stack_with(&stack, &part, &[], bf, Some(GramMethod::Dense)).unwrap();
+        let a = two_time_stack_with(&stack.view(), &part, &[], bf, Some(GramMethod::Sparse)).unwrap();
+        let b = two_time_stack_with(&stack.view(), &part, &[], bf, Some(GramMethod::Dense)).unwrap();
         prop_assert_eq!(a, b);
     }
 
@@ -895,7 +895,7 @@ fn two_time_methods_agree_across_tiles() {
     let part = QPartition::from_labels(r, c, labels, "t").unwrap();
     let auto = two_time_stack(&stack, &part, &[], 1).unwrap();
     for m in [GramMethod::Sparse, GramMethod::Dense] {
-        let forced = two_time_stack_with(&stack, &part, &[], 1, Some(m)).unwrap();
+        let forced = two_time_stack_with(&stack.view(), &part, &[], 1, Some(m)).unwrap();
         assert_eq!(forced, auto, "{m:?}");
     }
     for (i, &k) in auto.bins.iter().enumerate() {

@@ -25,7 +25,7 @@
 //! Reference: M. Sutton et al., Opt. Express 11, 2268 (2003) (two-time correlation); aging
 //! cuts at t_mid = (t1 + t2)/2: docs/model.md §2.
 
-use crate::data::{FrameStack, QPartition};
+use crate::data::{FrameStack, QPartition, StackView};
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -179,7 +179,7 @@ const GATHER_BLOCK: usize = 16;
 /// One pass over the stack: per bin, the binned counts of its pixels `px[i]` (b raw frames
 /// summed per two-time frame, saturating at u32::MAX) as frame-major sparse matrices. Frame
 /// blocks are gathered in parallel and joined in frame order.
-fn gather_sparse(stack: &FrameStack, px: &[&[u32]], b: usize, n: usize) -> Vec<BinSparse> {
+fn gather_sparse(stack: &StackView<'_>, px: &[&[u32]], b: usize, n: usize) -> Vec<BinSparse> {
     let n_pix = stack.n_pixels();
     let n_blocks = n.div_ceil(GATHER_BLOCK);
     // Per block, per bin: (non-zeros per frame of the block, pixels, counts).
@@ -549,6 +549,16 @@ pub fn two_time_stack(
     bins: &[usize],
     bin_frames: usize,
 ) -> Result<TwoTimeResult> {
+    two_time_stack_with(&stack.view(), part, bins, bin_frames, None)
+}
+
+/// [`two_time_stack`] of a borrowed stack (no copy of the counts).
+pub fn two_time_view(
+    stack: &StackView<'_>,
+    part: &QPartition,
+    bins: &[usize],
+    bin_frames: usize,
+) -> Result<TwoTimeResult> {
     two_time_stack_with(stack, part, bins, bin_frames, None)
 }
 
@@ -569,7 +579,7 @@ fn gram_of(g: &BinSparse, n: usize, np: usize, max: u32, method: GramMethod) -> 
 /// [`two_time_stack`] with the Gram method forced (`None`: the cheaper one per bin); the
 /// tests check that both methods give the same exact numerators.
 pub(crate) fn two_time_stack_with(
-    stack: &FrameStack,
+    stack: &StackView<'_>,
     part: &QPartition,
     bins: &[usize],
     bin_frames: usize,

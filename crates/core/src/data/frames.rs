@@ -147,11 +147,7 @@ impl FrameStack {
     }
     /// The storage type of the counts.
     pub fn dtype(&self) -> CountDtype {
-        match self.data {
-            Storage::U8(_) => CountDtype::U8,
-            Storage::U16(_) => CountDtype::U16,
-            Storage::U32(_) => CountDtype::U32,
-        }
+        self.view().dtype()
     }
 
     /// Count at (frame, pixel), widened to u32.
@@ -167,20 +163,7 @@ impl FrameStack {
 
     /// Copies frame `t` into `out` (length rows × cols), widening to u32.
     pub fn frame_into(&self, t: usize, out: &mut [u32]) {
-        let n = self.n_pixels();
-        assert_eq!(out.len(), n, "frame_into: buffer length");
-        let r = t * n..(t + 1) * n;
-        match &self.data {
-            Storage::U8(v) => out
-                .iter_mut()
-                .zip(&v[r])
-                .for_each(|(o, &x)| *o = u32::from(x)),
-            Storage::U16(v) => out
-                .iter_mut()
-                .zip(&v[r])
-                .for_each(|(o, &x)| *o = u32::from(x)),
-            Storage::U32(v) => out.copy_from_slice(&v[r]),
-        }
+        self.view().frame_into(t, out);
     }
 
     /// Overwrites frame `t` with `counts`; fails if a count does not fit the storage type.
@@ -253,7 +236,133 @@ impl FrameStack {
     /// A streaming view of this stack.
     pub fn frames(&self) -> StackFrames<'_> {
         StackFrames {
-            stack: self,
+            stack: self.view(),
+            next: 0,
+        }
+    }
+
+    /// A borrowed view of the whole stack.
+    pub fn view(&self) -> StackView<'_> {
+        let counts = match &self.data {
+            Storage::U8(v) => Counts::U8(v),
+            Storage::U16(v) => Counts::U16(v),
+            Storage::U32(v) => Counts::U32(v),
+        };
+        StackView {
+            n_frames: self.n_frames,
+            rows: self.rows,
+            cols: self.cols,
+            counts,
+        }
+    }
+}
+
+/// Borrowed row-major (frame, row, col) counts in the detector's integer type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Counts<'a> {
+    /// 8-bit counts.
+    U8(&'a [u8]),
+    /// 16-bit counts.
+    U16(&'a [u16]),
+    /// 32-bit counts.
+    U32(&'a [u32]),
+}
+
+impl Counts<'_> {
+    /// Number of counts.
+    pub fn len(&self) -> usize {
+        match self {
+            Counts::U8(v) => v.len(),
+            Counts::U16(v) => v.len(),
+            Counts::U32(v) => v.len(),
+        }
+    }
+    /// True when there is no count.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A dense stack borrowed from memory the caller owns (a [`FrameStack`], or an array of another
+/// language or a memory-mapped file): axis order (frame, row, col), row-major, no copy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StackView<'a> {
+    n_frames: usize,
+    rows: usize,
+    cols: usize,
+    counts: Counts<'a>,
+}
+
+impl<'a> StackView<'a> {
+    /// A view of `counts` as `n_frames` frames of `rows × cols`; fails when the length differs.
+    pub fn new(n_frames: usize, rows: usize, cols: usize, counts: Counts<'a>) -> Result<Self> {
+        FrameStack::check_len(n_frames, rows, cols, counts.len())?;
+        Ok(StackView {
+            n_frames,
+            rows,
+            cols,
+            counts,
+        })
+    }
+    /// Number of frames.
+    pub fn n_frames(&self) -> usize {
+        self.n_frames
+    }
+    /// Frame shape (rows, cols).
+    pub fn frame_shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+    /// Pixels per frame.
+    pub fn n_pixels(&self) -> usize {
+        self.rows * self.cols
+    }
+    /// The counts, row-major.
+    pub fn counts(&self) -> Counts<'a> {
+        self.counts
+    }
+    /// The storage type of the counts.
+    pub fn dtype(&self) -> CountDtype {
+        match self.counts {
+            Counts::U8(_) => CountDtype::U8,
+            Counts::U16(_) => CountDtype::U16,
+            Counts::U32(_) => CountDtype::U32,
+        }
+    }
+    /// Copies frame `t` into `out` (length rows × cols), widening to u32.
+    pub fn frame_into(&self, t: usize, out: &mut [u32]) {
+        let n = self.n_pixels();
+        assert_eq!(out.len(), n, "frame_into: buffer length");
+        let r = t * n..(t + 1) * n;
+        match self.counts {
+            Counts::U8(v) => out
+                .iter_mut()
+                .zip(&v[r])
+                .for_each(|(o, &x)| *o = u32::from(x)),
+            Counts::U16(v) => out
+                .iter_mut()
+                .zip(&v[r])
+                .for_each(|(o, &x)| *o = u32::from(x)),
+            Counts::U32(v) => out.copy_from_slice(&v[r]),
+        }
+    }
+    /// An owned copy in the same integer type.
+    pub fn to_stack(&self) -> FrameStack {
+        let data = match self.counts {
+            Counts::U8(v) => Storage::U8(v.to_vec()),
+            Counts::U16(v) => Storage::U16(v.to_vec()),
+            Counts::U32(v) => Storage::U32(v.to_vec()),
+        };
+        FrameStack {
+            n_frames: self.n_frames,
+            rows: self.rows,
+            cols: self.cols,
+            data,
+        }
+    }
+    /// A streaming view (frames widened to u32 one at a time).
+    pub fn frames(&self) -> StackFrames<'a> {
+        StackFrames {
+            stack: *self,
             next: 0,
         }
     }
@@ -284,10 +393,10 @@ pub trait FrameSource {
     }
 }
 
-/// [`FrameSource`] over an in-memory [`FrameStack`].
+/// [`FrameSource`] over an in-memory [`FrameStack`] or [`StackView`].
 #[derive(Debug, Clone)]
 pub struct StackFrames<'a> {
-    stack: &'a FrameStack,
+    stack: StackView<'a>,
     next: usize,
 }
 
@@ -311,6 +420,22 @@ impl FrameSource for StackFrames<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn view_borrows_and_copies_back() {
+        let v: Vec<u16> = (0..12).collect();
+        let view = StackView::new(3, 2, 2, Counts::U16(&v)).unwrap();
+        assert!(StackView::new(3, 2, 3, Counts::U16(&v)).is_err());
+        assert_eq!(view.dtype(), CountDtype::U16);
+        let owned = view.to_stack();
+        assert_eq!(owned, FrameStack::from_u16(3, 2, 2, v.clone()).unwrap());
+        assert_eq!(owned.view(), view);
+        let mut buf = [0u32; 4];
+        view.frame_into(2, &mut buf);
+        assert_eq!(buf, [8, 9, 10, 11]);
+        let back = FrameStack::from_source(&mut view.frames(), CountDtype::U32).unwrap();
+        assert_eq!(back.total_counts(), 66);
+    }
 
     #[test]
     fn roundtrip_through_source() {

@@ -17,6 +17,6 @@ mod partition;
 mod select;
 
 pub use events::{check_csr, EventList};
-pub use frames::{CountDtype, FrameSource, FrameStack, StackFrames};
+pub use frames::{CountDtype, Counts, FrameSource, FrameStack, StackFrames, StackView};
 pub use partition::{BinAxis, LabelMap, QPartition};
 pub use select::{CheckedCounts, FrameSelection, ResolvedSelection, SelectedFrames, MAX_COUNT};
