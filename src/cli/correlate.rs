@@ -9,7 +9,7 @@ use xpcs_twin::correlate::{
     two_time_stack, BinStatus, DenseMultiTau, Estimator, EventCorrelator, G2Result, LagSchedule,
     TwoTimeResult,
 };
-use xpcs_twin::data::{CountDtype, EventList, FrameSource, FrameStack, QPartition};
+use xpcs_twin::data::{CountDtype, FrameSource, FrameStack, QPartition};
 use xpcs_twin::io::assemble::{assemble, RunMeta};
 use xpcs_twin::io::atomic::{check_outputs, write_json};
 use xpcs_twin::io::results::{write_results, Geometry, Node, Tree};
@@ -266,26 +266,11 @@ pub fn run(a: CorrelateArgs) -> Result<()> {
             if a.twotime {
                 ev = ev.with_two_time(&part, &[], bin_frames)?;
             }
-            let b = ProgressBar::new((shape.0 * shape.1) as u64);
-            b.set_style(
-                ProgressStyle::with_template("correlate events {bar:40} {pos}/{len} pixels")
-                    .expect("valid template"),
-            );
-            while let Some(blk) = src.next_block()? {
-                ev.push_pixel_block(blk.first_pixel, &blk.offsets, &blk.frames, &blk.counts)?;
-                b.inc(blk.n_pixels() as u64);
-            }
-            b.finish_and_clear();
+            src.correlate_into(&mut ev)?;
             (ev.finish(estimator)?, ev.intensity(), ev.two_time())
         }
         Input::Frames { source: src, .. } if a.sparse => {
-            let b = bar(n_frames as u64, "read events");
-            let mut counting = CountingSource {
-                inner: src.as_mut(),
-                bar: &b,
-            };
-            let events = EventList::from_source(&mut counting, frame_time_s)?;
-            b.finish_and_clear();
+            let events = src.read_events(frame_time_s)?;
             let mut ev = EventCorrelator::new(&part, &sched, n_frames);
             if a.twotime {
                 ev = ev.with_two_time(&part, &[], bin_frames)?;

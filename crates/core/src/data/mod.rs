@@ -10,8 +10,10 @@
 
 mod events;
 mod frames;
+mod nonzero;
 mod partition;
 
 pub use events::{check_csr, EventList};
 pub use frames::{CountDtype, FrameSource, FrameStack, StackFrames};
+pub use nonzero::{CountWord, NonzeroFrames, BLOCK as NONZERO_BLOCK};
 pub use partition::{BinAxis, LabelMap, QPartition};
