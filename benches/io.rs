@@ -168,6 +168,16 @@ fn bench_rigaku(c: &mut Criterion) {
                 unreachable!()
             };
             let mut ev = EventCorrelator::new(&part, &sched, frames as usize);
+            e.correlate_into(&mut ev).unwrap();
+            ev.finish(Estimator::Symmetric).unwrap()
+        })
+    });
+    g.bench_function("via_pixel_block_10M", |b| {
+        b.iter(|| {
+            let Input::Events(mut e) = open_input(&p, &opts).unwrap() else {
+                unreachable!()
+            };
+            let mut ev = EventCorrelator::new(&part, &sched, frames as usize);
             while let Some(blk) = e.next_block().unwrap() {
                 ev.push_pixel_block(blk.first_pixel, &blk.offsets, &blk.frames, &blk.counts)
                     .unwrap();

@@ -37,6 +37,7 @@ use crate::h5filters::{register, BSHUF_COMPRESS_LZ4, BSHUF_FILTER_ID};
 use crate::h5util::{
     guard_size, h5err, has_dataset, int_class, n_elems, open_read, read_u32_any, IntClass,
 };
+use xpcs_core::correlate::EventCorrelator;
 use xpcs_core::data::{CountDtype, EventList};
 use xpcs_core::error::{Error, Result};
 
@@ -627,6 +628,21 @@ pub trait EventSource {
     /// The next block (pixel order), `None` after the last pixel. Every pixel's frames
     /// strictly increase and are < [`EventSource::n_frames`]; counts are ≥ 1.
     fn next_block(&mut self) -> Result<Option<EventBlock>>;
+    /// Pushes every block not yet read into the event correlator `ev` (same sums as pushing
+    /// each [`EventSource::next_block`] with `push_pixel_block`, which is the default).
+    /// Sources that build their blocks in parallel override it to hand each piece to the
+    /// correlator as soon as it is built, while it is still in cache.
+    fn correlate_into(&mut self, ev: &mut EventCorrelator) -> Result<()> {
+        push_blocks(self, ev)
+    }
+}
+
+/// Pushes every block `src` has not yet delivered into `ev`, one at a time.
+pub fn push_blocks<S: EventSource + ?Sized>(src: &mut S, ev: &mut EventCorrelator) -> Result<()> {
+    while let Some(b) = src.next_block()? {
+        ev.push_pixel_block(b.first_pixel, &b.offsets, &b.frames, &b.counts)?;
+    }
+    Ok(())
 }
 
 /// [`EventSource`] over an event file, `block_pixels` pixels at a time.

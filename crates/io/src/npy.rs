@@ -28,7 +28,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::atomic::{note_input, write_atomic};
-use xpcs_core::data::{EventList, FrameSource, FrameStack, LabelMap};
+use xpcs_core::data::{CountWord, EventList, FrameSource, FrameStack, LabelMap, NonzeroFrames};
 use xpcs_core::error::{Error, Result};
 
 /// Largest header we accept (numpy itself writes < 1 kB; a bigger one is corruption).
@@ -1123,6 +1123,194 @@ fn frame_ctx(e: Error, t: usize) -> Error {
     }
 }
 
+/// Bytes of frames one task of [`NpyFrames`]' parallel event scan reads at once.
+const SCAN_TASK_BYTES: usize = if cfg!(test) { 4096 } else { 1 << 20 };
+
+impl NpyFrames {
+    /// Whether the data lie in C order: a C-order file, or a Fortran-order one with at most
+    /// one axis longer than 1 (both orders are then the same).
+    fn c_layout(&self) -> bool {
+        let long = [self.n_frames, self.rows, self.cols]
+            .iter()
+            .filter(|&&n| n > 1)
+            .count();
+        !self.header.fortran_order || long <= 1
+    }
+
+    /// The parallel event scan of a C-order little-endian u1/u2/u4 stack (frames not yet
+    /// read): runs of consecutive frames, one rayon task each, read with one positioned read
+    /// into the task's buffer and scanned for nonzero words; then the per-pixel transposition
+    /// ([`EventList::from_nonzero_frames`]). None for other layouts.
+    fn scan_events(&mut self, frame_time_s: f64) -> Option<Result<EventList>> {
+        let dt = self.header.dtype;
+        if !self.c_layout() || dt.kind != ScalarKind::UInt || (dt.big_endian && dt.size > 1) {
+            return None;
+        }
+        Some(match dt.size {
+            1 => self.scan_words::<u8>(frame_time_s),
+            2 if cfg!(target_endian = "little") => self.scan_words::<u16>(frame_time_s),
+            4 if cfg!(target_endian = "little") => self.scan_words::<u32>(frame_time_s),
+            _ => return None,
+        })
+    }
+
+    fn scan_words<W: CountWord + Default + Plain>(
+        &mut self,
+        frame_time_s: f64,
+    ) -> Result<EventList> {
+        use rayon::prelude::*;
+        use std::os::unix::fs::FileExt;
+        let n_pix = self.rows * self.cols;
+        let wb = std::mem::size_of::<W>();
+        let first = self.next;
+        let left = self.n_frames - first;
+        let per_task = (SCAN_TASK_BYTES / (n_pix * wb).max(1)).clamp(1, left.max(1));
+        let (file, path, data_offset) = (&self.file, &self.path, self.header.data_offset);
+        let start = data_offset + (first * n_pix * wb) as u64;
+        // The frames mapped from the page cache (no copy); else positioned reads.
+        let map = MappedFile::map(file, start, left * n_pix * wb);
+        let words = map.as_ref().and_then(|m| m.words::<W>());
+        let parts: Vec<NonzeroFrames> = (0..left.div_ceil(per_task))
+            .into_par_iter()
+            .map_init(Vec::<W>::new, |buf, k| {
+                let t0 = k * per_task;
+                let nf = per_task.min(left - t0);
+                let mut nz = NonzeroFrames::new(n_pix)?;
+                if let (Some(m), Some(w)) = (&map, words) {
+                    let r = t0 * n_pix..(t0 + nf) * n_pix;
+                    for fr in w[r.clone()].chunks_exact(n_pix) {
+                        nz.push_frame(fr)?;
+                    }
+                    // Done with these pages: unmapped, so resident memory stays a few tasks.
+                    m.release(r.start * wb, r.end * wb);
+                    return Ok(nz);
+                }
+                buf.resize(nf * n_pix, W::default());
+                let off = start + (t0 * n_pix * wb) as u64;
+                file.read_exact_at(W::as_bytes_mut(buf), off)
+                    .map_err(|e| Error::io(path, e))?;
+                for fr in buf.chunks_exact(n_pix) {
+                    nz.push_frame(fr)?;
+                }
+                Ok(nz)
+            })
+            .collect::<Result<_>>()?;
+        drop(map);
+        self.next = self.n_frames;
+        EventList::from_nonzero_frames(self.rows, self.cols, frame_time_s, &parts)
+    }
+}
+
+/// A read-only private mapping of a byte range of a file (the frames of a stack), unmapped
+/// on drop. The file is an input nobody writes while it is read (a file truncated under the
+/// mapping would end the process with SIGBUS, as for any memory-mapped reader).
+struct MappedFile {
+    base: *mut libc::c_void,
+    map_len: usize,
+    /// Offset of the range within the mapping (the mapping starts on a page boundary).
+    skip: usize,
+    len: usize,
+    page: usize,
+}
+
+// SAFETY: the mapping is read-only and owned; shared references only read it or drop pages
+// of it (madvise), which the kernel serialises.
+unsafe impl Sync for MappedFile {}
+unsafe impl Send for MappedFile {}
+
+impl MappedFile {
+    /// Maps `len` bytes of `file` from byte `start`; None when the system refuses.
+    fn map(file: &File, start: u64, len: usize) -> Option<Self> {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: sysconf has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+        if len == 0 || page == 0 {
+            return None;
+        }
+        let skip = (start % page as u64) as usize;
+        let map_len = skip.checked_add(len)?;
+        let off = libc::off_t::try_from(start - skip as u64).ok()?;
+        // SAFETY: a fresh read-only private mapping of an open file; checked below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                off,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        Some(MappedFile {
+            base,
+            map_len,
+            skip,
+            len,
+            page,
+        })
+    }
+
+    /// The range as words, if suitably aligned.
+    fn words<W: Plain>(&self) -> Option<&[W]> {
+        // SAFETY: the mapping is `map_len` readable bytes for the life of `self`; every bit
+        // pattern is a valid W (Plain) and align_to only hands out aligned words.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.base.cast::<u8>().add(self.skip), self.len) };
+        let (pre, w, post) = unsafe { bytes.align_to::<W>() };
+        (pre.is_empty() && post.is_empty()).then_some(w)
+    }
+
+    /// Drops the whole pages of bytes `a..b` of the range from this process (they stay in
+    /// the page cache; a later read maps them again).
+    fn release(&self, a: usize, b: usize) {
+        let (a, b) = (a + self.skip, b + self.skip);
+        let a = a.div_ceil(self.page) * self.page;
+        let b = b / self.page * self.page;
+        if b > a {
+            // SAFETY: whole pages inside the mapping; MADV_DONTNEED on a read-only private
+            // file mapping only discards page-table entries.
+            unsafe {
+                libc::madvise(
+                    self.base.cast::<u8>().add(a).cast(),
+                    b - a,
+                    libc::MADV_DONTNEED,
+                )
+            };
+        }
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.base, self.map_len) };
+    }
+}
+
+/// Count words whose memory is their little-endian bytes on this machine, any bit pattern
+/// valid: a buffer of them can be read into directly.
+trait Plain: Sized + Copy {
+    fn as_bytes_mut(v: &mut [Self]) -> &mut [u8];
+}
+
+macro_rules! plain {
+    ($($t:ty),*) => {$(
+        impl Plain for $t {
+            fn as_bytes_mut(v: &mut [Self]) -> &mut [u8] {
+                // SAFETY: an unsigned integer has no padding and every bit pattern is valid;
+                // u8 has alignment 1 and the byte length is the slice's size in memory.
+                unsafe {
+                    std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v))
+                }
+            }
+        }
+    )*};
+}
+plain!(u8, u16, u32);
+
 impl FrameSource for NpyFrames {
     fn frame_shape(&self) -> (usize, usize) {
         (self.rows, self.cols)
@@ -1133,6 +1321,12 @@ impl FrameSource for NpyFrames {
     fn skip_frames(&mut self, n: usize) -> Result<()> {
         self.next = self.next.saturating_add(n).min(self.n_frames);
         Ok(())
+    }
+    fn read_events(&mut self, frame_time_s: f64) -> Result<EventList> {
+        match self.scan_events(frame_time_s) {
+            Some(r) => r,
+            None => EventList::from_source(self, frame_time_s),
+        }
     }
     fn read_next(&mut self, out: &mut [u32]) -> Result<bool> {
         if self.next >= self.n_frames {
@@ -1147,7 +1341,7 @@ impl FrameSource for NpyFrames {
             });
         }
         let t = self.next;
-        if self.header.fortran_order && self.rows * self.cols > 1 && self.n_frames > 1 {
+        if !self.c_layout() {
             self.read_fortran(t, out)?;
         } else {
             self.read_c(t, out)?;
@@ -1241,6 +1435,33 @@ pub fn write_npy<T: NpyElem>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The parallel event scan (mapped or read, in tasks of several frames) = the events
+        /// of the stack read densely, for every integer dtype, byte order and memory order
+        /// (the layouts it does not scan take the frame-by-frame path), 1 and 2 threads.
+        #[test]
+        fn read_events_equals_dense_read(
+            descr in proptest::sample::select(vec!["|u1", "<u2", "<u4", ">u2", ">u4", "<i2", "<u8"]),
+            fortran in proptest::prelude::any::<bool>(),
+            t in 1usize..6,
+            rows in 1usize..5,
+            cols in proptest::sample::select(vec![1usize, 5, 33, 700]),
+            vals in proptest::collection::vec(proptest::prop_oneof![6 => proptest::strategy::Just(0i128), 1 => 1i128..200], 6 * 4 * 700),
+        ) {
+            let n = t * rows * cols;
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.npy");
+            std::fs::write(&path, make_npy(descr, fortran, &[t, rows, cols], &vals[..n])).unwrap();
+            let want = EventList::from_stack(&read_stack(&path).unwrap(), 0.1).unwrap();
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = pool.install(|| NpyFrames::open(&path).unwrap().read_events(0.1)).unwrap();
+                proptest::prop_assert_eq!(&got, &want);
+            }
+        }
+    }
 
     /// Builds NPY bytes for arbitrary dtype/order from C-order i128 values (test reference).
     pub(crate) fn make_npy(

@@ -36,6 +36,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::events::{EventBlock, EventSource};
+use xpcs_core::correlate::{BlockSums, EventCorrelator};
 use xpcs_core::data::{EventList, FrameSource};
 use xpcs_core::error::{Error, Result};
 
@@ -561,6 +562,78 @@ impl<R: PhotonRecords> PixelBlocks<R> {
         })
     }
 
+    /// [`EventSource::correlate_into`] from the staged records: each bucket is counted,
+    /// scattered into one thread's reused buffers and handed to the correlator right away
+    /// ([`EventCorrelator::block_sums`], buckets in parallel), so the whole block is never
+    /// built (no fresh memory to map and zero, no second pass over it from memory). Buckets
+    /// go in waves of a few per thread (bounded memory for the sums in flight); the sums are
+    /// integers, so the result is that of pushing the block, whatever the thread count.
+    fn correlate_staged(&mut self, stages: Vec<Staged>, ev: &mut EventCorrelator) -> Result<()> {
+        use rayon::prelude::*;
+        let o = self.origin.display().to_string();
+        let np = self.shape.0 * self.shape.1;
+        let shift = stages[0].shift;
+        let nb = stages[0].cur.len();
+        let irregular = self.irregular;
+        let pixels_of = |b: usize| (b << shift, ((b + 1) << shift).min(np));
+        let wave = 8 * rayon::current_num_threads();
+        for w0 in (0..nb).step_by(wave) {
+            let ev_ref = &*ev;
+            let sums: Vec<BlockSums> = (w0..(w0 + wave).min(nb))
+                .into_par_iter()
+                .map_init(
+                    || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+                    |(cursor, offsets, fr, ct), b| {
+                        let (p0, p1) = pixels_of(b);
+                        let runs = |f: &mut dyn FnMut(&[[u32; 2]])| {
+                            for st in &stages {
+                                st.for_each_run(b, &mut *f);
+                            }
+                        };
+                        let cursor: &mut Vec<u32> = cursor;
+                        cursor.clear();
+                        cursor.resize(p1 - p0, 0);
+                        runs(&mut |rs| {
+                            for r in rs {
+                                cursor[(r[1] & 0xFFFF) as usize] += 1;
+                            }
+                        });
+                        offsets.clear();
+                        offsets.push(0u64);
+                        let mut acc = 0u32;
+                        for c in cursor.iter_mut() {
+                            let n = *c;
+                            *c = acc;
+                            acc += n;
+                            offsets.push(u64::from(acc));
+                        }
+                        fr.clear();
+                        fr.resize(acc as usize, 0u32);
+                        ct.clear();
+                        ct.resize(acc as usize, 0u32);
+                        runs(&mut |rs| {
+                            for &[f, cq] in rs {
+                                let k = &mut cursor[(cq & 0xFFFF) as usize];
+                                fr[*k as usize] = f;
+                                ct[*k as usize] = cq >> 16;
+                                *k += 1;
+                            }
+                        });
+                        if irregular {
+                            merge_pixels(offsets, fr, ct, p0, &o)?;
+                        }
+                        ev_ref.block_sums(p0, offsets, fr, ct)
+                    },
+                )
+                .collect::<Result<_>>()?;
+            for s in &sums {
+                ev.add_block_sums(s);
+            }
+        }
+        self.next = self.bounds.len();
+        Ok(())
+    }
+
     /// One pass: the records of pixels `a..b`, by pixel.
     ///
     /// A direct scatter of frame-ordered records into pixel slots touches a new cache line
@@ -738,6 +811,14 @@ impl<R: PhotonRecords> EventSource for PixelBlocks<R> {
             return self.block_from(st).map(Some);
         }
         self.block(a, b).map(Some)
+    }
+    fn correlate_into(&mut self, ev: &mut EventCorrelator) -> Result<()> {
+        if ev.two_time_request().is_none() && self.next + 1 < self.bounds.len() {
+            if let Some(st) = self.staged.take() {
+                return self.correlate_staged(st, ev);
+            }
+        }
+        crate::events::push_blocks(self, ev)
     }
 }
 
@@ -989,6 +1070,44 @@ mod tests {
             }
             let stack2 = dense_reference((r, c), t, &again);
             prop_assert_eq!(EventList::from_stack(&stack2, 0.1).unwrap(), want);
+        }
+    }
+
+    proptest! {
+        /// `correlate_into` (buckets built and correlated on the fly when the records fit
+        /// one block, block by block otherwise) = the event correlator fed the dense
+        /// reference's event list: the same exact sums, for 1 and 2 threads.
+        #[test]
+        fn correlate_into_equals_pushing_the_reference(((r, c), t, recs) in records_strategy(),
+                                                       max_block in prop_oneof![Just(1usize << 20), 1usize..40],
+                                                       labels in prop::collection::vec(0u32..3, 64)) {
+            use xpcs_core::correlate::{EventCorrelator, LagSchedule};
+            use xpcs_core::data::QPartition;
+            prop_assume!(t >= 2);
+            let np = r * c;
+            let mut lab: Vec<u32> = (0..np).map(|i| labels[i % labels.len()]).collect();
+            lab[0] = 1;
+            let part = QPartition::from_labels(r, c, lab, "t").unwrap();
+            let sched = LagSchedule::multi_tau(t, 4).unwrap();
+            let want_ev = EventList::from_stack(&dense_reference((r, c), t, &recs), 0.1).unwrap();
+            let mut want = EventCorrelator::new(&part, &sched, t);
+            want.push_events(&want_ev).unwrap();
+            let (p, f, ct): (Vec<u32>, Vec<u32>, Vec<u32>) =
+                recs.iter().fold((vec![], vec![], vec![]), |mut a, x| {
+                    a.0.push(x.0); a.1.push(x.1); a.2.push(x.2); a
+                });
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = pool.install(|| {
+                    let src = SliceRecords::new("t", (r, c), Some(t), None, &p, &f, &ct).unwrap();
+                    let mut blocks = PixelBlocks::new(src, max_block).unwrap();
+                    let mut ev = EventCorrelator::new(&part, &sched, t);
+                    blocks.correlate_into(&mut ev).unwrap();
+                    ev
+                });
+                prop_assert_eq!(got.sums(), want.sums());
+                prop_assert_eq!(got.pixel_totals(), want.pixel_totals());
+            }
         }
     }
 

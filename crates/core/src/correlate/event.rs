@@ -28,13 +28,14 @@ use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
 use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums};
 use super::twotime::{check_request, gram_by_pixel, TwoTimeResult};
-use crate::data::{EventList, QPartition};
+use crate::data::{EventList, QPartition, MAX_COUNT};
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use rayon::prelude::*;
 
 /// Sums of one parallel work item (a chunk of pixels), kept only for the cells its pixels
 /// touch (so memory does not grow with cells × chunks).
+#[derive(Debug)]
 struct Partial {
     /// Touched cells, in order of first appearance.
     cells: Vec<usize>,
@@ -42,6 +43,19 @@ struct Partial {
     moments: Vec<Vec<Moments>>,
     /// Per touched cell: photons per raw frame.
     series: Vec<Vec<u64>>,
+}
+
+/// A chunk's sums and its pixels' photon totals (global pixel, photons).
+type ChunkSums = (Partial, Vec<(usize, u64)>);
+
+/// The multi-tau sums, intensity series and photon totals of one pixel block, computed
+/// without the correlator's state ([`EventCorrelator::block_sums`], `&self`: blocks on many
+/// threads at once) and added later ([`EventCorrelator::add_block_sums`]). Integers only:
+/// adding blocks in any order gives the state that [`EventCorrelator::push_pixel_block`]
+/// gives.
+#[derive(Debug)]
+pub struct BlockSums {
+    chunks: Vec<ChunkSums>,
 }
 
 /// One pixel's events at one level: level-frames (increasing) and photons.
@@ -190,7 +204,9 @@ impl EventCorrelator {
                 got: vec![ev.frame_shape().0, ev.frame_shape().1, ev.n_frames()],
             });
         }
-        // The list is validated by construction: go straight to the work.
+        // The list's layout is validated by construction; its counts are checked against
+        // the correlators' range in the pixels that are correlated.
+        self.check_counts("event list", 0, ev.offsets(), ev.counts())?;
         self.push_checked(0, ev.offsets(), ev.frames(), ev.counts(), ev.offsets()[0]);
         Ok(())
     }
@@ -202,6 +218,19 @@ impl EventCorrelator {
     /// may come in any order but each pixel at most once.
     pub fn push_pixel_block(
         &mut self,
+        first_pixel: usize,
+        offsets: &[u64],
+        frames: &[u32],
+        counts: &[u32],
+    ) -> Result<()> {
+        self.check_block(first_pixel, offsets, frames, counts)?;
+        let base = offsets[0];
+        self.push_checked(first_pixel, offsets, frames, counts, base);
+        Ok(())
+    }
+
+    fn check_block(
+        &self,
         first_pixel: usize,
         offsets: &[u64],
         frames: &[u32],
@@ -229,9 +258,68 @@ impl EventCorrelator {
             self.n_frames,
             u32::MAX,
         )?;
+        self.check_counts(origin, first_pixel, offsets, counts)
+    }
+
+    /// Refuses a count above [`MAX_COUNT`] in a pixel of a dynamic bin (the dense path's
+    /// rule): such values are the detector's gap/overflow markers, and the exact integer sums
+    /// are only guaranteed below it. Pixels in no bin may hold anything (they are only
+    /// totalled, in u64).
+    fn check_counts(
+        &self,
+        origin: &str,
+        first_pixel: usize,
+        offsets: &[u64],
+        counts: &[u32],
+    ) -> Result<()> {
         let base = offsets[0];
-        self.push_checked(first_pixel, offsets, frames, counts, base);
+        let cell_of = &self.sums.cells.cell_of_pixel;
+        for (i, w) in offsets.windows(2).enumerate() {
+            let p = first_pixel + i;
+            if cell_of[p] == u32::MAX {
+                continue;
+            }
+            let ct = &counts[(w[0] - base) as usize..(w[1] - base) as usize];
+            if let Some(&x) = ct.iter().find(|&&x| x > MAX_COUNT) {
+                let cols = self.shape.1.max(1);
+                return Err(Error::out_of_range(
+                    origin,
+                    format!("pixel (row {}, col {})", p / cols, p % cols),
+                    x,
+                    format!(
+                        "≤ {MAX_COUNT} counts per frame (a gap or overflow marker? mask the pixel)"
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// [`EventCorrelator::push_pixel_block`] in two halves, for readers that build pixel
+    /// blocks on several threads: the sums of a block (same arguments and checks), to be
+    /// added with [`EventCorrelator::add_block_sums`]. Not with a two-time request (its
+    /// numerators are not part of [`BlockSums`]): that is an error.
+    pub fn block_sums(
+        &self,
+        first_pixel: usize,
+        offsets: &[u64],
+        frames: &[u32],
+        counts: &[u32],
+    ) -> Result<BlockSums> {
+        if self.two_time.is_some() {
+            return Err(Error::invalid(
+                "event pixel block",
+                "block sums carry no two-time numerators: push blocks with push_pixel_block",
+            ));
+        }
+        self.check_block(first_pixel, offsets, frames, counts)?;
+        let chunks = self.chunk_sums(first_pixel, offsets, frames, counts, offsets[0]);
+        Ok(BlockSums { chunks })
+    }
+
+    /// Adds the sums of a block from [`EventCorrelator::block_sums`] of this correlator.
+    pub fn add_block_sums(&mut self, sums: &BlockSums) {
+        self.add_partials(&sums.chunks);
     }
 
     fn push_checked(
@@ -242,6 +330,71 @@ impl EventCorrelator {
         counts: &[u32],
         base: u64,
     ) {
+        let partials = self.chunk_sums(first_pixel, offsets, frames, counts, base);
+        self.add_partials(&partials);
+        let n_block = offsets.len() - 1;
+        let pix = |p: usize| {
+            let r = (offsets[p] - base) as usize..(offsets[p + 1] - base) as usize;
+            (&frames[r.clone()], &counts[r])
+        };
+        // Two-time numerators: parallel over processed bins (each owns its matrix).
+        if let Some(tt) = &mut self.two_time {
+            let labels = &tt.labels;
+            let (bf, n) = (tt.bin_frames, tt.n);
+            let index_of_label = &tt.index_of_label;
+            tt.num.par_iter_mut().enumerate().for_each(|(i, num)| {
+                // The block's pixels of this bin, binned by bf, pixel-major.
+                let (mut off, mut bfr, mut bct) = (vec![0usize], Vec::new(), Vec::new());
+                for p in 0..n_block {
+                    let l = labels[first_pixel + p];
+                    if l == 0 || index_of_label[l as usize - 1] != Some(i) {
+                        continue;
+                    }
+                    let (fr, ct) = pix(p);
+                    let start = bfr.len();
+                    for (&f, &k) in fr.iter().zip(ct) {
+                        let b = f as usize / bf;
+                        if b >= n {
+                            break;
+                        }
+                        if bfr.len() > start && bfr.last() == Some(&(b as u32)) {
+                            let last = bct.len() - 1;
+                            let c: &mut u32 = &mut bct[last];
+                            *c = c.saturating_add(k);
+                        } else {
+                            bfr.push(b as u32);
+                            bct.push(k);
+                        }
+                    }
+                    off.push(bfr.len());
+                }
+                if bfr.is_empty() {
+                    return;
+                }
+                let g = gram_by_pixel(&off, &bfr, &bct, n, None);
+                for a in 0..n {
+                    for (x, &v) in num[a * n + a..(a + 1) * n]
+                        .iter_mut()
+                        .zip(&g.row(a).as_slice().expect("standard layout")[a..])
+                    {
+                        *x += v;
+                    }
+                }
+            });
+        }
+    }
+
+    /// The multi-tau sums, series and photon totals of a checked pixel block, per chunk of
+    /// [`CHUNK`] pixels (parallel over chunks; integers, so any merge order gives the same
+    /// state).
+    fn chunk_sums(
+        &self,
+        first_pixel: usize,
+        offsets: &[u64],
+        frames: &[u32],
+        counts: &[u32],
+        base: u64,
+    ) -> Vec<ChunkSums> {
         let n_block = offsets.len() - 1;
         let n_frames = self.n_frames;
         let cells = &self.sums.cells;
@@ -256,7 +409,7 @@ impl EventCorrelator {
         let avx2 = has_avx2();
         // Multi-tau sums and series: parallel over pixel chunks, each with its own partial
         // sums (integers: the merge order cannot change the result).
-        let partials: Vec<(Partial, Vec<(usize, u64)>)> = (0..n_block.div_ceil(CHUNK))
+        (0..n_block.div_ceil(CHUNK))
             .into_par_iter()
             .map(|ch| {
                 let mut part = Partial {
@@ -310,8 +463,12 @@ impl EventCorrelator {
                 }
                 (part, totals)
             })
-            .collect();
-        for (part, totals) in &partials {
+            .collect()
+    }
+
+    /// Adds chunk sums from [`EventCorrelator::chunk_sums`].
+    fn add_partials(&mut self, partials: &[ChunkSums]) {
+        for (part, totals) in partials {
             for ((&c, ms), series) in part.cells.iter().zip(&part.moments).zip(&part.series) {
                 for (x, y) in self.sums.moments[c].iter_mut().zip(ms) {
                     x.add(y);
@@ -323,51 +480,6 @@ impl EventCorrelator {
             for &(p, t) in totals {
                 self.totals[p] += t;
             }
-        }
-        // Two-time numerators: parallel over processed bins (each owns its matrix).
-        if let Some(tt) = &mut self.two_time {
-            let labels = &tt.labels;
-            let (bf, n) = (tt.bin_frames, tt.n);
-            let index_of_label = &tt.index_of_label;
-            tt.num.par_iter_mut().enumerate().for_each(|(i, num)| {
-                // The block's pixels of this bin, binned by bf, pixel-major.
-                let (mut off, mut bfr, mut bct) = (vec![0usize], Vec::new(), Vec::new());
-                for p in 0..n_block {
-                    let l = labels[first_pixel + p];
-                    if l == 0 || index_of_label[l as usize - 1] != Some(i) {
-                        continue;
-                    }
-                    let (fr, ct) = pix(p);
-                    let start = bfr.len();
-                    for (&f, &k) in fr.iter().zip(ct) {
-                        let b = f as usize / bf;
-                        if b >= n {
-                            break;
-                        }
-                        if bfr.len() > start && bfr.last() == Some(&(b as u32)) {
-                            let last = bct.len() - 1;
-                            let c: &mut u32 = &mut bct[last];
-                            *c = c.saturating_add(k);
-                        } else {
-                            bfr.push(b as u32);
-                            bct.push(k);
-                        }
-                    }
-                    off.push(bfr.len());
-                }
-                if bfr.is_empty() {
-                    return;
-                }
-                let g = gram_by_pixel(&off, &bfr, &bct, n, None);
-                for a in 0..n {
-                    for (x, &v) in num[a * n + a..(a + 1) * n]
-                        .iter_mut()
-                        .zip(&g.row(a).as_slice().expect("standard layout")[a..])
-                    {
-                        *x += v;
-                    }
-                }
-            });
         }
     }
 

@@ -65,7 +65,7 @@ pub mod twotime;
 #[cfg(test)]
 mod tests;
 
-pub use event::EventCorrelator;
+pub use event::{BlockSums, EventCorrelator};
 pub use intensity::IntensityStats;
 pub use lags::{LagEntry, LagSchedule};
 pub use multitau::DenseMultiTau;

@@ -910,3 +910,44 @@ fn two_time_methods_agree_across_tiles() {
         }
     }
 }
+
+#[test]
+fn event_counts_above_the_range_are_refused_in_correlated_pixels_only() {
+    // Two pixels holding 2^32 − 1 (an Eiger gap marker) in every frame: their products wrap
+    // any fixed-width sum, so the event correlator refuses them unless the pixel is masked.
+    let (t, big) = (4usize, u32::MAX);
+    let offsets = vec![0u64, t as u64, 2 * t as u64, 2 * t as u64];
+    let frames: Vec<u32> = (0..2).flat_map(|_| 0..t as u32).collect();
+    let counts = vec![big; 2 * t];
+    let ev = EventList::new(
+        1,
+        3,
+        t,
+        1.0,
+        offsets.clone(),
+        frames.clone(),
+        counts.clone(),
+    )
+    .unwrap();
+    let sched = LagSchedule::multi_tau(t, 4).unwrap();
+    let all = QPartition::from_labels(1, 3, vec![1, 1, 1], "t").unwrap();
+    let err = EventCorrelator::new(&all, &sched, t)
+        .push_events(&ev)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("row 0, col 0") && err.contains("4294967295"),
+        "{err}"
+    );
+    let err = EventCorrelator::new(&all, &sched, t)
+        .push_pixel_block(0, &offsets, &frames, &counts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1048575"), "{err}");
+    // Masked (label 0), the same pixels are only totalled: accepted, and the third pixel's
+    // (empty) bin is correlated.
+    let masked = QPartition::from_labels(1, 3, vec![0, 0, 1], "t").unwrap();
+    let mut ec = EventCorrelator::new(&masked, &sched, t);
+    ec.push_events(&ev).unwrap();
+    ec.finish(Estimator::Symmetric).unwrap();
+}

@@ -1,6 +1,7 @@
 //! Sparse photon lists: per-pixel compressed sparse rows.
 
 use super::frames::{CountDtype, FrameSource, FrameStack};
+use super::nonzero::NonzeroFrames;
 use crate::error::{Error, Result};
 
 /// Sparse photons: for each pixel (row-major), the frames in which it counted and how many.
@@ -78,26 +79,17 @@ impl EventList {
         Self::from_source(&mut stack.frames(), frame_time_s)
     }
 
-    /// Reads a frame source once and stores its nonzero counts (memory ∝ events, not frames).
-    pub fn from_source(source: &mut dyn FrameSource, frame_time_s: f64) -> Result<Self> {
+    /// Reads a frame source once and stores its nonzero counts (memory ∝ events, not frames):
+    /// each frame scanned into [`NonzeroFrames`], then transposed in parallel.
+    pub fn from_source<S: FrameSource + ?Sized>(source: &mut S, frame_time_s: f64) -> Result<Self> {
         let (rows, cols) = source.frame_shape();
         let n_frames = source.n_frames();
         let n_pix = rows * cols;
-        // Pass over frames, collecting (pixel, frame, count) in frame order; a stable counting
-        // sort by pixel then keeps each pixel's frames increasing.
-        let mut pix: Vec<u32> = Vec::new();
-        let mut fr: Vec<u32> = Vec::new();
-        let mut ct: Vec<u32> = Vec::new();
+        let mut nz = NonzeroFrames::new(n_pix)?;
         let mut buf = vec![0u32; n_pix];
         let mut t = 0usize;
         while source.read_next(&mut buf)? {
-            for (p, &c) in buf.iter().enumerate() {
-                if c > 0 {
-                    pix.push(p as u32);
-                    fr.push(t as u32);
-                    ct.push(c);
-                }
-            }
+            nz.push_frame(&buf)?;
             t += 1;
         }
         if t != n_frames {
@@ -106,23 +98,39 @@ impl EventList {
                 format!("delivered {t} frames, announced {n_frames}"),
             ));
         }
-        let mut offsets = vec![0u64; n_pix + 1];
-        for &p in &pix {
-            offsets[p as usize + 1] += 1;
-        }
-        for p in 0..n_pix {
-            offsets[p + 1] += offsets[p];
-        }
-        let mut cursor: Vec<u64> = offsets[..n_pix].to_vec();
-        let mut frames = vec![0u32; fr.len()];
-        let mut counts = vec![0u32; ct.len()];
-        for i in 0..pix.len() {
-            let c = &mut cursor[pix[i] as usize];
-            frames[*c as usize] = fr[i];
-            counts[*c as usize] = ct[i];
-            *c += 1;
-        }
-        EventList::new(rows, cols, n_frames, frame_time_s, offsets, frames, counts)
+        EventList::from_nonzero_frames(rows, cols, frame_time_s, &[nz])
+    }
+
+    /// An event list from CSR parts that hold the invariants by construction (the producer
+    /// in this crate guarantees them; checked in debug builds).
+    pub(super) fn from_parts_unchecked(
+        rows: usize,
+        cols: usize,
+        n_frames: usize,
+        frame_time_s: f64,
+        offsets: Vec<u64>,
+        frames: Vec<u32>,
+        counts: Vec<u32>,
+    ) -> Result<Self> {
+        debug_assert!(check_csr(
+            "event list",
+            0,
+            &offsets,
+            &frames,
+            &counts,
+            n_frames,
+            u32::MAX
+        )
+        .is_ok());
+        Ok(EventList {
+            rows,
+            cols,
+            n_frames,
+            frame_time_s,
+            offsets,
+            frames,
+            counts,
+        })
     }
 
     /// The dense stack (in the smallest integer type that holds the largest count).

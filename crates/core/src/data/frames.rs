@@ -1,5 +1,6 @@
 //! Dense frame stacks and streaming frame sources.
 
+use super::events::EventList;
 use crate::error::{Error, Result};
 
 /// The integer type a stack stores its counts in (photon-counting detectors write u8, u16 or
@@ -390,6 +391,12 @@ pub trait FrameSource {
             }
         }
         Ok(())
+    }
+    /// Reads the whole series (from a source not read yet) into an [`EventList`] (its
+    /// nonzero counts by pixel); the source is then exhausted. The default reads frame by frame
+    /// ([`EventList::from_source`]); file readers override it with a parallel scan.
+    fn read_events(&mut self, frame_time_s: f64) -> Result<EventList> {
+        EventList::from_source(self, frame_time_s)
     }
 }
 

@@ -13,10 +13,12 @@
 mod events;
 mod frames;
 pub mod geometry;
+mod nonzero;
 mod partition;
 mod select;
 
 pub use events::{check_csr, EventList};
 pub use frames::{CountDtype, Counts, FrameSource, FrameStack, StackFrames, StackView};
+pub use nonzero::{CountWord, NonzeroFrames, BLOCK as NONZERO_BLOCK};
 pub use partition::{BinAxis, LabelMap, QPartition};
 pub use select::{CheckedCounts, FrameSelection, ResolvedSelection, SelectedFrames, MAX_COUNT};

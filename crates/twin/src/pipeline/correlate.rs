@@ -536,6 +536,16 @@ pub fn correlate(
     };
     let sparse = opts.sparse || photons.is_events();
     let dense = |src: &mut dyn FrameSource| -> Result<(G2Result, IntensityStats, Option<_>)> {
+        if opts.sparse && selection.is_all() {
+            // Every raw frame as it is: the reader's own scan to events (parallel over
+            // frames for a plain `.npy`); the counts are checked by the event correlator.
+            progress.start("read events", 1, "scans");
+            let events = src.read_events(frame_time_s)?;
+            progress.finish();
+            let mut ev = event_correlator()?;
+            ev.push_events(&events)?;
+            return Ok((ev.finish(estimator)?, ev.intensity(), ev.two_time()));
+        }
         let mut selected = SelectedFrames::new(src, sel)?;
         let mut checked = CheckedCounts::new(&mut selected, part.mask(), origin);
         let src: &mut dyn FrameSource = &mut checked;
@@ -569,10 +579,10 @@ pub fn correlate(
             // Pixel blocks straight from the file: memory ∝ one block, not the whole list.
             let mut ev = event_correlator()?;
             progress.start("correlate events", (shape.0 * shape.1) as u64, "pixels");
-            while let Some(blk) = src.next_block()? {
-                ev.push_pixel_block(blk.first_pixel, &blk.offsets, &blk.frames, &blk.counts)?;
-                progress.inc(blk.n_pixels() as u64);
-            }
+            // The source's own way in: sparse beamline records are bucketed and correlated
+            // in parallel while in cache; an event file goes block by block.
+            src.correlate_into(&mut ev)?;
+            progress.inc((shape.0 * shape.1) as u64);
             progress.finish();
             (ev.finish(estimator)?, ev.intensity(), ev.two_time())
         }
