@@ -98,6 +98,8 @@ struct TwoTimeAcc {
     labels: Vec<u32>,
     /// Upper-triangle numerators, n × n row-major per processed bin.
     num: Vec<Vec<f64>>,
+    /// Two-time label of every cell of the correlator (0: none); every cell lies in one.
+    label_of_cell: Vec<u32>,
 }
 
 /// The event correlator (see the module docs).
@@ -170,7 +172,11 @@ impl EventCorrelator {
     }
 
     /// Also accumulates two-time numerators for `bins` (all non-empty bins if empty), with
-    /// `bin_frames` raw frames per two-time frame.
+    /// `bin_frames` raw frames per two-time frame. `part` is the correlator's partition or a
+    /// refinement of its pixel cells (each cell of (dynamic, static, jackknife group) lies in
+    /// one bin of `part`, and every labelled pixel of `part` in a cell): the photon sums
+    /// S(t) and pixel counts of `part`'s bins are added from the cells' series. Otherwise an
+    /// error naming the first pixel that breaks this.
     pub fn with_two_time(
         mut self,
         part: &QPartition,
@@ -178,6 +184,27 @@ impl EventCorrelator {
         bin_frames: usize,
     ) -> Result<Self> {
         let bins = check_request(part, bins, bin_frames, self.n_frames)?;
+        let cells = &self.sums.cells;
+        let mut label_of_cell: Vec<Option<u32>> = vec![None; cells.n_cells()];
+        for (p, &l) in part.dynamic().labels().iter().enumerate() {
+            let c = cells.cell_of_pixel[p];
+            let fits = if c == u32::MAX {
+                l == 0
+            } else {
+                *label_of_cell[c as usize].get_or_insert(l) == l
+            };
+            if !fits {
+                return Err(Error::invalid(
+                    "two-time request",
+                    format!(
+                        "pixel {p} (two-time label {l}): the two-time partition must be the \
+                         correlator's or a refinement of its pixel cells (dynamic, static, \
+                         jackknife group)"
+                    ),
+                ));
+            }
+        }
+        let label_of_cell = label_of_cell.into_iter().map(|l| l.unwrap_or(0)).collect();
         let n = self.n_frames / bin_frames;
         let mut index_of_label = vec![None; part.n_bins()];
         for (i, &k) in bins.iter().enumerate() {
@@ -190,6 +217,7 @@ impl EventCorrelator {
             bins,
             index_of_label,
             labels: part.dynamic().labels().to_vec(),
+            label_of_cell,
         });
         Ok(self)
     }
@@ -670,7 +698,7 @@ impl EventCorrelator {
             let mut s = vec![0u64; n];
             let mut np = 0;
             for c in 0..self.sums.cells.n_cells() {
-                if self.sums.cells.dynamic_of_cell[c] as usize == k {
+                if tt.label_of_cell[c] as usize == k {
                     np += self.sums.cells.pixels_per_cell[c];
                     for (t, &x) in self.sums.series[c][..n * tt.bin_frames].iter().enumerate() {
                         s[t / tt.bin_frames] += x;

@@ -50,18 +50,30 @@ pub struct TwoTimeResult {
 impl TwoTimeResult {
     /// C(t1, t2) of processed bin `i` (index into [`TwoTimeResult::bins`]); NaN where S = 0.
     pub fn c2(&self, i: usize) -> Array2<f64> {
+        normalised(
+            &self.numerator[i],
+            &self.bin_sums[i],
+            self.bin_pixels[i] as f64,
+        )
+    }
+
+    /// C(t1, t2) of all processed bins pooled into one (numerators, photon sums and pixels
+    /// add over disjoint bins), leaving out processed bin `exclude` (an index into
+    /// [`TwoTimeResult::bins`]) when given: with `Some(i)` for each i, the leave-one-bin-out
+    /// replicates of the pooled map for a jackknife over bins. NaN where S = 0.
+    pub fn c2_pooled(&self, exclude: Option<usize>) -> Array2<f64> {
         let n = self.n_frames;
-        let np = self.bin_pixels[i] as f64;
-        let s = &self.bin_sums[i];
-        let num = &self.numerator[i];
-        Array2::from_shape_fn((n, n), |(a, b)| {
-            let den = s[a] as f64 * s[b] as f64;
-            if den > 0.0 {
-                np * num[[a, b]] / den
-            } else {
-                f64::NAN
+        let mut num = Array2::<f64>::zeros((n, n));
+        let mut s = vec![0u64; n];
+        let mut np = 0u64;
+        for i in (0..self.bins.len()).filter(|&i| Some(i) != exclude) {
+            num += &self.numerator[i];
+            for (a, &b) in s.iter_mut().zip(&self.bin_sums[i]) {
+                *a += b;
             }
-        })
+            np += self.bin_pixels[i];
+        }
+        normalised(&num, &s, np as f64)
     }
 
     /// One-time g2 from the diagonals of C: g2(k) = mean over t of C(t, t+k), k = 0..n-1
@@ -101,6 +113,18 @@ impl TwoTimeResult {
             .map(|k| (0..self.n_frames - k).map(|t| num[[t, t + k]]).sum::<f64>() / np)
             .collect()
     }
+}
+
+/// C = N·num / (S(t1) S(t2)); NaN where S = 0.
+fn normalised(num: &Array2<f64>, s: &[u64], np: f64) -> Array2<f64> {
+    Array2::from_shape_fn(num.dim(), |(a, b)| {
+        let den = s[a] as f64 * s[b] as f64;
+        if den > 0.0 {
+            np * num[[a, b]] / den
+        } else {
+            f64::NAN
+        }
+    })
 }
 
 pub(crate) fn mean_finite(it: impl Iterator<Item = f64>) -> f64 {

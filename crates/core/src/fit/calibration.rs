@@ -51,6 +51,8 @@ pub struct PullStats {
     pub std: f64,
     /// Fraction of 1σ intervals that contain the truth.
     pub coverage_1sigma: f64,
+    /// Fraction of 1.96σ (95 %) intervals that contain the truth.
+    pub coverage_95: f64,
     /// Mean relative bias (recovered/truth - 1), for non-zero truths.
     pub mean_relative_bias: f64,
 }
@@ -135,16 +137,36 @@ impl CalibrationSummary {
     /// A small table for logs and reports.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "repeats {} (failed {}, with warnings {})\nparam          n    mean pull  std pull  coverage  rel. bias\n",
+            "repeats {} (failed {}, with warnings {})\nparam          n    mean pull  std pull  cov. 68 %  cov. 95 %  rel. bias\n",
             self.n_repeats, self.n_failed, self.n_warned
         );
         for p in &self.params {
             s.push_str(&format!(
-                "{:<14} {:<4} {:>+9.3}  {:>8.3}  {:>8.3}  {:>+9.2e}\n",
-                p.param, p.n, p.mean, p.std, p.coverage_1sigma, p.mean_relative_bias
+                "{:<14} {:<4} {:>+9.3}  {:>8.3}  {:>9.3}  {:>9.3}  {:>+9.2e}\n",
+                p.param, p.n, p.mean, p.std, p.coverage_1sigma, p.coverage_95, p.mean_relative_bias
             ));
         }
         s
+    }
+}
+
+/// Pull statistics of one parameter from its pulls (recovered − truth)/σ and relative
+/// deviations (recovered/truth − 1): mean, sample standard deviation (n − 1), and the
+/// fractions of |pull| ≤ 1 and ≤ 1.96.
+pub fn pull_stats(param: &str, pulls: &[f64], rel: &[f64]) -> PullStats {
+    let p = pulls;
+    let m = p.iter().sum::<f64>() / p.len().max(1) as f64;
+    let sd =
+        (p.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (p.len().max(2) - 1) as f64).sqrt();
+    let within = |k: f64| p.iter().filter(|x| x.abs() <= k).count() as f64 / p.len().max(1) as f64;
+    PullStats {
+        param: param.to_string(),
+        n: p.len(),
+        mean: m,
+        std: sd,
+        coverage_1sigma: within(1.0),
+        coverage_95: within(1.96),
+        mean_relative_bias: rel.iter().sum::<f64>() / rel.len().max(1) as f64,
     }
 }
 
@@ -239,20 +261,7 @@ where
         }
     }
     for (k, n) in free.iter().enumerate() {
-        let p = &pulls[k];
-        let m = p.iter().sum::<f64>() / p.len().max(1) as f64;
-        let sd =
-            (p.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (p.len().max(2) - 1) as f64).sqrt();
-        let cov = p.iter().filter(|x| x.abs() <= 1.0).count() as f64 / p.len().max(1) as f64;
-        let rb = rel[k].iter().sum::<f64>() / rel[k].len().max(1) as f64;
-        summary.params.push(PullStats {
-            param: n.clone(),
-            n: p.len(),
-            mean: m,
-            std: sd,
-            coverage_1sigma: cov,
-            mean_relative_bias: rb,
-        });
+        summary.params.push(pull_stats(n, &pulls[k], &rel[k]));
     }
     Ok(summary)
 }

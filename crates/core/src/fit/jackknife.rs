@@ -46,6 +46,21 @@ pub fn fit_curve_jackknife(
     replicates: &[Vec<f64>],
     opts: &FitOptions,
 ) -> Result<FitReport> {
+    Ok(fit_curve_jackknife_replicates(model, x, y, sigma, replicates, opts)?.0)
+}
+
+/// [`fit_curve_jackknife`], also returning each replicate's fitted parameters (in the
+/// model's order; None for a replicate that is absent, unusable or whose refit failed, and
+/// for every replicate when the full fit failed), one entry per element of `replicates`.
+pub fn fit_curve_jackknife_replicates(
+    model: &dyn FitModel,
+    x: &[f64],
+    y: &[f64],
+    sigma: &[f64],
+    replicates: &[Vec<f64>],
+    opts: &FitOptions,
+) -> Result<(FitReport, Vec<Option<Vec<f64>>>)> {
+    let mut per_replicate: Vec<Option<Vec<f64>>> = vec![None; replicates.len()];
     if let Some(r) = replicates.iter().find(|r| r.len() != x.len()) {
         return Err(Error::ShapeMismatch {
             origin: format!("jackknife fit `{}`", model.name()),
@@ -54,16 +69,17 @@ pub fn fit_curve_jackknife(
             got: vec![r.len()],
         });
     }
-    let replicates: Vec<&Vec<f64>> = replicates
+    let replicates: Vec<(usize, &Vec<f64>)> = replicates
         .iter()
-        .filter(|r| r.iter().any(|v| v.is_finite()))
+        .enumerate()
+        .filter(|(_, r)| r.iter().any(|v| v.is_finite()))
         .collect();
     let mut report = fit_curve(model, x, y, sigma, opts)?;
     let Some(full) = report.fitted().cloned() else {
-        return Ok(report);
+        return Ok((report, per_replicate));
     };
     if replicates.is_empty() {
-        return Ok(report);
+        return Ok((report, per_replicate));
     }
     let used: Vec<usize> = (0..x.len())
         .filter(|&i| x[i].is_finite() && y[i].is_finite() && sigma[i].is_finite())
@@ -81,13 +97,16 @@ pub fn fit_curve_jackknife(
     }
     let mut thetas: Vec<Vec<f64>> = Vec::with_capacity(replicates.len());
     let mut unusable = 0usize;
-    for &r in &replicates {
+    for &(j, r) in &replicates {
         if used.iter().any(|&i| !r[i].is_finite()) {
             unusable += 1;
             continue;
         }
         match fit_curve(model, x, r, sigma, &ropts)?.outcome {
-            FitOutcome::Converged(v) => thetas.push(v.values),
+            FitOutcome::Converged(v) => {
+                per_replicate[j] = Some(v.values.clone());
+                thetas.push(v.values);
+            }
             FitOutcome::Failed { .. } => unusable += 1,
         }
     }
@@ -100,7 +119,7 @@ pub fn fit_curve_jackknife(
             replicates.len(),
             report.error_scale
         ));
-        return Ok(report);
+        return Ok((report, per_replicate));
     }
     let np = full.values.len();
     let mean: Vec<f64> = (0..np)
@@ -120,7 +139,7 @@ pub fn fit_curve_jackknife(
         v.covariance = cov;
     }
     report.error_scale = ErrorScale::Jackknife;
-    Ok(report)
+    Ok((report, per_replicate))
 }
 
 #[cfg(test)]

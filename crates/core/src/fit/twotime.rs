@@ -14,8 +14,10 @@
 //! correlation and age cuts); Ruta et al., PRL 109, 165701 (2012) (aging τ(tw) in metallic
 //! glasses); docs/model.md §2.
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
+use super::jackknife::fit_curve_jackknife_replicates;
 use super::lm::{fit_curve, FitOptions};
 use super::model::{Domain, FitModel, ParamSpec};
 use super::report::{ErrorScale, FitReport};
@@ -188,6 +190,91 @@ pub fn tau_vs_age(
         .collect()
 }
 
+/// The age fits of [`tau_vs_age`] with jackknife errors, and each replicate's τ per age.
+#[derive(Clone, Debug)]
+pub struct AgeJackknife {
+    /// The fits of the full map (jackknife covariance where the replicates allow).
+    pub fits: Vec<AgeFit>,
+    /// τ (s) of replicate j at age k, `tau_replicates[j][k]`; NaN where that replicate's
+    /// refit is unusable or the full fit failed.
+    pub tau_replicates: Vec<Vec<f64>>,
+}
+
+/// [`tau_vs_age`] of `c2` with jackknife errors: every age is also cut from each of the
+/// `n_replicates` replicate maps (`replicate(j)`: the same map recomputed without pixel group
+/// j, e.g. [`crate::correlate::TwoTimeResult::c2_pooled`]) with the same window, and the fit
+/// repeated on it ([`crate::fit::jackknife`]). Replicate cuts are aligned with the full cut by
+/// lag (a lag missing from a replicate is NaN there). Replicate maps are built one per thread
+/// at a time and dropped once cut.
+#[allow(clippy::too_many_arguments)]
+pub fn tau_vs_age_jackknife(
+    c2: ArrayView2<f64>,
+    n_replicates: usize,
+    replicate: &(dyn Fn(usize) -> Array2<f64> + Sync),
+    frame_time_s: f64,
+    ages: &[(f64, f64)],
+    max_lag: Option<usize>,
+    min_pairs: usize,
+    model: &dyn FitModel,
+    opts: &FitOptions,
+) -> Result<AgeJackknife> {
+    let cuts: Vec<AgeCut> = ages
+        .iter()
+        .map(|&(age, hw)| age_cut(c2, frame_time_s, age, hw, max_lag, min_pairs))
+        .collect::<Result<_>>()?;
+    let lag_of = |d: f64| (d / frame_time_s).round() as i64;
+    let lags: Vec<Vec<i64>> = cuts
+        .iter()
+        .map(|c| c.delays_s.iter().map(|&d| lag_of(d)).collect())
+        .collect();
+    // rep_cuts[j][k]: replicate j's cut at age k, on the full cut's lags.
+    let rep_cuts: Vec<Vec<Vec<f64>>> = (0..n_replicates)
+        .into_par_iter()
+        .map(|j| -> Result<Vec<Vec<f64>>> {
+            let m = replicate(j);
+            ages.iter()
+                .zip(&lags)
+                .map(|(&(age, hw), lags)| {
+                    let rc = age_cut(m.view(), frame_time_s, age, hw, max_lag, min_pairs)?;
+                    let mut v = vec![f64::NAN; lags.len()];
+                    for (d, g) in rc.delays_s.iter().zip(&rc.g2) {
+                        if let Ok(i) = lags.binary_search(&lag_of(*d)) {
+                            v[i] = *g;
+                        }
+                    }
+                    Ok(v)
+                })
+                .collect()
+        })
+        .collect::<Result<_>>()?;
+    let i_tau = model.params().iter().position(|p| p.name == "tau");
+    let mut tau_replicates = vec![vec![f64::NAN; ages.len()]; n_replicates];
+    let mut fits = Vec::with_capacity(ages.len());
+    for (k, cut) in cuts.into_iter().enumerate() {
+        let reps: Vec<Vec<f64>> = rep_cuts.iter().map(|r| r[k].clone()).collect();
+        let (report, thetas) = fit_curve_jackknife_replicates(
+            model,
+            &cut.delays_s,
+            &cut.g2,
+            &cut.g2_err,
+            &reps,
+            opts,
+        )?;
+        if let Some(i) = i_tau {
+            for (j, t) in thetas.iter().enumerate() {
+                if let Some(t) = t {
+                    tau_replicates[j][k] = t[i];
+                }
+            }
+        }
+        fits.push(AgeFit { cut, report });
+    }
+    Ok(AgeJackknife {
+        fits,
+        tau_replicates,
+    })
+}
+
 const AGING_PARAMS: [ParamSpec; 3] = [
     ParamSpec {
         name: "tau0",
@@ -327,19 +414,7 @@ pub fn fit_aging(
     saturating: bool,
     opts: &FitOptions,
 ) -> Result<FitReport> {
-    if tau_s.len() != age_s.len() || tau_err_s.len() != age_s.len() {
-        return Err(Error::ShapeMismatch {
-            origin: "aging fit".into(),
-            what: "age, tau and tau_err lengths".into(),
-            expected: vec![age_s.len(); 3],
-            got: vec![age_s.len(), tau_s.len(), tau_err_s.len()],
-        });
-    }
-    let ln_tau: Vec<f64> = tau_s
-        .iter()
-        .map(|&t| if t > 0.0 { t.ln() } else { f64::NAN })
-        .collect();
-    let err: Vec<f64> = tau_s.iter().zip(tau_err_s).map(|(t, e)| e / t).collect();
+    let (ln_tau, err) = log_tau(age_s, tau_s, tau_err_s)?;
     let mut report = fit_curve(&AgingLaw { saturating }, age_s, &ln_tau, &err, opts)?;
     // τ* → ∞ is the no-aging limit: when the ages do not resolve a positive rate 1/τ*, the
     // solver runs τ* off to huge values with a meaningless error. Test the rate in the linear
@@ -348,23 +423,110 @@ pub fn fit_aging(
     let tau_star_free = !opts.fixed.iter().any(|(n, _)| n == "tau_star");
     if report.is_ok() && !saturating && tau_star_free {
         if let Some((kappa, sigma)) = weighted_slope(age_s, &ln_tau, &err, opts.error_scale) {
-            if kappa <= 2.0 * sigma {
-                let bound = kappa + 1.645 * sigma;
-                let lower = if bound > 0.0 {
-                    format!("τ* > {} s at 95 % (one-sided)", sig(1.0 / bound, 4))
-                } else {
-                    "no lower bound on τ*".to_string()
-                };
-                report.outcome = crate::fit::FitOutcome::Failed {
-                    reason: format!(
-                        "aging not resolved: rate 1/τ* = {} ± {} 1/s is within 2σ of zero (τ* \
-                         unconstrained; {lower})",
-                        sig(kappa, 4),
-                        sig(sigma, 4)
-                    ),
-                };
-            }
+            mark_unresolved(&mut report, kappa, sigma);
         }
+    }
+    Ok(report)
+}
+
+/// ln τ (NaN for τ ≤ 0) and its error σ_τ/τ, after checking the lengths.
+fn log_tau(age_s: &[f64], tau_s: &[f64], tau_err_s: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+    if tau_s.len() != age_s.len() || tau_err_s.len() != age_s.len() {
+        return Err(Error::ShapeMismatch {
+            origin: "aging fit".into(),
+            what: "age, tau and tau_err lengths".into(),
+            expected: vec![age_s.len(); 3],
+            got: vec![age_s.len(), tau_s.len(), tau_err_s.len()],
+        });
+    }
+    let ln_tau = tau_s
+        .iter()
+        .map(|&t| if t > 0.0 { t.ln() } else { f64::NAN })
+        .collect();
+    let err = tau_s.iter().zip(tau_err_s).map(|(t, e)| e / t).collect();
+    Ok((ln_tau, err))
+}
+
+/// Marks a converged aging fit as failed ("aging not resolved", with the one-sided 95 %
+/// lower bound on τ*) when the rate κ = 1/τ* is within 2σ of zero.
+fn mark_unresolved(report: &mut FitReport, kappa: f64, sigma: f64) {
+    if kappa <= 2.0 * sigma {
+        let bound = kappa + 1.645 * sigma;
+        let lower = if bound > 0.0 {
+            format!("τ* > {} s at 95 % (one-sided)", sig(1.0 / bound, 4))
+        } else {
+            "no lower bound on τ*".to_string()
+        };
+        report.outcome = crate::fit::FitOutcome::Failed {
+            reason: format!(
+                "aging not resolved: rate 1/τ* = {} ± {} 1/s is within 2σ of zero (τ* \
+                 unconstrained; {lower})",
+                sig(kappa, 4),
+                sig(sigma, 4)
+            ),
+        };
+    }
+}
+
+/// The aging law with jackknife errors: [`fit_aging`] (not saturating) of τ(age) ± σ_τ,
+/// whose covariance of (τ0, τ*) is the spread of the same fit repeated on each replicate
+/// τ(age) ([`crate::fit::jackknife`]); `tau_replicates[j][k]` is τ at age k recomputed
+/// without pixel group j (e.g. [`tau_vs_age_jackknife`]).
+///
+/// Why: the age cuts of one map share frames (a pair at long lag in one window shares its
+/// frames with pairs of the neighbouring windows) and each cut's lags share frames, so
+/// neither the per-age τ errors nor their independence can be taken from the cuts' own
+/// scatter. A χ²-scaled least-squares error from a handful of ages is itself uncertain by
+/// ~sqrt(2/dof) (pulls of a t distribution with n_ages − 2 dof). The leave-one-group-out
+/// refits of the whole chain (cuts, KWW fits, aging law) carry every correlation. The
+/// weights of every refit are the full data's σ_τ. With fewer than
+/// [`crate::fit::jackknife::MIN_REPLICATES`] usable replicates the report keeps the
+/// least-squares errors of `opts.error_scale` and says so in a warning. The "aging not
+/// resolved" test uses the jackknife σ of the rate when available.
+pub fn fit_aging_jackknife(
+    age_s: &[f64],
+    tau_s: &[f64],
+    tau_err_s: &[f64],
+    tau_replicates: &[Vec<f64>],
+    opts: &FitOptions,
+) -> Result<FitReport> {
+    let (ln_tau, err) = log_tau(age_s, tau_s, tau_err_s)?;
+    let ln = |t: &f64| if *t > 0.0 { t.ln() } else { f64::NAN };
+    let ln_reps: Vec<Vec<f64>> = tau_replicates
+        .iter()
+        .map(|r| r.iter().map(ln).collect())
+        .collect();
+    let (mut report, _) = fit_curve_jackknife_replicates(
+        &AgingLaw { saturating: false },
+        age_s,
+        &ln_tau,
+        &err,
+        &ln_reps,
+        opts,
+    )?;
+    let tau_star_free = !opts.fixed.iter().any(|(n, _)| n == "tau_star");
+    if !report.is_ok() || !tau_star_free {
+        return Ok(report);
+    }
+    let slope = if report.error_scale == ErrorScale::Jackknife {
+        // The rate's jackknife σ from the same replicates (the slope is linear in ln τ).
+        let full = weighted_slope(age_s, &ln_tau, &err, ErrorScale::Absolute);
+        let kj: Vec<f64> = ln_reps
+            .iter()
+            .filter(|r| (0..r.len()).all(|k| !ln_tau[k].is_finite() || r[k].is_finite()))
+            .filter_map(|r| weighted_slope(age_s, r, &err, ErrorScale::Absolute).map(|s| s.0))
+            .collect();
+        full.map(|(kappa, _)| {
+            let k = kj.len() as f64;
+            let m = kj.iter().sum::<f64>() / k;
+            let var = (k - 1.0) / k * kj.iter().map(|x| (x - m) * (x - m)).sum::<f64>();
+            (kappa, var.sqrt())
+        })
+    } else {
+        weighted_slope(age_s, &ln_tau, &err, opts.error_scale)
+    };
+    if let Some((kappa, sigma)) = slope {
+        mark_unresolved(&mut report, kappa, sigma);
     }
     Ok(report)
 }
@@ -420,6 +582,33 @@ pub fn fit_aging_from_ages(
     fit_aging(&a, &t, &e, saturating, opts)
 }
 
+/// [`fit_aging_jackknife`] of the converged fits of [`tau_vs_age_jackknife`] (failed ages
+/// are skipped, in the replicates too).
+pub fn fit_aging_from_ages_jackknife(
+    fits: &[AgeFit],
+    tau_replicates: &[Vec<f64>],
+    opts: &FitOptions,
+) -> Result<FitReport> {
+    let (mut a, mut t, mut e, mut keep) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (k, f) in fits.iter().enumerate() {
+        if let (Some(tau), Some(err)) = (f.report.value("tau"), f.report.std_error("tau")) {
+            a.push(f.cut.age_s);
+            t.push(tau);
+            e.push(err);
+            keep.push(k);
+        }
+    }
+    let reps: Vec<Vec<f64>> = tau_replicates
+        .iter()
+        .map(|r| {
+            keep.iter()
+                .map(|&k| r.get(k).copied().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    fit_aging_jackknife(&a, &t, &e, &reps, opts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,6 +627,161 @@ mod tests {
         Array2::from_shape_fn((n, n), |(i, j)| {
             1.0 + c * (-2.0 * (u[j] - u[i]).abs().powf(beta)).exp()
         })
+    }
+
+    /// Photon-counting two-time results of an aging glass: `groups` independent pixel groups
+    /// (the result's bins) of `px` pixels, `n` frames of `dt` s. Each pixel carries a complex
+    /// Gaussian field that decorrelates in the material time u(t) = (τ*/τ0)(1 − e^{−t/τ*})
+    /// (field correlation e^{−|Δu|}, so g2 − 1 = e^{−2|Δu|}: KWW with β = 1, c = 1 and
+    /// τ(t) = τ0 e^{t/τ*}), and Poisson counts of mean `mu`·|E|² per frame: the speckle and
+    /// shot noise of real maps, with their correlations between lags and between ages.
+    fn speckle_aging_maps(
+        seed: u64,
+        groups: usize,
+        px: usize,
+        n: usize,
+        dt: f64,
+        (tau0, tau_star, mu): (f64, f64, f64),
+    ) -> crate::correlate::TwoTimeResult {
+        use rand_distr::{Poisson, StandardNormal};
+        let u = |t: f64| tau_star / tau0 * (1.0 - (-t / tau_star).exp());
+        let mut rng = rng::stream(seed, 0);
+        let mut out = crate::correlate::TwoTimeResult {
+            bin_frames: 1,
+            n_frames: n,
+            bins: (1..=groups).collect(),
+            bin_pixels: vec![px as u64; groups],
+            numerator: Vec::new(),
+            bin_sums: Vec::new(),
+        };
+        for _ in 0..groups {
+            let mut x = Array2::<f64>::zeros((n, px));
+            for p in 0..px {
+                let h = std::f64::consts::FRAC_1_SQRT_2;
+                let (a, b): (f64, f64) = (
+                    StandardNormal.sample(&mut rng),
+                    StandardNormal.sample(&mut rng),
+                );
+                let (mut re, mut im) = (h * a, h * b);
+                for t in 0..n {
+                    if t > 0 {
+                        let rho = (u((t - 1) as f64 * dt) - u(t as f64 * dt)).exp();
+                        let k = h * (1.0 - rho * rho).sqrt();
+                        let a: f64 = StandardNormal.sample(&mut rng);
+                        let b: f64 = StandardNormal.sample(&mut rng);
+                        re = rho * re + k * a;
+                        im = rho * im + k * b;
+                    }
+                    let lam = mu * (re * re + im * im);
+                    x[[t, p]] = if lam > 0.0 {
+                        Poisson::new(lam).unwrap().sample(&mut rng)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            out.numerator.push(x.dot(&x.t()));
+            out.bin_sums
+                .push(x.rows().into_iter().map(|r| r.sum() as u64).collect());
+        }
+        out
+    }
+
+    /// The aging-law errors are calibrated on speckle maps (fast regression test of the
+    /// jackknife chain). 16 independent pixel groups of 48 pixels, 300 frames of 4 s,
+    /// τ0 = 20 s, τ* = 800 s (τ from 20 to 90 s over the scan), 6 age windows; 50 repeats.
+    /// Truth: the same chain (cuts, KWW fits, aging law, with the data's weights) applied to
+    /// the expected map 1 + e^{−2|Δu|}.
+    ///
+    /// Bands from theory: a jackknife σ over K = 16 groups has K − 1 = 15 dof, so the pulls
+    /// follow Student's t with 15 dof: std sqrt(15/13) = 1.07, P(|t| ≤ 1) = 0.667,
+    /// P(|t| ≤ 1.96) = 0.931. For N = 50 pulls the mean scatters by 1.07/sqrt(50) = 0.15, the
+    /// std by 0.12 (t15 has kurtosis 3.55: sd(s)/s ≈ sqrt((3.55 − 1)/(4N)) = 0.11) and the
+    /// coverages by sqrt(p(1 − p)/50) = 0.067 and 0.036. 3σ bands: |mean| ≤ 0.46, std
+    /// 0.71–1.44, 68 % coverage 0.47–0.87, 95 % coverage ≥ 0.82. The previous estimator on
+    /// the same maps (per-age errors from the cuts' own scatter, aging law scaled by χ² of
+    /// 4 dof) gives a τ* pull std of ≈ 2 here: it fails the std band, and must stay above
+    /// the jackknife's.
+    #[test]
+    fn aging_law_jackknife_pulls_on_speckle_maps() {
+        let (n, dt, tau0, tau_star) = (300, 4.0, 20.0, 800.0);
+        let ages = evenly_spaced_ages(n, dt, 6);
+        let o = FitOptions::default();
+        let u = |t: f64| tau_star / tau0 * (1.0 - (-t / tau_star).exp());
+        let expected = Array2::from_shape_fn((n, n), |(i, j)| {
+            1.0 + (-2.0 * (u(j as f64 * dt) - u(i as f64 * dt)).abs()).exp()
+        });
+        let mut jk_pulls = [Vec::new(), Vec::new()];
+        let mut ls_pulls = Vec::new();
+        for rep in 0..50u64 {
+            let tt = speckle_aging_maps(
+                rng::subseed(17, &format!("aging-jk-{rep}")),
+                16,
+                48,
+                n,
+                dt,
+                (tau0, tau_star, 3.0),
+            );
+            let c2 = tt.c2_pooled(None);
+            let replicate = |g: usize| tt.c2_pooled(Some(g));
+            let jk = tau_vs_age_jackknife(c2.view(), 16, &replicate, dt, &ages, None, 10, &Kww, &o)
+                .unwrap();
+            let law = fit_aging_from_ages_jackknife(&jk.fits, &jk.tau_replicates, &o).unwrap();
+            assert!(law.is_ok(), "{}", law.summary());
+            assert_eq!(law.error_scale, ErrorScale::Jackknife, "{}", law.summary());
+            // Truth: the chain on the expected map, weighted as the data.
+            let mut tfits = Vec::new();
+            for (f, &(age, hw)) in jk.fits.iter().zip(&ages) {
+                let cut = age_cut(expected.view(), dt, age, hw, None, 10).unwrap();
+                assert_eq!(cut.delays_s, f.cut.delays_s);
+                let mut report =
+                    fit_curve(&Kww, &cut.delays_s, &cut.g2, &f.cut.g2_err, &o).unwrap();
+                if let (crate::fit::FitOutcome::Converged(v), Some(e)) =
+                    (&mut report.outcome, f.report.std_error("tau"))
+                {
+                    v.std_errors[2] = e;
+                }
+                tfits.push(AgeFit { cut, report });
+            }
+            let truth = fit_aging_from_ages(&tfits, false, &o).unwrap();
+            for (k, name) in ["tau0", "tau_star"].iter().enumerate() {
+                let (v, e, t) = (
+                    law.value(name).unwrap(),
+                    law.std_error(name).unwrap(),
+                    truth.value(name).unwrap(),
+                );
+                jk_pulls[k].push((v - t) / e);
+            }
+            // The previous estimator on the same map.
+            let fits = tau_vs_age(c2.view(), dt, &ages, None, 10, &Kww, &o).unwrap();
+            let ls = fit_aging_from_ages(&fits, false, &o).unwrap();
+            if let (Some(v), Some(e)) = (ls.value("tau_star"), ls.std_error("tau_star")) {
+                ls_pulls.push((v - truth.value("tau_star").unwrap()) / e);
+            }
+        }
+        let stats = |p: &[f64]| crate::fit::calibration::pull_stats("", p, &[]);
+        for (k, name) in ["tau0", "tau_star"].iter().enumerate() {
+            let s = stats(&jk_pulls[k]);
+            eprintln!(
+                "{name}: jackknife pulls mean {:+.3} std {:.3} cov68 {:.3} cov95 {:.3} (n {})",
+                s.mean, s.std, s.coverage_1sigma, s.coverage_95, s.n
+            );
+            assert_eq!(s.n, 50);
+            assert!(s.mean.abs() <= 0.46, "{name}: mean {}", s.mean);
+            assert!((0.71..=1.44).contains(&s.std), "{name}: std {}", s.std);
+            assert!(
+                (0.47..=0.87).contains(&s.coverage_1sigma),
+                "{name}: {}",
+                s.coverage_1sigma
+            );
+            assert!(s.coverage_95 >= 0.82, "{name}: {}", s.coverage_95);
+        }
+        let ls = stats(&ls_pulls);
+        eprintln!(
+            "tau_star: least-squares chain pulls mean {:+.3} std {:.3} cov68 {:.3} cov95 {:.3} (n {})",
+            ls.mean, ls.std, ls.coverage_1sigma, ls.coverage_95, ls.n
+        );
+        assert!(ls.std > stats(&jk_pulls[1]).std, "{}", ls.std);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! Reference: docs/model.md §1 (pipeline).
 
 pub mod calibrate;
+pub mod calibrate_aging;
 pub mod campaign;
 pub mod output;
 pub mod resources;

@@ -57,7 +57,7 @@ fn two_time_side(s: &ScanSetup, a: &AnalysisConfig) -> f64 {
 /// per cell (≤ 32 jackknife groups per static bin) the photon series (8 bytes per frame) and
 /// the moments (144 bytes per lag entry); per detector pixel the photon total, the cell index
 /// and the two-time label (28 bytes over both correlators); the two-time numerators (8 bytes
-/// per cell of each q-bin's map).
+/// per cell of each jackknife group's map, [`super::scan::two_time_partition`]).
 pub fn sums_bytes(s: &ScanSetup, a: &AnalysisConfig) -> f64 {
     let nf = s.exposure.n_frames as f64;
     let npx = (s.scene.rows * s.scene.cols) as f64;
@@ -67,7 +67,8 @@ pub fn sums_bytes(s: &ScanSetup, a: &AnalysisConfig) -> f64 {
     let cells = (statics + 1.0) * groups;
     let lags = (a.num_bufs as f64) * (nf.max(2.0).log2() + 1.0);
     let side = two_time_side(s, a);
-    cells * (8.0 * nf + 144.0 * lags) + 28.0 * npx + 8.0 * bins * side * side
+    let groups_tt = bins * super::scan::two_time_split(s.partition.n_bins()) as f64;
+    cells * (8.0 * nf + 144.0 * lags) + 28.0 * npx + 8.0 * groups_tt * side * side
 }
 
 /// Estimates every scan run whole (one shard).
@@ -86,9 +87,14 @@ pub fn estimate(setup: &CampaignSetup) -> Vec<Estimate> {
                 0.0
             };
             let side = two_time_side(s, a);
-            // Two-time maps of every q-bin plus the region's: accumulator, numerator and C.
+            // Two-time maps of every q-bin plus the region's: accumulator, numerator and C;
+            // the jackknife groups' numerators (their accumulators are in `sums_bytes`) and
+            // one leave-one-group-out map per thread.
             let n_maps = s.partition.n_bins() as f64 + 1.0;
-            let tt = 3.0 * 8.0 * side * side * n_maps;
+            let n_groups = s.partition.n_bins() as f64
+                * super::scan::two_time_split(s.partition.n_bins()) as f64;
+            let tt =
+                8.0 * side * side * (3.0 * n_maps + n_groups + rayon::current_num_threads() as f64);
             // Simulator work space: 8 KiB per pixel of the blocks in flight (one per thread).
             let work = 8192.0 * npx.min(4096.0 * rayon::current_num_threads() as f64);
             Estimate {

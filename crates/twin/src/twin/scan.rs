@@ -33,7 +33,8 @@ use xpcs_core::data::{EventList, QPartition};
 use xpcs_core::error::Result;
 use xpcs_core::fit::qdep::{fit_power_law_from_bins, tau_beta_per_bin, TauBeta};
 use xpcs_core::fit::twotime::{
-    age_cut, evenly_spaced_ages, fit_aging_from_ages, tau_vs_age, AgeFit,
+    age_cut, evenly_spaced_ages, fit_aging_from_ages, fit_aging_from_ages_jackknife,
+    tau_vs_age_jackknife, AgeFit,
 };
 use xpcs_core::fit::{
     fit_curve, fit_curve_jackknife, Exponential, FitModel, FitOptions, FitReport, Kww,
@@ -349,6 +350,79 @@ pub(crate) fn region_partition(part: &QPartition) -> Result<QPartition> {
     QPartition::new(mask, map, sl, "twin region")
 }
 
+/// Two-time jackknife groups per q-bin: enough that the whole region has at least
+/// [`xpcs_core::correlate::sums::JACKKNIFE_GROUPS`] (32) groups (4 per bin for 8 bins), a
+/// power of two dividing 32, so that each is a union of the one-time correlator's jackknife
+/// groups of its bin (whose photon series give the group's S(t)).
+pub fn two_time_split(n_bins: usize) -> usize {
+    let k = xpcs_core::correlate::sums::JACKKNIFE_GROUPS;
+    k.div_ceil(n_bins.max(1)).next_power_of_two().min(k)
+}
+
+/// The partition the two-time maps are accumulated on: each q-bin's pixels, in raster order,
+/// cut into [`two_time_split`] runs of (nearly) equal size (a compact band of the detector,
+/// as the one-time jackknife groups of [`xpcs_core::correlate::Cells`]); run g of bin b has
+/// label (b − 1)·split + g + 1. [`collapse_two_time`] adds the runs back into the q-bins'
+/// maps (exactly); the runs themselves are the independent pixel groups of the aging law's
+/// jackknife.
+pub fn two_time_partition(part: &QPartition) -> Result<QPartition> {
+    let (r, c) = part.shape();
+    let split = two_time_split(part.n_bins());
+    let dl = part.dynamic().labels();
+    let mut size = vec![0usize; part.n_bins() + 1];
+    for &d in dl {
+        size[d as usize] += 1;
+    }
+    let mut rank = vec![0usize; part.n_bins() + 1];
+    let labels: Vec<u32> = dl
+        .iter()
+        .map(|&d| {
+            if d == 0 {
+                return 0;
+            }
+            let d = d as usize;
+            let g = rank[d] * split / size[d];
+            rank[d] += 1;
+            ((d - 1) * split + g + 1) as u32
+        })
+        .collect();
+    let mask = labels.iter().map(|&l| l > 0).collect();
+    let map = xpcs_core::data::LabelMap::new(r, c, labels, "two-time jackknife groups")?;
+    QPartition::new(
+        mask,
+        map,
+        part.static_map().clone(),
+        "two-time jackknife groups",
+    )
+}
+
+/// The q-bins' two-time result from the groups' of [`two_time_partition`] (numerators,
+/// photon sums and pixels add over the disjoint groups of a bin).
+pub fn collapse_two_time(groups: &TwoTimeResult, split: usize) -> TwoTimeResult {
+    let n = groups.n_frames;
+    let mut bins: Vec<usize> = groups.bins.iter().map(|&l| (l - 1) / split + 1).collect();
+    bins.dedup();
+    let mut out = TwoTimeResult {
+        bin_frames: groups.bin_frames,
+        n_frames: n,
+        bins: bins.clone(),
+        bin_pixels: vec![0; bins.len()],
+        numerator: vec![Array2::zeros((n, n)); bins.len()],
+        bin_sums: vec![vec![0; n]; bins.len()],
+    };
+    for (i, &l) in groups.bins.iter().enumerate() {
+        let k = bins
+            .binary_search(&((l - 1) / split + 1))
+            .expect("every group's bin is listed");
+        out.numerator[k] += &groups.numerator[i];
+        for (a, &b) in out.bin_sums[k].iter_mut().zip(&groups.bin_sums[i]) {
+            *a += b;
+        }
+        out.bin_pixels[k] += groups.bin_pixels[i];
+    }
+    out
+}
+
 /// Expected g2 of all pixels of the region: pooled optics of every bin.
 fn region_truth(scan: &ScanSetup, entries: &[(u64, u64)]) -> Vec<f64> {
     let mut region = scan.clone();
@@ -363,7 +437,19 @@ struct Correlated {
     intensity: IntensityStats,
     /// Two-time maps of every q-bin.
     two_time: TwoTimeResult,
+    /// Two-time maps of the jackknife groups ([`two_time_partition`]).
+    two_time_groups: TwoTimeResult,
     kind: &'static str,
+}
+
+impl Correlated {
+    /// The q-bins' and the groups' two-time results from the groups'.
+    fn two_time_of(groups: TwoTimeResult, part: &QPartition) -> (TwoTimeResult, TwoTimeResult) {
+        (
+            collapse_two_time(&groups, two_time_split(part.n_bins())),
+            groups,
+        )
+    }
 }
 
 /// The two-time result of all processed bins taken together as one bin (label 1): the
@@ -450,12 +536,19 @@ fn correlate_dense(
     c.push_stack(&stack, 0..n)?;
     let mut r = DenseMultiTau::new(region, &sched);
     r.push_stack(&stack, 0..n)?;
-    let two_time = xpcs_core::correlate::twotime::two_time_stack(&stack, part, &[], bin_frames)?;
+    let groups = xpcs_core::correlate::twotime::two_time_stack(
+        &stack,
+        &two_time_partition(part)?,
+        &[],
+        bin_frames,
+    )?;
+    let (two_time, two_time_groups) = Correlated::two_time_of(groups, part);
     Ok(Correlated {
         g2: c.finish(est)?,
         region_g2: r.finish(est)?,
         intensity: c.intensity(),
         two_time,
+        two_time_groups,
         kind: "dense",
     })
 }
@@ -615,11 +708,16 @@ pub fn finish_scan(
 ) -> Result<ScanResult> {
     sums.check_complete(&format!("scan {}", scan.label))?;
     let est = estimator_of(a.estimator);
+    let (two_time, two_time_groups) = Correlated::two_time_of(
+        sums.bins.two_time().expect("scan sums carry two-time"),
+        &scan.partition,
+    );
     let corr = Correlated {
         g2: sums.bins.finish(est)?,
         region_g2: sums.region.finish(est)?,
         intensity: sums.bins.intensity(),
-        two_time: sums.bins.two_time().expect("scan sums carry two-time"),
+        two_time,
+        two_time_groups,
         kind: "event",
     };
     let [t_sim, t_count, t_corr] = sums.timing_s;
@@ -754,7 +852,23 @@ fn analyse_scan(
     };
     let aging = if matches!(law, xpcs_sim::model::TauLaw::Aging { .. }) {
         let ages = evenly_spaced_ages(c2.nrows(), tt_dt, a.age_cuts.max(2));
-        let fits = tau_vs_age(c2.view(), tt_dt, &ages, None, 10, model.as_ref(), &opts)?;
+        // Jackknife over the two-time groups (≥ 32 compact pixel bands, independent noise):
+        // the region map without one group's pixels, per group, through the whole chain
+        // (cuts, KWW fits, aging law), which carries the correlations between lags and
+        // between ages that the cuts' own scatter misses.
+        let groups = &corr.two_time_groups;
+        let jk = tau_vs_age_jackknife(
+            c2.view(),
+            groups.bins.len(),
+            &|j| groups.c2_pooled(Some(j)),
+            tt_dt,
+            &ages,
+            None,
+            10,
+            model.as_ref(),
+            &opts,
+        )?;
+        let fits = jk.fits;
         let tm = truth_map.as_ref().expect("aging scans are not stationary");
         // The expected map has no noise: its cuts are fitted with the data cuts' errors, so
         // both fits weigh the delays alike (the truth of the estimator).
@@ -791,7 +905,8 @@ fn analyse_scan(
                 }
             }
         }
-        let law_fit = fit_aging_from_ages(&fits, false, &FitOptions::default())?;
+        let law_fit =
+            fit_aging_from_ages_jackknife(&fits, &jk.tau_replicates, &FitOptions::default())?;
         let truth_law = fit_aging_from_ages(&tfits, false, &FitOptions::default())?;
         let mut models = Vec::new();
         if let xpcs_sim::model::TauLaw::Aging {
@@ -954,5 +1069,46 @@ mod tests {
         // Rebinning by 3 equals the map computed directly with 3-times longer frames.
         let coarse = two_time_stack(&stack, &part, &[], 6).unwrap();
         assert_eq!(rebin_two_time(&bins, 3), coarse);
+    }
+
+    /// The two-time maps accumulated per jackknife group by the event correlator (S(t) and
+    /// pixels from its cells' series) equal the dense two-time maps of the group partition
+    /// (S(t) counted directly), and add back into the q-bins' maps exactly.
+    #[test]
+    fn group_two_time_maps_are_exact() {
+        use xpcs_core::correlate::{EventCorrelator, LagSchedule};
+        use xpcs_core::data::EventList;
+        let (r, c, n) = (16, 24, 40);
+        let data: Vec<u16> = (0..r * c * n)
+            .map(|i| ((i * 7 + i / 5 + i / 97) % 3) as u16)
+            .collect();
+        let stack = FrameStack::from_u16(n, r, c, data).unwrap();
+        // Three q-bins (one with a masked pixel): 16 groups per bin, the split of 3 bins.
+        let labels: Vec<u32> = (0..r * c)
+            .map(|p| if p == 5 { 0 } else { (p % c / 8 + 1) as u32 })
+            .collect();
+        let part = QPartition::from_labels(r, c, labels, "t").unwrap();
+        assert_eq!(two_time_split(3), 16);
+        let groups_part = two_time_partition(&part).unwrap();
+        let dense_groups = two_time_stack(&stack, &groups_part, &[], 2).unwrap();
+        assert_eq!(dense_groups.bins.len(), 48);
+        let ev = EventList::from_stack(&stack, 1.0).unwrap();
+        let sched = LagSchedule::multi_tau(n, 4).unwrap();
+        let mut corr = EventCorrelator::new(&part, &sched, n)
+            .with_two_time(&groups_part, &[], 2)
+            .unwrap();
+        corr.push_events(&ev).unwrap();
+        let event_groups = corr.two_time().unwrap();
+        assert_eq!(event_groups, dense_groups);
+        let bins = two_time_stack(&stack, &part, &[], 2).unwrap();
+        assert_eq!(collapse_two_time(&event_groups, 16), bins);
+        // A partition that splits the correlator's cells is refused.
+        let odd: Vec<u32> = (0..r * c).map(|p| (p % 2 + 1) as u32).collect();
+        let odd = QPartition::from_labels(r, c, odd, "t").unwrap();
+        let e = EventCorrelator::new(&part, &sched, n)
+            .with_two_time(&odd, &[], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("refinement"), "{e}");
     }
 }

@@ -206,8 +206,10 @@ impl ScanSums {
         let n = scan.exposure.n_frames;
         let sched = LagSchedule::multi_tau(n, a.num_bufs)?;
         let part = &scan.partition;
+        // Two-time maps per jackknife group of each q-bin (added back into the bins' maps
+        // when the scan is analysed).
         let bins = EventCorrelator::new(part, &sched, n).with_two_time(
-            part,
+            &super::scan::two_time_partition(part)?,
             &[],
             two_time_bin_frames(scan, a),
         )?;
