@@ -765,6 +765,146 @@ fn shards_merge_into_the_whole_scan() {
     assert!(stderr(&o).contains("i/N"), "{}", stderr(&o));
 }
 
+/// A summary or scan JSON without what differs between two runs of the same campaign: the
+/// timings and where the sums came from (`partials`).
+fn without_timings(v: &serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => m
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "elapsed_s" | "timing_s" | "partials"))
+            .map(|(k, v)| (k.clone(), without_timings(v)))
+            .collect(),
+        serde_json::Value::Array(a) => a.iter().map(without_timings).collect(),
+        x => x.clone(),
+    }
+}
+
+/// report.md without the campaign's wall time and the scans table's wall-time column.
+fn report_without_timings(text: &str) -> Vec<String> {
+    let mut in_scans = false;
+    text.lines()
+        .map(|l| {
+            if l.starts_with("## ") {
+                in_scans = l == "## Scans";
+            }
+            match l.find(" s wall time") {
+                Some(i) => l[..l[..i].rfind(" · ").unwrap_or(i)].to_string(),
+                None if in_scans && l.starts_with('|') => {
+                    let end = l.trim_end_matches('|').rfind('|').unwrap_or(l.len());
+                    l[..end].to_string()
+                }
+                None => l.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// `shard --list-json` lists the scans with their shard limit; `twin --partials DIR` made
+/// from every shard of every scan (3 shards of one scan, 2 of the other) writes the report,
+/// summary and results files of a simulating `twin` run: the same numbers to the bit, the same
+/// failures, only the timings differ. A scan folder without partials, a missing shard and
+/// partials of another seed are refused (exit 2, naming them); `--partials` excludes
+/// `--max-memory`.
+#[test]
+fn twin_from_partials_equals_the_simulating_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |f: &str| dir.path().join(f).display().to_string();
+    let model = repo("tests/dask/two-isobars.toml");
+    let o = run(&["shard", &model, "--list-json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let scans: Vec<(String, u64)> = list["scans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["pixels"], 64 * 192);
+            (
+                s["label"].as_str().unwrap().to_string(),
+                s["max_shards"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        scans,
+        [("00-c0.5GPa".to_string(), 3), ("01-c1GPa".to_string(), 3)]
+    );
+    assert_eq!(list["seed"], 7);
+
+    let o = run(&["twin", &model, "--out", &d("whole")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (k, (label, _)) in scans.iter().enumerate() {
+        let n = 3 - k;
+        for i in 1..=n {
+            let out = d(&format!("p/{label}/part_{i}.bin"));
+            let o = run(&[
+                "shard",
+                &model,
+                "--scan",
+                label,
+                "--shard",
+                &format!("{i}/{n}"),
+                "--out",
+                &out,
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+    }
+    let o = run(&["twin", &model, "--partials", &d("p"), "--out", &d("fromp")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d(f)).unwrap()).unwrap()
+    };
+    let (a, b) = (json("whole/summary.json"), json("fromp/summary.json"));
+    assert_eq!(a["failures"], b["failures"]);
+    assert_eq!(b["partials"], d("p").as_str());
+    assert_eq!(without_timings(&a), without_timings(&b));
+    for (label, _) in &scans {
+        let f = format!("scans/{label}.json");
+        assert_eq!(
+            without_timings(&json(&format!("whole/{f}"))),
+            without_timings(&json(&format!("fromp/{f}")))
+        );
+        let f = format!("scans/{label}_results.hdf");
+        let ra = read_results(Path::new(&d(&format!("whole/{f}")))).unwrap();
+        let rb = read_results(Path::new(&d(&format!("fromp/{f}")))).unwrap();
+        let (ma, mb) = (ra.multitau.unwrap(), rb.multitau.unwrap());
+        let bits = |x: &ndarray::Array2<f32>| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert!(!ma.g2.is_empty());
+        assert_eq!(bits(&ma.g2), bits(&mb.g2));
+        assert_eq!(bits(&ma.g2_err), bits(&mb.g2_err));
+    }
+    let report = |f: &str| std::fs::read_to_string(d(f)).unwrap();
+    let (ra, rb) = (report("whole/report.md"), report("fromp/report.md"));
+    assert!(ra.contains(" s wall time"));
+    assert_eq!(report_without_timings(&ra), report_without_timings(&rb));
+
+    // Refusals: exit 2, one line naming the folder or file, no report written.
+    let refused = |partials: &str, extra: &[&str], says: &[&str]| {
+        let out = d(&format!("refused{}", extra.len() + partials.len()));
+        let mut args = vec!["twin", &model, "--partials", partials, "--out", &out];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(says.iter().all(|s| e.contains(s)), "{e}");
+        assert!(!Path::new(&out).join("report.md").exists());
+    };
+    refused(
+        &d("nowhere"),
+        &[],
+        &["no partial files of scan 00-c0.5GPa", "--shard i/N"],
+    );
+    std::fs::remove_file(d("p/01-c1GPa/part_2.bin")).unwrap();
+    refused(&d("p"), &[], &["p/01-c1GPa", "missing"]);
+    refused(
+        &d("p"),
+        &["--seed", "8"],
+        &["part_1.bin", "another run", "seed"],
+    );
+    refused(&d("p"), &["--max-memory", "4"], &["--max-memory"]);
+}
+
 /// Runs `args`, killing the program if it takes longer than `secs` (a guard against a check
 /// that comes after the work it should prevent).
 fn run_within(args: &[&str], secs: u64) -> Output {

@@ -4,6 +4,9 @@
 //! the g2 of their expected arrays; an independent Python reader (numpy, h5py + hdf5plugin,
 //! in the venv `scripts/pyenv` makes) decodes what we write; bad sparse input exits 2.
 
+mod common;
+
+use common::{root, venv_python};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,10 +23,6 @@ fn run(args: &[&str]) -> Output {
 
 fn ok(o: &Output) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn s(p: &Path) -> String {
@@ -285,28 +284,6 @@ fn correlate_bad_sparse_input_is_exit_2() {
             "{name}: {e}"
         );
         assert!(!out.exists(), "{name} left an output");
-    }
-}
-
-/// The Python interpreter of the project's venv (`scripts/pyenv` creates it on first use),
-/// or why there is none.
-fn venv_python() -> Result<PathBuf, String> {
-    let o = Command::new(root().join("scripts/pyenv"))
-        .output()
-        .map_err(|e| format!("cannot run scripts/pyenv: {e}"))?;
-    if !o.status.success() {
-        let err = String::from_utf8_lossy(&o.stderr);
-        return Err(format!(
-            "scripts/pyenv failed: {}",
-            err.trim().lines().last().unwrap_or("")
-        ));
-    }
-    let out = String::from_utf8_lossy(&o.stdout);
-    let p = PathBuf::from(out.trim().lines().last().unwrap_or("").trim());
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(format!("scripts/pyenv printed no interpreter ({p:?})"))
     }
 }
 

@@ -7,7 +7,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use xpcs_twin::twin::scan::ShardPlan;
-use xpcs_twin::twin::{run_campaign_within, CampaignSetup, Progress, Scale};
+use xpcs_twin::twin::{
+    run_campaign_from_partials, run_campaign_within, CampaignSetup, Progress, Scale,
+};
 
 /// Scale on the command line.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -54,8 +56,15 @@ pub struct TwinArgs {
     out: PathBuf,
     /// Memory budget (GiB): a scan that does not fit whole runs as detector shards, one after
     /// another, with the same results (default: 80 % of the available memory).
-    #[arg(long, value_name = "GIB")]
+    #[arg(long, value_name = "GIB", conflicts_with = "partials")]
     max_memory: Option<f64>,
+    /// Simulate nothing: read each scan's sums from the partial files DIR/<scan label>/*.bin
+    /// (`xpcs-twin shard ... --out DIR/<scan label>/part_i.bin`, every shard of every scan
+    /// once, run anywhere, e.g. by distributed/xpcs_twin_dask.py on a Dask cluster) and write
+    /// the same outputs a simulating run writes. Refused, naming the file, when a scan's
+    /// shards are missing, overlap, or belong to another campaign, scale or seed.
+    #[arg(long, value_name = "DIR")]
+    partials: Option<PathBuf>,
 }
 
 /// Progress bars of a campaign run: one for the campaign (isobars done) and a spinner with the
@@ -149,7 +158,10 @@ pub fn run(a: TwinArgs) -> Result<()> {
     let setup = CampaignSetup::load(&c.model, scale, c.seed)
         .with_context(|| format!("loading campaign {}", c.model.display()))?;
     let bars = Bars::new(&setup.config.name, setup.scans.len());
-    let run = run_campaign_within(&setup, Some(&a.out), c.force, budget, &bars)?;
+    let run = match &a.partials {
+        Some(dir) => run_campaign_from_partials(&setup, Some(&a.out), c.force, dir, &bars)?,
+        None => run_campaign_within(&setup, Some(&a.out), c.force, budget, &bars)?,
+    };
     bars.overall.finish();
     eprintln!(
         "{}: {} scans in {:.0} s; {} failed comparisons/checks; report: {}",

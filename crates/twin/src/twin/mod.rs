@@ -81,7 +81,11 @@ pub fn run_campaign(
     force: bool,
     progress: &dyn Progress,
 ) -> Result<CampaignRun> {
-    run_inner(setup, out, force, None, false, progress)
+    let source = Source::Simulate {
+        max_memory_bytes: None,
+        shards: false,
+    };
+    run_inner(setup, out, force, source, progress)
 }
 
 /// [`run_campaign`] within a memory budget (bytes; None = the default): a scan whose whole run
@@ -95,15 +99,45 @@ pub fn run_campaign_within(
     max_memory_bytes: Option<f64>,
     progress: &dyn Progress,
 ) -> Result<CampaignRun> {
-    run_inner(setup, out, force, max_memory_bytes, true, progress)
+    let source = Source::Simulate {
+        max_memory_bytes,
+        shards: true,
+    };
+    run_inner(setup, out, force, source, progress)
+}
+
+/// [`run_campaign`] from shards run elsewhere (`xpcs-twin shard`, e.g. on a cluster): each
+/// scan's sums are the partial files `partials/<scan label>/*.bin` ([`shard::partial_files`]),
+/// added and refused unless they are every shard of that scan of this campaign, scale and seed
+/// once; the analysis, report and outputs are those of a run that simulated the scans
+/// (bit-identical numbers: the sums are exact).
+pub fn run_campaign_from_partials(
+    setup: &CampaignSetup,
+    out: Option<&Path>,
+    force: bool,
+    partials: &Path,
+    progress: &dyn Progress,
+) -> Result<CampaignRun> {
+    run_inner(setup, out, force, Source::Partials(partials), progress)
+}
+
+/// Where a run's correlation sums come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// Simulated here: whole scans, or shards within a memory budget when `shards`.
+    Simulate {
+        max_memory_bytes: Option<f64>,
+        shards: bool,
+    },
+    /// Partial files under this folder.
+    Partials(&'a Path),
 }
 
 fn run_inner(
     setup: &CampaignSetup,
     out: Option<&Path>,
     force: bool,
-    max_memory_bytes: Option<f64>,
-    shards: bool,
+    source: Source,
     progress: &dyn Progress,
 ) -> Result<CampaignRun> {
     if let Some(dir) = out {
@@ -127,23 +161,60 @@ fn run_inner(
         let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
         xpcs_io::atomic::check_outputs(&outputs, &[&setup.path, &setup.sample_path], true)?;
     }
-    let plans = resources::check(setup, out, max_memory_bytes)?;
-    if !shards {
-        resources::refuse_shards(setup, &plans, max_memory_bytes)?;
-    }
+    let plans = match source {
+        Source::Simulate {
+            max_memory_bytes,
+            shards,
+        } => {
+            let plans = resources::check(setup, out, max_memory_bytes)?;
+            if !shards {
+                resources::refuse_shards(setup, &plans, max_memory_bytes)?;
+            }
+            plans
+        }
+        // Only the sums and the analysis are held: the disk is checked, not the memory.
+        Source::Partials(_) => {
+            resources::check_against(setup, None, out.and_then(resources::free_disk_bytes))?
+        }
+    };
+    // Every scan's partial files are listed before any work: a scan without any is refused
+    // before an output is written.
+    let partials: Vec<Vec<PathBuf>> = match source {
+        Source::Partials(dir) => setup
+            .scans
+            .iter()
+            .map(|s| shard::partial_files(setup, s, dir))
+            .collect::<Result<_>>()?,
+        Source::Simulate { .. } => Vec::new(),
+    };
     let t0 = Instant::now();
     let n = setup.scans.len();
     let mut scans = Vec::with_capacity(n);
     for (k, s) in setup.scans.iter().enumerate() {
         progress.scan_started(k, n, &s.label);
         let ts = Instant::now();
-        let (plan, peak) = plans[k];
-        if plan.count > 1 {
-            progress.sharded(k, plan, peak);
-        }
-        let mut r = scan::run_scan(setup, s, plan, &|st| progress.stage(k, st), &|d, n| {
-            progress.shards_done(k, d, n, ts.elapsed().as_secs_f64())
-        })?;
+        let on_stage = |st: &str| progress.stage(k, st);
+        let mut r = match source {
+            Source::Simulate { .. } => {
+                let (plan, peak) = plans[k];
+                if plan.count > 1 {
+                    progress.sharded(k, plan, peak);
+                }
+                scan::run_scan(setup, s, plan, &on_stage, &|d, n| {
+                    progress.shards_done(k, d, n, ts.elapsed().as_secs_f64())
+                })?
+            }
+            Source::Partials(dir) => {
+                progress.stage(k, "merge partials");
+                let files = &partials[k];
+                let n_files = files.len();
+                let origin = format!("{}/{}", dir.display(), s.label);
+                let sums = shard::sum_partials(setup, s, files, &origin, &|d| {
+                    progress.shards_done(k, d, n_files, ts.elapsed().as_secs_f64())
+                })?;
+                scan::finish_scan(s, &setup.config.analysis, &sums, &on_stage)?
+            }
+        };
         if let Some(dir) = out {
             // The per-bin two-time maps go to the results file now and are then dropped:
             // a campaign holds one scan's maps at a time.
@@ -170,6 +241,10 @@ fn run_inner(
             "scale": setup.scale.name(),
             "roi": setup.roi,
             "seed": setup.seed,
+            "partials": match source {
+                Source::Partials(d) => Some(d.display().to_string()),
+                Source::Simulate { .. } => None,
+            },
             "elapsed_s": elapsed_s,
             "failures": failures,
             "analysis": analysis,

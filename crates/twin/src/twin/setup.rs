@@ -293,6 +293,62 @@ impl CampaignSetup {
         seed: Option<u64>,
         only: &[String],
     ) -> Result<Self> {
+        let mut setup = Self::without_scans(config, path, scale, seed)?;
+        let camp = &setup.sample.campaign;
+        let sc = setup.scale_config();
+        let mut scans = Vec::with_capacity(camp.isobars.len());
+        for k in 0..camp.isobars.len() {
+            let label = scan_label(&camp.isobars[k], k);
+            let chosen = |o: &String| *o == label || o.parse::<usize>().ok() == Some(k);
+            if !only.is_empty() && !only.iter().any(chosen) {
+                continue;
+            }
+            scans.push(build_scan(
+                &setup.sample,
+                &setup.instrument,
+                &setup.config,
+                &setup.roi,
+                sc.max_frames,
+                setup.seed,
+                k,
+            )?);
+        }
+        setup.scans = scans;
+        Ok(setup)
+    }
+
+    /// The preset of the setup's scale (`[scale.reduced]` or `[scale.full]`).
+    pub fn scale_config(&self) -> &ScaleConfig {
+        match self.scale {
+            Scale::Reduced => &self.config.scale.reduced,
+            Scale::Full => &self.config.scale.full,
+        }
+    }
+
+    /// The label and frame count of every isobar of the campaign at this scale, in protocol
+    /// order (from the campaign and sample files alone: no scan is set up).
+    pub fn isobar_labels(&self) -> Vec<(String, usize)> {
+        let max_frames = self.scale_config().max_frames;
+        self.sample
+            .campaign
+            .isobars
+            .iter()
+            .enumerate()
+            .map(|(k, iso)| {
+                let n = max_frames.map_or(iso.n_frames, |m| m.min(iso.n_frames));
+                (scan_label(iso, k), n)
+            })
+            .collect()
+    }
+
+    /// [`CampaignSetup::from_config`] without setting up any scan (`scans` empty): the
+    /// campaign, sample, instrument and ROI validated, in milliseconds at any scale.
+    pub fn without_scans(
+        config: CampaignConfig,
+        path: &Path,
+        scale: Scale,
+        seed: Option<u64>,
+    ) -> Result<Self> {
         let origin = path.display().to_string();
         let dir = path.parent().unwrap_or(Path::new("."));
         let sample_path = dir.join(&config.sample);
@@ -360,23 +416,6 @@ impl CampaignSetup {
         check_config(&config, &origin)?;
         check_protocol(&sample, &config, &origin)?;
         let seed = seed.unwrap_or(config.seed);
-        let mut scans = Vec::with_capacity(camp.isobars.len());
-        for k in 0..camp.isobars.len() {
-            let label = scan_label(&camp.isobars[k], k);
-            let chosen = |o: &String| *o == label || o.parse::<usize>().ok() == Some(k);
-            if !only.is_empty() && !only.iter().any(chosen) {
-                continue;
-            }
-            scans.push(build_scan(
-                &sample,
-                &instrument,
-                &config,
-                &roi,
-                sc.max_frames,
-                seed,
-                k,
-            )?);
-        }
         Ok(CampaignSetup {
             path: path.to_path_buf(),
             config,
@@ -386,7 +425,7 @@ impl CampaignSetup {
             scale,
             roi,
             seed,
-            scans,
+            scans: Vec::new(),
         })
     }
 }

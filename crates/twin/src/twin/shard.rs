@@ -491,8 +491,12 @@ pub fn shard_to_file(
     out: &Path,
     force: bool,
 ) -> Result<(PathBuf, ScanSums)> {
-    // Refuse an existing output before the work, not after.
+    // Refuse an existing output before the work, not after; the folder is made (a scheduler
+    // writes one folder per scan).
     xpcs_io::atomic::check_output(out, &[], force)?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
     let sums = run_shard(setup, &setup.scans[0], shard)?;
     let path = write_partial(out, &sums, Some(shard), force)?;
     Ok((path, sums))
@@ -524,15 +528,117 @@ pub fn merge_to_results(
         &id.scan_label,
     )?;
     let scan = &setup.scans[0];
-    let a = &setup.config.analysis;
-    let mut sums = ScanSums::empty(ScanIdentity::of(&setup, scan), scan, a)?;
-    for p in parts {
-        add_partial(&mut sums, p)?;
-    }
-    sums.check_complete(&format!("merge of {} partial files", parts.len()))?;
-    let r = finish_scan(scan, a, &sums, &|_| {})?;
+    let origin = format!("merge of {} partial files", parts.len());
+    let sums = sum_partials(&setup, scan, parts, &origin, &|_| {})?;
+    let r = finish_scan(scan, &setup.config.analysis, &sums, &|_| {})?;
     let path = output::write_scan_results_to(out, &setup, &r, force)?;
     Ok((path, r))
+}
+
+/// Adds the partial files `parts` of `scan` (every shard once, any order) into the scan's
+/// sums and refuses them unless they cover every pixel once (`origin` names the set in that
+/// error). `on_part(i)` is called after the `i`-th file is added.
+pub fn sum_partials(
+    setup: &CampaignSetup,
+    scan: &ScanSetup,
+    parts: &[PathBuf],
+    origin: &str,
+    on_part: &dyn Fn(usize),
+) -> Result<ScanSums> {
+    let a = &setup.config.analysis;
+    let mut sums = ScanSums::empty(ScanIdentity::of(setup, scan), scan, a)?;
+    for (i, p) in parts.iter().enumerate() {
+        add_partial(&mut sums, p)?;
+        on_part(i + 1);
+    }
+    sums.check_complete(origin)?;
+    Ok(sums)
+}
+
+/// The partial files of `scan` under `dir`: `dir/<scan label>/*.bin`, sorted by name (a
+/// killed writer leaves only a hidden `.tmp` file, never a `.bin`). Refuses a missing or
+/// empty folder, naming it and the command that fills it.
+pub fn partial_files(setup: &CampaignSetup, scan: &ScanSetup, dir: &Path) -> Result<Vec<PathBuf>> {
+    let folder = dir.join(&scan.label);
+    let hint = || {
+        format!(
+            "no partial files of scan {} (expected {}/*.bin, written by `xpcs-twin shard {} \
+             --scale {} --scan {} --shard i/N --out {}/part_i.bin` for every i)",
+            scan.label,
+            folder.display(),
+            setup.path.display(),
+            setup.scale.name(),
+            scan.label,
+            folder.display()
+        )
+    };
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::invalid(dir.display().to_string(), hint()))
+        }
+        Err(e) => return Err(Error::io(&folder, e)),
+    };
+    let mut files = Vec::new();
+    for e in entries {
+        let p = e.map_err(|e| Error::io(&folder, e))?.path();
+        let visible = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| !n.starts_with('.'));
+        if visible && p.extension().is_some_and(|x| x == "bin") && p.is_file() {
+            files.push(p);
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::invalid(dir.display().to_string(), hint()));
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// One scan of the campaign listed for a scheduler: what `xpcs-twin shard --list-json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScanListing {
+    /// Protocol index.
+    pub index: usize,
+    /// Label (the `--scan` value and the folder name under `twin --partials DIR`).
+    pub label: String,
+    /// Frames.
+    pub frames: usize,
+    /// Detector (ROI) pixels.
+    pub pixels: usize,
+    /// Blocks of [`SHARD_UNIT_PX`] pixels: the largest shard count N of `--shard i/N`.
+    pub max_shards: usize,
+}
+
+/// Every scan of a campaign file at `scale` with its shard limit, set up from the campaign
+/// and sample files alone (milliseconds at any scale), as JSON-ready data.
+pub fn list_scans(path: &Path, scale: Scale, seed: Option<u64>) -> Result<serde_json::Value> {
+    let config: CampaignConfig = xpcs_sim::config::load_toml(path)?;
+    let setup = CampaignSetup::without_scans(config, path, scale, seed)?;
+    let pixels = setup.roi.rows * setup.roi.cols;
+    let scans: Vec<ScanListing> = setup
+        .isobar_labels()
+        .into_iter()
+        .enumerate()
+        .map(|(index, (label, frames))| ScanListing {
+            index,
+            label,
+            frames,
+            pixels,
+            max_shards: pixels.div_ceil(SHARD_UNIT_PX),
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "program": format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
+        "campaign": setup.config.name,
+        "campaign_file": path.display().to_string(),
+        "scale": scale.name(),
+        "seed": setup.seed,
+        "shard_unit_px": SHARD_UNIT_PX,
+        "scans": scans,
+    }))
 }
 
 /// SHA-256 (hex) of a partition's dynamic labels, static labels (u32 LE) and mask (u8).
