@@ -16,9 +16,12 @@
 //!
 //! Reference: DESIGN.md §1 (pipeline).
 
+pub mod attenuators;
 pub mod calibrate;
 pub mod campaign;
+pub mod lsq;
 pub mod output;
+pub mod q1fit;
 pub mod resources;
 pub mod scan;
 pub mod setup;
