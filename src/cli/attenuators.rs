@@ -89,7 +89,7 @@ pub fn run(a: AttenuatorsArgs) -> Result<()> {
     r.write(&a.out, &setup.config.name)?;
     let (k, s) = r.slope();
     println!(
-        "{}: slope of 1/τ against the dose rate k̂ = {} Gy⁻¹ ({:.1} σ), simulated k = {} Gy⁻¹: \
+        "{}: slope of 1/τ against the dose rate k̂ = {} Gy⁻¹ ({:.1} σ), simulated k = {:e} Gy⁻¹: \
          {}; smallest detectable k ({} σ) = {:.2e} Gy⁻¹; report {}",
         r.scan_label,
         xpcs_twin::fit_results::plus_minus(k, s),

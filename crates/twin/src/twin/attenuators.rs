@@ -377,6 +377,8 @@ impl SeriesResult {
             "dose rate Ḋ (Gy/s)",
             "1/τ (1/s)",
         )
+        // 1/τ rises with Ḋ when k > 0: the upper right holds the full-beam points.
+        .legend_at(plotters::chart::SeriesLabelPosition::LowerRight)
         .with(PlotSeries::points("fitted τ (±1σ)", x.clone(), y).with_errors(e))
         .with(PlotSeries::line(
             "weighted line",
