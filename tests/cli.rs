@@ -276,6 +276,62 @@ fn plan_uses_the_diluted_contrast_describe_prints() {
 }
 
 #[test]
+fn plan_pressure_selects_the_isobar_or_is_refused() {
+    // --pressure plans that isobar only (not the first one of the file), for a campaign and
+    // for a sample file; a pressure without an isobar exits 2 naming the allowed pressures.
+    let ce = repo("models/ce68-maxipix.toml");
+    let p = run(&["plan", &ce, "--pressure", "5.6", "--mc-repeats", "0"]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    let out = String::from_utf8_lossy(&p.stdout).to_string();
+    assert_eq!(out.matches("\n== ").count(), 1, "{out}");
+    assert!(out.contains("== 03-c5.6GPa"), "{out}");
+    assert!(out.contains("τ = 800.0000 s"), "{out}");
+    let sample = repo("models/samples/ce68.toml");
+    let p = run(&["plan", &sample, "--pressure", "8.2", "--mc-repeats", "0"]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    let out = String::from_utf8_lossy(&p.stdout).to_string();
+    assert!(
+        out.contains("== 8.2 gpa compression") && out.contains("τ = 300.0000 s"),
+        "{out}"
+    );
+    for model in [&ce, &sample] {
+        let p = run(&["plan", model, "--pressure", "2", "--mc-repeats", "0"]);
+        assert_eq!(p.status.code(), Some(2), "{}", stderr(&p));
+        let e = stderr(&p);
+        assert!(
+            e.contains("--pressure") && e.contains("0, 1.1, 2.9, 5.6, 8.2"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn plan_recommends_an_attenuator_series() {
+    let ce = repo("models/ce68-maxipix.toml");
+    let p = run(&[
+        "plan",
+        &ce,
+        "--pressure",
+        "0",
+        "--mc-repeats",
+        "0",
+        "--attenuators",
+        "1,0.5,0.25",
+    ]);
+    assert!(p.status.success(), "{}", stderr(&p));
+    let out = String::from_utf8_lossy(&p.stdout).to_string();
+    assert!(out.contains("ATTENUATOR SERIES"), "{out}");
+    let k = number_after(&out, "so k ≥ ");
+    assert!(k > 0.0 && k.is_finite(), "{out}");
+    // A transmission outside (0, 1] and a series without --pressure are refused.
+    let p = run(&["plan", &ce, "--pressure", "0", "--attenuators", "1,1.5"]);
+    assert_eq!(p.status.code(), Some(2), "{}", stderr(&p));
+    assert!(stderr(&p).contains("transmission"), "{}", stderr(&p));
+    let p = run(&["plan", &ce, "--campaign", "--attenuators", "1,0.5"]);
+    assert_eq!(p.status.code(), Some(2), "{}", stderr(&p));
+}
+
+#[test]
 fn simulate_event_file_matches_dense_stack() {
     let dir = tempfile::tempdir().unwrap();
     let model = repo("models/samples/ce68.toml");

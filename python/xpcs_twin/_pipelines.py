@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 
 from . import _native
@@ -128,6 +128,9 @@ def plan(
     seed: int = 0,
     out: Optional[PathLike] = None,
     verbose: bool = False,
+    attenuators: Optional[Sequence[float]] = None,
+    systematic: float = 0.02,
+    n_sigma: float = 3.0,
 ) -> Dict[str, Any]:
     """Plans a beamtime (``xpcs-twin plan``): the cheapest (frame time, frames) meeting a
     precision target, checked by Monte Carlo, and the ΔC noise floor.
@@ -143,6 +146,10 @@ def plan(
         min_t_over_tau: smallest scan length / τ; seed: random seed.
         out: folder for plan.json and the PNG figures (optional).
         verbose: the text also lists every (frame time, frames) setting compared.
+        attenuators: transmissions (each in (0, 1]) of an attenuator series at ``pressure``:
+        the frames and dose of each step and the smallest beam-induced relaxation k (Gy⁻¹)
+        the series detects at ``n_sigma`` σ, with ``systematic`` (scan-to-scan scatter of
+        ln τ, 0 to 1) added to each step (campaign files only).
 
     Returns:
         The plan.json document as a dict, plus ``text``: the table the command line prints.
@@ -164,6 +171,9 @@ def plan(
         int(seed),
         None if out is None else os.fspath(out),
         bool(verbose),
+        None if attenuators is None else [float(t) for t in attenuators],
+        float(systematic),
+        float(n_sigma),
     )
     doc["text"] = text
     return doc

@@ -97,6 +97,15 @@ pub fn run(a: DescribeArgs) -> Result<()> {
         )?;
         campaign_dose_gy += d.scan_dose_gy;
         write!(out, "{d}")?;
+        writeln!(
+            out,
+            "dose per isobar     rate {:.2e} Gy/s × {} s beam on = {:.2e} Gy; accumulated \
+             {:.2e} Gy by the end of this scan (the described scans in protocol order)",
+            d.dose.gy_per_s,
+            iso.n_frames as f64 * iso.frame_time_s,
+            d.scan_dose_gy,
+            campaign_dose_gy
+        )?;
         writeln!(out, "bin   q_centre  τ start (s)  τ end (s)    scan/τ_end")?;
         let scan_s = iso.n_frames as f64 * iso.frame_time_s;
         for b in &d.bins {

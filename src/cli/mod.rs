@@ -1,5 +1,6 @@
 //! Subcommands. Each lives in its own file and owns its clap `Args`.
 
+mod attenuators;
 mod bars;
 mod correlate;
 mod describe;
@@ -36,6 +37,8 @@ enum Command {
     Shard(Box<shard::ShardArgs>),
     /// Add the partial files of every shard of a scan into its results file.
     Merge(merge::MergeArgs),
+    /// Attenuator series of one isobar: τ at each transmission, slope of 1/τ vs dose rate.
+    Attenuators(Box<attenuators::AttenuatorsArgs>),
     /// Run validation scenarios; exit non-zero if any recovered quantity misses its tolerance.
     Validate(validate::ValidateArgs),
     /// Fit g2 and two-time maps of a results file; fits go into the file, JSON and PNGs.
@@ -60,6 +63,7 @@ pub fn run() -> Result<()> {
         Command::Shard(args) => shard::run(*args),
         Command::Merge(args) => merge::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Attenuators(args) => attenuators::run(*args),
         Command::Plan(args) => plan::run(*args),
         Command::Fit(args) => fit::run(*args),
         Command::Describe(args) => describe::run(*args),

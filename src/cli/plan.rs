@@ -16,7 +16,9 @@ use xpcs_twin::pipeline::plan::{self, PlanOptions};
 pub struct PlanArgs {
     /// Campaign (models/*.toml) or sample (models/samples/*.toml) file.
     model: PathBuf,
-    /// Plan the first isobar at this pressure (GPa).
+    /// Plan the isobar at this pressure (GPa; the first one in protocol order when the
+    /// campaign has two, compression before decompression). A pressure without an isobar is
+    /// refused (exit 2) with the list of the campaign's isobar pressures.
     #[arg(long)]
     pressure: Option<f64>,
     /// Plan every isobar: time per isobar and total.
@@ -61,6 +63,24 @@ pub struct PlanArgs {
     /// Also print every (frame time, frames) setting of the grid with its predicted errors.
     #[arg(long)]
     verbose: bool,
+    /// Recommend an attenuator series at the --pressure isobar: these transmissions
+    /// (comma-separated, each in (0, 1]), the frames each needs for the target, the dose of
+    /// each scan and the smallest beam-induced relaxation k (Gy⁻¹) the series detects
+    /// (campaign files only; the slope of 1/τ against the dose rate, `--n-sigma` σ).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        requires = "pressure",
+        value_name = "A,B,..."
+    )]
+    attenuators: Option<Vec<f64>>,
+    /// Scan-to-scan scatter of ln τ added in quadrature to the statistical error of each
+    /// step of the attenuator series (pressure drift, aging; 0 to 1).
+    #[arg(long, default_value_t = 0.02, value_name = "S")]
+    systematic: f64,
+    /// Detection threshold of the attenuator series in σ of the slope (0.5 to 10).
+    #[arg(long, default_value_t = 3.0, value_name = "N")]
+    n_sigma: f64,
 }
 
 /// Runs `plan`.
@@ -82,6 +102,9 @@ pub fn run(a: PlanArgs) -> Result<()> {
         seed: a.seed,
         out: a.out,
         verbose: a.verbose,
+        attenuators: a.attenuators,
+        systematic: a.systematic,
+        n_sigma: a.n_sigma,
     };
     let done = plan::run(&opts, &Bars::default())?;
     print!("{}", done.text);

@@ -1256,7 +1256,7 @@ fn twin<'py>(
 #[pyfunction]
 #[pyo3(signature = (model, pressure, campaign, target, frame_time, max_frames, budget_hours,
     mc_repeats, free, bin_pixels, q_bins, min_frame_time, min_t_over_tau, seed, out,
-    verbose = false))]
+    verbose = false, attenuators = None, systematic = 0.02, n_sigma = 3.0))]
 #[allow(clippy::too_many_arguments)]
 fn plan<'py>(
     py: Python<'py>,
@@ -1276,6 +1276,9 @@ fn plan<'py>(
     seed: u64,
     out: Option<PathBuf>,
     verbose: bool,
+    attenuators: Option<Vec<f64>>,
+    systematic: f64,
+    n_sigma: f64,
 ) -> PyResult<(String, Bound<'py, PyAny>)> {
     let opts = xpcs_twin::pipeline::plan::PlanOptions {
         model,
@@ -1294,6 +1297,9 @@ fn plan<'py>(
         seed,
         out,
         verbose,
+        attenuators,
+        systematic,
+        n_sigma,
     };
     let done = py
         .detach(|| xpcs_twin::pipeline::plan::run(&opts, &Quiet))

@@ -174,9 +174,11 @@ pub struct DacConfig {
     #[serde(default)]
     pub medium: String,
     /// Fraction of the mean detected intensity that is incoherent (Compton/TDS from anvils and
-    /// medium): dilutes the contrast as (1 - x)². Default 0.
+    /// medium): dilutes the contrast as (1 - x)². A number in 0..0.99, or `"computed"`: from
+    /// the cell geometry at the detector centre's 2θ ([`crate::instrument::background`]).
+    /// Default 0.
     #[serde(default)]
-    pub incoherent_fraction: f64,
+    pub incoherent_fraction: IncoherentFraction,
     /// Fraction of the mean detected intensity that is a static speckled field (gasket tails,
     /// solid medium). Default 0.
     #[serde(default)]
@@ -186,6 +188,62 @@ pub struct DacConfig {
     /// Kossel lines and spots (default none).
     #[serde(default)]
     pub kossel: KosselConfig,
+}
+
+/// The cell's incoherent fraction: a fixed number or computed from the cell geometry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum IncoherentFraction {
+    /// This fraction of the mean detected intensity (a number in the file).
+    Fixed(f64),
+    /// Computed from the cell geometry (`"computed"` in the file).
+    Computed,
+}
+
+impl Default for IncoherentFraction {
+    fn default() -> Self {
+        IncoherentFraction::Fixed(0.0)
+    }
+}
+
+impl Serialize for IncoherentFraction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            IncoherentFraction::Fixed(x) => s.serialize_f64(*x),
+            IncoherentFraction::Computed => s.serialize_str("computed"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for IncoherentFraction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = IncoherentFraction;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number in 0..0.99 or the string \"computed\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Self::Value, E> {
+                Ok(IncoherentFraction::Fixed(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+                Ok(IncoherentFraction::Fixed(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+                Ok(IncoherentFraction::Fixed(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                v: &str,
+            ) -> std::result::Result<Self::Value, E> {
+                if v == "computed" {
+                    Ok(IncoherentFraction::Computed)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn default_opening() -> f64 {
@@ -482,5 +540,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("foo"), "{e}");
+    }
+
+    #[test]
+    fn incoherent_fraction_is_a_number_or_computed() {
+        let (pt, o) = load_preset::<DacConfig>("dacs", "pt-dac").unwrap();
+        assert_eq!(pt.incoherent_fraction, IncoherentFraction::Computed);
+        let text = preset_text("dacs", "pt-dac").unwrap();
+        let with = |v: &str| {
+            text.replace(
+                "incoherent_fraction = \"computed\"",
+                &format!("incoherent_fraction = {v}"),
+            )
+        };
+        let d: DacConfig = parse_toml(&with("0.25"), &o).unwrap();
+        assert_eq!(d.incoherent_fraction, IncoherentFraction::Fixed(0.25));
+        let d: DacConfig = parse_toml(&with("0"), &o).unwrap();
+        assert_eq!(d.incoherent_fraction, IncoherentFraction::Fixed(0.0));
+        let e = parse_toml::<DacConfig>(&with("\"auto\""), "cell.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cell.toml") && e.contains("auto") && e.contains("\"computed\""),
+            "{e}"
+        );
+        // Round trip through TOML keeps the keyword.
+        let back: DacConfig = toml::from_str(&toml::to_string(&pt).unwrap()).unwrap();
+        assert_eq!(back.incoherent_fraction, IncoherentFraction::Computed);
     }
 }

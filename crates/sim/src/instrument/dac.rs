@@ -18,7 +18,10 @@
 //! Reference: attenuation law and slab absorption, e.g. B. E. Warren, X-ray Diffraction (1969),
 //! ch. 3; diamond cross sections from NIST XCOM (see [`crate::instrument::xcom`]).
 
-use crate::config::instrument::{DacConfig, KosselConfig, DEFAULT_SPOT_PEAK_FRACTION};
+use crate::config::instrument::{
+    DacConfig, IncoherentFraction, KosselConfig, DEFAULT_SPOT_PEAK_FRACTION,
+};
+use crate::instrument::background::Background;
 use crate::instrument::beam::Beam;
 use crate::instrument::xcom::{Attenuation, Material};
 use xpcs_core::check::{check_positive, check_range};
@@ -51,8 +54,9 @@ pub struct Dac {
     pub sample_attenuation: Attenuation,
     /// Coherent cross section per atom at the FSDP peak (electrons²).
     pub peak_cross_section_e2: f64,
-    /// Incoherent background fraction.
-    pub incoherent_fraction: f64,
+    /// Incoherent background fraction: fixed, or computed from the cell geometry
+    /// ([`Dac::incoherent_fraction_at`]).
+    pub incoherent_fraction: IncoherentFraction,
     /// Static speckled background fraction.
     pub static_fraction: f64,
     /// Kossel lines and spots.
@@ -134,21 +138,17 @@ impl Dac {
                 ),
             ));
         }
-        check_range(
-            origin,
-            "incoherent_fraction",
-            cfg.incoherent_fraction,
-            0.0,
-            0.99,
-        )?;
         check_range(origin, "static_fraction", cfg.static_fraction, 0.0, 0.99)?;
-        if cfg.incoherent_fraction + cfg.static_fraction >= 1.0 {
-            return Err(Error::out_of_range(
-                origin,
-                "incoherent_fraction + static_fraction",
-                cfg.incoherent_fraction + cfg.static_fraction,
-                "< 1",
-            ));
+        if let IncoherentFraction::Fixed(x) = cfg.incoherent_fraction {
+            check_range(origin, "incoherent_fraction", x, 0.0, 0.99)?;
+            if x + cfg.static_fraction >= 1.0 {
+                return Err(Error::out_of_range(
+                    origin,
+                    "incoherent_fraction + static_fraction",
+                    x + cfg.static_fraction,
+                    "< 1",
+                ));
+            }
         }
         check_positive(
             origin,
@@ -189,7 +189,7 @@ impl Dac {
         let e_origin = beam.origin.as_str();
         let sample_attenuation = sample.attenuation(beam.energy_kev, e_origin, "energy_kev")?;
         let diamond = Material::diamond().attenuation(beam.energy_kev, e_origin, "energy_kev")?;
-        Ok(Dac {
+        let dac = Dac {
             origin: origin.to_string(),
             anvil_thickness_cm: cfg.anvil_thickness_mm * 0.1,
             diamond,
@@ -206,7 +206,32 @@ impl Dac {
             static_fraction: cfg.static_fraction,
             kossel: k.clone(),
             spot_peak_rate_hz,
-        })
+        };
+        if dac.incoherent_fraction == IncoherentFraction::Computed {
+            // The computation fails only on the medium or an element without tables, not on
+            // the angle: try it once here so that the file is named before any work.
+            Background::new(beam, &dac, 0.27).map_err(|e| {
+                Error::invalid(origin, format!("incoherent_fraction = \"computed\": {e}"))
+            })?;
+        }
+        Ok(dac)
+    }
+
+    /// The incoherent fraction x_b at scattering angle `two_theta` (radians, the detector
+    /// centre's): the file's number, or the value computed from the cell geometry
+    /// ([`Background::incoherent_fraction`]) when the file says `"computed"`.
+    pub fn incoherent_fraction_at(&self, beam: &Beam, two_theta: f64) -> Result<f64> {
+        match self.incoherent_fraction {
+            IncoherentFraction::Fixed(x) => Ok(x),
+            IncoherentFraction::Computed => {
+                Ok(Background::new(beam, self, two_theta)?.incoherent_fraction())
+            }
+        }
+    }
+
+    /// Whether x_b is computed from the cell geometry (else the file's number).
+    pub fn background_is_computed(&self) -> bool {
+        self.incoherent_fraction == IncoherentFraction::Computed
     }
 
     /// Diamond attenuation used for transmissions (cm⁻¹), with or without Rayleigh.
@@ -297,6 +322,33 @@ pub(crate) mod tests {
             })
             .sum();
         assert!((dac.sample_effective_thickness_cm(tt) / q - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn incoherent_fraction_fixed_or_computed() {
+        let (beam, dac) = pt();
+        let tt = 15.62f64.to_radians();
+        // The preset asks for the computed value: the background module's x_b at that angle.
+        assert!(dac.background_is_computed());
+        let xb = dac.incoherent_fraction_at(&beam, tt).unwrap();
+        let want = Background::new(&beam, &dac, tt)
+            .unwrap()
+            .incoherent_fraction();
+        assert_eq!(xb, want);
+        assert!((xb - 0.377).abs() < 0.01, "{xb}");
+        let mut fixed = dac.clone();
+        fixed.incoherent_fraction = IncoherentFraction::Fixed(0.2);
+        assert_eq!(fixed.incoherent_fraction_at(&beam, tt).unwrap(), 0.2);
+        // A medium the computation does not know is refused when the cell is built, naming it.
+        let (mut d, o) = load_preset::<DacConfig>("dacs", "pt-dac").unwrap();
+        d.medium = "neon".into();
+        let e = Dac::new(&d, &o, &beam).unwrap_err().to_string();
+        assert!(
+            e.contains("pt-dac") && e.contains("neon") && e.contains("computed"),
+            "{e}"
+        );
+        d.incoherent_fraction = IncoherentFraction::Fixed(0.2);
+        assert!(Dac::new(&d, &o, &beam).is_ok());
     }
 
     #[test]

@@ -69,8 +69,11 @@ pub struct Description {
     /// Contrast after the incoherent dilution c (1 − x_b)² (what g2 − 1 shows at short lag
     /// without static background).
     pub contrast_diluted: f64,
-    /// Incoherent fraction the simulation uses (the cell's `incoherent_fraction`).
+    /// Incoherent fraction the simulation uses (the cell's `incoherent_fraction`: its number,
+    /// or the computed one).
     pub incoherent_fraction: f64,
+    /// Whether the cell file asks for the computed fraction.
+    pub background_computed: bool,
     /// The incoherent background computed from the cell geometry at the detector centre, or
     /// why it could not be computed.
     pub background: std::result::Result<Background, String>,
@@ -148,7 +151,7 @@ pub fn describe(
         .sum::<f64>()
         * n_frames as f64;
     let contrast = inst.contrast_at(pressure_gpa)?;
-    let xb = inst.dac.incoherent_fraction;
+    let xb = scene.cell_incoherent_fraction;
     let dose = DoseRate::new(&inst.beam, &inst.dac);
     Ok(Description {
         pressure_gpa,
@@ -169,6 +172,7 @@ pub fn describe(
         contrast,
         contrast_diluted: contrast.value() * (1.0 - xb).powi(2),
         incoherent_fraction: xb,
+        background_computed: inst.dac.background_is_computed(),
         background: Background::new(&inst.beam, &inst.dac, scene.two_theta_c_rad)
             .map_err(|e| e.to_string()),
         mean_rate_hz: total / n_valid.max(1) as f64 / frame_time_s,
@@ -248,23 +252,57 @@ impl std::fmt::Display for Description {
         match &self.background {
             Ok(b) => {
                 let xb = b.incoherent_fraction();
+                if self.background_computed {
+                    writeln!(
+                        f,
+                        "background          x_b = {:.3} computed from the cell at 2θ_c (B/G = {:.3}, \
+                         x_s = {:.3}: x_b = B/G ÷ (1 + B/G) × (1 − x_s)); used",
+                        xb,
+                        b.ratio_sum(),
+                        b.static_fraction,
+                    )?;
+                } else {
+                    writeln!(
+                        f,
+                        "background          x_b = {:.3} used (the cell file's incoherent_fraction); \
+                         computed from the cell {:.3} (B/G = {:.3} at 2θ_c, x_s = {:.3}) → \
+                         contrast after dilution {:.4}",
+                        self.incoherent_fraction,
+                        xb,
+                        b.ratio_sum(),
+                        b.static_fraction,
+                        c.value() * (1.0 - xb).powi(2)
+                    )?;
+                }
+                // Each component as its ratio to the glass signal and as its share of the
+                // detected total (glass + incoherent sum, scaled by 1 − x_s).
+                let total = (1.0 + b.ratio_sum()) / (1.0 - b.static_fraction);
                 writeln!(
                     f,
-                    "background          x_b = {:.3} used (the cell file's incoherent_fraction); \
-                     computed from the cell {:.3} (B/G = {:.3} at 2θ_c, x_s = {:.3}) → \
-                     contrast after dilution {:.4}",
-                    self.incoherent_fraction,
-                    xb,
-                    b.ratio_sum(),
-                    b.static_fraction,
-                    c.value() * (1.0 - xb).powi(2)
+                    "  {:<28} {:>10} {:>14}",
+                    "component", "÷ glass", "share of total"
                 )?;
-                let parts: Vec<String> = b
-                    .components
-                    .iter()
-                    .map(|k| format!("{} {:.4}", k.name, k.ratio))
-                    .collect();
-                writeln!(f, "  parts ÷ glass     {}", parts.join("; "))?;
+                writeln!(
+                    f,
+                    "  {:<28} {:>10.4} {:>14.4}",
+                    "glass, coherent",
+                    1.0,
+                    1.0 / total
+                )?;
+                for k in &b.components {
+                    writeln!(
+                        f,
+                        "  {:<28} {:>10.4} {:>14.4}",
+                        k.name,
+                        k.ratio,
+                        k.ratio / total
+                    )?;
+                }
+                writeln!(
+                    f,
+                    "  {:<28} {:>10} {:>14.4}",
+                    "static (gasket, x_s)", "", b.static_fraction
+                )?;
             }
             Err(e) => writeln!(
                 f,

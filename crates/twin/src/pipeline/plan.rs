@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 pub struct PlanOptions {
     /// Campaign (models/*.toml) or sample (models/samples/*.toml) file.
     pub model: PathBuf,
-    /// Plan the first isobar at this pressure (GPa).
+    /// Plan the isobar at this pressure (GPa; the first one in protocol order when the
+    /// campaign has two, compression before decompression). A pressure without an isobar is
+    /// refused with the list of the campaign's isobar pressures.
     pub pressure: Option<f64>,
     /// Plan every isobar: time per isobar and total.
     pub campaign: bool,
@@ -49,6 +51,16 @@ pub struct PlanOptions {
     pub out: Option<PathBuf>,
     /// Also print every (frame time, frames) setting of the grid with its predicted errors.
     pub verbose: bool,
+    /// Recommend an attenuator series at the `pressure` isobar: these transmissions (each in
+    /// (0, 1]), the frames each needs for the target, the dose of each scan and the smallest
+    /// beam-induced relaxation k (Gy⁻¹) the series detects (campaign files only; the slope of
+    /// 1/τ against the dose rate, `n_sigma` σ).
+    pub attenuators: Option<Vec<f64>>,
+    /// Scan-to-scan scatter of ln τ added in quadrature to the statistical error of each step
+    /// of the attenuator series (pressure drift, aging; 0 to 1).
+    pub systematic: f64,
+    /// Detection threshold of the attenuator series in σ of the slope (0.5 to 10).
+    pub n_sigma: f64,
 }
 
 /// One isobar as plain numbers.
@@ -63,6 +75,11 @@ struct Point {
     /// Flux on the sample, its provenance, dose rate and the dose of the configured scan
     /// (campaign files only).
     beam_line: Option<String>,
+    /// Dose rate in the illuminated column (Gy/s; campaign files only).
+    dose_rate_gy_s: Option<f64>,
+    /// The sample's beam-induced relaxation coefficient k (Gy⁻¹): τ(a) = 1/(1/τ₀ + k a Ḋ₀)
+    /// at transmission a (campaign files only; 0 otherwise).
+    beam_relaxation_per_gy: f64,
 }
 
 fn load_points(a: &PlanOptions, free: FreeParams) -> Result<Vec<Point>> {
@@ -91,6 +108,23 @@ fn load_points(a: &PlanOptions, free: FreeParams) -> Result<Vec<Point>> {
         };
         let det = (scene.rows * scene.cols) as f64;
         let camp = &sample.campaign;
+        if let Some(p) = a.pressure {
+            if !camp
+                .isobars
+                .iter()
+                .any(|b| (b.pressure_gpa - p).abs() < 1e-6)
+            {
+                return Err(Error::out_of_range(
+                    a.model.display().to_string(),
+                    "--pressure",
+                    p,
+                    format!(
+                        "one of the isobars: {} GPa",
+                        pressures(camp.isobars.iter().map(|b| b.pressure_gpa))
+                    ),
+                ));
+            }
+        }
         for (k, b) in camp.isobars.iter().enumerate() {
             let law = camp.tau_law(k);
             let aging = match law {
@@ -117,11 +151,20 @@ fn load_points(a: &PlanOptions, free: FreeParams) -> Result<Vec<Point>> {
                 aging_tau_cap_s: aging.map(|a| a.1),
                 avalanches: !matches!(b.avalanches, crate::model::AvalancheTimes::None),
                 beam_line: None,
+                dose_rate_gy_s: None,
+                beam_relaxation_per_gy: 0.0,
             });
         }
     } else {
-        let setup =
-            crate::twin::CampaignSetup::load(&a.model, crate::twin::Scale::Full, Some(a.seed))?;
+        // With a pressure only that pressure's isobars are set up; a pressure without an
+        // isobar is refused with the campaign's isobar pressures.
+        let setup = crate::twin::CampaignSetup::load_at_pressure(
+            &a.model,
+            crate::twin::Scale::Full,
+            Some(a.seed),
+            a.pressure,
+            "--pressure",
+        )?;
         for s in &setup.scans {
             let mut sizes = s.partition.dynamic().bin_sizes();
             sizes.retain(|&n| n > 0);
@@ -160,13 +203,183 @@ fn load_points(a: &PlanOptions, free: FreeParams) -> Result<Vec<Point>> {
                     s.isobar.n_frames,
                     s.isobar.frame_time_s,
                     s.contrast,
-                    setup.instrument.dac.incoherent_fraction
+                    fmt_xb(
+                        s.incoherent_fraction,
+                        setup.instrument.dac.background_is_computed()
+                    )
                 )),
+                dose_rate_gy_s: Some(s.dose_rate_gy_s),
+                beam_relaxation_per_gy: setup.sample.beam_relaxation_per_gy,
             });
         }
     }
-    let _ = &a.pressure;
     Ok(out)
+}
+
+/// One step of a recommended attenuator series.
+#[derive(Debug, Clone, serde::Serialize)]
+struct AttenuatorStep {
+    transmission: f64,
+    dose_rate_gy_s: f64,
+    tau_s: f64,
+    frame_time_s: f64,
+    n_frames: usize,
+    beam_on_s: f64,
+    dose_gy: f64,
+    sigma_ln_tau_stat: f64,
+    sigma_ln_tau: f64,
+    target_reached: bool,
+}
+
+/// The recommended attenuator series and its detection limit.
+#[derive(Debug, Clone, serde::Serialize)]
+struct AttenuatorPlan {
+    steps: Vec<AttenuatorStep>,
+    systematic: f64,
+    n_sigma: f64,
+    sigma_k_per_gy: f64,
+    detectable_k_per_gy: f64,
+    total_beam_s: f64,
+    total_dose_gy: f64,
+}
+
+/// The attenuator series at one isobar (docs/physics.md §3.4): each transmission a scales the
+/// count rate and the dose rate (Ḋ = a Ḋ₀) and, with the sample's beam_relaxation_per_gy k,
+/// sets τ(a) = 1/(1/τ₀ + k a Ḋ₀); the planner finds the frames each step needs for the target
+/// (so that every step has about the same σ(ln τ)), adds `systematic` in quadrature, and gives
+/// the slope error of the line 1/τ against Ḋ, σ_k = 1/sqrt(Σ w_i (Ḋ_i − Ḋ̄_w)²) with
+/// w_i = (τ_i/s_i)², and the smallest detectable k = n σ_k.
+fn attenuator_plan(
+    p: &Point,
+    transmissions: &[f64],
+    target: Target,
+    limits: &Limits,
+    systematic: f64,
+    n_sigma: f64,
+) -> Result<AttenuatorPlan> {
+    let Some(d0) = p.dose_rate_gy_s else {
+        return Err(Error::invalid(
+            "command line",
+            "--attenuators needs a campaign file (the dose rate comes from its beam and cell)",
+        ));
+    };
+    let tau0 = p.setting.tau_s;
+    let mut steps = Vec::new();
+    for &t in transmissions {
+        let d = t * d0;
+        let tau = 1.0 / (1.0 / tau0 + p.beam_relaxation_per_gy * d);
+        let mut set = p.setting;
+        set.rate_per_pixel_hz *= t;
+        set.tau_s = tau;
+        let plan = recommend(&set, target, limits)?;
+        let c = &plan.grid[plan.chosen];
+        let stat = c.prediction.sigma_ln_tau;
+        steps.push(AttenuatorStep {
+            transmission: t,
+            dose_rate_gy_s: d,
+            tau_s: tau,
+            frame_time_s: c.frame_time_s,
+            n_frames: c.n_frames,
+            beam_on_s: c.scan_s,
+            dose_gy: d * c.scan_s,
+            sigma_ln_tau_stat: stat,
+            sigma_ln_tau: stat.hypot(systematic),
+            target_reached: plan.reached,
+        });
+    }
+    // 1/τ against Ḋ: σ(1/τ) = σ(ln τ)/τ.
+    let x: Vec<f64> = steps.iter().map(|s| s.dose_rate_gy_s).collect();
+    let y: Vec<f64> = steps.iter().map(|s| 1.0 / s.tau_s).collect();
+    let e: Vec<f64> = steps.iter().map(|s| s.sigma_ln_tau / s.tau_s).collect();
+    let fit = crate::twin::lsq::poly_fit(&x, &y, &e, 1, "--attenuators")?;
+    let sigma_k = fit.slope().1;
+    Ok(AttenuatorPlan {
+        total_beam_s: steps.iter().map(|s| s.beam_on_s).sum(),
+        total_dose_gy: steps.iter().map(|s| s.dose_gy).sum(),
+        steps,
+        systematic,
+        n_sigma,
+        sigma_k_per_gy: sigma_k,
+        detectable_k_per_gy: n_sigma * sigma_k,
+    })
+}
+
+fn print_attenuator_plan(out: &mut String, p: &Point, s: &AttenuatorPlan) {
+    let _ = writeln!(
+        out,
+        "\nATTENUATOR SERIES at {} (beam_relaxation_per_gy = {:e} Gy⁻¹ in the sample file; \
+         σ(ln τ) = statistics ⊕ {:.1} % scan-to-scan scatter):",
+        p.label,
+        p.beam_relaxation_per_gy,
+        100.0 * s.systematic
+    );
+    let _ = writeln!(
+        out,
+        "{:>12} {:>12} {:>10} {:>9} {:>8} {:>10} {:>10} {:>11} {:>11}",
+        "transmission",
+        "Ḋ (Gy/s)",
+        "τ (s)",
+        "Δt (s)",
+        "frames",
+        "T (s)",
+        "dose (Gy)",
+        "σ(lnτ) stat",
+        "σ(lnτ) tot"
+    );
+    for t in &s.steps {
+        let _ = writeln!(
+            out,
+            "{:>12} {:>12.3e} {:>10.4} {:>9} {:>8} {:>10.0} {:>10.2e} {:>10.2} % {:>9.2} %{}",
+            t.transmission,
+            t.dose_rate_gy_s,
+            t.tau_s,
+            t.frame_time_s,
+            t.n_frames,
+            t.beam_on_s,
+            t.dose_gy,
+            100.0 * t.sigma_ln_tau_stat,
+            100.0 * t.sigma_ln_tau,
+            if t.target_reached {
+                ""
+            } else {
+                "  (target not reached)"
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "series: {:.0} s of beam, {:.2e} Gy; slope of 1/τ against Ḋ: σ_k = {:.2e} Gy⁻¹, so \
+         k ≥ {:.2e} Gy⁻¹ is detected at {} σ (k Ḋ₀ τ₀ ≥ {:.3}). Check it with `xpcs-twin \
+         attenuators MODEL --pressure {} --transmissions {} --relaxation-per-gy K`.",
+        s.total_beam_s,
+        s.total_dose_gy,
+        s.sigma_k_per_gy,
+        s.detectable_k_per_gy,
+        s.n_sigma,
+        s.detectable_k_per_gy
+            * s.steps.iter().fold(0f64, |m, t| m.max(t.dose_rate_gy_s))
+            * p.setting.tau_s,
+        p.pressure_gpa,
+        s.steps
+            .iter()
+            .map(|t| t.transmission.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+}
+
+/// Isobar pressures as a list for a message ("0.1, 1.5, 3.3").
+fn pressures(p: impl Iterator<Item = f64>) -> String {
+    p.map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// x_b with where it comes from.
+fn fmt_xb(xb: f64, computed: bool) -> String {
+    if computed {
+        format!("{xb:.3} (computed from the cell)")
+    } else {
+        format!("{xb:.3} (the cell file's)")
+    }
 }
 
 fn human_bytes(b: f64) -> String {
@@ -358,15 +571,33 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
             "0, or ≥ 10",
         ));
     }
+    if let Some(t) = &a.attenuators {
+        if a.pressure.is_none() {
+            return Err(Error::invalid(
+                "command line",
+                "--attenuators needs --pressure (the isobar the series is measured at)",
+            ));
+        }
+        crate::twin::attenuators::check_transmissions(t, "--attenuators")?;
+        crate::check::check_range("command line", "--systematic", a.systematic, 0.0, 1.0)?;
+        crate::check::check_range("command line", "--n-sigma", a.n_sigma, 0.5, 10.0)?;
+    }
     let mut points = load_points(a, free)?;
     if let Some(p) = a.pressure {
+        // The first isobar at that pressure in protocol order (compression before a later
+        // decompression at the same pressure).
         let i = points
             .iter()
             .position(|q| (q.pressure_gpa - p).abs() < 1e-6)
             .ok_or_else(|| {
-                Error::invalid(
+                Error::out_of_range(
                     "command line",
-                    format!("--pressure {p}: no isobar at that pressure in the model"),
+                    "--pressure",
+                    p,
+                    format!(
+                        "one of the isobars: {} GPa",
+                        pressures(points.iter().map(|q| q.pressure_gpa))
+                    ),
                 )
             })?;
         points = vec![points.swap_remove(i)];
@@ -389,6 +620,7 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
     }
     let mut json = Vec::new();
     let mut total = 0.0;
+    let mut total_dose = 0.0;
     let mut summary = Vec::new();
     for p in &points {
         let limits = Limits {
@@ -408,8 +640,21 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
         print_plan(&mut out, p, &plan, a.verbose);
         let c = &plan.grid[plan.chosen];
         total += c.scan_s;
+        let dose = p.dose_rate_gy_s.map(|r| r * c.scan_s);
+        total_dose += dose.unwrap_or(0.0);
+        if let Some(d) = dose {
+            let _ = writeln!(
+                out,
+                "dose of the recommended scan: {:.2e} Gy/s × {:.0} s = {d:.2e} Gy; accumulated \
+                 {total_dose:.2e} Gy (the planned isobars in protocol order, beam on during the \
+                 scans only)",
+                p.dose_rate_gy_s.unwrap_or(f64::NAN),
+                c.scan_s
+            );
+        }
+        let g = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2e}"));
         summary.push(format!(
-            "{:<22} {:>9.3} {:>8} {:>8} {:>10.0} {:>9.2} {:>6}  {}",
+            "{:<22} {:>9.3} {:>8} {:>8} {:>10.0} {:>9.2} {:>6} {:>10} {:>10} {:>12}  {}",
             p.label,
             p.setting.tau_s,
             c.frame_time_s,
@@ -417,6 +662,9 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
             c.scan_s,
             100.0 * c.target_error.unwrap_or(f64::NAN),
             if plan.reached { "yes" } else { "NO" },
+            g(p.dose_rate_gy_s),
+            g(dose),
+            g(dose.map(|_| total_dose)),
             plan.binding.join(", ")
         ));
         let chosen = p.setting.with_scan(c.frame_time_s, c.n_frames);
@@ -457,6 +705,20 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
             };
             mc = r.ok();
         }
+        let series = match &a.attenuators {
+            Some(t) => Some(attenuator_plan(
+                p,
+                t,
+                target,
+                &limits,
+                a.systematic,
+                a.n_sigma,
+            )?),
+            None => None,
+        };
+        if let Some(s) = &series {
+            print_attenuator_plan(&mut out, p, s);
+        }
         let b = default_bin_frames(&chosen).min(chosen.n_frames / 4).max(1);
         let fl = match floor_formula(&chosen, b) {
             Ok(f) => f,
@@ -465,6 +727,7 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
                 let _ = writeln!(out, "ΔC floor: not computed ({e})");
                 json.push(serde_json::json!({
                     "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
+                    "dose_rate_gy_s": p.dose_rate_gy_s, "attenuator_series": series,
                     "delta_c_floor": null, "delta_c_null": null,
                 }));
                 continue;
@@ -539,6 +802,7 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
         }
         json.push(serde_json::json!({
             "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
+            "dose_rate_gy_s": p.dose_rate_gy_s, "attenuator_series": series,
             "delta_c_floor": fl,
             "delta_c_null": null_floor.as_ref().and_then(|n| n.null_simulation),
             "delta_c_null_simulation": null_floor,
@@ -547,7 +811,7 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
     if points.len() > 1 {
         let _ = writeln!(
                 out,
-            "\n== campaign {}: {} {:.1} % per isobar\n{:<22} {:>9} {:>8} {:>8} {:>10} {:>9} {:>6}  set by",
+            "\n== campaign {}: {} {:.1} % per isobar\n{:<22} {:>9} {:>8} {:>8} {:>10} {:>9} {:>6} {:>10} {:>10} {:>12}  set by",
             a.model.display(),
             target.name(),
             100.0 * target.relative,
@@ -557,7 +821,10 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
             "frames",
             "T (s)",
             "pred. %",
-            "met"
+            "met",
+            "Ḋ (Gy/s)",
+            "dose (Gy)",
+            "accum. (Gy)"
         );
         for line in &summary {
             let _ = writeln!(out, "{line}");

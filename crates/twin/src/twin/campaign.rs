@@ -66,6 +66,8 @@ pub struct CampaignAnalysis {
     pub all: Vec<(String, String, Compared)>,
     /// Qualitative checks.
     pub checks: Vec<Check>,
+    /// The FSDP position q1 fitted per scan and its pressure shift (Err: why not).
+    pub q1_shift: std::result::Result<super::q1fit::Q1Shift, String>,
 }
 
 fn crossover_of(p: &[f64], t: &[f64], e: &[f64]) -> Option<CrossoverFit> {
@@ -166,7 +168,26 @@ pub fn analyse(setup: &CampaignSetup, scans: &[ScanResult]) -> Result<CampaignAn
             ));
         }
     }
-    let checks = qualitative_checks(setup, scans, &points);
+    let mut checks = qualitative_checks(setup, scans, &points);
+    let q1_shift = super::q1fit::q1_shift(setup, scans).map_err(|e| e.to_string());
+    if let Ok(q) = &q1_shift {
+        let (s, e) = q.fit.slope();
+        checks.push(Check {
+            name: "q1(P): the FSDP shift fitted from the frames equals the sample's dq1/dP".into(),
+            passed: q.passes(),
+            detail: format!(
+                "dq1/dP = {} Å⁻¹/GPa over {} scans; model {} Å⁻¹/GPa: {:+.2} σ (limit {}); \
+                 the same fit of the expected intensities {} Å⁻¹/GPa ({:+.2} σ from the fit)",
+                crate::fit_results::plus_minus(s, e),
+                q.points.len(),
+                xpcs_core::check::sig(q.model_slope, 3),
+                q.pull_model(),
+                q.max_abs_pull,
+                xpcs_core::check::sig(q.truth_fit.slope().0, 3),
+                q.pull_truth()
+            ),
+        });
+    }
     Ok(CampaignAnalysis {
         points,
         crossover,
@@ -174,6 +195,7 @@ pub fn analyse(setup: &CampaignSetup, scans: &[ScanResult]) -> Result<CampaignAn
         crossover_compared,
         all,
         checks,
+        q1_shift,
     })
 }
 

@@ -16,10 +16,13 @@
 //!
 //! Reference: docs/model.md §1 (pipeline).
 
+pub mod attenuators;
 pub mod calibrate;
 pub mod calibrate_aging;
 pub mod campaign;
+pub mod lsq;
 pub mod output;
+pub mod q1fit;
 pub mod resources;
 pub mod scan;
 pub mod setup;

@@ -414,19 +414,49 @@ fn beam_and_dose(md: &mut String, setup: &CampaignSetup, scans: &[ScanResult]) {
     if let Some(sc) = setup.scans.first() {
         match Background::new(&inst.beam, &inst.dac, sc.two_theta_c_rad) {
             Ok(b) => {
-                let parts: Vec<String> = b
-                    .components
-                    .iter()
-                    .map(|k| format!("{} {}", k.name, fmt(k.ratio)))
-                    .collect();
+                let used = if inst.dac.background_is_computed() {
+                    format!(
+                        "Incoherent fraction x_b = {:.3} computed from the cell at 2θ = {:.2}° \
+                         (the first scan's; each scan uses its own 2θ) and used: x_b = B/G ÷ \
+                         (1 + B/G) × (1 − x_s), B/G = {:.3}, x_s = {:.3}.",
+                        b.incoherent_fraction(),
+                        sc.two_theta_c_rad.to_degrees(),
+                        b.ratio_sum(),
+                        b.static_fraction
+                    )
+                } else {
+                    format!(
+                        "Incoherent fraction x_b = {:.3} used (the cell file's number); computed \
+                         from the cell at 2θ = {:.2}°: {:.3} (not used).",
+                        sc.incoherent_fraction,
+                        sc.two_theta_c_rad.to_degrees(),
+                        b.incoherent_fraction()
+                    )
+                };
+                let _ = writeln!(md, "{used}\n");
+                let total = (1.0 + b.ratio_sum()) / (1.0 - b.static_fraction);
                 let _ = writeln!(
                     md,
-                    "Incoherent fraction x_b = {} used (the cell file's); computed from the cell \
-                     at 2θ = {:.2}°: {} (ratios to the glass signal: {}).\n",
-                    fmt(inst.dac.incoherent_fraction),
-                    sc.two_theta_c_rad.to_degrees(),
-                    fmt(b.incoherent_fraction()),
-                    parts.join("; ")
+                    "| component | ratio to the glass signal | share of the detected total |\n|---|---|---|"
+                );
+                let _ = writeln!(
+                    md,
+                    "| glass, coherent (the signal) | 1 | {:.3} |",
+                    1.0 / total
+                );
+                for k in &b.components {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {:.4} | {:.4} |",
+                        k.name,
+                        k.ratio,
+                        k.ratio / total
+                    );
+                }
+                let _ = writeln!(
+                    md,
+                    "| static (gasket tails, x_s, assumption) | | {:.3} |\n",
+                    b.static_fraction
                 );
             }
             Err(e) => {
@@ -434,20 +464,107 @@ fn beam_and_dose(md: &mut String, setup: &CampaignSetup, scans: &[ScanResult]) {
             }
         }
     }
-    let _ = writeln!(md, "| scan | beam on (s) | dose (Gy) |\n|---|---|---|");
+    let _ = writeln!(
+        md,
+        "Dose per isobar: beam on during the scans only, accumulated in protocol order \
+         (docs/physics.md §3).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| scan | P (GPa) | dose rate (Gy/s) | beam on (s) | dose (Gy) | accumulated dose (Gy) |\n\
+         |---|---|---|---|---|---|"
+    );
     let mut total = 0.0;
     for s in scans {
         let t = s.n_frames as f64 * s.frame_time_s;
-        total += dose.dose_gy(t);
+        let rate = setup
+            .scans
+            .iter()
+            .find(|x| x.index == s.index)
+            .map_or(dose.gy_per_s, |x| x.dose_rate_gy_s);
+        total += rate * t;
         let _ = writeln!(
             md,
-            "| {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             s.label,
+            s.facts.pressure_gpa,
+            xpcs_core::check::sig(rate, 2),
             fmt(t),
-            fmt(dose.dose_gy(t))
+            xpcs_core::check::sig(rate * t, 2),
+            xpcs_core::check::sig(total, 2)
         );
     }
-    let _ = writeln!(md, "| campaign | | {} |", fmt(total));
+    let _ = writeln!(
+        md,
+        "| campaign | | | | | {} |",
+        xpcs_core::check::sig(total, 2)
+    );
+}
+
+/// The report's "FSDP position q1(P)" section: q1 fitted per scan from the azimuthally
+/// averaged intensity, and the shift dq1/dP (its pass/fail is a qualitative check).
+fn q1_section(md: &mut String, an: &CampaignAnalysis) {
+    use crate::fit_results::plus_minus;
+    use xpcs_core::check::sig;
+    let _ = writeln!(md, "\n## FSDP position q1(P) from the frames\n");
+    let q = match &an.q1_shift {
+        Ok(q) => q,
+        Err(e) => {
+            let _ = writeln!(md, "Not fitted: {e}\n");
+            return;
+        }
+    };
+    let _ = writeln!(
+        md,
+        "Time-averaged intensity of the analysed pixels (Kossel lines masked), averaged over \
+         azimuth in {} q bins, fitted with a Gaussian peak on a straight background; truth = the \
+         same fit of the expected intensities; model = the sample's q1(0) + dq1/dP · P.\n",
+        super::q1fit::N_Q_BINS
+    );
+    let _ = writeln!(
+        md,
+        "| scan | P (GPa) | pixels | q1 fit (Å⁻¹) | q1 truth (Å⁻¹) | q1 model (Å⁻¹) | pull (fit − truth)/σ |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    for p in &q.points {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.5} | {:.5} | {:+.2} |",
+            p.label,
+            p.pressure_gpa,
+            p.n_pixels,
+            plus_minus(p.value, p.sigma),
+            p.truth,
+            p.model,
+            (p.value - p.truth) / p.sigma
+        );
+    }
+    let (s, e) = q.fit.slope();
+    let (q0, e0) = q.fit.line_at(0.0);
+    let _ = writeln!(
+        md,
+        "\n| quantity | fit | truth | model | (fit − model)/σ | |\n|---|---|---|---|---|---|\n\
+         | dq1/dP (Å⁻¹/GPa) | {} | {} | {} | {:+.2} | {} |\n\
+         | q1 at 0 GPa (Å⁻¹) | {} | {:.5} | {:.5} | {:+.2} | |\n\
+         | χ² / degrees of freedom of the line | {:.1} / {} | | | | |\n",
+        plus_minus(s, e),
+        sig(q.truth_fit.slope().0, 3),
+        sig(q.model_slope, 3),
+        q.pull_model(),
+        mark(q.passes()),
+        plus_minus(q0, e0),
+        q.truth_fit.line_at(0.0).0,
+        q.points
+            .first()
+            .map_or(f64::NAN, |p| p.model - q.model_slope * p.pressure_gpa),
+        (q0 - q
+            .points
+            .first()
+            .map_or(f64::NAN, |p| p.model - q.model_slope * p.pressure_gpa))
+            / e0,
+        q.fit.chi2,
+        q.fit.dof
+    );
 }
 
 /// The markdown report; also returns the number of failed comparisons and checks.
@@ -597,6 +714,7 @@ pub fn report_markdown(
             );
         }
     }
+    q1_section(&mut md, an);
     let _ = writeln!(md, "\n## Qualitative checks (the seeds' statements)\n");
     for ch in &an.checks {
         if !ch.passed {

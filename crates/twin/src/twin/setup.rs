@@ -162,6 +162,9 @@ pub struct ScanSetup {
     /// What g2 − 1 shows at short lag: `contrast` × (1 − x_b)², x_b the cell's incoherent
     /// fraction (the contrast a planner must use).
     pub contrast_measured: f64,
+    /// The cell's incoherent fraction x_b at this isobar (the cell file's number, or computed
+    /// from the cell geometry at the detector centre's 2θ).
+    pub incoherent_fraction: f64,
     /// Dose rate in the illuminated sample column while the beam is on (Gy/s).
     pub dose_rate_gy_s: f64,
     /// Scattering angle of the detector centre (radians).
@@ -175,6 +178,10 @@ pub struct ScanSetup {
     /// efficiency × mean counts, since binomial thinning of Poisson photons is Poisson with
     /// the thinned mean.
     pub efficiency: Vec<f64>,
+    /// q of each region pixel (Å⁻¹, row-major).
+    pub q_map: Vec<f64>,
+    /// Kossel-line transmission of each region pixel (1 off the lines).
+    pub kossel_transmission: Vec<f64>,
 }
 
 /// A loaded and validated campaign at one scale.
@@ -565,7 +572,7 @@ pub fn scan_label(iso: &Isobar, k: usize) -> String {
     format!("{k:02}-{dir}{}GPa", iso.pressure_gpa)
 }
 
-fn build_scan(
+pub(crate) fn build_scan(
     sample: &Sample,
     inst: &Instrument,
     c: &CampaignConfig,
@@ -589,7 +596,7 @@ fn build_scan(
         facts.tau_end_s = 1.0 / (1.0 / facts.tau_end_s + r);
     }
     let p = iso.pressure_gpa;
-    let (isc, maps, _k) = inst.scene(p, frame_time_s, c.instrument.mean_rate_hz)?;
+    let (isc, maps, kmap) = inst.scene(p, frame_time_s, c.instrument.mean_rate_hz)?;
     // Detector defects on the ROI; dead and hot pixels are masked like module gaps.
     let steps = &c.instrument.counting;
     let defects = inst.detector.defects();
@@ -700,12 +707,15 @@ fn build_scan(
         },
         seed: xpcs_sim::rng::subseed(seed, &format!("scan-{k}")),
         contrast: isc.contrast,
-        contrast_measured: isc.contrast * (1.0 - inst.dac.incoherent_fraction).powi(2),
+        contrast_measured: isc.contrast * (1.0 - isc.cell_incoherent_fraction).powi(2),
+        incoherent_fraction: isc.cell_incoherent_fraction,
         dose_rate_gy_s,
         two_theta_c_rad: isc.two_theta_c_rad,
         mean_counts_per_frame: mean_cpf,
         chain,
         efficiency,
+        q_map: cmaps.q_inv_angstrom.clone(),
+        kossel_transmission: roi.crop(&kmap.transmission),
     })
 }
 
