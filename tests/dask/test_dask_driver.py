@@ -171,16 +171,20 @@ def test_worker_killed_mid_shard_is_rerun(binary, reference, client, tmp_path):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
             for pid in worker_pids.values():
+                # A shard subprocess that has just exited (a zombie) reads an empty command
+                # line: only a live one with its --shard argument is a target.
+                shards = []
                 try:
-                    shards = [
-                        c for c in psutil.Process(pid).children(recursive=True)
-                        if c.name() == "xpcs-twin"
-                    ]
+                    for c in psutil.Process(pid).children(recursive=True):
+                        try:
+                            if c.name() == "xpcs-twin" and "--shard" in (cmd := c.cmdline()):
+                                shards.append((c, cmd))
+                        except psutil.Error:
+                            continue
                 except psutil.NoSuchProcess:
                     continue
                 if shards:
-                    child = shards[0]
-                    cmd = child.cmdline()
+                    child, cmd = shards[0]
                     killed.update(worker=pid, child=child, shard=cmd[cmd.index("--shard") + 1],
                                   scan=cmd[cmd.index("--scan") + 1])
                     os.kill(pid, signal.SIGKILL)

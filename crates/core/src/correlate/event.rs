@@ -26,9 +26,9 @@
 
 use super::intensity::IntensityStats;
 use super::lags::LagSchedule;
-use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums};
+use super::sums::{Cells, Estimator, G2Result, Moments, MultiTauSums, MAX_PIXEL_PHOTONS};
 use super::twotime::{check_request, gram_by_pixel, TwoTimeResult};
-use crate::data::{EventList, QPartition, MAX_COUNT};
+use crate::data::{EventList, QPartition};
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -232,8 +232,8 @@ impl EventCorrelator {
                 got: vec![ev.frame_shape().0, ev.frame_shape().1, ev.n_frames()],
             });
         }
-        // The list's layout is validated by construction; its counts are checked against
-        // the correlators' range in the pixels that are correlated.
+        // The list's layout is validated by construction; its photons per pixel are checked
+        // against the exact range of the sums in the pixels that are correlated.
         self.check_counts("event list", 0, ev.offsets(), ev.counts())?;
         self.push_checked(0, ev.offsets(), ev.frames(), ev.counts(), ev.offsets()[0]);
         Ok(())
@@ -289,9 +289,10 @@ impl EventCorrelator {
         self.check_counts(origin, first_pixel, offsets, counts)
     }
 
-    /// Refuses a count above [`MAX_COUNT`] in a pixel of a dynamic bin (the dense path's
-    /// rule): such values are the detector's gap/overflow markers, and the exact integer sums
-    /// are only guaranteed below it. Pixels in no bin may hold anything (they are only
+    /// Refuses a pixel of a dynamic bin with [`MAX_PIXEL_PHOTONS`] photons or more over the
+    /// scan: its sums of products would leave the exact integer range (see that constant).
+    /// Such a pixel is a gap or overflow marker (2^16 − 1, 2^32 − 1 in every frame) or the
+    /// direct beam: it should be masked. Pixels in no bin may hold anything (they are only
     /// totalled, in u64).
     fn check_counts(
         &self,
@@ -308,14 +309,20 @@ impl EventCorrelator {
                 continue;
             }
             let ct = &counts[(w[0] - base) as usize..(w[1] - base) as usize];
-            if let Some(&x) = ct.iter().find(|&&x| x > MAX_COUNT) {
+            let total: u64 = ct.iter().map(|&c| u64::from(c)).sum();
+            if total >= MAX_PIXEL_PHOTONS {
                 let cols = self.shape.1.max(1);
                 return Err(Error::out_of_range(
                     origin,
-                    format!("pixel (row {}, col {})", p / cols, p % cols),
-                    x,
                     format!(
-                        "≤ {MAX_COUNT} counts per frame (a gap or overflow marker? mask the pixel)"
+                        "photons of pixel (row {}, col {}) over the scan",
+                        p / cols,
+                        p % cols
+                    ),
+                    total,
+                    format!(
+                        "< {MAX_PIXEL_PHOTONS} (a gap or overflow marker, or the direct beam? \
+                         mask the pixel)"
                     ),
                 ));
             }

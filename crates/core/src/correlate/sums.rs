@@ -22,6 +22,13 @@ use ndarray::{Array2, Array3};
 /// (see [`G2Result::jackknife`]).
 pub const JACKKNIFE_GROUPS: usize = 32;
 
+/// Photons a correlated pixel may hold over a whole scan (2^26) in the event correlator. A
+/// pixel with m photons has G, P, F ≤ m² < 2^52, so every per-pixel moment (G², G·P, ...)
+/// stays below 2^104, and the u128 sums of [`Moments`] are exact for cells of up to 2^24
+/// pixels (a whole 16 Mpx detector). Two pixels holding the 2^32 − 1 overflow marker in
+/// every frame would wrap them: the correlator refuses them with an error instead.
+pub const MAX_PIXEL_PHOTONS: u64 = 1 << 26;
+
 /// Pixels grouped by (dynamic label, static label, jackknife group): the unit every sum is
 /// kept per.
 ///

@@ -913,8 +913,8 @@ fn two_time_methods_agree_across_tiles() {
 
 #[test]
 fn event_counts_above_the_range_are_refused_in_correlated_pixels_only() {
-    // Two pixels holding 2^32 − 1 (an Eiger gap marker) in every frame: their products wrap
-    // any fixed-width sum, so the event correlator refuses them unless the pixel is masked.
+    // Two pixels holding 2^32 − 1 (an Eiger gap marker) in every frame: their moments wrap
+    // the u128 sums, so the event correlator refuses them unless the pixel is masked.
     let (t, big) = (4usize, u32::MAX);
     let offsets = vec![0u64, t as u64, 2 * t as u64, 2 * t as u64];
     let frames: Vec<u32> = (0..2).flat_map(|_| 0..t as u32).collect();
@@ -936,14 +936,20 @@ fn event_counts_above_the_range_are_refused_in_correlated_pixels_only() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("row 0, col 0") && err.contains("4294967295"),
+        err.contains("row 0, col 0") && err.contains("17179869180"),
         "{err}"
     );
     let err = EventCorrelator::new(&all, &sched, t)
         .push_pixel_block(0, &offsets, &frames, &counts)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("1048575"), "{err}");
+    assert!(err.contains(&format!("{}", 4 * u64::from(big))), "{err}");
+    // Just below the limit is accepted: 2^26 − 1 photons in one pixel.
+    let near = vec![(1u32 << 24) - 1, 1 << 24, 1 << 24, 1 << 24];
+    let ev1 = EventList::new(1, 1, t, 1.0, vec![0, 4], (0..4).collect(), near).unwrap();
+    let one = QPartition::from_labels(1, 1, vec![1], "t").unwrap();
+    let mut ec = EventCorrelator::new(&one, &sched, t);
+    ec.push_events(&ev1).unwrap();
     // Masked (label 0), the same pixels are only totalled: accepted, and the third pixel's
     // (empty) bin is correlated.
     let masked = QPartition::from_labels(1, 3, vec![0, 0, 1], "t").unwrap();
