@@ -159,7 +159,7 @@ pub fn profile(
 
 /// q1 ± σ of a profile (module doc), or why not.
 pub fn fit_q1(qc: &[f64], y: &[f64], e: &[f64]) -> Result<(f64, f64)> {
-    if e.iter().any(|v| !(*v > 0.0)) {
+    if e.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
         return Err(Error::invalid("q1 fit", "a q bin has no spread (σ = 0)"));
     }
     let q_ref = qc.iter().sum::<f64>() / qc.len().max(1) as f64;
