@@ -38,7 +38,7 @@ use crate::h5util::{
     guard_size, h5err, has_dataset, has_group, int_class, one_line, open_read, read_opt_u64,
     read_positive_scalar, IntClass,
 };
-use xpcs_core::data::FrameSource;
+use xpcs_core::data::{check_frame_buffer, FrameSource};
 use xpcs_core::error::{Error, Result};
 
 /// Largest block of frames read at once (bytes of the file's native type).
@@ -447,14 +447,11 @@ impl FrameSource for EigerFrames {
             return Ok(false);
         }
         let n = self.rows * self.cols;
-        if out.len() != n {
-            return Err(Error::ShapeMismatch {
-                origin: self.path.display().to_string(),
-                what: "frame buffer".into(),
-                expected: vec![n],
-                got: vec![out.len()],
-            });
-        }
+        check_frame_buffer(
+            &self.path.display().to_string(),
+            (self.rows, self.cols),
+            out.len(),
+        )?;
         if !(self.block_start..self.block_start + self.block_len).contains(&self.local) {
             self.load_block()?;
         }

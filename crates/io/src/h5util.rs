@@ -305,12 +305,9 @@ pub(crate) fn to_u32_checked(
         .collect()
 }
 
-/// Reads an optional positive, finite scalar (a frame time): None when absent.
-pub(crate) fn read_positive_scalar(
-    g: &hdf5::Group,
-    name: &str,
-    path: &Path,
-) -> Result<Option<f64>> {
+/// Reads an optional scalar (shape [] or any shape of one element, as h5py writes [1, 1]) as
+/// f64: None when absent.
+fn read_opt_scalar(g: &hdf5::Group, name: &str, path: &Path) -> Result<Option<f64>> {
     if !has_dataset(g, name) {
         return Ok(None);
     }
@@ -321,7 +318,18 @@ pub(crate) fn read_positive_scalar(
             format!("{name} must be a scalar, got shape {:?}", ds.shape()),
         ));
     }
-    let v: f64 = ds.read_raw::<f64>().map_err(h5err(path, name))?[0];
+    Ok(Some(ds.read_raw::<f64>().map_err(h5err(path, name))?[0]))
+}
+
+/// Reads an optional positive, finite scalar (a frame time): None when absent.
+pub(crate) fn read_positive_scalar(
+    g: &hdf5::Group,
+    name: &str,
+    path: &Path,
+) -> Result<Option<f64>> {
+    let Some(v) = read_opt_scalar(g, name, path)? else {
+        return Ok(None);
+    };
     if !(v.is_finite() && v > 0.0) {
         return Err(Error::out_of_range(
             path.display().to_string(),
@@ -336,17 +344,9 @@ pub(crate) fn read_positive_scalar(
 /// Reads an optional non-negative integer scalar (a bit depth, a count cutoff): None when
 /// absent.
 pub(crate) fn read_opt_u64(g: &hdf5::Group, name: &str, path: &Path) -> Result<Option<u64>> {
-    if !has_dataset(g, name) {
+    let Some(v) = read_opt_scalar(g, name, path)? else {
         return Ok(None);
-    }
-    let ds = g.dataset(name).map_err(h5err(path, name))?;
-    if n_elems(&ds) != Some(1) {
-        return Err(Error::format(
-            path,
-            format!("{name} must be a scalar, got shape {:?}", ds.shape()),
-        ));
-    }
-    let v: f64 = ds.read_raw::<f64>().map_err(h5err(path, name))?[0];
+    };
     if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 1.8e19) {
         return Err(Error::out_of_range(
             path.display().to_string(),

@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::{note_input, write_atomic};
 use crate::records::{checked_pixels, FrameMajor, PhotonRecords, RecordBatch, BATCH_RECORDS};
-use xpcs_core::data::{EventList, FrameSource};
+use xpcs_core::data::{check_frame_buffer, EventList, FrameSource};
 use xpcs_core::error::{Error, Result};
 
 /// Bytes of a frame header.
@@ -346,14 +346,11 @@ impl FrameSource for ImmFile {
             return Ok(false);
         }
         let n = self.rows * self.cols;
-        if out.len() != n {
-            return Err(Error::ShapeMismatch {
-                origin: self.path.display().to_string(),
-                what: "frame buffer".into(),
-                expected: vec![n],
-                got: vec![out.len()],
-            });
-        }
+        check_frame_buffer(
+            &self.path.display().to_string(),
+            (self.rows, self.cols),
+            out.len(),
+        )?;
         let h = self.header_at(self.pos)?;
         let data = self.pos + HEADER_BYTES as u64;
         let t = self.next;

@@ -28,7 +28,9 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::atomic::{note_input, write_atomic};
-use xpcs_core::data::{CountWord, EventList, FrameSource, FrameStack, LabelMap, NonzeroFrames};
+use xpcs_core::data::{
+    check_frame_buffer, CountWord, EventList, FrameSource, FrameStack, LabelMap, NonzeroFrames,
+};
 use xpcs_core::error::{Error, Result};
 
 /// Largest header we accept (numpy itself writes < 1 kB; a bigger one is corruption).
@@ -793,20 +795,8 @@ pub mod npz {
             small(shape[2], "shape[2] (frames)")?,
         );
         let offsets = read_u64(path, "offsets")?;
-        let to_u32 = |v: Vec<u64>, what: &str| -> Result<Vec<u32>> {
-            v.into_iter()
-                .enumerate()
-                .map(|(i, x)| {
-                    u32::try_from(x).map_err(|_| {
-                        Error::out_of_range(
-                            path.display().to_string(),
-                            format!("{what}[{i}]"),
-                            x,
-                            "≤ 4294967295",
-                        )
-                    })
-                })
-                .collect()
+        let to_u32 = |v: Vec<u64>, what: &str| {
+            crate::h5util::to_u32_checked(v.into_iter().map(i128::from), path, what)
         };
         let frames = to_u32(read_u64(path, "frames")?, "frames")?;
         let counts = to_u32(read_u64(path, "counts")?, "counts")?;
@@ -962,14 +952,11 @@ pub mod npz {
             if self.next >= self.n_frames {
                 return Ok(false);
             }
-            if out.len() != self.rows * self.cols {
-                return Err(Error::ShapeMismatch {
-                    origin: self.origin.display().to_string(),
-                    what: "frame buffer".into(),
-                    expected: vec![self.rows * self.cols],
-                    got: vec![out.len()],
-                });
-            }
+            check_frame_buffer(
+                &self.origin.display().to_string(),
+                (self.rows, self.cols),
+                out.len(),
+            )?;
             self.raw
                 .resize(self.rows * self.cols * self.header.dtype.size, 0);
             self.reader.read_exact(&mut self.raw).map_err(|e| {
@@ -1332,14 +1319,11 @@ impl FrameSource for NpyFrames {
         if self.next >= self.n_frames {
             return Ok(false);
         }
-        if out.len() != self.rows * self.cols {
-            return Err(Error::ShapeMismatch {
-                origin: self.path.display().to_string(),
-                what: "frame buffer".into(),
-                expected: vec![self.rows * self.cols],
-                got: vec![out.len()],
-            });
-        }
+        check_frame_buffer(
+            &self.path.display().to_string(),
+            (self.rows, self.cols),
+            out.len(),
+        )?;
         let t = self.next;
         if !self.c_layout() {
             self.read_fortran(t, out)?;

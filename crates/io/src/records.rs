@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use crate::events::{EventBlock, EventSource};
 use xpcs_core::correlate::{BlockSums, EventCorrelator};
-use xpcs_core::data::{EventList, FrameSource};
+use xpcs_core::data::{check_frame_buffer, EventList, FrameSource};
 use xpcs_core::error::{Error, Result};
 
 /// Records per batch handed to a scan's visitor.
@@ -983,15 +983,7 @@ impl FrameSource for FrameMajorFrames<'_> {
         if self.next >= self.fm.n_frames() {
             return Ok(false);
         }
-        let n = self.fm.shape.0 * self.fm.shape.1;
-        if out.len() != n {
-            return Err(Error::ShapeMismatch {
-                origin: "frame-major photons".into(),
-                what: "frame buffer".into(),
-                expected: vec![n],
-                got: vec![out.len()],
-            });
-        }
+        check_frame_buffer("frame-major photons", self.fm.shape, out.len())?;
         out.fill(0);
         let (px, ct) = self.fm.frame(self.next);
         for (&p, &c) in px.iter().zip(ct) {

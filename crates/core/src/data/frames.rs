@@ -369,6 +369,20 @@ impl<'a> StackView<'a> {
     }
 }
 
+/// Checks that a frame buffer handed to [`FrameSource::read_next`] holds `rows × cols`
+/// counts: the one check every reader makes, with one message naming `origin`.
+pub fn check_frame_buffer(origin: &str, (rows, cols): (usize, usize), len: usize) -> Result<()> {
+    if len != rows * cols {
+        return Err(Error::ShapeMismatch {
+            origin: origin.into(),
+            what: "frame buffer".into(),
+            expected: vec![rows * cols],
+            got: vec![len],
+        });
+    }
+    Ok(())
+}
+
 /// A source of frames read one at a time: an in-memory stack, an NPY or HDF5 file read frame
 /// by frame, or a simulator. Frames come in order 0, 1, 2, ...; each is row-major, widened to
 /// u32 photon counts.

@@ -18,7 +18,11 @@ mod partition;
 mod select;
 
 pub use events::{check_csr, EventList};
-pub use frames::{CountDtype, Counts, FrameSource, FrameStack, StackFrames, StackView};
+pub use frames::{
+    check_frame_buffer, CountDtype, Counts, FrameSource, FrameStack, StackFrames, StackView,
+};
 pub use nonzero::{CountWord, NonzeroFrames, BLOCK as NONZERO_BLOCK};
 pub use partition::{BinAxis, LabelMap, QPartition};
-pub use select::{CheckedCounts, FrameSelection, ResolvedSelection, SelectedFrames, MAX_COUNT};
+pub use select::{
+    check_event_counts, CheckedCounts, FrameSelection, ResolvedSelection, SelectedFrames, MAX_COUNT,
+};

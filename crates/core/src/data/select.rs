@@ -20,6 +20,7 @@
 //! invariant under scaling all intensities, so they are identical; the mean intensities of a
 //! results file are divided by `avg` when written (counts per raw frame, as boost_corr's).
 
+use super::events::EventList;
 use super::frames::FrameSource;
 use crate::error::{Error, Result};
 
@@ -247,18 +248,8 @@ impl FrameSource for CheckedCounts<'_> {
             .enumerate()
             .find(|&(p, &x)| x > MAX_COUNT && self.valid.get(p).copied().unwrap_or(true))
         {
-            let cols = self.inner.frame_shape().1.max(1);
-            return Err(Error::out_of_range(
-                &self.origin,
-                format!(
-                    "frame {} pixel (row {}, col {})",
-                    self.next,
-                    p / cols,
-                    p % cols
-                ),
-                x,
-                format!("≤ {MAX_COUNT} counts (a gap or overflow marker? mask the pixel)"),
-            ));
+            let cols = self.inner.frame_shape().1;
+            return Err(count_out_of_range(&self.origin, self.next, p, cols, x));
         }
         self.next += 1;
         Ok(true)
@@ -267,6 +258,43 @@ impl FrameSource for CheckedCounts<'_> {
         self.next += n;
         self.inner.skip_frames(n)
     }
+}
+
+/// The error for a count above [`MAX_COUNT`] at (frame, pixel) of a frame `cols` wide.
+fn count_out_of_range(origin: &str, frame: usize, pixel: usize, cols: usize, x: u32) -> Error {
+    let cols = cols.max(1);
+    Error::out_of_range(
+        origin,
+        format!(
+            "frame {frame} pixel (row {}, col {})",
+            pixel / cols,
+            pixel % cols
+        ),
+        x,
+        format!("≤ {MAX_COUNT} counts (a gap or overflow marker? mask the pixel)"),
+    )
+}
+
+/// [`CheckedCounts`]' rule on photons already turned into events: a count above
+/// [`MAX_COUNT`] in a pixel that `valid` keeps is an error naming its frame and pixel.
+pub fn check_event_counts(events: &EventList, valid: &[bool], origin: &str) -> Result<()> {
+    let cols = events.frame_shape().1;
+    for p in 0..events.n_pixels() {
+        if !valid.get(p).copied().unwrap_or(true) {
+            continue;
+        }
+        let (frames, counts) = events.pixel(p);
+        if let Some(i) = counts.iter().position(|&x| x > MAX_COUNT) {
+            return Err(count_out_of_range(
+                origin,
+                frames[i] as usize,
+                p,
+                cols,
+                counts[i],
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -322,5 +350,41 @@ mod tests {
         }
         .resolve(10, "t")
         .is_err());
+    }
+
+    /// The count rule on frames ([`CheckedCounts`]) and on the same photons as events
+    /// ([`check_event_counts`]) refuse the same (first) value with the same message, and
+    /// both accept it in a pixel that is not kept.
+    #[test]
+    fn count_rule_is_the_same_for_frames_and_events() {
+        let (t, r, c) = (3usize, 2usize, 2usize);
+        let mut data = vec![1u32; t * r * c];
+        data[r * c + 3] = MAX_COUNT + 1; // frame 1, pixel (1, 1)
+        let stack = FrameStack::from_u32(t, r, c, data).unwrap();
+        let events = EventList::from_stack(&stack, 0.1).unwrap();
+        let all = [true; 4];
+        let mut src = stack.frames();
+        let mut checked = CheckedCounts::new(&mut src, &all, "t");
+        let mut buf = vec![0u32; r * c];
+        let frame_err = loop {
+            match checked.read_next(&mut buf) {
+                Ok(true) => continue,
+                Ok(false) => panic!("the count above the range was accepted"),
+                Err(e) => break e.to_string(),
+            }
+        };
+        let event_err = check_event_counts(&events, &all, "t")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(frame_err, event_err);
+        assert!(
+            event_err.contains("frame 1 pixel (row 1, col 1)"),
+            "{event_err}"
+        );
+        let masked = [true, true, true, false];
+        check_event_counts(&events, &masked, "t").unwrap();
+        let mut src = stack.frames();
+        let mut checked = CheckedCounts::new(&mut src, &masked, "t");
+        while checked.read_next(&mut buf).unwrap() {}
     }
 }

@@ -14,8 +14,8 @@ use crate::correlate::{
 };
 use crate::data::geometry::{bin_axes, DetectorGeometry};
 use crate::data::{
-    BinAxis, CheckedCounts, CountDtype, EventList, FrameSelection, FrameSource, FrameStack,
-    QPartition, ResolvedSelection, SelectedFrames, StackView,
+    check_event_counts, BinAxis, CheckedCounts, CountDtype, EventList, FrameSelection, FrameSource,
+    FrameStack, QPartition, ResolvedSelection, SelectedFrames, StackView,
 };
 use crate::io::assemble::{assemble, RunMeta};
 use crate::io::atomic::{check_outputs, write_json};
@@ -538,10 +538,11 @@ pub fn correlate(
     let dense = |src: &mut dyn FrameSource| -> Result<(G2Result, IntensityStats, Option<_>)> {
         if opts.sparse && selection.is_all() {
             // Every raw frame as it is: the reader's own scan to events (parallel over
-            // frames for a plain `.npy`); the counts are checked by the event correlator.
+            // frames for a plain `.npy`), then the same count rule as the frame path.
             progress.start("read events", 1, "scans");
             let events = src.read_events(frame_time_s)?;
             progress.finish();
+            check_event_counts(&events, part.mask(), origin)?;
             let mut ev = event_correlator()?;
             ev.push_events(&events)?;
             return Ok((ev.finish(estimator)?, ev.intensity(), ev.two_time()));
@@ -1039,5 +1040,41 @@ fn fmt_delay(s: f64) -> String {
         t.trim_end_matches('0').trim_end_matches('.').to_string()
     } else {
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Quiet;
+
+    /// A count above the correlators' range in a kept pixel is refused with the same message
+    /// by the frame path and by the event path (whose reader scans the frames to events on
+    /// its own, not through the checked frame source).
+    #[test]
+    fn frame_and_event_paths_refuse_the_same_count() {
+        let (t, r, c) = (8usize, 2usize, 3usize);
+        let mut data = vec![1u32; t * r * c];
+        data[5 * r * c + 4] = crate::data::MAX_COUNT + 7;
+        let stack = FrameStack::from_u32(t, r, c, data).unwrap();
+        let part = QPartition::from_labels(r, c, vec![1; r * c], "t").unwrap();
+        let err = |sparse: bool| {
+            let opts = CorrelateOptions::new("symmetric", 4, false, None, sparse).unwrap();
+            let mut src = stack.frames();
+            correlate(
+                Photons::Source(&mut src),
+                "stack",
+                &part,
+                0.1,
+                &FrameSelection::default(),
+                &opts,
+                &Quiet,
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        let (dense, events) = (err(false), err(true));
+        assert_eq!(dense, events);
+        assert!(events.contains("frame 5 pixel (row 1, col 1)"), "{events}");
     }
 }

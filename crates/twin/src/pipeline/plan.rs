@@ -108,33 +108,9 @@ fn load_points(a: &PlanOptions, free: FreeParams) -> Result<Vec<Point>> {
         };
         let det = (scene.rows * scene.cols) as f64;
         let camp = &sample.campaign;
-        if let Some(p) = a.pressure {
-            if !camp
-                .isobars
-                .iter()
-                .any(|b| (b.pressure_gpa - p).abs() < 1e-6)
-            {
-                return Err(Error::out_of_range(
-                    a.model.display().to_string(),
-                    "--pressure",
-                    p,
-                    format!(
-                        "one of the isobars: {} GPa",
-                        pressures(camp.isobars.iter().map(|b| b.pressure_gpa))
-                    ),
-                ));
-            }
-        }
         for (k, b) in camp.isobars.iter().enumerate() {
             let law = camp.tau_law(k);
-            let aging = match law {
-                crate::model::TauLaw::Aging {
-                    tau_star_s,
-                    tau_eq_s,
-                    ..
-                } if law.tau_at(0.0) < law.tau_at(1e12) => Some((tau_star_s, tau_eq_s)),
-                _ => None,
-            };
+            let aging = aging_limits(&law);
             out.push(Point {
                 label: format!("{:.1} GPa {:?}", b.pressure_gpa, b.direction).to_lowercase(),
                 pressure_gpa: b.pressure_gpa,
@@ -171,14 +147,7 @@ fn load_points(a: &PlanOptions, free: FreeParams) -> Result<Vec<Point>> {
             sizes.sort_unstable();
             let median = sizes.get(sizes.len() / 2).copied().unwrap_or(1) as f64;
             let law = setup.sample.campaign.tau_law(s.index);
-            let aging = match law {
-                crate::model::TauLaw::Aging {
-                    tau_star_s,
-                    tau_eq_s,
-                    ..
-                } if law.tau_at(0.0) < law.tau_at(1e12) => Some((tau_star_s, tau_eq_s)),
-                _ => None,
-            };
+            let aging = aging_limits(&law);
             out.push(Point {
                 label: s.label.clone(),
                 pressure_gpa: s.isobar.pressure_gpa,
@@ -214,6 +183,19 @@ fn load_points(a: &PlanOptions, free: FreeParams) -> Result<Vec<Point>> {
         }
     }
     Ok(out)
+}
+
+/// (τ*, τ cap) of an isobar whose τ grows with the waiting time (an aging law that ages), for
+/// the planner's aging limit; None for a stationary isobar.
+fn aging_limits(law: &crate::model::TauLaw) -> Option<(f64, f64)> {
+    match *law {
+        crate::model::TauLaw::Aging {
+            tau_star_s,
+            tau_eq_s,
+            ..
+        } if law.tau_at(0.0) < law.tau_at(1e12) => Some((tau_star_s, tau_eq_s)),
+        _ => None,
+    }
 }
 
 /// One step of a recommended attenuator series.
