@@ -821,38 +821,14 @@ fn shards_merge_into_the_whole_scan() {
     assert!(stderr(&o).contains("i/N"), "{}", stderr(&o));
 }
 
-/// A summary or scan JSON without what differs between two runs of the same campaign: the
-/// timings and where the sums came from (`partials`).
-fn without_timings(v: &serde_json::Value) -> serde_json::Value {
-    match v {
-        serde_json::Value::Object(m) => m
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "elapsed_s" | "timing_s" | "partials"))
-            .map(|(k, v)| (k.clone(), without_timings(v)))
-            .collect(),
-        serde_json::Value::Array(a) => a.iter().map(without_timings).collect(),
-        x => x.clone(),
+/// A summary JSON without where the sums came from (`partials`): the one field in which a
+/// run from partial files differs from a simulating run (timings are in timing.json only).
+fn without_partials(v: &serde_json::Value) -> serde_json::Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("partials");
     }
-}
-
-/// report.md without the campaign's wall time and the scans table's wall-time column.
-fn report_without_timings(text: &str) -> Vec<String> {
-    let mut in_scans = false;
-    text.lines()
-        .map(|l| {
-            if l.starts_with("## ") {
-                in_scans = l == "## Scans";
-            }
-            match l.find(" s wall time") {
-                Some(i) => l[..l[..i].rfind(" · ").unwrap_or(i)].to_string(),
-                None if in_scans && l.starts_with('|') => {
-                    let end = l.trim_end_matches('|').rfind('|').unwrap_or(l.len());
-                    l[..end].to_string()
-                }
-                None => l.to_string(),
-            }
-        })
-        .collect()
+    v
 }
 
 /// `shard --list-json` lists the scans with their shard limit; `twin --partials DIR` made
@@ -889,6 +865,38 @@ fn twin_from_partials_equals_the_simulating_run() {
 
     let o = run(&["twin", &model, "--out", &d("whole")]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Same seed, same bytes: a second run on one thread, more than a second later (HDF5
+    // object times have 1 s resolution), writes the same files (report, summary, figures,
+    // per-scan JSON and HDF5); only timing.json holds wall times.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let o = bin()
+        .args(["twin", &model, "--out", &d("again")])
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tree = |root: &str| -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for sub in ["", "figures", "scans"] {
+            let dir = dir.path().join(root).join(sub);
+            for n in listing(&dir) {
+                let p = dir.join(&n);
+                if p.is_file() && n != "timing.json" {
+                    out.push((format!("{sub}/{n}"), std::fs::read(&p).unwrap()));
+                }
+            }
+        }
+        out
+    };
+    let (first, second) = (tree("whole"), tree("again"));
+    let names: Vec<&String> = first.iter().map(|f| &f.0).collect();
+    assert!(names.len() >= 8, "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".png")), "{names:?}");
+    for ((na, a), (nb, b)) in first.iter().zip(&second) {
+        assert_eq!(na, nb);
+        assert!(a == b, "{na} differs between two runs of the same campaign");
+    }
+    assert_eq!(first.len(), second.len());
     for (k, (label, _)) in scans.iter().enumerate() {
         let n = 3 - k;
         for i in 1..=n {
@@ -914,12 +922,14 @@ fn twin_from_partials_equals_the_simulating_run() {
     let (a, b) = (json("whole/summary.json"), json("fromp/summary.json"));
     assert_eq!(a["failures"], b["failures"]);
     assert_eq!(b["partials"], d("p").as_str());
-    assert_eq!(without_timings(&a), without_timings(&b));
+    assert_eq!(without_partials(&a), without_partials(&b));
+    let bytes = |f: &str| std::fs::read(d(f)).unwrap();
     for (label, _) in &scans {
         let f = format!("scans/{label}.json");
         assert_eq!(
-            without_timings(&json(&format!("whole/{f}"))),
-            without_timings(&json(&format!("fromp/{f}")))
+            bytes(&format!("whole/{f}")),
+            bytes(&format!("fromp/{f}")),
+            "{f}"
         );
         let f = format!("scans/{label}_results.hdf");
         let ra = read_results(Path::new(&d(&format!("whole/{f}")))).unwrap();
@@ -930,10 +940,13 @@ fn twin_from_partials_equals_the_simulating_run() {
         assert_eq!(bits(&ma.g2), bits(&mb.g2));
         assert_eq!(bits(&ma.g2_err), bits(&mb.g2_err));
     }
-    let report = |f: &str| std::fs::read_to_string(d(f)).unwrap();
-    let (ra, rb) = (report("whole/report.md"), report("fromp/report.md"));
-    assert!(ra.contains(" s wall time"));
-    assert_eq!(report_without_timings(&ra), report_without_timings(&rb));
+    // The report is the same bytes; the wall times are in timing.json, per scan.
+    assert_eq!(bytes("whole/report.md"), bytes("fromp/report.md"));
+    let timing = json("whole/timing.json");
+    assert_eq!(timing["scans"].as_array().map(Vec::len), Some(scans.len()));
+    assert!(timing["scans"][0]["wall_s"]
+        .as_f64()
+        .is_some_and(|w| w > 0.0));
 
     // Refusals: exit 2, one line naming the folder or file, no report written.
     let refused = |partials: &str, extra: &[&str], says: &[&str]| {

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use xpcs_twin::twin::scan::ShardPlan;
@@ -73,6 +74,17 @@ pub(crate) struct Bars {
     overall: ProgressBar,
     current: Mutex<Option<ProgressBar>>,
     multi: MultiProgress,
+    /// stderr is not a terminal (a batch job's log, `nohup`, Slurm): bars draw nothing, so
+    /// the progress goes out as plain lines (each scan's start and end, its shards every
+    /// tenth).
+    plain: Option<PlainLog>,
+}
+
+/// What the plain-line progress remembers.
+struct PlainLog {
+    label: Mutex<String>,
+    /// Tenths of the shards reported so far.
+    tenths: Mutex<usize>,
 }
 
 impl Bars {
@@ -87,10 +99,15 @@ impl Bars {
             .expect("valid template"),
         );
         overall.set_prefix(name.to_string());
+        let plain = (!std::io::stderr().is_terminal()).then(|| PlainLog {
+            label: Mutex::new(String::new()),
+            tenths: Mutex::new(0),
+        });
         Bars {
             overall,
             current: Mutex::new(None),
             multi,
+            plain,
         }
     }
 
@@ -101,7 +118,12 @@ impl Bars {
 }
 
 impl Progress for Bars {
-    fn scan_started(&self, _k: usize, _n: usize, label: &str) {
+    fn scan_started(&self, k: usize, n: usize, label: &str) {
+        if let Some(p) = &self.plain {
+            *p.label.lock().expect("lock") = label.to_string();
+            *p.tenths.lock().expect("lock") = 0;
+            eprintln!("[{}] scan {}/{n} {label}: started", clock(), k + 1);
+        }
         let b = self.multi.add(ProgressBar::new_spinner());
         b.set_style(
             ProgressStyle::with_template("  {spinner} {prefix:>14} {msg} ({elapsed})")
@@ -117,6 +139,16 @@ impl Progress for Bars {
         }
     }
     fn sharded(&self, _k: usize, plan: ShardPlan, peak_bytes: f64) {
+        if let Some(p) = &self.plain {
+            eprintln!(
+                "[{}] {}: {} shards, {} at a time, estimated peak {:.2} GiB",
+                clock(),
+                p.label.lock().expect("lock"),
+                plan.count,
+                plan.concurrency,
+                peak_bytes / (1u64 << 30) as f64
+            );
+        }
         if let Some(b) = self.current.lock().expect("lock").as_ref() {
             b.println(format!(
                 "  {}: {} shards, {} at a time, estimated peak {:.2} GiB",
@@ -128,8 +160,22 @@ impl Progress for Bars {
         }
     }
     fn shards_done(&self, _k: usize, done: usize, count: usize, elapsed_s: f64) {
+        let eta = elapsed_s / done.max(1) as f64 * (count - done) as f64;
+        if let Some(p) = &self.plain {
+            let mut t = p.tenths.lock().expect("lock");
+            let now = 10 * done / count.max(1);
+            if now > *t {
+                *t = now;
+                eprintln!(
+                    "[{}] {}: shards {done}/{count} after {:.0} s, ETA {:.0} min",
+                    clock(),
+                    p.label.lock().expect("lock"),
+                    elapsed_s,
+                    (eta / 60.0).ceil()
+                );
+            }
+        }
         if let Some(b) = self.current.lock().expect("lock").as_ref() {
-            let eta = elapsed_s / done as f64 * (count - done) as f64;
             b.set_message(format!(
                 "shards {done}/{count}, ETA {:.0} min",
                 (eta / 60.0).ceil()
@@ -137,11 +183,26 @@ impl Progress for Bars {
         }
     }
     fn scan_done(&self, _k: usize, seconds: f64) {
+        if let Some(p) = &self.plain {
+            eprintln!(
+                "[{}] {}: done in {seconds:.1} s",
+                clock(),
+                p.label.lock().expect("lock")
+            );
+        }
         if let Some(b) = self.current.lock().expect("lock").take() {
             b.finish_with_message(format!("done in {seconds:.1} s"));
         }
         self.overall.inc(1);
     }
+}
+
+/// The time of day (UTC, hh:mm:ss) for the plain-line progress of a batch log.
+fn clock() -> String {
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{:02}:{:02}:{:02} UTC", s / 3600 % 24, s / 60 % 60, s % 60)
 }
 
 /// Runs `twin`.

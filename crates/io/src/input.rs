@@ -546,15 +546,21 @@ pub fn scan_detector_mask(src: &mut dyn FrameSource, info: &DetectorInfo) -> Res
         .map_or(u64::from(info.overflow_value), |c| {
             c.min(u64::from(info.overflow_value))
         });
-    let mut buf = vec![0u32; n];
+    // A pixel is invalid when one of its counts is the overflow value or above the
+    // cutoff: exactly when its largest count is the overflow value or above the cutoff
+    // (the cutoff is at most the overflow value, so a count above the overflow value is
+    // above the cutoff too).
+    let max = src.pixel_maxima()?;
+    let overflow = info.overflow_value;
+    let bad: Vec<bool> = max
+        .iter()
+        .map(|&x| x == overflow || u64::from(x) > limit)
+        .collect();
     let mut n_overflow = 0;
-    while src.read_next(&mut buf)? {
-        for (v, &x) in valid.iter_mut().zip(&buf) {
-            // Invalid: the overflow value, or above the cutoff.
-            if *v && (x == info.overflow_value || u64::from(x) > limit) {
-                *v = false;
-                n_overflow += 1;
-            }
+    for (v, &b) in valid.iter_mut().zip(&bad) {
+        if *v && b {
+            *v = false;
+            n_overflow += 1;
         }
     }
     Ok(DetectorMask {

@@ -29,7 +29,8 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::{note_input, write_atomic};
 use xpcs_core::data::{
-    check_frame_buffer, CountWord, EventList, FrameSource, FrameStack, LabelMap, NonzeroFrames,
+    check_frame_buffer, max_into, pixel_maxima_by_frames, read_frames_singly, CountWord, EventList,
+    FrameSource, FrameStack, LabelMap, NonzeroFrames,
 };
 use xpcs_core::error::{Error, Result};
 
@@ -987,6 +988,9 @@ pub struct NpyFrames {
     /// Fortran order: frames [block_start, block_start + block_len) held pixel-major.
     block_start: usize,
     block_len: usize,
+    /// The whole data range mapped for [`FrameSource::read_frames`] (C order, unsigned
+    /// little-endian words), made on first use; `Some(None)` once mapping was refused.
+    map: Option<Option<MappedFile>>,
 }
 
 impl NpyFrames {
@@ -1018,6 +1022,7 @@ impl NpyFrames {
             raw: Vec::new(),
             block_start: 0,
             block_len: 0,
+            map: None,
         })
     }
 
@@ -1141,6 +1146,104 @@ impl NpyFrames {
         })
     }
 
+    /// [`FrameSource::read_frames`] of a C-order little-endian u1/u2/u4 stack: the frames
+    /// widened from the mapped file in parallel, one rayon task per frame, and their pages
+    /// then dropped from the process (resident memory stays one batch). None for other
+    /// layouts, or when the system refuses the mapping (then frame by frame).
+    fn read_frames_mapped(&mut self, out: &mut [u32]) -> Option<Result<usize>> {
+        let size = self.mappable()?;
+        let n_pix = self.rows * self.cols;
+        let (next, n_frames) = (self.next, self.n_frames);
+        let map = self.mapping()?;
+        if n_pix == 0 {
+            return Some(Ok(0));
+        }
+        if out.len() % n_pix != 0 {
+            return Some(Err(Error::invalid(
+                self.path.display().to_string(),
+                format!(
+                    "frame buffer of {} counts is not a whole number of {} × {} frames",
+                    out.len(),
+                    self.rows,
+                    self.cols
+                ),
+            )));
+        }
+        let k = (out.len() / n_pix).min(n_frames - next);
+        let r = next * n_pix..(next + k) * n_pix;
+        let done = match size {
+            1 => map
+                .words::<u8>()
+                .map(|w| widen(&w[r.clone()], &mut out[..k * n_pix], n_pix)),
+            2 => map
+                .words::<u16>()
+                .map(|w| widen(&w[r.clone()], &mut out[..k * n_pix], n_pix)),
+            _ => map
+                .words::<u32>()
+                .map(|w| widen(&w[r.clone()], &mut out[..k * n_pix], n_pix)),
+        };
+        // A misaligned data offset (possible with a hand-written header): frame by frame.
+        done?;
+        map.release(r.start * size, r.end * size);
+        self.next += k;
+        Some(Ok(k))
+    }
+
+    /// [`FrameSource::pixel_maxima`] of a C-order little-endian u1/u2/u4 stack, on the
+    /// mapped words in place (no widening), batch of frames after batch, each batch's pages
+    /// dropped from the process once scanned. None for other layouts or when the mapping is
+    /// refused.
+    fn pixel_maxima_mapped(&mut self) -> Option<Result<Vec<u32>>> {
+        let size = self.mappable()?;
+        let n_pix = self.rows * self.cols;
+        let (first, n_frames) = (self.next, self.n_frames);
+        let map = self.mapping()?;
+        let mut max = vec![0u32; n_pix];
+        if n_pix == 0 {
+            return Some(Ok(max));
+        }
+        let batch = (MAP_BATCH_BYTES / (size * n_pix)).max(1);
+        let mut t = first;
+        while t < n_frames {
+            let k = batch.min(n_frames - t);
+            let r = t * n_pix..(t + k) * n_pix;
+            let done = match size {
+                1 => map.words::<u8>().map(|w| max_into(&mut max, &w[r.clone()])),
+                2 => map
+                    .words::<u16>()
+                    .map(|w| max_into(&mut max, &w[r.clone()])),
+                _ => map
+                    .words::<u32>()
+                    .map(|w| max_into(&mut max, &w[r.clone()])),
+            };
+            done?;
+            map.release(r.start * size, r.end * size);
+            t += k;
+        }
+        self.next = self.n_frames;
+        Some(Ok(max))
+    }
+
+    /// The word size of a stack whose frames can be used from the mapped file as they lie
+    /// (C order, unsigned, little-endian or single bytes, 1, 2 or 4 bytes); None otherwise.
+    fn mappable(&self) -> Option<usize> {
+        let dt = self.header.dtype;
+        let plain = self.c_layout()
+            && dt.kind == ScalarKind::UInt
+            && (dt.size == 1 || (cfg!(target_endian = "little") && !dt.big_endian))
+            && matches!(dt.size, 1 | 2 | 4);
+        plain.then_some(dt.size)
+    }
+
+    /// The whole data range mapped (made on first use); None when the system refuses.
+    fn mapping(&mut self) -> Option<&MappedFile> {
+        if self.map.is_none() {
+            let len = self.n_frames * self.rows * self.cols * self.header.dtype.size;
+            self.map = Some(MappedFile::map(&self.file, self.header.data_offset, len));
+        }
+        self.map.as_ref().and_then(|m| m.as_ref())
+    }
+
     fn scan_words<W: CountWord + Default + Plain>(
         &mut self,
         frame_time_s: f64,
@@ -1188,6 +1291,21 @@ impl NpyFrames {
     }
 }
 
+/// Bytes of stored words the mapped scans take per batch.
+const MAP_BATCH_BYTES: usize = 32 << 20;
+
+/// Widens `src` into `out` (same length), in parallel over chunks of `frame` words.
+fn widen<W: Copy + Into<u32> + Sync>(src: &[W], out: &mut [u32], frame: usize) {
+    use rayon::prelude::*;
+    out.par_chunks_mut(frame)
+        .zip(src.par_chunks(frame))
+        .for_each(|(o, s)| {
+            for (o, &x) in o.iter_mut().zip(s) {
+                *o = x.into();
+            }
+        });
+}
+
 /// A read-only private mapping of a byte range of a file (the frames of a stack), unmapped
 /// on drop. The file is an input nobody writes while it is read (a file truncated under the
 /// mapping would end the process with SIGBUS, as for any memory-mapped reader).
@@ -1198,6 +1316,12 @@ struct MappedFile {
     skip: usize,
     len: usize,
     page: usize,
+}
+
+impl std::fmt::Debug for MappedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MappedFile({} bytes)", self.len)
+    }
 }
 
 // SAFETY: the mapping is read-only and owned; shared references only read it or drop pages
@@ -1308,6 +1432,28 @@ impl FrameSource for NpyFrames {
     fn skip_frames(&mut self, n: usize) -> Result<()> {
         self.next = self.next.saturating_add(n).min(self.n_frames);
         Ok(())
+    }
+    fn read_frames(&mut self, out: &mut [u32]) -> Result<usize> {
+        match self.read_frames_mapped(out) {
+            Some(r) => r,
+            None => read_frames_singly(self, out),
+        }
+    }
+    fn count_bound(&self) -> u32 {
+        let dt = self.header.dtype;
+        match (dt.kind, dt.size) {
+            (ScalarKind::UInt, 1) => u8::MAX.into(),
+            (ScalarKind::UInt, 2) => u16::MAX.into(),
+            (ScalarKind::Int, 1) => i8::MAX as u32,
+            (ScalarKind::Int, 2) => i16::MAX as u32,
+            _ => u32::MAX,
+        }
+    }
+    fn pixel_maxima(&mut self) -> Result<Vec<u32>> {
+        match self.pixel_maxima_mapped() {
+            Some(r) => r,
+            None => pixel_maxima_by_frames(self),
+        }
     }
     fn read_events(&mut self, frame_time_s: f64) -> Result<EventList> {
         match self.scan_events(frame_time_s) {
@@ -1443,6 +1589,72 @@ mod tests {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 let got = pool.install(|| NpyFrames::open(&path).unwrap().read_events(0.1)).unwrap();
                 proptest::prop_assert_eq!(&got, &want);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The batch reads (mapped and widened in parallel for plain layouts), the per-pixel
+        /// maxima (scanned in place) and the count bound, through a frame selection as the
+        /// pipeline uses them, against the frame-by-frame reads of the same selection, for
+        /// every integer dtype, byte order and memory order, 1 and 2 threads.
+        #[test]
+        fn batch_reads_and_maxima_equal_frame_by_frame_reads(
+            descr in proptest::sample::select(vec!["|u1", "<u2", "<u4", ">u2", "<i2", "<u8"]),
+            fortran in proptest::prelude::any::<bool>(),
+            t in 1usize..9,
+            rows in 1usize..4,
+            cols in proptest::sample::select(vec![1usize, 5, 33, 700]),
+            (begin, len, stride, avg) in (0usize..4, 0usize..9, 1usize..3, 1usize..3),
+            batch in 1usize..5,
+            vals in proptest::collection::vec(proptest::prop_oneof![4 => proptest::strategy::Just(0i128), 1 => 1i128..127], 8 * 3 * 700),
+        ) {
+            use xpcs_core::data::{FrameSelection, SelectedFrames};
+            let n_pix = rows * cols;
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("s.npy");
+            std::fs::write(&path, make_npy(descr, fortran, &[t, rows, cols], &vals[..t * n_pix])).unwrap();
+            let sel = FrameSelection { begin: begin.min(t - 1), end: Some(begin + len), stride, avg };
+            let Ok(res) = sel.resolve(t, "s.npy") else { return Ok(()) };
+            // Reference: frame by frame.
+            let mut src = NpyFrames::open(&path).unwrap();
+            let mut one = SelectedFrames::new(&mut src, res).unwrap();
+            let mut want = vec![0u32; res.n_out * n_pix];
+            for f in want.chunks_exact_mut(n_pix) {
+                proptest::prop_assert!(one.read_next(f).unwrap());
+            }
+            let mut want_max = vec![0u32; n_pix];
+            for f in want.chunks_exact(n_pix) {
+                for (m, &x) in want_max.iter_mut().zip(f) {
+                    *m = (*m).max(x);
+                }
+            }
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (got, got_max, bound) = pool.install(|| {
+                    let mut src = NpyFrames::open(&path).unwrap();
+                    let mut sel_src = SelectedFrames::new(&mut src, res).unwrap();
+                    let bound = sel_src.count_bound();
+                    let mut got = vec![0u32; res.n_out * n_pix];
+                    let mut buf = vec![0u32; batch * n_pix];
+                    let mut done = 0;
+                    loop {
+                        let k = sel_src.read_frames(&mut buf).unwrap();
+                        if k == 0 {
+                            break;
+                        }
+                        got[done * n_pix..(done + k) * n_pix].copy_from_slice(&buf[..k * n_pix]);
+                        done += k;
+                    }
+                    assert_eq!(done, res.n_out);
+                    let mut src = NpyFrames::open(&path).unwrap();
+                    let mut sel_src = SelectedFrames::new(&mut src, res).unwrap();
+                    (got, sel_src.pixel_maxima().unwrap(), bound)
+                });
+                proptest::prop_assert_eq!(&got, &want);
+                proptest::prop_assert_eq!(&got_max, &want_max);
+                proptest::prop_assert!(want.iter().all(|&x| x <= bound));
             }
         }
     }

@@ -630,8 +630,12 @@ impl DenseMultiTau {
         let mut buf = vec![0u32; chunk_frames * n_pix];
         loop {
             let mut n = 0;
-            while n < chunk_frames && source.read_next(&mut buf[n * n_pix..(n + 1) * n_pix])? {
-                n += 1;
+            while n < chunk_frames {
+                let k = source.read_frames(&mut buf[n * n_pix..])?;
+                if k == 0 {
+                    break;
+                }
+                n += k;
             }
             if n > 0 {
                 self.push_chunk(&buf[..n * n_pix], n);

@@ -394,6 +394,28 @@ pub trait FrameSource {
     /// Reads the next frame into `out` (length rows × cols). Returns `Ok(false)` once every
     /// frame has been delivered.
     fn read_next(&mut self, out: &mut [u32]) -> Result<bool>;
+    /// Reads the next frames into `out`, frame after frame, as many as fit (`out.len()` is a
+    /// multiple of rows × cols) or as are left; returns how many (0 once every frame has been
+    /// delivered). The same frames as that many [`FrameSource::read_next`] calls: the default
+    /// makes those calls; a reader that can decode frames in parallel (a plain `.npy`)
+    /// overrides it, and the correlators read through it.
+    fn read_frames(&mut self, out: &mut [u32]) -> Result<usize> {
+        read_frames_singly(self, out)
+    }
+    /// An upper bound of every count the source can deliver (its word's largest value: 255
+    /// for a u8 file; `u32::MAX` when nothing narrower is known). Lets a count check that
+    /// cannot fail be skipped.
+    fn count_bound(&self) -> u32 {
+        u32::MAX
+    }
+    /// The largest count of every pixel over the frames not read yet (row-major, one per
+    /// pixel; zeros for a source with no frames left); the source is then exhausted. The
+    /// default reads batches through [`FrameSource::read_frames`]
+    /// ([`pixel_maxima_by_frames`]); a reader that can scan its stored words in place
+    /// overrides it.
+    fn pixel_maxima(&mut self) -> Result<Vec<u32>> {
+        pixel_maxima_by_frames(self)
+    }
     /// Skips the next `n` frames (fewer if the source ends first). The default reads and
     /// discards them; file readers override it with a seek.
     fn skip_frames(&mut self, n: usize) -> Result<()> {
@@ -412,6 +434,73 @@ pub trait FrameSource {
     fn read_events(&mut self, frame_time_s: f64) -> Result<EventList> {
         EventList::from_source(self, frame_time_s)
     }
+}
+
+/// [`FrameSource::read_frames`] by one [`FrameSource::read_next`] call per frame (its
+/// default, and the reference that faster readers are tested against).
+pub fn read_frames_singly<S: FrameSource + ?Sized>(src: &mut S, out: &mut [u32]) -> Result<usize> {
+    let (r, c) = src.frame_shape();
+    let n = r * c;
+    if n == 0 {
+        return Ok(0);
+    }
+    let mut k = 0;
+    for frame in out.chunks_exact_mut(n) {
+        if !src.read_next(frame)? {
+            break;
+        }
+        k += 1;
+    }
+    Ok(k)
+}
+
+/// Bytes of u32 frames [`pixel_maxima_by_frames`] reads in one batch.
+const MAXIMA_BATCH_BYTES: usize = 32 << 20;
+
+/// Pixels per parallel task of the per-pixel maxima.
+pub const MAXIMA_PIXEL_BLOCK: usize = 16 << 10;
+
+/// [`FrameSource::pixel_maxima`] from batches of [`FrameSource::read_frames`], the maxima
+/// taken in parallel over pixel blocks (each block its own: the same result for any thread
+/// count).
+pub fn pixel_maxima_by_frames<S: FrameSource + ?Sized>(src: &mut S) -> Result<Vec<u32>> {
+    let (r, c) = src.frame_shape();
+    let n = r * c;
+    let mut max = vec![0u32; n];
+    if n == 0 {
+        return Ok(max);
+    }
+    let batch = (MAXIMA_BATCH_BYTES / (4 * n)).max(1);
+    let mut buf = vec![0u32; batch * n];
+    loop {
+        let k = src.read_frames(&mut buf)?;
+        if k == 0 {
+            return Ok(max);
+        }
+        max_into(&mut max, &buf[..k * n]);
+    }
+}
+
+/// `max[p] = max(max[p], frames[t][p])` over the frames in `frames` (each `max.len()` long),
+/// in parallel over pixel blocks.
+pub fn max_into<W: Copy + Into<u32> + Sync>(max: &mut [u32], frames: &[W]) {
+    use rayon::prelude::*;
+    let n = max.len();
+    if n == 0 {
+        return;
+    }
+    let k = frames.len() / n;
+    max.par_chunks_mut(MAXIMA_PIXEL_BLOCK)
+        .enumerate()
+        .for_each(|(b, m)| {
+            let p0 = b * MAXIMA_PIXEL_BLOCK;
+            for t in 0..k {
+                let row = &frames[t * n + p0..t * n + p0 + m.len()];
+                for (m, &x) in m.iter_mut().zip(row) {
+                    *m = (*m).max(x.into());
+                }
+            }
+        });
 }
 
 /// [`FrameSource`] over an in-memory [`FrameStack`] or [`StackView`].

@@ -19,7 +19,8 @@ mod select;
 
 pub use events::{check_csr, EventList};
 pub use frames::{
-    check_frame_buffer, CountDtype, Counts, FrameSource, FrameStack, StackFrames, StackView,
+    check_frame_buffer, max_into, pixel_maxima_by_frames, read_frames_singly, CountDtype, Counts,
+    FrameSource, FrameStack, StackFrames, StackView,
 };
 pub use nonzero::{CountWord, NonzeroFrames, BLOCK as NONZERO_BLOCK};
 pub use partition::{BinAxis, LabelMap, QPartition};

@@ -21,7 +21,7 @@
 //! results file are divided by `avg` when written (counts per raw frame, as boost_corr's).
 
 use super::events::EventList;
-use super::frames::FrameSource;
+use super::frames::{pixel_maxima_by_frames, read_frames_singly, FrameSource};
 use crate::error::{Error, Result};
 
 /// Which raw frames to correlate, in boost_corr's terms (see the module docs).
@@ -204,6 +204,57 @@ impl FrameSource for SelectedFrames<'_> {
         self.next_out += 1;
         Ok(true)
     }
+    fn read_frames(&mut self, out: &mut [u32]) -> Result<usize> {
+        if self.sel.stride != 1 || self.sel.avg != 1 {
+            return read_frames_singly(self, out);
+        }
+        // Consecutive raw frames: the inner source's own batch read.
+        let n = self.raw.len();
+        let left = self.sel.n_out - self.next_out;
+        let want = out.len().checked_div(n).map_or(0, |k| k.min(left));
+        if want == 0 {
+            return Ok(0);
+        }
+        let t = self.sel.begin + self.next_out;
+        if t > self.pos {
+            self.inner.skip_frames(t - self.pos)?;
+            self.pos = t;
+        }
+        let mut got = 0;
+        while got < want {
+            let k = self.inner.read_frames(&mut out[got * n..want * n])?;
+            if k == 0 {
+                return Err(Error::invalid(
+                    "frame selection",
+                    format!("the source ended before frame {}", t + got),
+                ));
+            }
+            got += k;
+        }
+        self.pos += got;
+        self.next_out += got;
+        Ok(got)
+    }
+    fn count_bound(&self) -> u32 {
+        // A sum of `avg` raw frames (saturating, as read_next sums).
+        let avg = u32::try_from(self.sel.avg).unwrap_or(u32::MAX);
+        self.inner.count_bound().saturating_mul(avg)
+    }
+    fn pixel_maxima(&mut self) -> Result<Vec<u32>> {
+        // The inner source's own scan when the rest of the selection is the rest of it.
+        let t = self.sel.begin + self.next_out;
+        let to_end = self.sel.end == self.inner.n_frames();
+        if self.sel.stride != 1 || self.sel.avg != 1 || !to_end {
+            return pixel_maxima_by_frames(self);
+        }
+        if t > self.pos {
+            self.inner.skip_frames(t - self.pos)?;
+        }
+        let max = self.inner.pixel_maxima()?;
+        self.pos = self.sel.end;
+        self.next_out = self.sel.n_out;
+        Ok(max)
+    }
 }
 
 /// The largest count per pixel per frame the correlators accept (2²⁰ − 1): their exact integer
@@ -254,9 +305,43 @@ impl FrameSource for CheckedCounts<'_> {
         self.next += 1;
         Ok(true)
     }
+    fn read_frames(&mut self, out: &mut [u32]) -> Result<usize> {
+        use rayon::prelude::*;
+        let k = self.inner.read_frames(out)?;
+        let (rows, cols) = self.inner.frame_shape();
+        let n_pix = rows * cols;
+        if n_pix == 0 || k == 0 || self.inner.count_bound() <= MAX_COUNT {
+            self.next += k;
+            return Ok(k);
+        }
+        let valid = self.valid;
+        // The first offending (frame, pixel) in reading order, found in parallel.
+        let bad = out[..k * n_pix]
+            .par_chunks(n_pix)
+            .enumerate()
+            .find_map_first(|(i, frame)| {
+                // A vectorised maximum first: almost every frame has nothing to report.
+                if frame.iter().fold(0, |m, &x| m.max(x)) <= MAX_COUNT {
+                    return None;
+                }
+                frame
+                    .iter()
+                    .enumerate()
+                    .find(|&(p, &x)| x > MAX_COUNT && valid.get(p).copied().unwrap_or(true))
+                    .map(|(p, &x)| (i, p, x))
+            });
+        if let Some((i, p, x)) = bad {
+            return Err(count_out_of_range(&self.origin, self.next + i, p, cols, x));
+        }
+        self.next += k;
+        Ok(k)
+    }
     fn skip_frames(&mut self, n: usize) -> Result<()> {
         self.next += n;
         self.inner.skip_frames(n)
+    }
+    fn count_bound(&self) -> u32 {
+        self.inner.count_bound().min(MAX_COUNT)
     }
 }
 
@@ -304,6 +389,58 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// The batch read of the count check (frames checked in parallel) accepts and refuses
+        /// exactly what the frame-by-frame check does, with the same message (the first
+        /// offending frame and pixel in reading order), for any batch size and thread count.
+        #[test]
+        fn batch_count_check_equals_frame_by_frame(
+            n in 1usize..12,
+            batch in 1usize..5,
+            big in prop::collection::vec((0usize..12 * 6, prop::sample::select(vec![MAX_COUNT, MAX_COUNT + 1, u32::MAX])), 0..3),
+            masked in prop::collection::vec(any::<bool>(), 6),
+        ) {
+            let mut data: Vec<u32> = (0..n * 6).map(|i| (i * 5 % 7) as u32).collect();
+            for &(i, v) in &big {
+                if i < data.len() {
+                    data[i] = v;
+                }
+            }
+            let stack = FrameStack::from_u32(n, 2, 3, data).unwrap();
+            let valid: Vec<bool> = masked.iter().map(|m| !m).collect();
+            let mut src = stack.frames();
+            let mut one = CheckedCounts::new(&mut src, &valid, "x");
+            let mut want = Vec::new();
+            let mut buf = vec![0u32; 6];
+            let want_err = loop {
+                match one.read_next(&mut buf) {
+                    Ok(true) => want.extend_from_slice(&buf),
+                    Ok(false) => break None,
+                    Err(e) => break Some(e.to_string()),
+                }
+            };
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (got, got_err) = pool.install(|| {
+                    let mut src = stack.frames();
+                    let mut many = CheckedCounts::new(&mut src, &valid, "x");
+                    let mut got = Vec::new();
+                    let mut buf = vec![0u32; batch * 6];
+                    let err = loop {
+                        match many.read_frames(&mut buf) {
+                            Ok(0) => break None,
+                            Ok(k) => got.extend_from_slice(&buf[..k * 6]),
+                            Err(e) => break Some(e.to_string()),
+                        }
+                    };
+                    (got, err)
+                });
+                prop_assert_eq!(&got_err, &want_err);
+                if want_err.is_none() {
+                    prop_assert_eq!(&got, &want);
+                }
+            }
+        }
+
         /// Every output frame equals the brute-force sum of the raw frames the definition
         /// names, for any begin/end/stride/avg.
         #[test]

@@ -352,20 +352,48 @@ impl From<&DetectorMask> for DetectorMaskSummary {
 }
 
 /// Reads every frame into memory (u32), with a progress bar.
+/// Bytes of u32 frames read in one batch (64 frames of 512 × 512).
+const READ_BATCH_BYTES: usize = 64 << 20;
+
 fn read_all(src: &mut dyn FrameSource, b: &dyn Progress) -> Result<FrameStack> {
     b.start("read", src.n_frames() as u64, "frames");
     let (r, c) = src.frame_shape();
-    let mut stack = FrameStack::zeros(src.n_frames(), r, c, CountDtype::U32);
-    let mut buf = vec![0u32; r * c];
-    for t in 0..src.n_frames() {
-        if !src.read_next(&mut buf)? {
+    let (n, n_pix) = (src.n_frames(), r * c);
+    // Batches of frames (parallel decoding where the reader can), kept as u16 while every
+    // count fits (half the memory of u32; widened once if a larger count comes).
+    let batch = (READ_BATCH_BYTES / (4 * n_pix).max(1)).clamp(1, n.max(1));
+    let mut buf = vec![0u32; batch * n_pix];
+    let mut narrow: Vec<u16> = Vec::with_capacity(n * n_pix);
+    let mut wide: Option<Vec<u32>> = None;
+    let mut t = 0;
+    while t < n {
+        let want = batch.min(n - t);
+        let k = src.read_frames(&mut buf[..want * n_pix])?;
+        if k == 0 {
             return Err(Error::invalid("frames", format!("ended after {t} frames")));
         }
-        stack.set_frame(t, &buf)?;
-        b.inc(1);
+        let got = &buf[..k * n_pix];
+        match &mut wide {
+            Some(w) => w.extend_from_slice(got),
+            None if got.iter().fold(0, |m, &x| m.max(x)) <= u32::from(u16::MAX) => {
+                narrow.extend(got.iter().map(|&x| x as u16));
+            }
+            None => {
+                let mut w: Vec<u32> = Vec::with_capacity(n * n_pix);
+                w.extend(narrow.drain(..).map(u32::from));
+                w.extend_from_slice(got);
+                narrow = Vec::new();
+                wide = Some(w);
+            }
+        }
+        t += k;
+        b.inc(k as u64);
     }
     b.finish();
-    Ok(stack)
+    match wide {
+        Some(w) => FrameStack::from_u32(n, r, c, w),
+        None => FrameStack::from_u16(n, r, c, narrow),
+    }
 }
 
 /// The correlator settings of `correlate` (the command line's and the Python package's).
@@ -1026,6 +1054,19 @@ impl FrameSource for CountingSource<'_> {
             self.bar.inc(1);
         }
         Ok(more)
+    }
+    fn read_frames(&mut self, out: &mut [u32]) -> Result<usize> {
+        let k = self.inner.read_frames(out)?;
+        self.bar.inc(k as u64);
+        Ok(k)
+    }
+    fn count_bound(&self) -> u32 {
+        self.inner.count_bound()
+    }
+    fn pixel_maxima(&mut self) -> Result<Vec<u32>> {
+        let max = self.inner.pixel_maxima()?;
+        self.bar.inc(self.inner.n_frames() as u64);
+        Ok(max)
     }
 }
 

@@ -230,7 +230,7 @@ fn run_inner(
     }
     let analysis = campaign::analyse(setup, &scans)?;
     let elapsed_s = t0.elapsed().as_secs_f64();
-    let (md, failures) = output::report_markdown(setup, &scans, &analysis, elapsed_s);
+    let (md, failures) = output::report_markdown(setup, &scans, &analysis);
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         output::write_figures(dir, setup, &scans, &analysis)?;
@@ -248,7 +248,6 @@ fn run_inner(
                 Source::Partials(d) => Some(d.display().to_string()),
                 Source::Simulate { .. } => None,
             },
-            "elapsed_s": elapsed_s,
             "failures": failures,
             "analysis": analysis,
             "scans": scans,
@@ -256,6 +255,7 @@ fn run_inner(
         let text = serde_json::to_string_pretty(&summary)
             .map_err(|e| Error::invalid("summary.json", e.to_string()))?;
         output::write_text_atomic(&dir.join("summary.json"), &text)?;
+        output::write_timing(dir, &scans, elapsed_s)?;
     }
     Ok(CampaignRun {
         scans,

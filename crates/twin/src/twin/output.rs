@@ -572,7 +572,6 @@ pub fn report_markdown(
     setup: &CampaignSetup,
     scans: &[ScanResult],
     an: &CampaignAnalysis,
-    elapsed_s: f64,
 ) -> (String, usize) {
     let tol = &setup.config.tolerances;
     let mut md = String::new();
@@ -581,14 +580,14 @@ pub fn report_markdown(
     let _ = writeln!(md, "# xpcs-twin campaign report: {}\n", c.name);
     let _ = writeln!(
         md,
-        "xpcs-twin {} · campaign `{}` · sample `{}` · scale **{}** · seed {} · {} scans · {:.0} s wall time\n",
+        "xpcs-twin {} · campaign `{}` · sample `{}` · scale **{}** · seed {} · {} scans (wall \
+         times: timing.json)\n",
         env!("CARGO_PKG_VERSION"),
         setup.path.display(),
         setup.sample_path.display(),
         setup.scale.name(),
         setup.seed,
         scans.len(),
-        elapsed_s
     );
     let r = &setup.roi;
     let _ = writeln!(
@@ -617,22 +616,22 @@ pub fn report_markdown(
     let _ = writeln!(md, "## Scans\n");
     let _ = writeln!(
         md,
-        "| scan | P (GPa) | branch | frames × δt | pixels | photons/px/frame | correlator | contrast (instrument) | wall (s) |\n|---|---|---|---|---|---|---|---|---|"
+        "| scan | P (GPa) | branch | frames × δt | pixels | photons | photons/px/frame | correlator | contrast (instrument) |\n|---|---|---|---|---|---|---|---|---|"
     );
     for s in scans {
         let _ = writeln!(
             md,
-            "| {} | {} | {:?} | {} × {} s | {} | {} | {} | {} | {:.1} |",
+            "| {} | {} | {:?} | {} × {} s | {} | {:.3e} | {} | {} | {} |",
             s.label,
             s.facts.pressure_gpa,
             s.facts.direction,
             s.n_frames,
             s.frame_time_s,
             s.n_pixels,
+            s.total_counts as f64,
             fmt(s.total_counts as f64 / (s.n_pixels as f64 * s.n_frames as f64)),
             s.correlator,
             fmt(s.contrast_model),
-            s.timing_s.iter().map(|t| t.1).sum::<f64>()
         );
     }
     beam_and_dose(&mut md, setup, scans);
@@ -800,6 +799,39 @@ pub fn write_scans(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult]) -> R
         write_text_atomic(&d.join(format!("{}.json", s.label)), &text)?;
     }
     Ok(())
+}
+
+/// `timing.json`: the campaign's wall time and each scan's, by stage, with its photon rate.
+/// The one output of `twin` that differs between two runs of the same campaign: every other
+/// file (report.md, summary.json, the figures, the scans' JSON and HDF5) is byte-identical.
+pub fn write_timing(dir: &Path, scans: &[ScanResult], elapsed_s: f64) -> Result<()> {
+    let per_scan: Vec<serde_json::Value> = scans
+        .iter()
+        .map(|s| {
+            let wall: f64 = s.timing_s.iter().map(|t| t.1).sum();
+            let stages: serde_json::Map<String, serde_json::Value> = s
+                .timing_s
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+                .collect();
+            serde_json::json!({
+                "scan": s.label,
+                "pressure_gpa": s.facts.pressure_gpa,
+                "wall_s": wall,
+                "stages_s": stages,
+                "photons": s.total_counts,
+                "photons_per_s": if wall > 0.0 { s.total_counts as f64 / wall } else { 0.0 },
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "program": format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
+        "elapsed_s": elapsed_s,
+        "scans": per_scan,
+    });
+    let text = serde_json::to_string_pretty(&doc)
+        .map_err(|e| Error::invalid("timing.json", e.to_string()))?;
+    write_text_atomic(&dir.join("timing.json"), &text)
 }
 
 /// The results file name of a scan (`<scan>_results.hdf`, the name the APS viewer lists and

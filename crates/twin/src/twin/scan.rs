@@ -295,7 +295,9 @@ pub struct ScanResult {
     pub aging: Option<AgingResult>,
     /// ΔC.
     pub delta_c: Option<DeltaCResult>,
-    /// Wall time of each stage (s).
+    /// Wall time of each stage (s): in `timing.json` only, so that every other output of a
+    /// campaign is the same bytes on every run.
+    #[serde(skip)]
     pub timing_s: Vec<(String, f64)>,
     /// The g2 of the q-bins as the correlator returned them (all rows; for the results file).
     #[serde(skip)]
@@ -765,8 +767,6 @@ fn analyse_scan(
         xpcs_sim::model::TauLaw::Stationary { .. } => Some(scan.facts.tau_start_s),
         _ => None,
     };
-    let alpha = scan.facts.q1_inv_angstrom;
-    let _ = alpha;
     let bins: Vec<CurveFit> = (1..=scan.partition.n_bins())
         .into_par_iter()
         .map(|b| {
@@ -811,37 +811,12 @@ fn analyse_scan(
         beta,
     )?;
 
-    // τ(q): measured and truth power laws over the bins.
-    let reports: Vec<FitReport> = bins.iter().map(|b| b.fit.clone()).collect();
-    let truth_reports: Vec<FitReport> = bins.iter().map(|b| b.truth_fit.clone()).collect();
-    let tau_q = tau_beta_per_bin(&q, &reports);
-    let mut truth_tau_q = tau_beta_per_bin(&q, &truth_reports);
-    // The truth fit's errors are the data's: use them so both power laws weigh bins alike.
-    for (t, m) in truth_tau_q.iter_mut().zip(&tau_q) {
-        if let (Some(t), Some(m)) = (t.as_mut(), m) {
-            t.tau_err_s = m.tau_err_s;
-        }
-    }
-    let q1 = scan.facts.q1_inv_angstrom;
-    // The per-bin τ errors are jackknife errors (calibrated, twin::calibrate): absolute. A
-    // χ²-scaled σ from 2-6 dof would itself scatter by ±50-100 % (a chance alignment of the
-    // bins gave α a 4σ "failure" on Ce).
-    let pl_opts = FitOptions::default().with_error_scale(xpcs_core::fit::ErrorScale::Absolute);
-    let (power_law, truth_power_law, alpha) = if tau_q.iter().flatten().count() >= 3 {
-        let p = fit_power_law_from_bins(&tau_q, q1, &pl_opts)?;
-        let t = fit_power_law_from_bins(&truth_tau_q, q1, &pl_opts)?;
-        let c = Compared::new(
-            "alpha",
-            "",
-            p.value("alpha").unwrap_or(f64::NAN),
-            p.std_error("alpha").unwrap_or(f64::NAN),
-            t.value("alpha").unwrap_or(f64::NAN),
-            None,
-        );
-        (Some(p), Some(t), Some(c))
-    } else {
-        (None, None, None)
-    };
+    let TauQ {
+        tau_q,
+        power_law,
+        truth_power_law,
+        alpha,
+    } = tau_q_of(scan, &q, &bins)?;
 
     // Two-time analysis of the whole region.
     let c2 = merge_two_time_bins(&corr.two_time).c2(0);
@@ -854,188 +829,26 @@ fn analyse_scan(
     } else {
         None
     };
-    let aging = if matches!(law, xpcs_sim::model::TauLaw::Aging { .. }) {
-        let ages = evenly_spaced_ages(c2.nrows(), tt_dt, a.age_cuts.max(2));
-        // Jackknife over the two-time groups (≥ 32 compact pixel bands, independent noise):
-        // the region map without one group's pixels, per group, through the whole chain
-        // (cuts, KWW fits, aging law), which carries the correlations between lags and
-        // between ages that the cuts' own scatter misses.
-        let groups = &corr.two_time_groups;
-        let jk = tau_vs_age_jackknife(
-            c2.view(),
-            groups.bins.len(),
-            &|j| groups.c2_pooled(Some(j)),
-            tt_dt,
-            &ages,
-            None,
-            10,
-            model.as_ref(),
-            &opts,
-        )?;
-        let fits = jk.fits;
-        let tm = truth_map.as_ref().expect("aging scans are not stationary");
-        // The expected map has no noise: its cuts are fitted with the data cuts' errors, so
-        // both fits weigh the delays alike (the truth of the estimator).
-        let tfits: Vec<AgeFit> = fits
-            .iter()
-            .zip(&ages)
-            .map(|(f, &(age, hw))| -> Result<AgeFit> {
-                let mut cut = age_cut(tm.view(), tt_dt, age, hw, None, 10)?;
-                if cut.delays_s == f.cut.delays_s {
-                    cut.g2_err = f.cut.g2_err.clone();
-                }
-                let report = fit_curve(model.as_ref(), &cut.delays_s, &cut.g2, &cut.g2_err, &opts)?;
-                Ok(AgeFit { cut, report })
-            })
-            .collect::<Result<_>>()?;
-        // Ages since the pressure step: shift by the waiting time.
-        let shift = |v: &[AgeFit]| -> Vec<AgeFit> {
-            v.iter()
-                .cloned()
-                .map(|mut f| {
-                    f.cut.age_s += scan.isobar.waiting_time_s;
-                    f
-                })
-                .collect()
-        };
-        let (fits, mut tfits) = (shift(&fits), shift(&tfits));
-        // The truth law weighs the ages with the data's τ errors.
-        for (t, m) in tfits.iter_mut().zip(&fits) {
-            if let (xpcs_core::fit::FitOutcome::Converged(tv), Some(me)) =
-                (&mut t.report.outcome, m.report.std_error("tau"))
-            {
-                if let Some(i) = t.report.param_names.iter().position(|n| n == "tau") {
-                    tv.std_errors[i] = me;
-                }
-            }
-        }
-        let law_fit =
-            fit_aging_from_ages_jackknife(&fits, &jk.tau_replicates, &FitOptions::default())?;
-        let truth_law = fit_aging_from_ages(&tfits, false, &FitOptions::default())?;
-        let mut models = Vec::new();
-        if let xpcs_sim::model::TauLaw::Aging {
-            tau0_s, tau_star_s, ..
-        } = law
-        {
-            models.push(("tau0", *tau0_s));
-            models.push(("tau_star", *tau_star_s));
-        }
-        let mut compared = compare_fits(&law_fit, &truth_law, &models);
-        // A weak aging (truth τ* ≥ 5 × the span of ages: ln τ moves < 20 % over the scan) that
-        // the measured ages do not resolve is unconstrained, not a failure; a strong aging the
-        // fit misses still fails.
-        let ages: Vec<f64> = fits.iter().map(|f| f.cut.age_s).collect();
-        let span = ages.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-            - ages.iter().copied().fold(f64::INFINITY, f64::min);
-        let truth_weak = match truth_law.value("tau_star") {
-            Some(ts) => ts >= 5.0 * span,
-            None => truth_law
-                .failure()
-                .is_some_and(|w| w.starts_with("aging not resolved")),
-        };
-        // The noise-free analysis does not resolve the aging but the noisy fit does (a rate a
-        // few σ from zero by chance): there is no truth τ0, τ* to compare with, so the numbers
-        // are unconstrained as long as the fitted rate 1/τ* is within WEAK_AGING_MAX_Z σ of
-        // zero; a rate beyond that contradicts the weak truth and fails.
-        if let (None, true, Some(ts), Some(es)) = (
-            law_fit.failure(),
-            truth_weak,
-            law_fit.value("tau_star"),
-            law_fit.std_error("tau_star"),
-        ) {
-            let (rate, sr) = (1.0 / ts, es / (ts * ts));
-            if rate / sr <= WEAK_AGING_MAX_Z {
-                let note = format!(
-                    "unconstrained (weak aging: the truth's τ* is unresolved or ≥ 5 × the \
-                     {span:.0} s span of ages; the fitted rate 1/τ* = {} 1/s is {:.1} σ from \
-                     zero, within {WEAK_AGING_MAX_Z} σ)",
-                    crate::fit_results::plus_minus(rate, sr),
-                    rate / sr
-                );
-                for c in &mut compared {
-                    c.unconstrained = Some(note.clone());
-                }
-            }
-        }
-        if let Some(why) = law_fit.failure() {
-            if why.starts_with("aging not resolved") && truth_weak {
-                let note = format!(
-                    "unconstrained (weak aging: the truth's τ* is unresolved or ≥ 5 × the \
-                     {span:.0} s span of ages; {why})"
-                );
-                for c in &mut compared {
-                    c.unconstrained = Some(note.clone());
-                }
-            }
-        }
-        Some(AgingResult {
-            ages: fits,
-            truth_ages: tfits,
-            law: law_fit,
-            truth_law,
-            compared,
-        })
-    } else {
-        None
-    };
-    let delta_c = match (
-        region_fit.fit.value("tau"),
-        region_fit.fit.value("contrast"),
-    ) {
-        (Some(tau), Some(c)) if tau > 0.0 && c > 0.0 => {
-            // The ΔC map: the region map rebinned to the campaign's ΔC frame (exact sums),
-            // so that every scan's ΔC has the same noise width.
-            let k = a
-                .delta_c_bin_s
-                .map_or(1, |b| ((b / tt_dt).round() as usize).max(1));
-            let merged = merge_two_time_bins(&corr.two_time);
-            let coarse = rebin_two_time(&merged, k);
-            let dc_map = coarse.c2(0);
-            let dc_dt = tt_dt * k as f64;
-            let d = ((tau / dc_dt).round() as usize).max(1);
-            if d < dc_map.nrows() / 2 {
-                let value = heterogeneity::delta_c(&dc_map, d, a.delta_c_fraction)?;
-                let f = (-(d as f64 * dc_dt / tau).powf(beta)).exp();
-                let mc = scan.mean_counts_per_frame * (bin_frames * k) as f64;
-                // The region map covers every labelled pixel; the diagonal at delay d holds
-                // n - d values (the finite-sample width of the narrowest 90 % interval).
-                let floor = delta_c_floor_for(
-                    n_valid,
-                    mc,
-                    c.min(1.0),
-                    f,
-                    a.delta_c_fraction,
-                    Some(dc_map.nrows() - d),
-                )?
-                .floor;
-                // The expected map at the same binning (stationary: computed here only).
-                let expected = match &truth_map {
-                    Some(m) => block_mean(m, k),
-                    None => {
-                        let mut region_scan = scan.clone();
-                        region_scan.partition = region.clone();
-                        block_mean(&region_scan.truth_c2_binned(1, bin_frames), k)
-                    }
-                };
-                let truth = heterogeneity::delta_c(&expected, d, a.delta_c_fraction)?;
-                // Noise alone: the same width of the measured minus the expected map.
-                let residual = &dc_map - &expected + 1.0;
-                let noise = heterogeneity::delta_c(&residual, d, a.delta_c_fraction)?;
-                Some(DeltaCResult {
-                    delay_frames: d,
-                    delay_s: d as f64 * dc_dt,
-                    bin_s: dc_dt,
-                    value,
-                    floor,
-                    noise,
-                    truth,
-                })
-            } else {
-                None
-            }
-        }
-        _ => None,
-    };
+    let aging = aging_of(
+        scan,
+        a,
+        &corr,
+        &c2,
+        tt_dt,
+        truth_map.as_ref(),
+        model.as_ref(),
+        &opts,
+    )?;
+    let delta_c = delta_c_of(
+        scan,
+        a,
+        &corr,
+        &region_fit,
+        &region,
+        truth_map.as_ref(),
+        tt_dt,
+        bin_frames,
+    )?;
     timing.push(("truth + fit".to_string(), t3.elapsed().as_secs_f64()));
 
     let mut result = ScanResult {
@@ -1071,6 +884,273 @@ fn analyse_scan(
     };
     mark_unconstrained(&mut result);
     Ok(result)
+}
+
+/// What [`tau_q_of`] finds.
+struct TauQ {
+    tau_q: Vec<Option<TauBeta>>,
+    power_law: Option<FitReport>,
+    truth_power_law: Option<FitReport>,
+    alpha: Option<Compared>,
+}
+
+/// τ(q) of the bins' fits and its power law, measured and noise-free (the truth of the
+/// estimator), with α compared; no power law below three fitted bins.
+fn tau_q_of(scan: &ScanSetup, q: &[f64], bins: &[CurveFit]) -> Result<TauQ> {
+    let reports: Vec<FitReport> = bins.iter().map(|b| b.fit.clone()).collect();
+    let truth_reports: Vec<FitReport> = bins.iter().map(|b| b.truth_fit.clone()).collect();
+    let tau_q = tau_beta_per_bin(q, &reports);
+    let mut truth_tau_q = tau_beta_per_bin(q, &truth_reports);
+    // The truth fit's errors are the data's: use them so both power laws weigh bins alike.
+    for (t, m) in truth_tau_q.iter_mut().zip(&tau_q) {
+        if let (Some(t), Some(m)) = (t.as_mut(), m) {
+            t.tau_err_s = m.tau_err_s;
+        }
+    }
+    let q1 = scan.facts.q1_inv_angstrom;
+    // The per-bin τ errors are jackknife errors (calibrated, twin::calibrate): absolute. A
+    // χ²-scaled σ from 2-6 dof would itself scatter by ±50-100 % (a chance alignment of the
+    // bins gave α a 4σ "failure" on Ce).
+    let pl_opts = FitOptions::default().with_error_scale(xpcs_core::fit::ErrorScale::Absolute);
+    let (power_law, truth_power_law, alpha) = if tau_q.iter().flatten().count() >= 3 {
+        let p = fit_power_law_from_bins(&tau_q, q1, &pl_opts)?;
+        let t = fit_power_law_from_bins(&truth_tau_q, q1, &pl_opts)?;
+        let c = Compared::new(
+            "alpha",
+            "",
+            p.value("alpha").unwrap_or(f64::NAN),
+            p.std_error("alpha").unwrap_or(f64::NAN),
+            t.value("alpha").unwrap_or(f64::NAN),
+            None,
+        );
+        (Some(p), Some(t), Some(c))
+    } else {
+        (None, None, None)
+    };
+
+    Ok(TauQ {
+        tau_q,
+        power_law,
+        truth_power_law,
+        alpha,
+    })
+}
+
+/// The aging analysis of an aging scan: τ per age cut of the region's two-time map, with
+/// jackknife errors over the two-time groups, the aging law τ0·exp(t_w/τ*) and its noise-free
+/// truth; `None` for a scan whose τ law does not age.
+#[allow(clippy::too_many_arguments)]
+fn aging_of(
+    scan: &ScanSetup,
+    a: &AnalysisConfig,
+    corr: &Correlated,
+    c2: &Array2<f64>,
+    tt_dt: f64,
+    truth_map: Option<&Array2<f64>>,
+    model: &dyn FitModel,
+    opts: &FitOptions,
+) -> Result<Option<AgingResult>> {
+    let law = scan.dynamics.clock().law();
+    if !matches!(law, xpcs_sim::model::TauLaw::Aging { .. }) {
+        return Ok(None);
+    }
+    let ages = evenly_spaced_ages(c2.nrows(), tt_dt, a.age_cuts.max(2));
+    // Jackknife over the two-time groups (≥ 32 compact pixel bands, independent noise):
+    // the region map without one group's pixels, per group, through the whole chain
+    // (cuts, KWW fits, aging law), which carries the correlations between lags and
+    // between ages that the cuts' own scatter misses.
+    let groups = &corr.two_time_groups;
+    let jk = tau_vs_age_jackknife(
+        c2.view(),
+        groups.bins.len(),
+        &|j| groups.c2_pooled(Some(j)),
+        tt_dt,
+        &ages,
+        None,
+        10,
+        model,
+        opts,
+    )?;
+    let fits = jk.fits;
+    let tm = truth_map.expect("aging scans are not stationary");
+    // The expected map has no noise: its cuts are fitted with the data cuts' errors, so
+    // both fits weigh the delays alike (the truth of the estimator).
+    let tfits: Vec<AgeFit> = fits
+        .iter()
+        .zip(&ages)
+        .map(|(f, &(age, hw))| -> Result<AgeFit> {
+            let mut cut = age_cut(tm.view(), tt_dt, age, hw, None, 10)?;
+            if cut.delays_s == f.cut.delays_s {
+                cut.g2_err = f.cut.g2_err.clone();
+            }
+            let report = fit_curve(model, &cut.delays_s, &cut.g2, &cut.g2_err, opts)?;
+            Ok(AgeFit { cut, report })
+        })
+        .collect::<Result<_>>()?;
+    // Ages since the pressure step: shift by the waiting time.
+    let shift = |v: &[AgeFit]| -> Vec<AgeFit> {
+        v.iter()
+            .cloned()
+            .map(|mut f| {
+                f.cut.age_s += scan.isobar.waiting_time_s;
+                f
+            })
+            .collect()
+    };
+    let (fits, mut tfits) = (shift(&fits), shift(&tfits));
+    // The truth law weighs the ages with the data's τ errors.
+    for (t, m) in tfits.iter_mut().zip(&fits) {
+        if let (xpcs_core::fit::FitOutcome::Converged(tv), Some(me)) =
+            (&mut t.report.outcome, m.report.std_error("tau"))
+        {
+            if let Some(i) = t.report.param_names.iter().position(|n| n == "tau") {
+                tv.std_errors[i] = me;
+            }
+        }
+    }
+    let law_fit = fit_aging_from_ages_jackknife(&fits, &jk.tau_replicates, &FitOptions::default())?;
+    let truth_law = fit_aging_from_ages(&tfits, false, &FitOptions::default())?;
+    let mut models = Vec::new();
+    if let xpcs_sim::model::TauLaw::Aging {
+        tau0_s, tau_star_s, ..
+    } = law
+    {
+        models.push(("tau0", *tau0_s));
+        models.push(("tau_star", *tau_star_s));
+    }
+    let mut compared = compare_fits(&law_fit, &truth_law, &models);
+    // A weak aging (truth τ* ≥ 5 × the span of ages: ln τ moves < 20 % over the scan) that
+    // the measured ages do not resolve is unconstrained, not a failure; a strong aging the
+    // fit misses still fails.
+    let ages: Vec<f64> = fits.iter().map(|f| f.cut.age_s).collect();
+    let span = ages.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        - ages.iter().copied().fold(f64::INFINITY, f64::min);
+    let truth_weak = match truth_law.value("tau_star") {
+        Some(ts) => ts >= 5.0 * span,
+        None => truth_law
+            .failure()
+            .is_some_and(|w| w.starts_with("aging not resolved")),
+    };
+    // The noise-free analysis does not resolve the aging but the noisy fit does (a rate a
+    // few σ from zero by chance): there is no truth τ0, τ* to compare with, so the numbers
+    // are unconstrained as long as the fitted rate 1/τ* is within WEAK_AGING_MAX_Z σ of
+    // zero; a rate beyond that contradicts the weak truth and fails.
+    if let (None, true, Some(ts), Some(es)) = (
+        law_fit.failure(),
+        truth_weak,
+        law_fit.value("tau_star"),
+        law_fit.std_error("tau_star"),
+    ) {
+        let (rate, sr) = (1.0 / ts, es / (ts * ts));
+        if rate / sr <= WEAK_AGING_MAX_Z {
+            let note = format!(
+                "unconstrained (weak aging: the truth's τ* is unresolved or ≥ 5 × the \
+                 {span:.0} s span of ages; the fitted rate 1/τ* = {} 1/s is {:.1} σ from \
+                 zero, within {WEAK_AGING_MAX_Z} σ)",
+                crate::fit_results::plus_minus(rate, sr),
+                rate / sr
+            );
+            for c in &mut compared {
+                c.unconstrained = Some(note.clone());
+            }
+        }
+    }
+    if let Some(why) = law_fit.failure() {
+        if why.starts_with("aging not resolved") && truth_weak {
+            let note = format!(
+                "unconstrained (weak aging: the truth's τ* is unresolved or ≥ 5 × the \
+                 {span:.0} s span of ages; {why})"
+            );
+            for c in &mut compared {
+                c.unconstrained = Some(note.clone());
+            }
+        }
+    }
+    Ok(Some(AgingResult {
+        ages: fits,
+        truth_ages: tfits,
+        law: law_fit,
+        truth_law,
+        compared,
+    }))
+}
+
+/// ΔC of the region's two-time map at the delay τ (rebinned to the campaign's ΔC frame), with
+/// its noise floor, the noise alone (measured minus expected map) and the expected map's value;
+/// `None` without a fitted τ and contrast or when τ spans half the map.
+#[allow(clippy::too_many_arguments)]
+fn delta_c_of(
+    scan: &ScanSetup,
+    a: &AnalysisConfig,
+    corr: &Correlated,
+    region_fit: &CurveFit,
+    region: &QPartition,
+    truth_map: Option<&Array2<f64>>,
+    tt_dt: f64,
+    bin_frames: usize,
+) -> Result<Option<DeltaCResult>> {
+    let beta = scan.dynamics.beta();
+    let n_valid = scan.partition.dynamic().n_labelled();
+    Ok(
+        match (
+            region_fit.fit.value("tau"),
+            region_fit.fit.value("contrast"),
+        ) {
+            (Some(tau), Some(c)) if tau > 0.0 && c > 0.0 => {
+                // The ΔC map: the region map rebinned to the campaign's ΔC frame (exact sums),
+                // so that every scan's ΔC has the same noise width.
+                let k = a
+                    .delta_c_bin_s
+                    .map_or(1, |b| ((b / tt_dt).round() as usize).max(1));
+                let merged = merge_two_time_bins(&corr.two_time);
+                let coarse = rebin_two_time(&merged, k);
+                let dc_map = coarse.c2(0);
+                let dc_dt = tt_dt * k as f64;
+                let d = ((tau / dc_dt).round() as usize).max(1);
+                if d < dc_map.nrows() / 2 {
+                    let value = heterogeneity::delta_c(&dc_map, d, a.delta_c_fraction)?;
+                    let f = (-(d as f64 * dc_dt / tau).powf(beta)).exp();
+                    let mc = scan.mean_counts_per_frame * (bin_frames * k) as f64;
+                    // The region map covers every labelled pixel; the diagonal at delay d holds
+                    // n - d values (the finite-sample width of the narrowest 90 % interval).
+                    let floor = delta_c_floor_for(
+                        n_valid,
+                        mc,
+                        c.min(1.0),
+                        f,
+                        a.delta_c_fraction,
+                        Some(dc_map.nrows() - d),
+                    )?
+                    .floor;
+                    // The expected map at the same binning (stationary: computed here only).
+                    let expected = match truth_map {
+                        Some(m) => block_mean(m, k),
+                        None => {
+                            let mut region_scan = scan.clone();
+                            region_scan.partition = region.clone();
+                            block_mean(&region_scan.truth_c2_binned(1, bin_frames), k)
+                        }
+                    };
+                    let truth = heterogeneity::delta_c(&expected, d, a.delta_c_fraction)?;
+                    // Noise alone: the same width of the measured minus the expected map.
+                    let residual = &dc_map - &expected + 1.0;
+                    let noise = heterogeneity::delta_c(&residual, d, a.delta_c_fraction)?;
+                    Some(DeltaCResult {
+                        delay_frames: d,
+                        delay_s: d as f64 * dc_dt,
+                        bin_s: dc_dt,
+                        value,
+                        floor,
+                        noise,
+                        truth,
+                    })
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        },
+    )
 }
 
 #[cfg(test)]
