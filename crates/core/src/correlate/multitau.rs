@@ -622,13 +622,15 @@ impl DenseMultiTau {
         Ok(())
     }
 
-    /// Reads a frame source to its end, `chunk_frames` frames at a time (memory: one chunk).
+    /// Reads a frame source to its end, `chunk_frames` frames at a time (memory: two chunks):
+    /// the next chunk is read on this thread while the pool correlates the previous one, so
+    /// reading (page faults, decoding) overlaps correlating. The same sums as pushing the
+    /// frames one by one.
     pub fn push_source(&mut self, source: &mut dyn FrameSource, chunk_frames: usize) -> Result<()> {
         self.check_shape(source.frame_shape(), "frame source")?;
         let n_pix = self.shape.0 * self.shape.1;
         let chunk_frames = chunk_frames.max(1);
-        let mut buf = vec![0u32; chunk_frames * n_pix];
-        loop {
+        let fill = |source: &mut dyn FrameSource, buf: &mut [u32]| -> Result<usize> {
             let mut n = 0;
             while n < chunk_frames {
                 let k = source.read_frames(&mut buf[n * n_pix..])?;
@@ -637,13 +639,28 @@ impl DenseMultiTau {
                 }
                 n += k;
             }
-            if n > 0 {
-                self.push_chunk(&buf[..n * n_pix], n);
-            }
-            if n < chunk_frames {
-                return Ok(());
-            }
+            Ok(n)
+        };
+        let mut cur = vec![0u32; chunk_frames * n_pix];
+        let mut next = vec![0u32; chunk_frames * n_pix];
+        let mut n = fill(source, &mut cur)?;
+        while n > 0 {
+            let more = n == chunk_frames;
+            let mut read = Ok(0);
+            // `in_place_scope` runs this closure on the calling thread (the source need not
+            // be Send); the spawned push runs on the pool meanwhile.
+            rayon::in_place_scope(|s| {
+                let chunk = &cur[..n * n_pix];
+                let me = &mut *self;
+                s.spawn(move |_| me.push_chunk(chunk, n));
+                if more {
+                    read = fill(source, &mut next);
+                }
+            });
+            n = read?;
+            std::mem::swap(&mut cur, &mut next);
         }
+        Ok(())
     }
 
     /// The exact sums (per-pixel accumulators reduced into cells, in tile order).

@@ -455,7 +455,7 @@ pub fn read_frames_singly<S: FrameSource + ?Sized>(src: &mut S, out: &mut [u32])
 }
 
 /// Bytes of u32 frames [`pixel_maxima_by_frames`] reads in one batch.
-const MAXIMA_BATCH_BYTES: usize = 32 << 20;
+const MAXIMA_BATCH_BYTES: usize = 256 << 10;
 
 /// Pixels per parallel task of the per-pixel maxima.
 pub const MAXIMA_PIXEL_BLOCK: usize = 16 << 10;
@@ -470,7 +470,8 @@ pub fn pixel_maxima_by_frames<S: FrameSource + ?Sized>(src: &mut S) -> Result<Ve
     if n == 0 {
         return Ok(max);
     }
-    let batch = (MAXIMA_BATCH_BYTES / (4 * n)).max(1);
+    // A batch never larger than the frames there are: a short or corrupt file costs little.
+    let batch = (MAXIMA_BATCH_BYTES / (4 * n)).clamp(1, src.n_frames().max(1));
     let mut buf = vec![0u32; batch * n];
     loop {
         let k = src.read_frames(&mut buf)?;
