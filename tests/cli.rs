@@ -865,6 +865,12 @@ fn twin_from_partials_equals_the_simulating_run() {
 
     let o = run(&["twin", &model, "--out", &d("whole")]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // stderr is a pipe here, as in a batch job's log: the progress comes as plain lines.
+    let log = stderr(&o);
+    assert!(
+        log.contains("scan 1/2 00-c0.5GPa: started") && log.contains("01-c1GPa: done in "),
+        "{log}"
+    );
     // Same seed, same bytes: a second run on one thread, more than a second later (HDF5
     // object times have 1 s resolution), writes the same files (report, summary, figures,
     // per-scan JSON and HDF5); only timing.json holds wall times.

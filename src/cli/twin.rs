@@ -76,15 +76,8 @@ pub(crate) struct Bars {
     multi: MultiProgress,
     /// stderr is not a terminal (a batch job's log, `nohup`, Slurm): bars draw nothing, so
     /// the progress goes out as plain lines (each scan's start and end, its shards every
-    /// tenth).
-    plain: Option<PlainLog>,
-}
-
-/// What the plain-line progress remembers.
-struct PlainLog {
-    label: Mutex<String>,
-    /// Tenths of the shards reported so far.
-    tenths: Mutex<usize>,
+    /// tenth). Holds the tenths of the current scan's shards reported so far.
+    plain: Option<Mutex<usize>>,
 }
 
 impl Bars {
@@ -99,10 +92,7 @@ impl Bars {
             .expect("valid template"),
         );
         overall.set_prefix(name.to_string());
-        let plain = (!std::io::stderr().is_terminal()).then(|| PlainLog {
-            label: Mutex::new(String::new()),
-            tenths: Mutex::new(0),
-        });
+        let plain = (!std::io::stderr().is_terminal()).then(|| Mutex::new(0));
         Bars {
             overall,
             current: Mutex::new(None),
@@ -117,13 +107,22 @@ impl Bars {
     }
 }
 
+impl Bars {
+    /// The current scan's label and a line about it: printed above the bars on a terminal,
+    /// with the time of day in a batch log.
+    fn say(&self, line: impl Fn(&str) -> String) {
+        if let Some(b) = self.current.lock().expect("lock").as_ref() {
+            let text = line(&b.prefix());
+            match self.plain {
+                Some(_) => eprintln!("[{}] {text}", clock()),
+                None => b.println(format!("  {text}")),
+            }
+        }
+    }
+}
+
 impl Progress for Bars {
     fn scan_started(&self, k: usize, n: usize, label: &str) {
-        if let Some(p) = &self.plain {
-            *p.label.lock().expect("lock") = label.to_string();
-            *p.tenths.lock().expect("lock") = 0;
-            eprintln!("[{}] scan {}/{n} {label}: started", clock(), k + 1);
-        }
         let b = self.multi.add(ProgressBar::new_spinner());
         b.set_style(
             ProgressStyle::with_template("  {spinner} {prefix:>14} {msg} ({elapsed})")
@@ -132,6 +131,10 @@ impl Progress for Bars {
         b.set_prefix(label.to_string());
         b.enable_steady_tick(std::time::Duration::from_millis(200));
         *self.current.lock().expect("lock") = Some(b);
+        if let Some(tenths) = &self.plain {
+            *tenths.lock().expect("lock") = 0;
+            self.say(|l| format!("scan {}/{n} {l}: started", k + 1));
+        }
     }
     fn stage(&self, _k: usize, stage: &str) {
         if let Some(b) = self.current.lock().expect("lock").as_ref() {
@@ -139,56 +142,37 @@ impl Progress for Bars {
         }
     }
     fn sharded(&self, _k: usize, plan: ShardPlan, peak_bytes: f64) {
-        if let Some(p) = &self.plain {
-            eprintln!(
-                "[{}] {}: {} shards, {} at a time, estimated peak {:.2} GiB",
-                clock(),
-                p.label.lock().expect("lock"),
+        self.say(|l| {
+            format!(
+                "{l}: {} shards, {} at a time, estimated peak {:.2} GiB",
                 plan.count,
                 plan.concurrency,
                 peak_bytes / (1u64 << 30) as f64
-            );
-        }
-        if let Some(b) = self.current.lock().expect("lock").as_ref() {
-            b.println(format!(
-                "  {}: {} shards, {} at a time, estimated peak {:.2} GiB",
-                b.prefix(),
-                plan.count,
-                plan.concurrency,
-                peak_bytes / (1u64 << 30) as f64
-            ));
-        }
+            )
+        });
     }
     fn shards_done(&self, _k: usize, done: usize, count: usize, elapsed_s: f64) {
-        let eta = elapsed_s / done.max(1) as f64 * (count - done) as f64;
-        if let Some(p) = &self.plain {
-            let mut t = p.tenths.lock().expect("lock");
+        let eta_min = (elapsed_s / done.max(1) as f64 * (count - done) as f64 / 60.0).ceil();
+        if let Some(tenths) = &self.plain {
             let now = 10 * done / count.max(1);
+            let mut t = tenths.lock().expect("lock");
             if now > *t {
                 *t = now;
-                eprintln!(
-                    "[{}] {}: shards {done}/{count} after {:.0} s, ETA {:.0} min",
-                    clock(),
-                    p.label.lock().expect("lock"),
-                    elapsed_s,
-                    (eta / 60.0).ceil()
-                );
+                drop(t);
+                self.say(|l| {
+                    format!(
+                        "{l}: shards {done}/{count} after {elapsed_s:.0} s, ETA {eta_min:.0} min"
+                    )
+                });
             }
         }
         if let Some(b) = self.current.lock().expect("lock").as_ref() {
-            b.set_message(format!(
-                "shards {done}/{count}, ETA {:.0} min",
-                (eta / 60.0).ceil()
-            ));
+            b.set_message(format!("shards {done}/{count}, ETA {eta_min:.0} min"));
         }
     }
     fn scan_done(&self, _k: usize, seconds: f64) {
-        if let Some(p) = &self.plain {
-            eprintln!(
-                "[{}] {}: done in {seconds:.1} s",
-                clock(),
-                p.label.lock().expect("lock")
-            );
+        if self.plain.is_some() {
+            self.say(|l| format!("{l}: done in {seconds:.1} s"));
         }
         if let Some(b) = self.current.lock().expect("lock").take() {
             b.finish_with_message(format!("done in {seconds:.1} s"));

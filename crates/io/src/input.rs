@@ -551,14 +551,9 @@ pub fn scan_detector_mask(src: &mut dyn FrameSource, info: &DetectorInfo) -> Res
     // (the cutoff is at most the overflow value, so a count above the overflow value is
     // above the cutoff too).
     let max = src.pixel_maxima()?;
-    let overflow = info.overflow_value;
-    let bad: Vec<bool> = max
-        .iter()
-        .map(|&x| x == overflow || u64::from(x) > limit)
-        .collect();
     let mut n_overflow = 0;
-    for (v, &b) in valid.iter_mut().zip(&bad) {
-        if *v && b {
+    for (v, &x) in valid.iter_mut().zip(&max) {
+        if *v && (x == info.overflow_value || u64::from(x) > limit) {
             *v = false;
             n_overflow += 1;
         }

@@ -1134,15 +1134,10 @@ impl NpyFrames {
     /// into the task's buffer and scanned for nonzero words; then the per-pixel transposition
     /// ([`EventList::from_nonzero_frames`]). None for other layouts.
     fn scan_events(&mut self, frame_time_s: f64) -> Option<Result<EventList>> {
-        let dt = self.header.dtype;
-        if !self.c_layout() || dt.kind != ScalarKind::UInt || (dt.big_endian && dt.size > 1) {
-            return None;
-        }
-        Some(match dt.size {
+        Some(match self.mappable()? {
             1 => self.scan_words::<u8>(frame_time_s),
-            2 if cfg!(target_endian = "little") => self.scan_words::<u16>(frame_time_s),
-            4 if cfg!(target_endian = "little") => self.scan_words::<u32>(frame_time_s),
-            _ => return None,
+            2 => self.scan_words::<u16>(frame_time_s),
+            _ => self.scan_words::<u32>(frame_time_s),
         })
     }
 

@@ -458,7 +458,7 @@ pub fn read_frames_singly<S: FrameSource + ?Sized>(src: &mut S, out: &mut [u32])
 const MAXIMA_BATCH_BYTES: usize = 256 << 10;
 
 /// Pixels per parallel task of the per-pixel maxima.
-pub const MAXIMA_PIXEL_BLOCK: usize = 16 << 10;
+const MAXIMA_PIXEL_BLOCK: usize = 16 << 10;
 
 /// [`FrameSource::pixel_maxima`] from batches of [`FrameSource::read_frames`], the maxima
 /// taken in parallel over pixel blocks (each block its own: the same result for any thread

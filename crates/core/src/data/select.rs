@@ -294,11 +294,7 @@ impl FrameSource for CheckedCounts<'_> {
         if !self.inner.read_next(out)? {
             return Ok(false);
         }
-        if let Some((p, &x)) = out
-            .iter()
-            .enumerate()
-            .find(|&(p, &x)| x > MAX_COUNT && self.valid.get(p).copied().unwrap_or(true))
-        {
+        if let Some((p, x)) = first_over_range(out, self.valid) {
             let cols = self.inner.frame_shape().1;
             return Err(count_out_of_range(&self.origin, self.next, p, cols, x));
         }
@@ -319,17 +315,7 @@ impl FrameSource for CheckedCounts<'_> {
         let bad = out[..k * n_pix]
             .par_chunks(n_pix)
             .enumerate()
-            .find_map_first(|(i, frame)| {
-                // A vectorised maximum first: almost every frame has nothing to report.
-                if frame.iter().fold(0, |m, &x| m.max(x)) <= MAX_COUNT {
-                    return None;
-                }
-                frame
-                    .iter()
-                    .enumerate()
-                    .find(|&(p, &x)| x > MAX_COUNT && valid.get(p).copied().unwrap_or(true))
-                    .map(|(p, &x)| (i, p, x))
-            });
+            .find_map_first(|(i, frame)| first_over_range(frame, valid).map(|(p, x)| (i, p, x)));
         if let Some((i, p, x)) = bad {
             return Err(count_out_of_range(&self.origin, self.next + i, p, cols, x));
         }
@@ -341,8 +327,23 @@ impl FrameSource for CheckedCounts<'_> {
         self.inner.skip_frames(n)
     }
     fn count_bound(&self) -> u32 {
-        self.inner.count_bound().min(MAX_COUNT)
+        // Pixels that are not kept pass any count through: the inner bound, not MAX_COUNT.
+        self.inner.count_bound()
     }
+}
+
+/// The first (pixel, count) of `frame` above [`MAX_COUNT`] in a pixel that `valid` keeps
+/// (pixels beyond `valid` are kept). A vectorised maximum first: almost every frame has
+/// nothing to report.
+fn first_over_range(frame: &[u32], valid: &[bool]) -> Option<(usize, u32)> {
+    if frame.iter().fold(0, |m, &x| m.max(x)) <= MAX_COUNT {
+        return None;
+    }
+    frame
+        .iter()
+        .enumerate()
+        .find(|&(p, &x)| x > MAX_COUNT && valid.get(p).copied().unwrap_or(true))
+        .map(|(p, &x)| (p, x))
 }
 
 /// The error for a count above [`MAX_COUNT`] at (frame, pixel) of a frame `cols` wide.
@@ -420,9 +421,10 @@ mod tests {
             };
             for threads in [1, 2] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let (got, got_err) = pool.install(|| {
+                let (got, got_err, bound) = pool.install(|| {
                     let mut src = stack.frames();
                     let mut many = CheckedCounts::new(&mut src, &valid, "x");
+                    let bound = many.count_bound();
                     let mut got = Vec::new();
                     let mut buf = vec![0u32; batch * 6];
                     let err = loop {
@@ -432,11 +434,13 @@ mod tests {
                             Err(e) => break Some(e.to_string()),
                         }
                     };
-                    (got, err)
+                    (got, err, bound)
                 });
                 prop_assert_eq!(&got_err, &want_err);
                 if want_err.is_none() {
                     prop_assert_eq!(&got, &want);
+                    // The bound holds for what passes, masked pixels' markers included.
+                    prop_assert!(got.iter().all(|&x| x <= bound));
                 }
             }
         }

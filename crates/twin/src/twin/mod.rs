@@ -193,6 +193,7 @@ fn run_inner(
     let t0 = Instant::now();
     let n = setup.scans.len();
     let mut scans = Vec::with_capacity(n);
+    let mut walls_s = Vec::with_capacity(n);
     for (k, s) in setup.scans.iter().enumerate() {
         progress.scan_started(k, n, &s.label);
         let ts = Instant::now();
@@ -225,7 +226,9 @@ fn run_inner(
             output::write_scan_results(&dir.join("scans"), setup, &r)?;
         }
         r.two_time = None;
-        progress.scan_done(k, ts.elapsed().as_secs_f64());
+        let wall_s = ts.elapsed().as_secs_f64();
+        progress.scan_done(k, wall_s);
+        walls_s.push(wall_s);
         scans.push(r);
     }
     let analysis = campaign::analyse(setup, &scans)?;
@@ -255,7 +258,7 @@ fn run_inner(
         let text = serde_json::to_string_pretty(&summary)
             .map_err(|e| Error::invalid("summary.json", e.to_string()))?;
         output::write_text_atomic(&dir.join("summary.json"), &text)?;
-        output::write_timing(dir, &scans, elapsed_s)?;
+        output::write_timing(dir, &scans, &walls_s, elapsed_s)?;
     }
     Ok(CampaignRun {
         scans,

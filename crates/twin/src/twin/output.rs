@@ -801,14 +801,22 @@ pub fn write_scans(dir: &Path, setup: &CampaignSetup, scans: &[ScanResult]) -> R
     Ok(())
 }
 
-/// `timing.json`: the campaign's wall time and each scan's, by stage, with its photon rate.
-/// The one output of `twin` that differs between two runs of the same campaign: every other
-/// file (report.md, summary.json, the figures, the scans' JSON and HDF5) is byte-identical.
-pub fn write_timing(dir: &Path, scans: &[ScanResult], elapsed_s: f64) -> Result<()> {
+/// `timing.json`: the campaign's wall time and each scan's (`walls_s`, from its start to its
+/// results written), with the scan's stage times (summed over its shards, which may run
+/// several at a time: their sum can exceed the wall time) and its photons per second of wall
+/// time. The one output of `twin` that differs between two runs of the same campaign: every
+/// other file (report.md, summary.json, the figures, the scans' JSON and HDF5) is
+/// byte-identical.
+pub fn write_timing(
+    dir: &Path,
+    scans: &[ScanResult],
+    walls_s: &[f64],
+    elapsed_s: f64,
+) -> Result<()> {
     let per_scan: Vec<serde_json::Value> = scans
         .iter()
-        .map(|s| {
-            let wall: f64 = s.timing_s.iter().map(|t| t.1).sum();
+        .zip(walls_s)
+        .map(|(s, &wall)| {
             let stages: serde_json::Map<String, serde_json::Value> = s
                 .timing_s
                 .iter()
@@ -818,9 +826,9 @@ pub fn write_timing(dir: &Path, scans: &[ScanResult], elapsed_s: f64) -> Result<
                 "scan": s.label,
                 "pressure_gpa": s.facts.pressure_gpa,
                 "wall_s": wall,
-                "stages_s": stages,
+                "stage_times_s": stages,
                 "photons": s.total_counts,
-                "photons_per_s": if wall > 0.0 { s.total_counts as f64 / wall } else { 0.0 },
+                "photons_per_wall_s": if wall > 0.0 { s.total_counts as f64 / wall } else { 0.0 },
             })
         })
         .collect();
