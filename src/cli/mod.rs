@@ -49,6 +49,12 @@ enum Command {
     Plan(Box<plan::PlanArgs>),
 }
 
+/// [`xpcs_twin::io::memory::return_freed_memory`] for this machine's thread count.
+fn return_freed_memory() {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    xpcs_twin::io::memory::return_freed_memory(threads);
+}
+
 /// Parses the command line and runs the chosen subcommand.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
@@ -59,10 +65,23 @@ pub fn run() -> Result<()> {
         }
         Command::Correlate(args) => correlate::run(*args),
         Command::Simulate(args) => simulate::run(*args),
-        Command::Twin(args) => twin::run(*args),
-        Command::Shard(args) => shard::run(*args),
+        Command::Twin(args) => {
+            // Campaign runs (hours, shards of hundreds of MB freed and allocated on several
+            // threads): freed buffers go back to the system, so that resident memory stays
+            // near what is in use and the memory budget holds. Short commands keep the
+            // allocator's defaults (reused heap memory needs no fresh zeroed pages).
+            return_freed_memory();
+            twin::run(*args)
+        }
+        Command::Shard(args) => {
+            return_freed_memory();
+            shard::run(*args)
+        }
         Command::Merge(args) => merge::run(args),
-        Command::Validate(args) => validate::run(args),
+        Command::Validate(args) => {
+            return_freed_memory();
+            validate::run(args)
+        }
         Command::Attenuators(args) => attenuators::run(*args),
         Command::Plan(args) => plan::run(*args),
         Command::Fit(args) => fit::run(*args),

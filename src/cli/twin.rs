@@ -189,17 +189,22 @@ fn clock() -> String {
     format!("{:02}:{:02}:{:02} UTC", s / 3600 % 24, s / 60 % 60, s % 60)
 }
 
+/// `--max-memory` (GiB) in bytes, refused unless a positive number.
+pub(super) fn budget_bytes(max_memory_gib: Option<f64>) -> Result<Option<f64>> {
+    match max_memory_gib {
+        Some(g) if !(g.is_finite() && g > 0.0) => {
+            anyhow::bail!("--max-memory {g}: out of range (a positive number of GiB)")
+        }
+        Some(g) => Ok(Some(g * (1u64 << 30) as f64)),
+        None => Ok(None),
+    }
+}
+
 /// Runs `twin`.
 pub fn run(a: TwinArgs) -> Result<()> {
     let c = &a.campaign;
     let scale = Scale::from(c.scale);
-    let budget = match a.max_memory {
-        Some(g) if !(g.is_finite() && g > 0.0) => {
-            anyhow::bail!("--max-memory {g}: out of range (a positive number of GiB)")
-        }
-        Some(g) => Some(g * (1u64 << 30) as f64),
-        None => None,
-    };
+    let budget = budget_bytes(a.max_memory)?;
     let setup = CampaignSetup::load(&c.model, scale, c.seed)
         .with_context(|| format!("loading campaign {}", c.model.display()))?;
     let bars = Bars::new(&setup.config.name, setup.scans.len());

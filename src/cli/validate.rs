@@ -18,10 +18,16 @@ pub struct ValidateArgs {
     /// Keep each scenario's outputs in OUT/SCENARIO/.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Memory budget (GiB): a scenario whose scans do not fit whole runs them as detector
+    /// shards within it (the same results; a full-detector scenario such as qdep-full then
+    /// takes tens of minutes). Without it such a scenario is reported NOT RUN.
+    #[arg(long, value_name = "GIB")]
+    max_memory: Option<f64>,
 }
 
 /// Runs `validate`.
 pub fn run(a: ValidateArgs) -> Result<()> {
+    let budget = super::twin::budget_bytes(a.max_memory)?;
     let files = scenario_files(&a.dir)?;
     let mut failed = Vec::new();
     let mut not_run = Vec::new();
@@ -36,7 +42,7 @@ pub fn run(a: ValidateArgs) -> Result<()> {
         let out = a.out.as_ref().map(|o| o.join(&stem));
         eprintln!("scenario {stem} ...");
         let bars = super::twin::Bars::new(&stem, setup.scans.len());
-        let run = run_loaded(&p, &sc, &setup, out.as_deref(), &bars);
+        let run = run_loaded(&p, &sc, &setup, out.as_deref(), budget, &bars);
         bars.clear();
         let o = match run {
             Ok(o) => o,

@@ -773,12 +773,83 @@ pub fn write_master(
     force: bool,
 ) -> Result<Vec<PathBuf>> {
     use crate::atomic::AtomicOutput;
-    use crate::h5util::{write_text, write_text_attr};
     crate::h5filters::register()?;
     let origin = master.display().to_string();
     let (rows, cols) = src.frame_shape();
-    let n = rows * cols;
     let n_frames = src.n_frames();
+    check_master_meta(&origin, meta, rows, cols)?;
+    let per_file = meta.frames_per_file.max(1);
+    let flagged: u32 = if meta.bit_depth == 16 {
+        u16::MAX.into()
+    } else {
+        u32::MAX
+    };
+    let es = (meta.bit_depth / 8) as usize;
+    let filters = vec![hdf5::filters::Filter::user(
+        BSHUF_FILTER_ID,
+        &[0, 4, es as u32, 0, BSHUF_COMPRESS_LZ4],
+    )];
+    let acq = Acquisition {
+        origin,
+        meta,
+        rows,
+        cols,
+        n_frames,
+        per_file,
+        es,
+        flagged,
+        filters,
+    };
+    let mut staged: Vec<AtomicOutput> = Vec::new();
+    let mut buf = vec![0u32; rows * cols];
+    let mut t = 0usize;
+    let n_files = n_frames.div_ceil(per_file).max(1);
+    for k in 1..=n_files {
+        let len = per_file.min(n_frames - t);
+        let path = data_file_name(master, k);
+        let out = AtomicOutput::begin(&path, inputs, force)?;
+        let tmp = out.tmp_path().to_path_buf();
+        write_data_file(&tmp, src, &acq, &mut buf, t, len)?;
+        t += len;
+        staged.push(out);
+    }
+    let out = AtomicOutput::begin(master, inputs, force)?;
+    let tmp = out.tmp_path().to_path_buf();
+    write_master_file(&tmp, master, &acq, n_files)?;
+    // Data files first: the master never links a missing file.
+    let data: Vec<PathBuf> = staged
+        .into_iter()
+        .map(|s| s.commit())
+        .collect::<Result<_>>()?;
+    let mut paths = vec![out.commit()?];
+    paths.extend(data);
+    Ok(paths)
+}
+
+/// What the files of one [`write_master`] acquisition share: shape, stored type, filters.
+struct Acquisition<'a> {
+    /// The master's path, naming the errors.
+    origin: String,
+    /// The detector metadata.
+    meta: &'a EigerMeta,
+    /// Frame rows (pixels).
+    rows: usize,
+    /// Frame columns (pixels).
+    cols: usize,
+    /// Frames of the acquisition.
+    n_frames: usize,
+    /// Frames per data file (≥ 1).
+    per_file: usize,
+    /// Bytes per stored count: 2 (u16) or 4 (u32).
+    es: usize,
+    /// The count of a flagged pixel: 2^bits − 1.
+    flagged: u32,
+    /// Bitshuffle + LZ4 of `es`-byte counts.
+    filters: Vec<hdf5::filters::Filter>,
+}
+
+/// Checks `meta` for frames of `rows` × `cols` pixels: bit depth, mask size, positive numbers.
+fn check_master_meta(origin: &str, meta: &EigerMeta, rows: usize, cols: usize) -> Result<()> {
     if meta.bit_depth != 16 && meta.bit_depth != 32 {
         return Err(Error::out_of_range(
             origin,
@@ -787,9 +858,9 @@ pub fn write_master(
             "16 or 32",
         ));
     }
-    if !meta.pixel_mask.is_empty() && meta.pixel_mask.len() != n {
+    if !meta.pixel_mask.is_empty() && meta.pixel_mask.len() != rows * cols {
         return Err(Error::ShapeMismatch {
-            origin,
+            origin: origin.into(),
             what: "pixel mask vs frame".into(),
             expected: vec![rows, cols],
             got: vec![meta.pixel_mask.len()],
@@ -802,203 +873,222 @@ pub fn write_master(
         ("detector distance (m)", meta.detector_distance_m),
         ("photon energy (eV)", meta.photon_energy_ev),
     ] {
-        xpcs_core::check::check_positive(&origin, what, v)?;
+        xpcs_core::check::check_positive(origin, what, v)?;
     }
-    let per_file = meta.frames_per_file.max(1);
-    let flagged: u32 = if meta.bit_depth == 16 {
-        u16::MAX.into()
+    Ok(())
+}
+
+/// Writes the data file `tmp`: frames `t0` to `t0 + len` (exclusive, 0-based) of `src` as
+/// `/entry/data/data`, one frame per chunk; `buf` holds one frame.
+fn write_data_file(
+    tmp: &Path,
+    src: &mut dyn FrameSource,
+    acq: &Acquisition,
+    buf: &mut [u32],
+    t0: usize,
+    len: usize,
+) -> Result<()> {
+    use crate::h5util::write_text_attr;
+    let (rows, cols, es) = (acq.rows, acq.cols, acq.es);
+    let e = |w: &str| h5err(tmp, w);
+    let f = crate::h5util::create_h5(tmp)?;
+    let entry = f.create_group("entry").map_err(e("/entry"))?;
+    write_text_attr(&entry, "NX_class", "NXentry", tmp)?;
+    let g = entry.create_group("data").map_err(e("/entry/data"))?;
+    write_text_attr(&g, "NX_class", "NXdata", tmp)?;
+    let b = g.new_dataset_builder();
+    let b = if es == 2 {
+        b.empty::<u16>()
     } else {
-        u32::MAX
+        b.empty::<u32>()
     };
-    let es = (meta.bit_depth / 8) as usize;
-    let filters = vec![hdf5::filters::Filter::user(
-        BSHUF_FILTER_ID,
-        &[0, 4, es as u32, 0, BSHUF_COMPRESS_LZ4],
-    )];
-    let mut staged: Vec<AtomicOutput> = Vec::new();
-    let mut buf = vec![0u32; n];
-    let mut t = 0usize;
-    let n_files = n_frames.div_ceil(per_file).max(1);
-    for k in 1..=n_files {
-        let len = per_file.min(n_frames - t);
-        let path = data_file_name(master, k);
-        let out = AtomicOutput::begin(&path, inputs, force)?;
-        let tmp = out.tmp_path().to_path_buf();
-        {
-            let e = |w: &str| h5err(&tmp, w);
-            let f = crate::h5util::create_h5(&tmp)?;
-            let entry = f.create_group("entry").map_err(e("/entry"))?;
-            write_text_attr(&entry, "NX_class", "NXentry", &tmp)?;
-            let g = entry.create_group("data").map_err(e("/entry/data"))?;
-            write_text_attr(&g, "NX_class", "NXdata", &tmp)?;
-            let b = g.new_dataset_builder();
-            let b = if es == 2 {
-                b.empty::<u16>()
-            } else {
-                b.empty::<u32>()
-            };
-            let ds = b
-                .shape((len, rows, cols))
-                .chunk((1, rows.max(1), cols.max(1)))
-                .set_filters(&filters)
-                .create("data")
-                .map_err(e("/entry/data/data"))?;
-            for (name, v) in [
-                ("image_nr_low", t as u64 + 1),
-                ("image_nr_high", (t + len) as u64),
-            ] {
-                ds.new_attr::<u64>()
-                    .shape(())
-                    .create(name)
-                    .and_then(|a| a.write_scalar(&v))
-                    .map_err(e(name))?;
-            }
-            let (mut b16, mut b32) = (vec![0u16; if es == 2 { n } else { 0 }], vec![]);
-            for i in 0..len {
-                if !src.read_next(&mut buf)? {
-                    return Err(Error::invalid(&origin, format!("frames ended after {t}")));
-                }
-                if let Some(p) = buf.iter().position(|&c| c >= flagged) {
-                    return Err(Error::out_of_range(
-                        &origin,
-                        format!("photons of pixel {p} in frame {t}"),
-                        buf[p],
-                        format!(
-                            "< {flagged} ({}-bit frames; 2^bits − 1 marks flagged pixels)",
-                            meta.bit_depth
-                        ),
-                    ));
-                }
-                for (c, &m) in buf.iter_mut().zip(&meta.pixel_mask) {
-                    if m != 0 {
-                        *c = flagged;
-                    }
-                }
-                let sel = s![i, .., ..];
-                let w = if es == 2 {
-                    b16.iter_mut().zip(&buf).for_each(|(o, &c)| *o = c as u16);
-                    ds.write_slice(
-                        &ndarray::ArrayView2::from_shape((rows, cols), &b16[..]).expect("shape"),
-                        sel,
-                    )
-                } else {
-                    b32.clone_from(&buf);
-                    ds.write_slice(
-                        &ndarray::ArrayView2::from_shape((rows, cols), &b32[..]).expect("shape"),
-                        sel,
-                    )
-                };
-                w.map_err(e("/entry/data/data"))?;
-                t += 1;
-            }
-        }
-        staged.push(out);
+    let ds = b
+        .shape((len, rows, cols))
+        .chunk((1, rows.max(1), cols.max(1)))
+        .set_filters(&acq.filters)
+        .create("data")
+        .map_err(e("/entry/data/data"))?;
+    for (name, v) in [
+        ("image_nr_low", t0 as u64 + 1),
+        ("image_nr_high", (t0 + len) as u64),
+    ] {
+        ds.new_attr::<u64>()
+            .shape(())
+            .create(name)
+            .and_then(|a| a.write_scalar(&v))
+            .map_err(e(name))?;
     }
-    let out = AtomicOutput::begin(master, inputs, force)?;
-    let tmp = out.tmp_path().to_path_buf();
-    {
-        let e = |w: &str| h5err(&tmp, w);
-        let f = crate::h5util::create_h5(&tmp)?;
-        let entry = f.create_group("entry").map_err(e("/entry"))?;
-        write_text_attr(&entry, "NX_class", "NXentry", &tmp)?;
-        let data = entry.create_group("data").map_err(e("/entry/data"))?;
-        write_text_attr(&data, "NX_class", "NXdata", &tmp)?;
-        for k in 1..=n_files {
-            let file = data_file_name(master, k);
-            let rel = file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let link = format!("data_{k:06}");
-            data.link_external(&rel, "/entry/data/data", &link)
-                .map_err(e(&link))?;
-        }
-        let inst = entry
-            .create_group("instrument")
-            .map_err(e("/entry/instrument"))?;
-        write_text_attr(&inst, "NX_class", "NXinstrument", &tmp)?;
-        let beam = inst
-            .create_group("beam")
-            .map_err(e("/entry/instrument/beam"))?;
-        write_text_attr(&beam, "NX_class", "NXbeam", &tmp)?;
-        let det = inst
-            .create_group("detector")
-            .map_err(e("/entry/instrument/detector"))?;
-        write_text_attr(&det, "NX_class", "NXdetector", &tmp)?;
-        let spec = det
-            .create_group("detectorSpecific")
-            .map_err(e("detectorSpecific"))?;
-        write_text_attr(&spec, "NX_class", "NXcollection", &tmp)?;
-        let put_f32 = |g: &hdf5::Group, name: &str, v: f64, unit: &str| -> Result<()> {
-            let ds = g
-                .new_dataset_builder()
-                .with_data(&ndarray::arr0(v as f32))
-                .create(name)
-                .map_err(e(name))?;
-            write_text_attr(&ds, "units", unit, &tmp)
-        };
-        let put_u = |g: &hdf5::Group, name: &str, v: u64, wide: bool| -> Result<()> {
-            let b = g.new_dataset_builder();
-            if wide {
-                b.with_data(&ndarray::arr0(v)).create(name)
-            } else {
-                b.with_data(&ndarray::arr0(v as u32)).create(name)
-            }
-            .map(|_| ())
-            .map_err(e(name))
-        };
-        // hc = 12398.42 eV·Å.
-        put_f32(
-            &beam,
-            "incident_wavelength",
-            12_398.419_843_320_026 / meta.photon_energy_ev,
-            "angstrom",
-        )?;
-        put_f32(&det, "frame_time", meta.frame_time_s, "s")?;
-        put_f32(&det, "count_time", meta.count_time_s, "s")?;
-        put_f32(&det, "x_pixel_size", meta.pixel_size_m, "m")?;
-        put_f32(&det, "y_pixel_size", meta.pixel_size_m, "m")?;
-        put_f32(&det, "detector_distance", meta.detector_distance_m, "m")?;
-        put_f32(&det, "beam_center_x", meta.beam_center_px.0, "pixel")?;
-        put_f32(&det, "beam_center_y", meta.beam_center_px.1, "pixel")?;
-        put_u(&det, "bit_depth_image", meta.bit_depth.into(), false)?;
-        put_u(&det, "bit_depth_readout", meta.bit_depth.into(), false)?;
-        put_u(&det, "pixel_mask_applied", 1, false)?;
-        put_u(&det, "countrate_correction_applied", 0, false)?;
-        write_text(&det, "description", &meta.description, &tmp)?;
-        let mask: Vec<u32> = if meta.pixel_mask.is_empty() {
-            vec![0; n]
+    let n = rows * cols;
+    let (mut b16, mut b32) = (vec![0u16; if es == 2 { n } else { 0 }], vec![]);
+    for i in 0..len {
+        read_flagged_frame(src, acq, buf, t0 + i)?;
+        let sel = s![i, .., ..];
+        let w = if es == 2 {
+            b16.iter_mut().zip(&*buf).for_each(|(o, &c)| *o = c as u16);
+            ds.write_slice(
+                &ndarray::ArrayView2::from_shape((rows, cols), &b16[..]).expect("shape"),
+                sel,
+            )
         } else {
-            meta.pixel_mask.clone()
+            b32.clear();
+            b32.extend_from_slice(buf);
+            ds.write_slice(
+                &ndarray::ArrayView2::from_shape((rows, cols), &b32[..]).expect("shape"),
+                sel,
+            )
         };
-        spec.new_dataset_builder()
-            .chunk((rows.max(1), cols.max(1)))
-            .deflate(4)
-            .with_data(&ndarray::Array2::from_shape_vec((rows, cols), mask).expect("shape"))
-            .create("pixel_mask")
-            .map_err(e("/entry/instrument/detector/detectorSpecific/pixel_mask"))?;
-        put_u(
-            &spec,
-            "countrate_correction_count_cutoff",
-            u64::from(flagged - 1),
-            false,
-        )?;
-        put_u(&spec, "nimages", n_frames as u64, true)?;
-        put_u(&spec, "ntrigger", 1, true)?;
-        put_u(&spec, "nimages_per_file", per_file as u64, true)?;
-        put_u(&spec, "x_pixels_in_detector", cols as u64, false)?;
-        put_u(&spec, "y_pixels_in_detector", rows as u64, false)?;
-        put_f32(&spec, "photon_energy", meta.photon_energy_ev, "eV")?;
-        write_text(&spec, "compression", "bslz4", &tmp)?;
+        w.map_err(e("/entry/data/data"))?;
     }
-    // Data files first: the master never links a missing file.
-    let data: Vec<PathBuf> = staged
-        .into_iter()
-        .map(|s| s.commit())
-        .collect::<Result<_>>()?;
-    let mut paths = vec![out.commit()?];
-    paths.extend(data);
-    Ok(paths)
+    Ok(())
+}
+
+/// Reads frame `t` (0-based) of `src` into `buf`, refuses counts ≥ 2^bits − 1 and sets the
+/// masked pixels to 2^bits − 1.
+fn read_flagged_frame(
+    src: &mut dyn FrameSource,
+    acq: &Acquisition,
+    buf: &mut [u32],
+    t: usize,
+) -> Result<()> {
+    let flagged = acq.flagged;
+    if !src.read_next(buf)? {
+        return Err(Error::invalid(
+            &acq.origin,
+            format!("frames ended after {t}"),
+        ));
+    }
+    if let Some(p) = buf.iter().position(|&c| c >= flagged) {
+        return Err(Error::out_of_range(
+            &acq.origin,
+            format!("photons of pixel {p} in frame {t}"),
+            buf[p],
+            format!(
+                "< {flagged} ({}-bit frames; 2^bits − 1 marks flagged pixels)",
+                acq.meta.bit_depth
+            ),
+        ));
+    }
+    for (c, &m) in buf.iter_mut().zip(&acq.meta.pixel_mask) {
+        if m != 0 {
+            *c = flagged;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the master file `tmp`: external links `/entry/data/data_00000k` to the `n_files`
+/// data files of `master`, the NeXus groups and the detector metadata.
+fn write_master_file(tmp: &Path, master: &Path, acq: &Acquisition, n_files: usize) -> Result<()> {
+    use crate::h5util::write_text_attr;
+    let e = |w: &str| h5err(tmp, w);
+    let f = crate::h5util::create_h5(tmp)?;
+    let entry = f.create_group("entry").map_err(e("/entry"))?;
+    write_text_attr(&entry, "NX_class", "NXentry", tmp)?;
+    let data = entry.create_group("data").map_err(e("/entry/data"))?;
+    write_text_attr(&data, "NX_class", "NXdata", tmp)?;
+    for k in 1..=n_files {
+        let file = data_file_name(master, k);
+        let rel = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let link = format!("data_{k:06}");
+        data.link_external(&rel, "/entry/data/data", &link)
+            .map_err(e(&link))?;
+    }
+    let inst = entry
+        .create_group("instrument")
+        .map_err(e("/entry/instrument"))?;
+    write_text_attr(&inst, "NX_class", "NXinstrument", tmp)?;
+    let beam = inst
+        .create_group("beam")
+        .map_err(e("/entry/instrument/beam"))?;
+    write_text_attr(&beam, "NX_class", "NXbeam", tmp)?;
+    let det = inst
+        .create_group("detector")
+        .map_err(e("/entry/instrument/detector"))?;
+    write_text_attr(&det, "NX_class", "NXdetector", tmp)?;
+    let spec = det
+        .create_group("detectorSpecific")
+        .map_err(e("detectorSpecific"))?;
+    write_text_attr(&spec, "NX_class", "NXcollection", tmp)?;
+    write_detector_metadata(tmp, acq, &beam, &det, &spec)
+}
+
+/// Writes the metadata of the master `tmp` into its groups `beam`, `detector` and
+/// `detectorSpecific` (`spec`): wavelength, times (s), sizes (m), bit depths, the pixel mask.
+fn write_detector_metadata(
+    tmp: &Path,
+    acq: &Acquisition,
+    beam: &hdf5::Group,
+    det: &hdf5::Group,
+    spec: &hdf5::Group,
+) -> Result<()> {
+    use crate::h5util::{write_text, write_text_attr};
+    let (meta, rows, cols) = (acq.meta, acq.rows, acq.cols);
+    let e = |w: &str| h5err(tmp, w);
+    let put_f32 = |g: &hdf5::Group, name: &str, v: f64, unit: &str| -> Result<()> {
+        let ds = g
+            .new_dataset_builder()
+            .with_data(&ndarray::arr0(v as f32))
+            .create(name)
+            .map_err(e(name))?;
+        write_text_attr(&ds, "units", unit, tmp)
+    };
+    let put_u = |g: &hdf5::Group, name: &str, v: u64, wide: bool| -> Result<()> {
+        let b = g.new_dataset_builder();
+        if wide {
+            b.with_data(&ndarray::arr0(v)).create(name)
+        } else {
+            b.with_data(&ndarray::arr0(v as u32)).create(name)
+        }
+        .map(|_| ())
+        .map_err(e(name))
+    };
+    // hc = 12398.42 eV·Å.
+    put_f32(
+        beam,
+        "incident_wavelength",
+        12_398.419_843_320_026 / meta.photon_energy_ev,
+        "angstrom",
+    )?;
+    put_f32(det, "frame_time", meta.frame_time_s, "s")?;
+    put_f32(det, "count_time", meta.count_time_s, "s")?;
+    put_f32(det, "x_pixel_size", meta.pixel_size_m, "m")?;
+    put_f32(det, "y_pixel_size", meta.pixel_size_m, "m")?;
+    put_f32(det, "detector_distance", meta.detector_distance_m, "m")?;
+    put_f32(det, "beam_center_x", meta.beam_center_px.0, "pixel")?;
+    put_f32(det, "beam_center_y", meta.beam_center_px.1, "pixel")?;
+    put_u(det, "bit_depth_image", meta.bit_depth.into(), false)?;
+    put_u(det, "bit_depth_readout", meta.bit_depth.into(), false)?;
+    put_u(det, "pixel_mask_applied", 1, false)?;
+    put_u(det, "countrate_correction_applied", 0, false)?;
+    write_text(det, "description", &meta.description, tmp)?;
+    let mask: Vec<u32> = if meta.pixel_mask.is_empty() {
+        vec![0; rows * cols]
+    } else {
+        meta.pixel_mask.clone()
+    };
+    spec.new_dataset_builder()
+        .chunk((rows.max(1), cols.max(1)))
+        .deflate(4)
+        .with_data(&ndarray::Array2::from_shape_vec((rows, cols), mask).expect("shape"))
+        .create("pixel_mask")
+        .map_err(e("/entry/instrument/detector/detectorSpecific/pixel_mask"))?;
+    put_u(
+        spec,
+        "countrate_correction_count_cutoff",
+        u64::from(acq.flagged - 1),
+        false,
+    )?;
+    put_u(spec, "nimages", acq.n_frames as u64, true)?;
+    put_u(spec, "ntrigger", 1, true)?;
+    put_u(spec, "nimages_per_file", acq.per_file as u64, true)?;
+    put_u(spec, "x_pixels_in_detector", cols as u64, false)?;
+    put_u(spec, "y_pixels_in_detector", rows as u64, false)?;
+    put_f32(spec, "photon_energy", meta.photon_energy_ev, "eV")?;
+    write_text(spec, "compression", "bslz4", tmp)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! | [`input`] | any frame or event input by extension and content; the detector's mask (pixel_mask, overflow, count cutoff) | |
 //! | [`output`] | | photons in a detector's own format: Eiger master + data files, Rigaku, IMM, NPY, events |
 //! | [`partial`] | a detector shard's exact correlator sums (partial files, merged into one results file) | the same |
+//! | [`memory`] | | (process setting: freed buffers go back to the system) |
 //! | [`maps`] | label maps and masks from NPY, NPZ or HDF5; APS / pySimpleMask q-maps with q; a checked [`xpcs_core::data::QPartition`] | |
 //! | [`results`] | results HDF5 (APS 8-ID-I layout) | results HDF5 |
 //!
@@ -37,6 +38,7 @@ mod h5util;
 pub mod imm;
 pub mod input;
 pub mod maps;
+pub mod memory;
 pub mod npy;
 pub mod output;
 pub mod partial;

@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::{note_input, write_atomic};
 use xpcs_core::data::{
-    check_frame_buffer, max_into, pixel_maxima_by_frames, read_frames_singly, CountWord, EventList,
-    FrameSource, FrameStack, LabelMap, NonzeroFrames,
+    check_frame_buffer, max_into, pixel_maxima_by_frames, read_frames_singly, CountWord, Counts,
+    EventList, FrameSource, FrameStack, LabelMap, NonzeroFrames, StackView,
 };
 use xpcs_core::error::{Error, Result};
 
@@ -1219,6 +1219,46 @@ impl NpyFrames {
         Some(Ok(max))
     }
 
+    /// [`FrameSource::lend_frames`] of a C-order little-endian u1/u2/u4 stack: views of the
+    /// mapped words, batch after batch, each batch's pages dropped from the process once `f`
+    /// returns (resident memory stays one batch). None for other layouts, or when the system
+    /// refuses the mapping or the words are misaligned (nothing is read then).
+    fn lend_frames_mapped(
+        &mut self,
+        batch: usize,
+        f: &mut dyn FnMut(&StackView<'_>) -> Result<()>,
+    ) -> Option<Result<()>> {
+        let size = self.mappable()?;
+        let (rows, cols) = (self.rows, self.cols);
+        let n_pix = rows * cols;
+        let (first, n_frames) = (self.next, self.n_frames);
+        let map = self.mapping()?;
+        let view = |r: std::ops::Range<usize>| -> Option<Counts<'_>> {
+            Some(match size {
+                1 => Counts::U8(&map.words::<u8>()?[r]),
+                2 => Counts::U16(&map.words::<u16>()?[r]),
+                _ => Counts::U32(&map.words::<u32>()?[r]),
+            })
+        };
+        // Aligned words (a hand-written header may misalign them): else not lent.
+        view(0..0)?;
+        let batch = batch.max(1);
+        let mut t = first;
+        while t < n_frames && n_pix > 0 {
+            let k = batch.min(n_frames - t);
+            let r = t * n_pix..(t + k) * n_pix;
+            let counts = view(r.clone()).expect("aligned words (checked above)");
+            let lent = StackView::new(k, rows, cols, counts).and_then(|v| f(&v));
+            map.release(r.start * size, r.end * size);
+            if let Err(e) = lent {
+                return Some(Err(e));
+            }
+            t += k;
+        }
+        self.next = n_frames;
+        Some(Ok(()))
+    }
+
     /// The word size of a stack whose frames can be used from the mapped file as they lie
     /// (C order, unsigned, little-endian or single bytes, 1, 2 or 4 bytes); None otherwise.
     fn mappable(&self) -> Option<usize> {
@@ -1444,6 +1484,13 @@ impl FrameSource for NpyFrames {
             _ => u32::MAX,
         }
     }
+    fn lend_frames(
+        &mut self,
+        batch: usize,
+        f: &mut dyn FnMut(&StackView<'_>) -> Result<()>,
+    ) -> Option<Result<()>> {
+        self.lend_frames_mapped(batch, f)
+    }
     fn pixel_maxima(&mut self) -> Result<Vec<u32>> {
         match self.pixel_maxima_mapped() {
             Some(r) => r,
@@ -1627,7 +1674,7 @@ mod tests {
             }
             for threads in [1, 2] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let (got, got_max, bound) = pool.install(|| {
+                let (got, got_max, bound, lent) = pool.install(|| {
                     let mut src = NpyFrames::open(&path).unwrap();
                     let mut sel_src = SelectedFrames::new(&mut src, res).unwrap();
                     let bound = sel_src.count_bound();
@@ -1645,11 +1692,38 @@ mod tests {
                     assert_eq!(done, res.n_out);
                     let mut src = NpyFrames::open(&path).unwrap();
                     let mut sel_src = SelectedFrames::new(&mut src, res).unwrap();
-                    (got, sel_src.pixel_maxima().unwrap(), bound)
+                    let got_max = sel_src.pixel_maxima().unwrap();
+                    // Lent frames (no copy), widened here: None, or the same frames.
+                    let mut src = NpyFrames::open(&path).unwrap();
+                    let mut sel_src = SelectedFrames::new(&mut src, res).unwrap();
+                    let mut lent = Vec::new();
+                    let mut sizes = Vec::new();
+                    let r = sel_src.lend_frames(batch, &mut |v| {
+                        sizes.push(v.n_frames());
+                        let mut f = vec![0u32; n_pix];
+                        for i in 0..v.n_frames() {
+                            v.frame_into(i, &mut f);
+                            lent.extend_from_slice(&f);
+                        }
+                        Ok(())
+                    });
+                    let lent = r.map(|r| r.map(|()| (lent, sizes)).unwrap());
+                    (got, got_max, bound, lent)
                 });
                 proptest::prop_assert_eq!(&got, &want);
                 proptest::prop_assert_eq!(&got_max, &want_max);
                 proptest::prop_assert!(want.iter().all(|&x| x <= bound));
+                // A whole selection of a plain little-endian C-order file is lent, in batches
+                // of `batch` frames; any other is not.
+                let plain = matches!(descr, "|u1" | "<u2" | "<u4") && (!fortran || [t, rows, cols].iter().filter(|&&n| n > 1).count() <= 1);
+                let whole = res.begin == 0 && res.stride == 1 && res.avg == 1 && res.n_out == t;
+                proptest::prop_assert_eq!(lent.is_some(), plain && whole, "{} {} {:?}", descr, fortran, res);
+                if let Some((lent, sizes)) = lent {
+                    proptest::prop_assert_eq!(&lent, &want);
+                    let (last, rest) = sizes.split_last().unwrap();
+                    proptest::prop_assert!(rest.iter().all(|&k| k == batch) && *last <= batch);
+                    proptest::prop_assert_eq!(sizes.iter().sum::<usize>(), t);
+                }
             }
         }
     }

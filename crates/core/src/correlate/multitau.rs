@@ -630,6 +630,13 @@ impl DenseMultiTau {
         self.check_shape(source.frame_shape(), "frame source")?;
         let n_pix = self.shape.0 * self.shape.1;
         let chunk_frames = chunk_frames.max(1);
+        // A source that lends its stored words (a mapped `.npy`) is correlated in place: no
+        // widened copy; the pool's tiles read (and fault in) the words themselves.
+        if let Some(r) = source.lend_frames(chunk_frames, &mut |v: &StackView<'_>| {
+            self.push_view(v, 0..v.n_frames())
+        }) {
+            return r;
+        }
         let fill = |source: &mut dyn FrameSource, buf: &mut [u32]| -> Result<usize> {
             let mut n = 0;
             while n < chunk_frames {

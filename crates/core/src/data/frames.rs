@@ -416,6 +416,18 @@ pub trait FrameSource {
     fn pixel_maxima(&mut self) -> Result<Vec<u32>> {
         pixel_maxima_by_frames(self)
     }
+    /// The frames not read yet as the source stores them, lent without a copy: `f` is called
+    /// with views of up to `batch` consecutive frames (in the stored word type, counts not
+    /// widened) until the end; the source is then exhausted. None, having read nothing, when
+    /// the source cannot lend its frames (the default; then read them with
+    /// [`FrameSource::read_frames`]). The same frames, in the same order, as reading them.
+    fn lend_frames(
+        &mut self,
+        _batch: usize,
+        _f: &mut dyn FnMut(&StackView<'_>) -> Result<()>,
+    ) -> Option<Result<()>> {
+        None
+    }
     /// Skips the next `n` frames (fewer if the source ends first). The default reads and
     /// discards them; file readers override it with a seek.
     fn skip_frames(&mut self, n: usize) -> Result<()> {

@@ -21,7 +21,7 @@
 //! results file are divided by `avg` when written (counts per raw frame, as boost_corr's).
 
 use super::events::EventList;
-use super::frames::{pixel_maxima_by_frames, read_frames_singly, FrameSource};
+use super::frames::{pixel_maxima_by_frames, read_frames_singly, FrameSource, StackView};
 use crate::error::{Error, Result};
 
 /// Which raw frames to correlate, in boost_corr's terms (see the module docs).
@@ -240,6 +240,26 @@ impl FrameSource for SelectedFrames<'_> {
         let avg = u32::try_from(self.sel.avg).unwrap_or(u32::MAX);
         self.inner.count_bound().saturating_mul(avg)
     }
+    fn lend_frames(
+        &mut self,
+        batch: usize,
+        f: &mut dyn FnMut(&StackView<'_>) -> Result<()>,
+    ) -> Option<Result<()>> {
+        // Only a selection that is the whole of a source not read yet lends its frames.
+        let whole = self.sel.begin == 0
+            && self.sel.stride == 1
+            && self.sel.avg == 1
+            && self.sel.end == self.inner.n_frames()
+            && self.pos == 0
+            && self.next_out == 0;
+        if !whole {
+            return None;
+        }
+        let r = self.inner.lend_frames(batch, f)?;
+        self.pos = self.sel.end;
+        self.next_out = self.sel.n_out;
+        Some(r)
+    }
     fn pixel_maxima(&mut self) -> Result<Vec<u32>> {
         // The inner source's own scan when the rest of the selection is the rest of it.
         let t = self.sel.begin + self.next_out;
@@ -325,6 +345,21 @@ impl FrameSource for CheckedCounts<'_> {
     fn skip_frames(&mut self, n: usize) -> Result<()> {
         self.next += n;
         self.inner.skip_frames(n)
+    }
+    fn lend_frames(
+        &mut self,
+        batch: usize,
+        f: &mut dyn FnMut(&StackView<'_>) -> Result<()>,
+    ) -> Option<Result<()>> {
+        // Lent frames are not checked: only a source whose words cannot exceed the range.
+        if self.inner.count_bound() > MAX_COUNT {
+            return None;
+        }
+        let next = &mut self.next;
+        self.inner.lend_frames(batch, &mut |v: &StackView<'_>| {
+            *next += v.n_frames();
+            f(v)
+        })
     }
     fn count_bound(&self) -> u32 {
         // Pixels that are not kept pass any count through: the inner bound, not MAX_COUNT.

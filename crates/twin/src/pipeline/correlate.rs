@@ -14,8 +14,8 @@ use crate::correlate::{
 };
 use crate::data::geometry::{bin_axes, DetectorGeometry};
 use crate::data::{
-    check_event_counts, BinAxis, CheckedCounts, CountDtype, EventList, FrameSelection, FrameSource,
-    FrameStack, QPartition, ResolvedSelection, SelectedFrames, StackView,
+    check_event_counts, BinAxis, CheckedCounts, CountDtype, Counts, EventList, FrameSelection,
+    FrameSource, FrameStack, QPartition, ResolvedSelection, SelectedFrames, StackView,
 };
 use crate::io::assemble::{assemble, RunMeta};
 use crate::io::atomic::{check_outputs, write_json};
@@ -359,40 +359,89 @@ fn read_all(src: &mut dyn FrameSource, b: &dyn Progress) -> Result<FrameStack> {
     b.start("read", src.n_frames() as u64, "frames");
     let (r, c) = src.frame_shape();
     let (n, n_pix) = (src.n_frames(), r * c);
-    // Batches of frames (parallel decoding where the reader can), kept as u16 while every
-    // count fits (half the memory of u32; widened once if a larger count comes).
+    let mut stack = Gathered::new(n * n_pix);
+    // A source that lends its stored words (a mapped `.npy`) is copied as it lies (u16 words
+    // with a memory copy); else batches of frames (parallel decoding where the reader can).
     let batch = (READ_BATCH_BYTES / (4 * n_pix).max(1)).clamp(1, n.max(1));
-    let mut buf = vec![0u32; batch * n_pix];
-    let mut narrow: Vec<u16> = Vec::with_capacity(n * n_pix);
-    let mut wide: Option<Vec<u32>> = None;
-    let mut t = 0;
-    while t < n {
-        let want = batch.min(n - t);
-        let k = src.read_frames(&mut buf[..want * n_pix])?;
-        if k == 0 {
-            return Err(Error::invalid("frames", format!("ended after {t} frames")));
+    let lent = src.lend_frames(batch, &mut |v: &StackView<'_>| {
+        match v.counts() {
+            Counts::U8(w) => stack.push_narrow(w),
+            Counts::U16(w) => stack.push_narrow(w),
+            Counts::U32(w) => stack.push_wide(w),
         }
-        let got = &buf[..k * n_pix];
-        match &mut wide {
-            Some(w) => w.extend_from_slice(got),
-            None if got.iter().fold(0, |m, &x| m.max(x)) <= u32::from(u16::MAX) => {
-                narrow.extend(got.iter().map(|&x| x as u16));
-            }
-            None => {
-                let mut w: Vec<u32> = Vec::with_capacity(n * n_pix);
-                w.extend(narrow.drain(..).map(u32::from));
-                w.extend_from_slice(got);
-                narrow = Vec::new();
-                wide = Some(w);
+        b.inc(v.n_frames() as u64);
+        Ok(())
+    });
+    match lent {
+        Some(r) => r?,
+        None => {
+            let mut buf = vec![0u32; batch * n_pix];
+            let mut t = 0;
+            while t < n {
+                let want = batch.min(n - t);
+                let k = src.read_frames(&mut buf[..want * n_pix])?;
+                if k == 0 {
+                    return Err(Error::invalid("frames", format!("ended after {t} frames")));
+                }
+                stack.push_wide(&buf[..k * n_pix]);
+                t += k;
+                b.inc(k as u64);
             }
         }
-        t += k;
-        b.inc(k as u64);
     }
     b.finish();
-    match wide {
-        Some(w) => FrameStack::from_u32(n, r, c, w),
-        None => FrameStack::from_u16(n, r, c, narrow),
+    stack.into_stack(n, r, c)
+}
+
+/// Counts gathered into one stack, kept as u16 while every count fits (half the memory of
+/// u32), widened once if a larger count comes.
+struct Gathered {
+    narrow: Vec<u16>,
+    wide: Option<Vec<u32>>,
+    capacity: usize,
+}
+
+impl Gathered {
+    /// Room for `capacity` counts.
+    fn new(capacity: usize) -> Self {
+        Gathered {
+            narrow: Vec::with_capacity(capacity),
+            wide: None,
+            capacity,
+        }
+    }
+
+    /// Appends counts that fit u16 (u8 or u16 words).
+    fn push_narrow<W: Copy + Into<u16> + Into<u32>>(&mut self, got: &[W]) {
+        match &mut self.wide {
+            Some(w) => w.extend(got.iter().map(|&x| -> u32 { x.into() })),
+            None => self.narrow.extend(got.iter().map(|&x| -> u16 { x.into() })),
+        }
+    }
+
+    /// Appends u32 counts (narrowed while every count so far fits u16).
+    fn push_wide(&mut self, got: &[u32]) {
+        match &mut self.wide {
+            Some(w) => w.extend_from_slice(got),
+            None if got.iter().fold(0, |m, &x| m.max(x)) <= u32::from(u16::MAX) => {
+                self.narrow.extend(got.iter().map(|&x| x as u16));
+            }
+            None => {
+                let mut w: Vec<u32> = Vec::with_capacity(self.capacity);
+                w.extend(self.narrow.drain(..).map(u32::from));
+                w.extend_from_slice(got);
+                self.narrow = Vec::new();
+                self.wide = Some(w);
+            }
+        }
+    }
+
+    /// The stack of `n` frames of `rows × cols`.
+    fn into_stack(self, n: usize, rows: usize, cols: usize) -> Result<FrameStack> {
+        match self.wide {
+            Some(w) => FrameStack::from_u32(n, rows, cols, w),
+            None => FrameStack::from_u16(n, rows, cols, self.narrow),
+        }
     }
 }
 
@@ -1062,6 +1111,18 @@ impl FrameSource for CountingSource<'_> {
     }
     fn count_bound(&self) -> u32 {
         self.inner.count_bound()
+    }
+    fn lend_frames(
+        &mut self,
+        batch: usize,
+        f: &mut dyn FnMut(&StackView<'_>) -> Result<()>,
+    ) -> Option<Result<()>> {
+        let bar = self.bar;
+        self.inner.lend_frames(batch, &mut |v: &StackView<'_>| {
+            f(v)?;
+            bar.inc(v.n_frames() as u64);
+            Ok(())
+        })
     }
     fn pixel_maxima(&mut self) -> Result<Vec<u32>> {
         let max = self.inner.pixel_maxima()?;

@@ -5,9 +5,10 @@
 //! writes `plan.json` and two PNGs into `--out`.
 
 use super::Progress;
-use crate::plan::floor::{default_bin_frames, floor_formula, floor_null};
+use crate::plan::floor::{default_bin_frames, floor_formula, floor_null, FloorEstimate};
 use crate::plan::{
-    monte_carlo_with_progress, recommend, FreeParams, Limits, McOptions, Plan, Setting, Target,
+    monte_carlo_with_progress, recommend, FreeParams, Limits, McOptions, McResult, Plan,
+    Prediction, Setting, Target,
 };
 use crate::report::{Series, XyPlot};
 use crate::{Error, Result};
@@ -532,11 +533,8 @@ pub struct PlanOutcome {
     pub json: serde_json::Value,
 }
 
-/// Runs `plan`: per isobar, the recommended setting, its Monte Carlo check and the ΔC floor;
-/// with `out`, writes plan.json and the figures there.
-pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
-    // Writing into a String cannot fail: the fmt::Results are ignored.
-    let mut out = String::new();
+/// Parses the target and the free parameters and checks the options that need no model file.
+fn check_options(a: &PlanOptions) -> Result<(Target, FreeParams)> {
     let target = Target::parse(&a.target)?;
     let free = FreeParams::parse(&a.free)?;
     if a.pressure.is_none() && !a.campaign {
@@ -564,7 +562,11 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
         crate::check::check_range("command line", "--systematic", a.systematic, 0.0, 1.0)?;
         crate::check::check_range("command line", "--n-sigma", a.n_sigma, 0.5, 10.0)?;
     }
-    let mut points = load_points(a, free)?;
+    Ok((target, free))
+}
+
+/// Keeps only the isobar at `a.pressure` (GPa) when one is given, else every isobar.
+fn select_isobar(a: &PlanOptions, mut points: Vec<Point>) -> Result<Vec<Point>> {
     if let Some(p) = a.pressure {
         // The first isobar at that pressure in protocol order (compression before a later
         // decompression at the same pressure).
@@ -584,14 +586,15 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
             })?;
         points = vec![points.swap_remove(i)];
     }
-    if let Some(t) = a.frame_time {
-        crate::check::check_frame_time("command line", "--frame-time", t)?;
-    }
-    crate::check::check_frame_time("command line", "--min-frame-time", a.min_frame_time)?;
+    Ok(points)
+}
+
+/// Checks every output of `a.out` (plan.json and two PNGs per isobar) and creates the folder.
+fn prepare_out_dir(a: &PlanOptions, points: &[Point]) -> Result<()> {
     if let Some(o) = &a.out {
         // Every output before any work: none the model file, none a device, no two alike.
         let mut outputs = vec![o.join("plan.json")];
-        for p in &points {
+        for p in points {
             let stem = p.label.replace([' ', '/'], "_");
             outputs.push(o.join(format!("precision_{stem}.png")));
             outputs.push(o.join(format!("floor_{stem}.png")));
@@ -600,24 +603,303 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
         crate::io::atomic::check_outputs(&outputs, &[&a.model], true)?;
         std::fs::create_dir_all(o).map_err(|e| Error::io(o, e))?;
     }
+    Ok(())
+}
+
+/// The planner's limits for isobar `p` (frame times and budget in s).
+fn limits_for(a: &PlanOptions, p: &Point) -> Limits {
+    Limits {
+        frame_times_s: a.frame_time.map(|v| vec![v]).unwrap_or_default(),
+        min_frame_time_s: a.min_frame_time,
+        avalanche_frame_time_s: p.avalanches.then_some(0.1),
+        max_frames: a.max_frames,
+        budget_s: a.budget_hours.map(|h| h * 3600.0),
+        min_t_over_tau: a.min_t_over_tau,
+        aging_tau_star_s: p.aging_tau_star_s,
+        aging_tau_cap_s: p.aging_tau_cap_s,
+        max_drift: None,
+        detector_pixels: p.detector_pixels,
+        dense_bytes_per_pixel: 2.0,
+    }
+}
+
+/// The isobar's row of the campaign table: the recommended scan, its dose and the
+/// accumulated dose `total_dose` (Gy).
+fn summary_row(p: &Point, plan: &Plan, dose: Option<f64>, total_dose: f64) -> String {
+    let c = &plan.grid[plan.chosen];
+    let g = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2e}"));
+    format!(
+        "{:<22} {:>9.3} {:>8} {:>8} {:>10.0} {:>9.2} {:>6} {:>10} {:>10} {:>12}  {}",
+        p.label,
+        p.setting.tau_s,
+        c.frame_time_s,
+        c.n_frames,
+        c.scan_s,
+        100.0 * c.target_error.unwrap_or(f64::NAN),
+        if plan.reached { "yes" } else { "NO" },
+        g(p.dose_rate_gy_s),
+        g(dose),
+        g(dose.map(|_| total_dose)),
+        plan.binding.join(", ")
+    )
+}
+
+/// Runs the Monte Carlo check of the recommended setting `chosen` against the planner's
+/// prediction `pred` and prints it; None when not asked for (or when it fails).
+fn monte_carlo_check(
+    out: &mut String,
+    a: &PlanOptions,
+    chosen: &Setting,
+    pred: &Prediction,
+    progress: &dyn Progress,
+) -> Option<McResult> {
+    if a.mc_repeats == 0 || a.campaign {
+        return None;
+    }
+    let t0 = std::time::Instant::now();
+    progress.start("Monte Carlo repeats", a.mc_repeats as u64, "repeats");
+    let r = monte_carlo_with_progress(
+        chosen,
+        &McOptions {
+            repeats: a.mc_repeats,
+            seed: a.seed,
+            ..Default::default()
+        },
+        &|| progress.inc(1),
+    );
+    progress.finish();
+    let _ = match &r {
+        Ok(m) => writeln!(
+            out,
+            "Monte Carlo ({} repeats, {} of {:.0} pixels simulated, rescaled ×{:.3e}, {:.1} s): \
+             σ(ln τ) = {:.3e} ± {:.0} % vs planner {:.3e} (ratio {:.2}; independent-lag \
+             Fisher {:.3e}, ratio {:.2}); failed fits {}",
+            m.repeats,
+            m.sim_pixels,
+            chosen.bin_pixels,
+            m.pixel_scale,
+            t0.elapsed().as_secs_f64(),
+            m.sigma_ln_tau,
+            100.0 * m.sigma_rel_uncertainty,
+            pred.sigma_ln_tau,
+            m.sigma_ln_tau / pred.sigma_ln_tau,
+            pred.independent_lags_sigma_ln_tau,
+            m.sigma_ln_tau / pred.independent_lags_sigma_ln_tau,
+            m.failed
+        ),
+        Err(e) => writeln!(out, "Monte Carlo: {e}"),
+    };
+    r.ok()
+}
+
+/// Prints the ΔC floor `fl` of `chosen` at `b` raw frames per two-time frame.
+fn print_floor(out: &mut String, chosen: &Setting, b: usize, fl: &FloorEstimate) {
+    let _ = writeln!(
+        out,
+        "ΔC floor at δt = τ, {} frames per two-time frame, {:.0} px, {} values: {:.3e} \
+         (formula: σ_C = {:.3e} × {:.2}); smallest avalanche φ = {}",
+        b,
+        chosen.bin_pixels,
+        fl.n_values,
+        fl.formula,
+        fl.sigma_c,
+        fl.formula / fl.sigma_c,
+        if fl.phi_min <= 1.0 {
+            format!("{:.2}", fl.phi_min)
+        } else {
+            format!("none (φ_min = {:.1} > 1)", fl.phi_min)
+        }
+    );
+}
+
+/// The ΔC floor of `chosen` at `b` frames per two-time frame from null simulations (printed);
+/// None without Monte Carlo (or when it fails).
+fn null_simulation_floor(
+    out: &mut String,
+    a: &PlanOptions,
+    chosen: &Setting,
+    b: usize,
+    fl: &FloorEstimate,
+) -> Option<FloorEstimate> {
+    // Enough repeats that the mean width of M values has a sampling error of ~2 %.
+    let null_repeats = (4000 / fl.n_values.max(1)).clamp(8, 64);
+    let null_floor = if a.mc_repeats > 0 && !a.campaign {
+        let sim = ((chosen.bin_pixels).min(1000.0)) as usize;
+        floor_null(chosen, b, sim.max(1), null_repeats, a.seed).ok()
+    } else {
+        None
+    };
+    if let Some(n) = &null_floor {
+        let v = n.null_simulation.unwrap_or(f64::NAN);
+        let _ = writeln!(
+            out,
+            "ΔC floor from {null_repeats} null simulations: {v:.3e} (formula/null = {:.2})",
+            fl.formula / v
+        );
+    }
+    null_floor
+}
+
+/// Draws the ΔC floor of `chosen` against the binning (formula line, null point) into `path`.
+fn floor_plot(
+    p: &Point,
+    chosen: &Setting,
+    null_floor: Option<&FloorEstimate>,
+    path: &Path,
+) -> Result<()> {
+    // ΔC floor vs binning (formula lines, null points at the chosen binning).
+    let bs: Vec<usize> = [1usize, 2, 5, 10, 20, 50, 100, 200, 500]
+        .into_iter()
+        .filter(|&x| x <= chosen.n_frames / 4)
+        .collect();
+    let fs: Vec<_> = bs
+        .iter()
+        .filter_map(|&x| floor_formula(chosen, x).ok())
+        .collect();
+    let mut fig = XyPlot::new(
+        &format!(
+            "{}: ΔC noise floor at δt = τ ({:.0} px/bin)",
+            p.label, chosen.bin_pixels
+        ),
+        "raw frames per two-time frame",
+        "ΔC floor",
+    )
+    .log_axes(true, true)
+    .with(Series::line(
+        "formula",
+        fs.iter().map(|f| f.bin_frames as f64).collect(),
+        fs.iter().map(|f| f.formula).collect(),
+    ));
+    if let Some(n) = null_floor {
+        fig = fig.with(Series::points(
+            "null simulation",
+            vec![n.bin_frames as f64],
+            vec![n.null_simulation.unwrap_or(f64::NAN)],
+        ));
+    }
+    fig.write_png(path)?;
+    Ok(())
+}
+
+/// Checks the plan of isobar `p`: Monte Carlo, attenuator series, ΔC floor, the figures
+/// (with `a.out`); prints them and returns the isobar's plan.json entry.
+fn check_isobar(
+    out: &mut String,
+    a: &PlanOptions,
+    p: &Point,
+    target: Target,
+    limits: &Limits,
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> Result<serde_json::Value> {
+    let c = &plan.grid[plan.chosen];
+    let chosen = p.setting.with_scan(c.frame_time_s, c.n_frames);
+    let mc = monte_carlo_check(out, a, &chosen, &c.prediction, progress);
+    let series = match &a.attenuators {
+        Some(t) => Some(attenuator_plan(
+            p,
+            t,
+            target,
+            limits,
+            a.systematic,
+            a.n_sigma,
+        )?),
+        None => None,
+    };
+    if let Some(s) = &series {
+        print_attenuator_plan(out, p, s);
+    }
+    let b = default_bin_frames(&chosen).min(chosen.n_frames / 4).max(1);
+    let fl = match floor_formula(&chosen, b) {
+        Ok(f) => f,
+        Err(e) => {
+            // Too short a scan for a two-time delay of τ: no floor, the rest still stands.
+            let _ = writeln!(out, "ΔC floor: not computed ({e})");
+            return Ok(serde_json::json!({
+                "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
+                "dose_rate_gy_s": p.dose_rate_gy_s, "attenuator_series": series,
+                "delta_c_floor": null, "delta_c_null": null,
+            }));
+        }
+    };
+    print_floor(out, &chosen, b, &fl);
+    let null_floor = null_simulation_floor(out, a, &chosen, b, &fl);
+    if let Some(o) = &a.out {
+        let stem = p.label.replace([' ', '/'], "_");
+        precision_plot(p, plan, &o.join(format!("precision_{stem}.png")))?;
+        floor_plot(
+            p,
+            &chosen,
+            null_floor.as_ref(),
+            &o.join(format!("floor_{stem}.png")),
+        )?;
+    }
+    Ok(serde_json::json!({
+        "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
+        "dose_rate_gy_s": p.dose_rate_gy_s, "attenuator_series": series,
+        "delta_c_floor": fl,
+        "delta_c_null": null_floor.as_ref().and_then(|n| n.null_simulation),
+        "delta_c_null_simulation": null_floor,
+    }))
+}
+
+/// Prints the campaign table (one `summary` row per isobar) and the total beam time `total` (s).
+fn print_campaign(
+    out: &mut String,
+    a: &PlanOptions,
+    target: Target,
+    summary: &[String],
+    n_isobars: usize,
+    total: f64,
+) {
+    let _ = writeln!(
+        out,
+        "\n== campaign {}: {} {:.1} % per isobar\n{:<22} {:>9} {:>8} {:>8} {:>10} {:>9} {:>6} {:>10} {:>10} {:>12}  set by",
+        a.model.display(),
+        target.name(),
+        100.0 * target.relative,
+        "isobar",
+        "τ (s)",
+        "Δt (s)",
+        "frames",
+        "T (s)",
+        "pred. %",
+        "met",
+        "Ḋ (Gy/s)",
+        "dose (Gy)",
+        "accum. (Gy)"
+    );
+    for line in summary {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(
+        out,
+        "TOTAL beam time for {} isobars: {:.0} s ({:.2} h), counting time only (no \
+         pressure changes, alignment or dead time between scans)",
+        n_isobars,
+        total,
+        total / 3600.0
+    );
+}
+
+/// Runs `plan`: per isobar, the recommended setting, its Monte Carlo check and the ΔC floor;
+/// with `out`, writes plan.json and the figures there.
+pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
+    // Writing into a String cannot fail: the fmt::Results are ignored.
+    let mut out = String::new();
+    let (target, free) = check_options(a)?;
+    let points = select_isobar(a, load_points(a, free)?)?;
+    if let Some(t) = a.frame_time {
+        crate::check::check_frame_time("command line", "--frame-time", t)?;
+    }
+    crate::check::check_frame_time("command line", "--min-frame-time", a.min_frame_time)?;
+    prepare_out_dir(a, &points)?;
     let mut json = Vec::new();
     let mut total = 0.0;
     let mut total_dose = 0.0;
     let mut summary = Vec::new();
     for p in &points {
-        let limits = Limits {
-            frame_times_s: a.frame_time.map(|v| vec![v]).unwrap_or_default(),
-            min_frame_time_s: a.min_frame_time,
-            avalanche_frame_time_s: p.avalanches.then_some(0.1),
-            max_frames: a.max_frames,
-            budget_s: a.budget_hours.map(|h| h * 3600.0),
-            min_t_over_tau: a.min_t_over_tau,
-            aging_tau_star_s: p.aging_tau_star_s,
-            aging_tau_cap_s: p.aging_tau_cap_s,
-            max_drift: None,
-            detector_pixels: p.detector_pixels,
-            dense_bytes_per_pixel: 2.0,
-        };
+        let limits = limits_for(a, p);
         let plan = recommend(&p.setting, target, &limits)?;
         print_plan(&mut out, p, &plan, a.verbose);
         let c = &plan.grid[plan.chosen];
@@ -634,191 +916,13 @@ pub fn run(a: &PlanOptions, progress: &dyn Progress) -> Result<PlanOutcome> {
                 c.scan_s
             );
         }
-        let g = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2e}"));
-        summary.push(format!(
-            "{:<22} {:>9.3} {:>8} {:>8} {:>10.0} {:>9.2} {:>6} {:>10} {:>10} {:>12}  {}",
-            p.label,
-            p.setting.tau_s,
-            c.frame_time_s,
-            c.n_frames,
-            c.scan_s,
-            100.0 * c.target_error.unwrap_or(f64::NAN),
-            if plan.reached { "yes" } else { "NO" },
-            g(p.dose_rate_gy_s),
-            g(dose),
-            g(dose.map(|_| total_dose)),
-            plan.binding.join(", ")
-        ));
-        let chosen = p.setting.with_scan(c.frame_time_s, c.n_frames);
-        let mut mc = None;
-        if a.mc_repeats > 0 && !a.campaign {
-            let t0 = std::time::Instant::now();
-            progress.start("Monte Carlo repeats", a.mc_repeats as u64, "repeats");
-            let r = monte_carlo_with_progress(
-                &chosen,
-                &McOptions {
-                    repeats: a.mc_repeats,
-                    seed: a.seed,
-                    ..Default::default()
-                },
-                &|| progress.inc(1),
-            );
-            progress.finish();
-            let _ = match &r {
-                Ok(m) => writeln!(
-                out,
-                    "Monte Carlo ({} repeats, {} of {:.0} pixels simulated, rescaled ×{:.3e}, {:.1} s): \
-                     σ(ln τ) = {:.3e} ± {:.0} % vs planner {:.3e} (ratio {:.2}; independent-lag \
-                     Fisher {:.3e}, ratio {:.2}); failed fits {}",
-                    m.repeats,
-                    m.sim_pixels,
-                    chosen.bin_pixels,
-                    m.pixel_scale,
-                    t0.elapsed().as_secs_f64(),
-                    m.sigma_ln_tau,
-                    100.0 * m.sigma_rel_uncertainty,
-                    c.prediction.sigma_ln_tau,
-                    m.sigma_ln_tau / c.prediction.sigma_ln_tau,
-                    c.prediction.independent_lags_sigma_ln_tau,
-                    m.sigma_ln_tau / c.prediction.independent_lags_sigma_ln_tau,
-                    m.failed
-                ),
-                Err(e) => writeln!(out, "Monte Carlo: {e}"),
-            };
-            mc = r.ok();
-        }
-        let series = match &a.attenuators {
-            Some(t) => Some(attenuator_plan(
-                p,
-                t,
-                target,
-                &limits,
-                a.systematic,
-                a.n_sigma,
-            )?),
-            None => None,
-        };
-        if let Some(s) = &series {
-            print_attenuator_plan(&mut out, p, s);
-        }
-        let b = default_bin_frames(&chosen).min(chosen.n_frames / 4).max(1);
-        let fl = match floor_formula(&chosen, b) {
-            Ok(f) => f,
-            Err(e) => {
-                // Too short a scan for a two-time delay of τ: no floor, the rest still stands.
-                let _ = writeln!(out, "ΔC floor: not computed ({e})");
-                json.push(serde_json::json!({
-                    "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
-                    "dose_rate_gy_s": p.dose_rate_gy_s, "attenuator_series": series,
-                    "delta_c_floor": null, "delta_c_null": null,
-                }));
-                continue;
-            }
-        };
-        let _ = writeln!(
-            out,
-            "ΔC floor at δt = τ, {} frames per two-time frame, {:.0} px, {} values: {:.3e} \
-             (formula: σ_C = {:.3e} × {:.2}); smallest avalanche φ = {}",
-            b,
-            chosen.bin_pixels,
-            fl.n_values,
-            fl.formula,
-            fl.sigma_c,
-            fl.formula / fl.sigma_c,
-            if fl.phi_min <= 1.0 {
-                format!("{:.2}", fl.phi_min)
-            } else {
-                format!("none (φ_min = {:.1} > 1)", fl.phi_min)
-            }
-        );
-        // Enough repeats that the mean width of M values has a sampling error of ~2 %.
-        let null_repeats = (4000 / fl.n_values.max(1)).clamp(8, 64);
-        let null_floor = if a.mc_repeats > 0 && !a.campaign {
-            let sim = ((chosen.bin_pixels).min(1000.0)) as usize;
-            floor_null(&chosen, b, sim.max(1), null_repeats, a.seed).ok()
-        } else {
-            None
-        };
-        if let Some(n) = &null_floor {
-            let v = n.null_simulation.unwrap_or(f64::NAN);
-            let _ = writeln!(
-                out,
-                "ΔC floor from {null_repeats} null simulations: {v:.3e} (formula/null = {:.2})",
-                fl.formula / v
-            );
-        }
-        if let Some(o) = &a.out {
-            let stem = p.label.replace([' ', '/'], "_");
-            precision_plot(p, &plan, &o.join(format!("precision_{stem}.png")))?;
-            // ΔC floor vs binning (formula lines, null points at the chosen binning).
-            let bs: Vec<usize> = [1usize, 2, 5, 10, 20, 50, 100, 200, 500]
-                .into_iter()
-                .filter(|&x| x <= chosen.n_frames / 4)
-                .collect();
-            let fs: Vec<_> = bs
-                .iter()
-                .filter_map(|&x| floor_formula(&chosen, x).ok())
-                .collect();
-            let mut fig = XyPlot::new(
-                &format!(
-                    "{}: ΔC noise floor at δt = τ ({:.0} px/bin)",
-                    p.label, chosen.bin_pixels
-                ),
-                "raw frames per two-time frame",
-                "ΔC floor",
-            )
-            .log_axes(true, true)
-            .with(Series::line(
-                "formula",
-                fs.iter().map(|f| f.bin_frames as f64).collect(),
-                fs.iter().map(|f| f.formula).collect(),
-            ));
-            if let Some(n) = &null_floor {
-                fig = fig.with(Series::points(
-                    "null simulation",
-                    vec![n.bin_frames as f64],
-                    vec![n.null_simulation.unwrap_or(f64::NAN)],
-                ));
-            }
-            fig.write_png(&o.join(format!("floor_{stem}.png")))?;
-        }
-        json.push(serde_json::json!({
-            "isobar": p.label, "setting": p.setting, "plan": plan, "monte_carlo": mc,
-            "dose_rate_gy_s": p.dose_rate_gy_s, "attenuator_series": series,
-            "delta_c_floor": fl,
-            "delta_c_null": null_floor.as_ref().and_then(|n| n.null_simulation),
-            "delta_c_null_simulation": null_floor,
-        }));
+        summary.push(summary_row(p, &plan, dose, total_dose));
+        json.push(check_isobar(
+            &mut out, a, p, target, &limits, &plan, progress,
+        )?);
     }
     if points.len() > 1 {
-        let _ = writeln!(
-                out,
-            "\n== campaign {}: {} {:.1} % per isobar\n{:<22} {:>9} {:>8} {:>8} {:>10} {:>9} {:>6} {:>10} {:>10} {:>12}  set by",
-            a.model.display(),
-            target.name(),
-            100.0 * target.relative,
-            "isobar",
-            "τ (s)",
-            "Δt (s)",
-            "frames",
-            "T (s)",
-            "pred. %",
-            "met",
-            "Ḋ (Gy/s)",
-            "dose (Gy)",
-            "accum. (Gy)"
-        );
-        for line in &summary {
-            let _ = writeln!(out, "{line}");
-        }
-        let _ = writeln!(
-            out,
-            "TOTAL beam time for {} isobars: {:.0} s ({:.2} h), counting time only (no \
-             pressure changes, alignment or dead time between scans)",
-            points.len(),
-            total,
-            total / 3600.0
-        );
+        print_campaign(&mut out, a, target, &summary, points.len(), total);
     }
     let doc = serde_json::json!({
         "model": a.model, "target": target, "isobars": json, "total_beam_time_s": total,

@@ -567,6 +567,9 @@ fn q1_section(md: &mut String, an: &CampaignAnalysis) {
     );
 }
 
+/// The header of the report's comparison tables (one [`row`] per compared quantity).
+const COMPARISON_HEAD: &str = "| scan | fit | quantity | value | σ | truth | pull | model | |\n|---|---|---|---|---|---|---|---|---|\n";
+
 /// The markdown report; also returns the number of failed comparisons and checks.
 pub fn report_markdown(
     setup: &CampaignSetup,
@@ -576,6 +579,42 @@ pub fn report_markdown(
     let tol = &setup.config.tolerances;
     let mut md = String::new();
     let mut fails = 0;
+    report_header(&mut md, setup, scans);
+    scans_table(&mut md, scans);
+    beam_and_dose(&mut md, setup, scans);
+    fails += fit_sections(&mut md, an, tol.max_abs_pull);
+    delta_c_section(&mut md, setup, scans);
+    q1_section(&mut md, an);
+    fails += checks_section(&mut md, an);
+    pull_statistics_section(&mut md, scans);
+    let _ = writeln!(md, "\n## Per q-bin fits\n");
+    md.push_str(COMPARISON_HEAD);
+    fails += comparison_rows(
+        &mut md,
+        an.all.iter().filter(|a| a.1.starts_with("q-bin")),
+        tol.max_abs_pull,
+    );
+    let n_cmp = an.all.len() + an.crossover_compared.len();
+    let _ = writeln!(
+        md,
+        "\n**{} of {} comparisons and checks failed** (|pull| > {} or a failed check; with \
+         {n_cmp} pulls, about {:.1} beyond 3σ are expected by chance).",
+        fails,
+        n_cmp + an.checks.len(),
+        tol.max_abs_pull,
+        n_cmp as f64 * 0.0027
+    );
+    let _ = writeln!(
+        md,
+        "\nFigures: `figures/`. Numbers: `summary.json`. Per-scan results: `scans/`."
+    );
+    (md, fails)
+}
+
+/// The report's title and opening paragraphs: program, campaign, region of interest and
+/// what the pulls compare.
+fn report_header(md: &mut String, setup: &CampaignSetup, scans: &[ScanResult]) {
+    let tol = &setup.config.tolerances;
     let c = &setup.config;
     let _ = writeln!(md, "# xpcs-twin campaign report: {}\n", c.name);
     let _ = writeln!(
@@ -613,6 +652,10 @@ pub fn report_markdown(
          g2 of an aging glass is not τ0. Pass: |pull| ≤ {}.\n",
         tol.max_abs_pull
     );
+}
+
+/// The report's "Scans" table: pressure, frames, pixels, photons and contrast of every scan.
+fn scans_table(md: &mut String, scans: &[ScanResult]) {
     let _ = writeln!(md, "## Scans\n");
     let _ = writeln!(
         md,
@@ -634,16 +677,32 @@ pub fn report_markdown(
             fmt(s.contrast_model),
         );
     }
-    beam_and_dose(&mut md, setup, scans);
-    let _ = writeln!(md, "\n## τ, β, c per isobar (whole region, q ≈ q1)\n");
-    let head = "| scan | fit | quantity | value | σ | truth | pull | model | |\n|---|---|---|---|---|---|---|---|---|\n";
-    md.push_str(head);
-    for (scan, what, cmp) in an.all.iter().filter(|a| a.1 == "region") {
-        if !cmp.passes(tol.max_abs_pull) {
+}
+
+/// Appends one comparison [`row`] per (scan, fit, comparison) of `rows`; returns how many
+/// fail (|pull| > `max_pull`).
+fn comparison_rows<'a>(
+    md: &mut String,
+    rows: impl Iterator<Item = &'a (String, String, Compared)>,
+    max_pull: f64,
+) -> usize {
+    let mut fails = 0;
+    for (scan, what, cmp) in rows {
+        if !cmp.passes(max_pull) {
             fails += 1;
         }
-        md.push_str(&row(scan, what, cmp, tol.max_abs_pull));
+        md.push_str(&row(scan, what, cmp, max_pull));
     }
+    fails
+}
+
+/// The report's fit sections: τ, β, c of the whole region, the pressure dependence (crossover
+/// fit), aging and τ(q); returns the number of failed comparisons (|pull| > `max_pull`).
+fn fit_sections(md: &mut String, an: &CampaignAnalysis, max_pull: f64) -> usize {
+    let mut fails = 0;
+    let _ = writeln!(md, "\n## τ, β, c per isobar (whole region, q ≈ q1)\n");
+    md.push_str(COMPARISON_HEAD);
+    fails += comparison_rows(md, an.all.iter().filter(|a| a.1 == "region"), max_pull);
     let _ = writeln!(md, "\n## Pressure dependence (compression)\n");
     if an.crossover_compared.is_empty() {
         let _ = writeln!(
@@ -651,17 +710,12 @@ pub fn report_markdown(
             "No crossover fit (fewer than 5 compression isobars with τ).\n"
         );
     } else {
-        md.push_str(head);
+        md.push_str(COMPARISON_HEAD);
         for cmp in &an.crossover_compared {
-            if !cmp.passes(tol.max_abs_pull) {
+            if !cmp.passes(max_pull) {
                 fails += 1;
             }
-            md.push_str(&row(
-                "campaign",
-                "ln τ(P) two slopes",
-                cmp,
-                tol.max_abs_pull,
-            ));
+            md.push_str(&row("campaign", "ln τ(P) two slopes", cmp, max_pull));
         }
     }
     let _ = writeln!(md, "\n## Aging and τ(q)\n");
@@ -673,14 +727,15 @@ pub fn report_markdown(
     if extra.is_empty() {
         let _ = writeln!(md, "No aging scan and no τ(q) fit.\n");
     } else {
-        md.push_str(head);
-        for (scan, what, cmp) in extra {
-            if !cmp.passes(tol.max_abs_pull) {
-                fails += 1;
-            }
-            md.push_str(&row(scan, what, cmp, tol.max_abs_pull));
-        }
+        md.push_str(COMPARISON_HEAD);
+        fails += comparison_rows(md, extra.into_iter(), max_pull);
     }
+    fails
+}
+
+/// The report's "ΔC at δt = τ" section: ΔC, its noise width, the expected map's ΔC and the
+/// analytic floor of every scan that has them.
+fn delta_c_section(md: &mut String, setup: &CampaignSetup, scans: &[ScanResult]) {
     let _ = writeln!(md, "\n## ΔC at δt = τ\n");
     let _ = writeln!(
         md,
@@ -713,7 +768,11 @@ pub fn report_markdown(
             );
         }
     }
-    q1_section(&mut md, an);
+}
+
+/// The report's "Qualitative checks" list; returns the number of failed checks.
+fn checks_section(md: &mut String, an: &CampaignAnalysis) -> usize {
+    let mut fails = 0;
     let _ = writeln!(md, "\n## Qualitative checks (the seeds' statements)\n");
     for ch in &an.checks {
         if !ch.passed {
@@ -721,6 +780,12 @@ pub fn report_markdown(
         }
         let _ = writeln!(md, "- {} — {}: {}", mark(ch.passed), ch.name, ch.detail);
     }
+    fails
+}
+
+/// The report's "Are the error bars honest?" table: mean and RMS of the per q-bin pulls of
+/// τ, β and c in every scan (at least two finite pulls).
+fn pull_statistics_section(md: &mut String, scans: &[ScanResult]) {
     let _ = writeln!(md, "\n## Are the error bars honest? (per q-bin pulls)\n");
     let _ = writeln!(
         md,
@@ -756,29 +821,6 @@ pub fn report_markdown(
             }
         }
     }
-    let _ = writeln!(md, "\n## Per q-bin fits\n");
-    md.push_str(head);
-    for (scan, what, cmp) in an.all.iter().filter(|a| a.1.starts_with("q-bin")) {
-        if !cmp.passes(tol.max_abs_pull) {
-            fails += 1;
-        }
-        md.push_str(&row(scan, what, cmp, tol.max_abs_pull));
-    }
-    let n_cmp = an.all.len() + an.crossover_compared.len();
-    let _ = writeln!(
-        md,
-        "\n**{} of {} comparisons and checks failed** (|pull| > {} or a failed check; with \
-         {n_cmp} pulls, about {:.1} beyond 3σ are expected by chance).",
-        fails,
-        n_cmp + an.checks.len(),
-        tol.max_abs_pull,
-        n_cmp as f64 * 0.0027
-    );
-    let _ = writeln!(
-        md,
-        "\nFigures: `figures/`. Numbers: `summary.json`. Per-scan results: `scans/`."
-    );
-    (md, fails)
 }
 
 /// Per-scan JSON, `scans/<scan>.json`: g2 per bin with errors and truth, fits, two-time

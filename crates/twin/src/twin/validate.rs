@@ -53,9 +53,6 @@ pub struct ScenarioConfig {
     /// Qualitative checks (name prefixes) that must be present and pass.
     #[serde(default)]
     pub required_checks: Vec<String>,
-    /// |α − model α| limit for every fitted α.
-    #[serde(default)]
-    pub alpha_within: Option<f64>,
     /// |τ* − model τ*|/τ* limit for every aging law.
     #[serde(default)]
     pub tau_star_within_rel: Option<f64>,
@@ -208,19 +205,6 @@ pub fn judge(
             None => misses.push(format!("check not run: {req}")),
         }
     }
-    let alpha_model = setup.sample.campaign.response.q_exponent;
-    if let Some(lim) = sc.alpha_within {
-        for r in &run.scans {
-            match &r.alpha {
-                Some(a) if (a.value - alpha_model).abs() <= lim => {}
-                Some(a) => misses.push(format!(
-                    "{}: α = {:.3} ± {:.3}, model {alpha_model}, limit ±{lim}",
-                    r.label, a.value, a.sigma
-                )),
-                None => misses.push(format!("{}: no α fit", r.label)),
-            }
-        }
-    }
     if let Some(lim) = sc.tau_star_within_rel {
         for r in &run.scans {
             if let Some(a) = &r.aging {
@@ -255,18 +239,25 @@ pub fn run_scenario(
     progress: &dyn Progress,
 ) -> Result<ScenarioOutcome> {
     let (sc, setup) = load_scenario(path)?;
-    run_loaded(path, &sc, &setup, out, progress)
+    run_loaded(path, &sc, &setup, out, None, progress)
 }
 
-/// Runs and judges a scenario already loaded with [`load_scenario`].
+/// Runs and judges a scenario already loaded with [`load_scenario`]. Without a memory budget
+/// a scenario whose scans do not fit whole in the default budget is refused
+/// ([`run_campaign`]: reported NOT RUN); with `max_memory_bytes` such scans run as detector
+/// shards within it ([`super::run_campaign_within`], the same results as a whole run).
 pub fn run_loaded(
     path: &Path,
     sc: &ScenarioConfig,
     setup: &CampaignSetup,
     out: Option<&Path>,
+    max_memory_bytes: Option<f64>,
     progress: &dyn Progress,
 ) -> Result<ScenarioOutcome> {
-    let run = run_campaign(setup, out, true, progress)?;
+    let run = match max_memory_bytes {
+        None => run_campaign(setup, out, true, progress)?,
+        Some(b) => super::run_campaign_within(setup, out, true, Some(b), progress)?,
+    };
     Ok(judge(path, sc, setup, &run))
 }
 
