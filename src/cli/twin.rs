@@ -205,7 +205,8 @@ pub fn run(a: TwinArgs) -> Result<()> {
     let c = &a.campaign;
     let scale = Scale::from(c.scale);
     let budget = budget_bytes(a.max_memory)?;
-    let setup = CampaignSetup::load(&c.model, scale, c.seed)
+    // Deferred scans: one scan's per-pixel maps in memory at a time.
+    let setup = CampaignSetup::load_deferred(&c.model, scale, c.seed)
         .with_context(|| format!("loading campaign {}", c.model.display()))?;
     let bars = Bars::new(&setup.config.name, setup.scans.len());
     let run = match &a.partials {

@@ -169,7 +169,7 @@ pub fn analyse(setup: &CampaignSetup, scans: &[ScanResult]) -> Result<CampaignAn
         }
     }
     let mut checks = qualitative_checks(setup, scans, &points);
-    let q1_shift = super::q1fit::q1_shift(setup, scans).map_err(|e| e.to_string());
+    let q1_shift = super::q1fit::q1_shift(setup, scans);
     if let Ok(q) = &q1_shift {
         let (s, e) = q.fit.slope();
         checks.push(Check {
@@ -320,17 +320,51 @@ pub fn qualitative_checks(
     }
     let alpha_model = setup.sample.campaign.response.q_exponent;
     if alpha_model != 0.0 {
-        for s in scans {
-            if let Some(a) = &s.alpha {
-                if (s.facts.pressure_gpa - 6.3).abs() < 1e-6
+        // The seed's α is measured at 6.3 GPa (every scan there, in compression: one value
+        // from all of them) or, in a q-scenario, on its first scan.
+        let chosen: Vec<&ScanResult> = scans
+            .iter()
+            .filter(|s| s.alpha.is_some())
+            .filter(|s| {
+                ((s.facts.pressure_gpa - 6.3).abs() < 1e-6
+                    && s.facts.direction == Direction::Compression)
                     || (name.starts_with("q") && s.index == 0)
-                {
-                    out.push(alpha_check(setup, s, a, alpha_model));
-                }
-            }
+            })
+            .collect();
+        if !chosen.is_empty() {
+            out.push(alpha_check(setup, &chosen, alpha_model));
         }
     }
     out
+}
+
+/// Inverse-variance weighted mean of comparisons of one quantity measured in several scans
+/// (value and truth of the estimator with the same weights 1/σ², σ = (Σ 1/σ²)^−1/2); those
+/// without a finite positive σ are left out (all of them: the first comparison as it is).
+/// α is the same in every scan of an aging isobar (τ(q, t_w) = τ(t_w)·(q/q1)^−α), so its
+/// scans' estimates combine this way.
+fn weighted_mean(cs: &[&super::scan::Compared]) -> super::scan::Compared {
+    let ok: Vec<&&super::scan::Compared> = cs
+        .iter()
+        .filter(|c| c.value.is_finite() && c.sigma.is_finite() && c.sigma > 0.0)
+        .collect();
+    if ok.len() < 2 {
+        return (*ok.first().copied().unwrap_or(&cs[0])).clone();
+    }
+    let w: Vec<f64> = ok.iter().map(|c| 1.0 / (c.sigma * c.sigma)).collect();
+    let sw: f64 = w.iter().sum();
+    let mean = |f: &dyn Fn(&super::scan::Compared) -> f64| {
+        ok.iter().zip(&w).map(|(c, w)| w * f(c)).sum::<f64>() / sw
+    };
+    let first = ok[0];
+    super::scan::Compared::new(
+        &first.name,
+        &first.unit,
+        mean(&|c| c.value),
+        1.0 / sw.sqrt(),
+        mean(&|c| c.truth),
+        first.model,
+    )
 }
 
 /// "Recovered within `within` of the model" for a fitted number (α, τ*), decided in two parts:
@@ -382,22 +416,33 @@ fn within_check(
     }
 }
 
-/// α within 0.05 of the model ([`within_check`]); when undecided from the fit, the detail
+/// α within 0.05 of the model ([`within_check`]), from one scan or the weighted mean of several
+/// ([`weighted_mean`]); when undecided from the fit, the detail
 /// gives the σ_α a whole-detector run would reach (σ_α · sqrt(N_roi / N_detector), valid when
 /// the ROI spans the detector's q range, as the Pt campaign's strip does).
-fn alpha_check(
-    setup: &CampaignSetup,
-    s: &ScanResult,
-    a: &super::scan::Compared,
-    alpha_model: f64,
-) -> Check {
+fn alpha_check(setup: &CampaignSetup, scans: &[&ScanResult], alpha_model: f64) -> Check {
+    let each: Vec<&super::scan::Compared> = scans.iter().filter_map(|s| s.alpha.as_ref()).collect();
+    let a = &weighted_mean(&each);
+    let labels: Vec<&str> = scans.iter().map(|s| s.label.as_str()).collect();
+    let per_scan = if scans.len() > 1 {
+        format!(
+            " (weighted mean of {}: {})",
+            scans.len(),
+            each.iter()
+                .map(|c| format!("{:.3} ± {:.3}", c.value, c.sigma))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        String::new()
+    };
     let r = &setup.roi;
     let full_sigma = a.sigma * ((r.rows * r.cols) as f64 / (r.det_rows * r.det_cols) as f64).sqrt();
     let mut c = within_check(
-        format!("{}: α", s.label),
+        format!("{}: α", labels.join(" + ")),
         "0.05",
         format!(
-            "α = {:.3} ± {:.3}, model {alpha_model}, truth of the estimator {:.3}",
+            "α = {:.3} ± {:.3}{per_scan}, model {alpha_model}, truth of the estimator {:.3}",
             a.value, a.sigma, a.truth
         ),
         a,
@@ -433,4 +478,27 @@ fn tau_star_check(
         setup.config.tolerances.max_abs_pull,
         &|x| format!("{:+.1} % of τ*", 100.0 * x / model),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::scan::Compared;
+    use super::weighted_mean;
+
+    #[test]
+    fn weighted_mean_of_scans() {
+        let a = Compared::new("alpha", "", 0.40, 0.03, 0.37, Some(0.36));
+        let b = Compared::new("alpha", "", 0.34, 0.04, 0.35, Some(0.36));
+        let nan = Compared::new("alpha", "", f64::NAN, f64::NAN, 0.36, Some(0.36));
+        let m = weighted_mean(&[&a, &nan, &b]);
+        // Weights 1/σ²: 1111.1 and 625; σ = (1736.1)^−1/2.
+        let (wa, wb) = (1.0 / 0.03f64.powi(2), 1.0 / 0.04f64.powi(2));
+        assert!((m.value - (0.40 * wa + 0.34 * wb) / (wa + wb)).abs() < 1e-12);
+        assert!((m.truth - (0.37 * wa + 0.35 * wb) / (wa + wb)).abs() < 1e-12);
+        assert!((m.sigma - 0.024).abs() < 1e-12, "{}", m.sigma);
+        assert_eq!(m.model, Some(0.36));
+        // One usable comparison: itself.
+        let one = weighted_mean(&[&nan, &a]);
+        assert_eq!((one.value, one.sigma), (a.value, a.sigma));
+    }
 }

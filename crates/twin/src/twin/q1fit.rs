@@ -225,6 +225,16 @@ impl Q1Shift {
     }
 }
 
+/// q1 of the scan `r` of set-up `s` (whole: its per-pixel data present), as
+/// [`ScanResult::q1`] holds it.
+pub fn scan_point(
+    setup: &CampaignSetup,
+    s: &ScanSetup,
+    r: &ScanResult,
+) -> std::result::Result<Q1Point, String> {
+    point(setup, s, r).map_err(|e| e.to_string())
+}
+
 fn point(setup: &CampaignSetup, s: &ScanSetup, r: &ScanResult) -> Result<Q1Point> {
     let dynamic = s.partition.dynamic().labels();
     let use_px: Vec<bool> = (0..s.q_map.len())
@@ -283,22 +293,33 @@ fn point(setup: &CampaignSetup, s: &ScanSetup, r: &ScanResult) -> Result<Q1Point
     })
 }
 
-/// q1 per scan and the shift over the campaign; Err (with why) when fewer than two
-/// pressures could be fitted.
-pub fn q1_shift(setup: &CampaignSetup, scans: &[ScanResult]) -> Result<Q1Shift> {
+/// q1 per scan (each scan's [`ScanResult::q1`], else fitted from the set-up) and the shift
+/// over the campaign; Err (with why) when a scan's q1 or the line could not be fitted.
+pub fn q1_shift(
+    setup: &CampaignSetup,
+    scans: &[ScanResult],
+) -> std::result::Result<Q1Shift, String> {
     let mut points = Vec::new();
     for r in scans {
         let Some(s) = setup.scans.iter().find(|s| s.index == r.index) else {
             continue;
         };
-        points.push(point(setup, s, r)?);
+        points.push(match &r.q1 {
+            Some(q) => q.clone()?,
+            None if setup.deferred => {
+                return Err(format!("{}: q1 was not fitted during the run", r.label))
+            }
+            None => scan_point(setup, s, r)?,
+        });
     }
-    let p: Vec<f64> = points.iter().map(|x| x.pressure_gpa).collect();
+    let line = |y: &[f64], e: &[f64], what: &str| {
+        poly_fit(&points_p(&points), y, e, 1, what).map_err(|e| e.to_string())
+    };
     let v: Vec<f64> = points.iter().map(|x| x.value).collect();
     let t: Vec<f64> = points.iter().map(|x| x.truth).collect();
     let e: Vec<f64> = points.iter().map(|x| x.sigma).collect();
-    let fit = poly_fit(&p, &v, &e, 1, "q1(P) line")?;
-    let truth_fit = poly_fit(&p, &t, &e, 1, "q1(P) line of the truth")?;
+    let fit = line(&v, &e, "q1(P) line")?;
+    let truth_fit = line(&t, &e, "q1(P) line of the truth")?;
     Ok(Q1Shift {
         points,
         fit,
@@ -306,6 +327,10 @@ pub fn q1_shift(setup: &CampaignSetup, scans: &[ScanResult]) -> Result<Q1Shift> 
         model_slope: setup.sample.campaign.response.q1_shift_inv_angstrom_per_gpa,
         max_abs_pull: setup.config.tolerances.max_abs_pull,
     })
+}
+
+fn points_p(points: &[Q1Point]) -> Vec<f64> {
+    points.iter().map(|x| x.pressure_gpa).collect()
 }
 
 #[cfg(test)]

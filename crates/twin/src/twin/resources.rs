@@ -9,7 +9,9 @@
 //! outputs beyond the free disk space, are refused ([`xpcs_core::Error::OutOfRange`]) naming the
 //! scan, the estimate and the limit.
 //!
-//! Peak memory of a whole scan ≈ 3 photon lists (ideal, after the counting chain, and the
+//! Peak memory of a whole scan ≈ the set-ups' per-pixel data (every scan's as the campaign holds
+//! it, [`ScanSetup::resident_bytes`], plus the running scan's own when the scans are deferred,
+//! [`CampaignSetup::load_deferred`]) + 3 photon lists (ideal, after the counting chain, and the
 //! simulator's per-block lists while assembling) × 8 bytes per pixel-frame with photons
 //! (u32 frame + u32 count; the expected number of non-empty pixel-frames is
 //! Σ_p N_f (1 − e^{−μ_p})) + CSR offsets + the dense stack when the dense correlator runs
@@ -71,38 +73,51 @@ pub fn sums_bytes(s: &ScanSetup, a: &AnalysisConfig) -> f64 {
     cells * (8.0 * nf + 144.0 * lags) + 28.0 * npx + 8.0 * groups_tt * side * side
 }
 
-/// Estimates every scan run whole (one shard).
-pub fn estimate(setup: &CampaignSetup) -> Vec<Estimate> {
-    let a = &setup.config.analysis;
+/// Estimates every scan run whole (one shard); deferred scans are built one at a time.
+pub fn estimate(setup: &CampaignSetup) -> Result<Vec<Estimate>> {
     setup
         .scans
         .iter()
-        .map(|s| {
-            let nf = s.exposure.n_frames as f64;
-            let npx = (s.scene.rows * s.scene.cols) as f64;
-            let photons = 3.0 * 8.0 * nonempty_pixel_frames(s) + 2.0 * 8.0 * npx;
-            let dense = if s.mean_counts_per_frame >= a.event_occupancy_max {
-                2.0 * nf * npx
-            } else {
-                0.0
-            };
-            let side = two_time_side(s, a);
-            // Two-time maps of every q-bin plus the region's: accumulator, numerator and C;
-            // the jackknife groups' numerators (their accumulators are in `sums_bytes`) and
-            // one leave-one-group-out map per thread.
-            let n_maps = s.partition.n_bins() as f64 + 1.0;
-            let n_groups = s.partition.n_bins() as f64
-                * super::scan::two_time_split(s.partition.n_bins()) as f64;
-            let tt =
-                8.0 * side * side * (3.0 * n_maps + n_groups + rayon::current_num_threads() as f64);
-            // Simulator work space: 8 KiB per pixel of the blocks in flight (one per thread).
-            let work = 8192.0 * npx.min(4096.0 * rayon::current_num_threads() as f64);
-            Estimate {
-                memory_bytes: photons + dense + tt + work + sums_bytes(s, a),
-                disk_bytes: 4.0 * side * side / 2.0 * n_maps + 16.0 * npx + 2e6,
-            }
-        })
+        .map(|s| Ok(estimate_scan(setup, &*setup.build(s)?)))
         .collect()
+}
+
+/// Estimate of scan `s` (whole: its per-pixel data present) run whole.
+fn estimate_scan(setup: &CampaignSetup, s: &ScanSetup) -> Estimate {
+    let a = &setup.config.analysis;
+    let nf = s.exposure.n_frames as f64;
+    let npx = (s.scene.rows * s.scene.cols) as f64;
+    let photons = 3.0 * 8.0 * nonempty_pixel_frames(s) + 2.0 * 8.0 * npx;
+    let dense = if s.mean_counts_per_frame >= a.event_occupancy_max {
+        2.0 * nf * npx
+    } else {
+        0.0
+    };
+    let side = two_time_side(s, a);
+    // Two-time maps of every q-bin plus the region's: accumulator, numerator and C; the
+    // jackknife groups' numerators (their accumulators are in `sums_bytes`) and one
+    // leave-one-group-out map per thread.
+    let n_maps = s.partition.n_bins() as f64 + 1.0;
+    let n_groups =
+        s.partition.n_bins() as f64 * super::scan::two_time_split(s.partition.n_bins()) as f64;
+    let tt = 8.0 * side * side * (3.0 * n_maps + n_groups + rayon::current_num_threads() as f64);
+    // Simulator work space: 8 KiB per pixel of the blocks in flight (one per thread).
+    let work = 8192.0 * npx.min(4096.0 * rayon::current_num_threads() as f64);
+    Estimate {
+        memory_bytes: resident_bytes(setup, s) + photons + dense + tt + work + sums_bytes(s, a),
+        disk_bytes: 4.0 * side * side / 2.0 * n_maps + 16.0 * npx + 2e6,
+    }
+}
+
+/// Set-up data resident while scan `s` (whole) runs: every scan's set-up as the campaign
+/// holds it, plus `s`'s per-pixel data when the scans are deferred.
+fn resident_bytes(setup: &CampaignSetup, s: &ScanSetup) -> f64 {
+    setup.resident_bytes()
+        + if setup.deferred {
+            s.resident_bytes()
+        } else {
+            0.0
+        }
 }
 
 /// The shards of scan `k` of `setup` within `budget_bytes` (see the module doc), with the
@@ -113,9 +128,19 @@ pub fn plan_scan(
     budget_bytes: f64,
     threads: usize,
 ) -> Result<(ShardPlan, f64)> {
+    let s = setup.build(&setup.scans[k])?;
+    plan_scan_of(setup, &s, budget_bytes, threads)
+}
+
+/// [`plan_scan`] of scan `s` (whole: its per-pixel data present).
+fn plan_scan_of(
+    setup: &CampaignSetup,
+    s: &ScanSetup,
+    budget_bytes: f64,
+    threads: usize,
+) -> Result<(ShardPlan, f64)> {
     let a = &setup.config.analysis;
-    let s = &setup.scans[k];
-    let whole = estimate_one(setup, k);
+    let whole = estimate_scan(setup, s);
     if whole.memory_bytes <= budget_bytes {
         return Ok((ShardPlan::WHOLE, whole.memory_bytes));
     }
@@ -124,8 +149,11 @@ pub fn plan_scan(
     let per_px = 3.0 * 8.0 * nonempty_pixel_frames(s) / npx.max(1) as f64;
     let sums = sums_bytes(s, a);
     let side = two_time_side(s, a);
-    // The running total and the analysis of the finished scan (C maps of every bin).
-    let fixed = sums + 3.0 * 8.0 * side * side * (s.partition.n_bins() as f64 + 1.0);
+    // The set-ups, the running total and the analysis of the finished scan (C maps of every
+    // bin).
+    let fixed = resident_bytes(setup, s)
+        + sums
+        + 3.0 * 8.0 * side * side * (s.partition.n_bins() as f64 + 1.0);
     let work = 8192.0 * 4096.0 * threads.max(1) as f64;
     let in_flight = sums + 3.0 * 8.0 * npx as f64 + work;
     for c in (1..=threads.max(1)).rev() {
@@ -161,12 +189,8 @@ pub fn plan_scan(
     ))
 }
 
-fn estimate_one(setup: &CampaignSetup, k: usize) -> Estimate {
-    let one = CampaignSetup {
-        scans: vec![setup.scans[k].clone()],
-        ..setup.clone()
-    };
-    estimate(&one)[0]
+fn estimate_one(setup: &CampaignSetup, k: usize) -> Result<Estimate> {
+    Ok(estimate_scan(setup, &*setup.build(&setup.scans[k])?))
 }
 
 pub use xpcs_sim::speckle::available_memory_bytes;
@@ -236,7 +260,7 @@ pub fn refuse_shards(
     Err(Error::out_of_range(
         format!("{} (scale {})", setup.path.display(), setup.scale.name()),
         format!("memory of scan {}", setup.scans[k].label),
-        gb(estimate_one(setup, k).memory_bytes),
+        estimate_one(setup, k).map_or_else(|e| e.to_string(), |e| gb(e.memory_bytes)),
         format!(
             "≤ {} (80 % of the available memory) for a whole run; `xpcs-twin twin --scale \
              full` runs it as {} detector shards",
@@ -252,14 +276,18 @@ pub fn check_against(
     budget_bytes: Option<f64>,
     disk_bytes: Option<f64>,
 ) -> Result<Vec<(ShardPlan, f64)>> {
-    let est = estimate(setup);
     let threads = rayon::current_num_threads();
-    let plans = (0..setup.scans.len())
-        .map(|k| match budget_bytes {
-            Some(b) => plan_scan(setup, k, b, threads),
-            None => Ok((ShardPlan::WHOLE, est[k].memory_bytes)),
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // Deferred scans are built one at a time (one scan's maps in memory).
+    let (mut est, mut plans) = (Vec::new(), Vec::new());
+    for s in &setup.scans {
+        let s = setup.build(s)?;
+        let e = estimate_scan(setup, &s);
+        plans.push(match budget_bytes {
+            Some(b) => plan_scan_of(setup, &s, b, threads)?,
+            None => (ShardPlan::WHOLE, e.memory_bytes),
+        });
+        est.push(e);
+    }
     let origin = format!("{} (scale {})", setup.path.display(), setup.scale.name());
     if let Some(free) = disk_bytes {
         let total: f64 = est.iter().map(|e| e.disk_bytes).sum();
@@ -301,7 +329,7 @@ mod tests {
         let only = ["00-c0.1GPa".to_string()];
         let f = CampaignSetup::from_config_only(c, &path, Scale::Full, None, &only).unwrap();
         let budget = 8.0 * (1u64 << 30) as f64;
-        assert!(estimate(&f)[0].memory_bytes > 4.0 * budget);
+        assert!(estimate(&f).unwrap()[0].memory_bytes > 4.0 * budget);
         let (plan, peak) = plan_scan(&f, 0, budget, 2).unwrap();
         assert!(plan.count > 1 && peak <= budget, "{plan:?} {peak}");
     }

@@ -309,6 +309,11 @@ pub struct ScanResult {
     /// bound a campaign's memory).
     #[serde(skip)]
     pub two_time: Option<TwoTimeResult>,
+    /// The FSDP position fitted from this scan's per-pixel intensity (Err: why not), set by a
+    /// campaign run once the scan is done, so that the per-pixel maps need not be kept
+    /// (None: [`super::q1fit::q1_shift`] fits it from the set-up).
+    #[serde(skip)]
+    pub q1: Option<std::result::Result<super::q1fit::Q1Point, String>>,
 }
 
 fn model_of(c: FitModelChoice) -> Box<dyn FitModel> {
@@ -881,6 +886,7 @@ fn analyse_scan(
         g2_full: corr.g2,
         intensity: corr.intensity,
         two_time: Some(corr.two_time),
+        q1: None,
     };
     mark_unconstrained(&mut result);
     Ok(result)

@@ -205,6 +205,11 @@ pub struct CampaignSetup {
     pub seed: u64,
     /// Scans in protocol order.
     pub scans: Vec<ScanSetup>,
+    /// The scans hold only their light parts ([`ScanSetup::light`]): a campaign run builds
+    /// each scan's per-pixel data ([`CampaignSetup::build`]) when it runs it and drops it
+    /// after, so that a full-detector campaign holds one scan's maps at a time (see
+    /// [`CampaignSetup::load_deferred`]).
+    pub deferred: bool,
 }
 
 /// Crops a full-detector per-pixel value to the ROI (rounded to `step` when per pixel; see
@@ -241,6 +246,40 @@ impl CampaignSetup {
     pub fn load(path: &Path, scale: Scale, seed: Option<u64>) -> Result<Self> {
         let config: CampaignConfig = load_toml(path)?;
         Self::from_config(config, path, scale, seed)
+    }
+
+    /// [`CampaignSetup::load`] with deferred scans: every scan is set up and checked now, then
+    /// kept in its light form ([`ScanSetup::light`]; on the full Eiger2 4M a scan's per-pixel
+    /// maps are ~0.35 GB, ~3.5 GB for the Pt campaign's 10 scans). For campaign runs
+    /// ([`super::run_campaign_within`]); code that reads a scan's scene, masks or maps needs
+    /// [`CampaignSetup::build`].
+    pub fn load_deferred(path: &Path, scale: Scale, seed: Option<u64>) -> Result<Self> {
+        let config: CampaignConfig = load_toml(path)?;
+        Self::from_config_impl(config, path, scale, seed, &[], true)
+    }
+
+    /// The whole set-up of scan `s` (one of this setup's scans): `s` itself when the scans are
+    /// not deferred, else built again (the same deterministic set-up).
+    pub fn build<'a>(&self, s: &'a ScanSetup) -> Result<std::borrow::Cow<'a, ScanSetup>> {
+        if !self.deferred {
+            return Ok(std::borrow::Cow::Borrowed(s));
+        }
+        let sc = self.scale_config();
+        let full = build_scan(
+            &self.sample,
+            &self.instrument,
+            &self.config,
+            &self.roi,
+            sc.max_frames,
+            self.seed,
+            s.index,
+        )?;
+        Ok(std::borrow::Cow::Owned(full))
+    }
+
+    /// Bytes held by the per-pixel data of every scan set-up (resident for the whole run).
+    pub fn resident_bytes(&self) -> f64 {
+        self.scans.iter().map(ScanSetup::resident_bytes).sum()
     }
 
     /// [`CampaignSetup::load`] keeping only the isobars at `pressure_gpa` (every isobar when
@@ -291,7 +330,7 @@ impl CampaignSetup {
     }
 
     /// [`CampaignSetup::from_config`] keeping only the scans labelled `only` (a label such as
-    /// `05-c7GPa` or a protocol index such as `5`; every scan when
+    /// `06-c7GPa` or a protocol index such as `6`; every scan when
     /// empty; labels of [`scan_label`]). Kept scans keep their campaign index and seed.
     pub fn from_config_only(
         config: CampaignConfig,
@@ -299,6 +338,19 @@ impl CampaignSetup {
         scale: Scale,
         seed: Option<u64>,
         only: &[String],
+    ) -> Result<Self> {
+        Self::from_config_impl(config, path, scale, seed, only, false)
+    }
+
+    /// [`CampaignSetup::from_config_only`], with the scans deferred when `deferred` (see
+    /// [`CampaignSetup::load_deferred`]).
+    pub fn from_config_impl(
+        config: CampaignConfig,
+        path: &Path,
+        scale: Scale,
+        seed: Option<u64>,
+        only: &[String],
+        deferred: bool,
     ) -> Result<Self> {
         let mut setup = Self::without_scans(config, path, scale, seed)?;
         let camp = &setup.sample.campaign;
@@ -310,7 +362,7 @@ impl CampaignSetup {
             if !only.is_empty() && !only.iter().any(chosen) {
                 continue;
             }
-            scans.push(build_scan(
+            let s = build_scan(
                 &setup.sample,
                 &setup.instrument,
                 &setup.config,
@@ -318,9 +370,11 @@ impl CampaignSetup {
                 sc.max_frames,
                 setup.seed,
                 k,
-            )?);
+            )?;
+            scans.push(if deferred { s.light() } else { s });
         }
         setup.scans = scans;
+        setup.deferred = deferred;
         Ok(setup)
     }
 
@@ -433,6 +487,7 @@ impl CampaignSetup {
             roi,
             seed,
             scans: Vec::new(),
+            deferred: false,
         })
     }
 }
@@ -724,6 +779,52 @@ pub(crate) fn build_scan(
 pub const TRUTH_QUADRATURE: usize = 2;
 
 impl ScanSetup {
+    /// Bytes of this set-up's per-pixel data (scene, masks, maps, partition, counting chain).
+    pub fn resident_bytes(&self) -> f64 {
+        let per_pixel = |v: &PerPixel| match v {
+            PerPixel::Uniform(_) => 0,
+            PerPixel::Map(m) => 8 * m.len(),
+        };
+        let sc = &self.scene;
+        let d = &self.chain.defects;
+        // Mask (1 byte) and two label maps (u32 label + u32 pixel list entry) per pixel.
+        let n_part = self.partition.mask().len();
+        let bytes = 8 * sc.mean_counts.len()
+            + per_pixel(&sc.rate_factor)
+            + per_pixel(&sc.static_fraction)
+            + per_pixel(&sc.incoherent_fraction)
+            + self.valid.len()
+            + 17 * n_part
+            + d.dead.len()
+            + d.hot.len()
+            + 8 * d.efficiency.len()
+            + self.chain.valid.len()
+            + 8 * (self.efficiency.len() + self.q_map.len() + self.kossel_transmission.len());
+        bytes as f64
+    }
+
+    /// This set-up without its per-pixel data, except the partition (kept for the results
+    /// file layout and the bins' q): scene maps, masks, the counting chain's defect maps,
+    /// efficiency, q and Kossel maps are emptied. What a finished scan's analysis and report
+    /// read (label, isobar, dynamics, facts, exposure, seed, contrasts, dose) stays.
+    pub fn light(mut self) -> ScanSetup {
+        self.scene.mean_counts = Vec::new();
+        self.scene.rate_factor = PerPixel::Map(Vec::new());
+        self.scene.static_fraction = PerPixel::Map(Vec::new());
+        self.scene.incoherent_fraction = PerPixel::Map(Vec::new());
+        self.valid = Vec::new();
+        self.chain.defects = DefectMaps {
+            dead: Vec::new(),
+            hot: Vec::new(),
+            efficiency: Vec::new(),
+        };
+        self.chain.valid = Vec::new();
+        self.efficiency = Vec::new();
+        self.q_map = Vec::new();
+        self.kossel_transmission = Vec::new();
+        self
+    }
+
     /// Optics of dynamic bin `bin` (1-based) grouped into classes.
     pub fn bin_optics(&self, bin: usize) -> BinOptics {
         BinOptics::new(self.partition.dynamic().pixels(bin).iter().map(|&p| {
@@ -852,7 +953,7 @@ mod tests {
     fn pt_campaign_loads_reduced() {
         let s = CampaignSetup::load(&root().join("models/pt42-eiger.toml"), Scale::Reduced, None)
             .unwrap();
-        assert_eq!(s.scans.len(), 9);
+        assert_eq!(s.scans.len(), 10);
         let sc = &s.scans[2];
         assert!((sc.facts.pressure_gpa - 3.3).abs() < 1e-12);
         assert_eq!(sc.scene.rows * sc.scene.cols, s.roi.rows * s.roi.cols);

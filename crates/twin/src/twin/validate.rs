@@ -134,7 +134,9 @@ pub fn load_scenario(path: &Path) -> Result<(ScenarioConfig, CampaignSetup)> {
     if let Some(o) = sc.roi_offset_px {
         scale.roi_offset_px = o;
     }
-    let setup = CampaignSetup::from_config_only(config, &camp, sc.scale, None, &sc.only_scans)?;
+    // Deferred scans: one scan's per-pixel maps in memory at a time.
+    let setup =
+        CampaignSetup::from_config_impl(config, &camp, sc.scale, None, &sc.only_scans, true)?;
     let labels: Vec<String> = (setup.sample.campaign.isobars.iter().enumerate())
         .map(|(k, iso)| scan_label(iso, k))
         .collect();
