@@ -6,7 +6,7 @@
 
 use super::{load_toml, parse_toml};
 use crate::model::{
-    pressure::kb_t_gpa_a3, Aging, AvalancheModel, AvalancheTimes, Campaign, Direction,
+    pressure::kb_t_gpa_a3, Aging, AvalancheModel, AvalancheTimes, Campaign, Direction, DomainSpec,
     Fluctuations, Isobar, PressureResponse, TauBranch,
 };
 use serde::{Deserialize, Serialize};
@@ -106,6 +106,8 @@ pub struct IsobarConfig {
     pub avalanche_model: Option<AvalancheModelConfig>,
     /// Fluctuating relaxation time (omitted: none).
     pub fluctuations: Option<FluctuationsConfig>,
+    /// Dynamical domains (omitted: the single-clock model); see `model::domains`.
+    pub domains: Option<DomainSpec>,
 }
 
 /// Ideal-detector scene used by `simulate` until an instrument model provides one.
@@ -289,6 +291,7 @@ impl SampleConfig {
                     rate_per_s: f.rate_per_s,
                     jump: f.jump,
                 }),
+                domains: b.domains,
             });
         }
         let campaign = Campaign::new(response, self.kww_exponent, isobars, origin)?;
@@ -379,6 +382,20 @@ mod tests {
         assert!((facts.tau_start_s - 34.0).abs() < 1e-9);
         let ce = load_sample(&root().join("models/samples/ce68.toml")).unwrap();
         assert_eq!(ce.campaign.isobars.len(), 5);
+        // The domain-model variant: the 3.3 GPa heterogeneity is its domains; the shared
+        // clock runs at 1/τ between the two J = 3 avalanches, and ~8 × 0.006/s × 1400 s ≈ 67
+        // rearrangements (Poisson: 35..105 is ±4σ) hit them.
+        let pd = load_sample(&root().join("models/samples/pt42-domains.toml")).unwrap();
+        let c = &pd.campaign;
+        let k33 = c.find_pressure(3.3).unwrap();
+        assert!((c.response.tau_s(3.3, Direction::Compression) - 42.0).abs() < 1e-9);
+        let (dyn33, facts) = c.scan(k33, 14000, 0.1, &mut r).unwrap();
+        let u = dyn33.clock().u(t) - 2.0 * 3.0;
+        assert!((u - t / 42.0).abs() < 1e-9, "{u} vs {}", t / 42.0);
+        assert_eq!((dyn33.domains().len(), dyn33.beta()), (8, 2.0));
+        let n = dyn33.domains().events().len();
+        assert!((35..=105).contains(&n), "{n} rearrangements");
+        assert!((facts.tau_start_s - 42.0).abs() < 1e-9);
     }
 
     #[test]
@@ -393,5 +410,46 @@ mod tests {
         let bad = text.replacen("tau0_s = 34.0", "tau0_s = -34.0", 1);
         let e = parse_sample(&bad, "pt42.toml").unwrap_err().to_string();
         assert!(e.contains("aging.tau0_s") && e.contains("> 0"), "{e}");
+    }
+
+    /// An isobar's `domains` table reaches the scan's dynamics (N domains, the local β0, the
+    /// cascades and spontaneous events), and its ranges are checked with the isobar named.
+    #[test]
+    fn isobar_domains_reach_the_dynamics() {
+        let text = std::fs::read_to_string(root().join("models/samples/pt42.toml")).unwrap();
+        let anchor = "pressure_gpa = 7.0\ndirection = \"compression\"\n";
+        assert!(text.contains(anchor));
+        let with = |table: &str| text.replacen(anchor, &format!("{anchor}domains = {table}\n"), 1);
+        let ok = with(
+            "{ count = 6, rate_spread = 0.3, local_rate_per_s = 0.01, \
+             cascade_rate_per_s = 0.002, local_kww_exponent = 2.0 }",
+        );
+        let s = parse_sample(&ok, "pt42.toml").unwrap();
+        let k = s.campaign.find_pressure(7.0).unwrap();
+        let mut r = crate::rng::stream(3, 0);
+        let (d, _) = s.campaign.scan(k, 10000, 0.1, &mut r).unwrap();
+        assert_eq!(d.domains().len(), 6);
+        assert_eq!(d.beta(), 2.0);
+        // 6 domains × 0.01/s × 1000 s ≈ 60 spontaneous events plus ≈ 2 cascades.
+        let n = d.domains().events().len();
+        assert!((30..=100).contains(&n), "{n} events");
+        // Scans without domains keep the sample's β and the single clock.
+        let k0 = s.campaign.find_pressure(0.1).unwrap();
+        let (d0, _) = s.campaign.scan(k0, 100, 0.1, &mut r).unwrap();
+        assert!(d0.domains().is_single() && d0.beta() == 1.8);
+        for (table, field) in [
+            ("{ count = 0 }", "domains.count"),
+            ("{ count = 4, fraction = 1.5 }", "domains.fraction"),
+            (
+                "{ count = 4, local_kww_exponent = 2.5 }",
+                "domains.local_kww_exponent",
+            ),
+            ("{ count = 4, bogus = 1 }", "bogus"),
+        ] {
+            let e = parse_sample(&with(table), "pt42.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("pt42.toml") && e.contains(field), "{table}: {e}");
+        }
     }
 }

@@ -12,6 +12,7 @@
 
 use super::avalanche::{AvalancheModel, AvalancheTimes};
 use super::clock::TauLaw;
+use super::domains::DomainSpec;
 use super::dynamics::Dynamics;
 use super::pressure::{Direction, PressureResponse};
 use xpcs_core::check::{check_positive, check_range};
@@ -60,6 +61,8 @@ pub struct Isobar {
     pub avalanche_model: AvalancheModel,
     /// Fluctuating relaxation time (None = a constant τ).
     pub fluctuations: Option<Fluctuations>,
+    /// Dynamical domains of the scattering volume (None = the single-clock model).
+    pub domains: Option<DomainSpec>,
 }
 
 /// Facts of one scan for reports and ground truth.
@@ -124,6 +127,9 @@ impl Campaign {
             }
             b.avalanches.validate(&o)?;
             b.avalanche_model.validate(&o)?;
+            if let Some(d) = &b.domains {
+                d.validate(&o)?;
+            }
             if let Some(f) = b.fluctuations {
                 check_positive(&o, "fluctuations.rate_per_s", f.rate_per_s)?;
                 check_range(&o, "fluctuations.jump", f.jump, 1e-9, 1e3)?;
@@ -197,13 +203,11 @@ impl Campaign {
         let len = n_frames as f64 * frame_time_s;
         let events = b.avalanches.scan_events(b.waiting_time_s, len, rng);
         let law = self.tau_law(k);
-        let mut dynamics = Dynamics::new(
-            self.kww_exponent,
-            law,
-            &events,
-            Some(b.avalanche_model),
-            "campaign",
-        )?;
+        let beta = b
+            .domains
+            .and_then(|d| d.local_kww_exponent)
+            .unwrap_or(self.kww_exponent);
+        let mut dynamics = Dynamics::new(beta, law, &events, Some(b.avalanche_model), "campaign")?;
         let (tau_start_s, tau_end_s) = match b.fluctuations {
             Some(f) => {
                 let times = AvalancheTimes::Poisson {
@@ -218,6 +222,20 @@ impl Campaign {
             }
             None => (law.tau_at(0.0), law.tau_at(len)),
         };
+        if let Some(spec) = b.domains {
+            // Drawn after the avalanches and fluctuations, so that scans without domains keep
+            // their random streams.
+            let cascades = if spec.cascade_rate_per_s > 0.0 {
+                AvalancheTimes::Poisson {
+                    rate_per_s: spec.cascade_rate_per_s,
+                }
+                .scan_events(b.waiting_time_s, len, rng)
+            } else {
+                Vec::new()
+            };
+            let o = format!("campaign [[isobar]] {k}");
+            dynamics = dynamics.with_domains(spec.realize(&cascades, len, rng, &o)?);
+        }
         let facts = ScanFacts {
             pressure_gpa: b.pressure_gpa,
             direction: b.direction,

@@ -1,14 +1,17 @@
 //! The dynamics of one scan, as the speckle synthesiser consumes it.
 //!
-//! Input: β, a [`Clock`] (τ law + model-A jumps) and model-B replacement events. Output: the
-//! field covariance F(t1,t2) for a pixel whose clock runs at rate factor r:
-//! F = exp(-|r (u(t2) - u(t1))|^β) · Π sqrt(1 - φ_e) over replacement events t1 < t_e ≤ t2.
-//! Times are seconds since the start of the scan.
+//! Input: β, a [`Clock`] (τ law + model-A jumps), model-B replacement events and the
+//! [`Domains`] of the scattering volume. Output: the field covariance F(t1,t2) for a pixel whose
+//! clock runs at rate factor r:
+//! F = Σ_d w_d exp(-|r ρ_d (u(t2) - u(t1))|^β) · Π sqrt(1 - φ_e) over replacement events
+//! t1 < t_e ≤ t2 (global ones, and the domain's own). One domain (w = ρ = 1, no domain events)
+//! is F = exp(-|r Δu|^β) · Π sqrt(1 - φ_e). Times are seconds since the start of the scan.
 //!
-//! Reference: docs/model.md §2 (material clock; avalanche models A and B).
+//! Reference: docs/model.md §2 (material clock; avalanche models A and B; domains).
 
 use super::avalanche::AvalancheModel;
 use super::clock::{isf, Clock, KwwExponent, TauLaw};
+use super::domains::Domains;
 use xpcs_core::error::Result;
 
 /// The dynamics of one scan: β, the clock, and partial-replacement events.
@@ -18,6 +21,9 @@ pub struct Dynamics {
     clock: Clock,
     /// (scan time (s), φ), sorted by time.
     replacements: Vec<(f64, f64)>,
+    /// The domains of the scattering volume (one by default).
+    #[serde(skip_serializing_if = "Domains::is_single")]
+    domains: Domains,
 }
 
 impl Dynamics {
@@ -50,6 +56,7 @@ impl Dynamics {
             beta,
             clock: Clock::new(law, jumps, origin)?,
             replacements,
+            domains: Domains::single(),
         })
     }
 
@@ -66,6 +73,12 @@ impl Dynamics {
     pub fn with_beam_rate(mut self, beam_rate_per_s: f64, origin: &str) -> Result<Self> {
         self.clock = self.clock.with_beam_rate(beam_rate_per_s, origin)?;
         Ok(self)
+    }
+
+    /// The same dynamics over `domains` (see [`super::domains`]); β becomes the local exponent.
+    pub fn with_domains(mut self, domains: Domains) -> Self {
+        self.domains = domains;
+        self
     }
 
     /// Stationary KWW dynamics, no avalanches.
@@ -91,6 +104,10 @@ impl Dynamics {
     pub fn replacements(&self) -> &[(f64, f64)] {
         &self.replacements
     }
+    /// The domains (one, of rate 1 and no events, unless set by [`Dynamics::with_domains`]).
+    pub fn domains(&self) -> &Domains {
+        &self.domains
+    }
 
     /// Field covariance F(t1, t2) of a pixel with clock-rate factor `rate` (see module doc).
     pub fn field_cov(&self, rate: f64, t1_s: f64, t2_s: f64) -> f64 {
@@ -100,7 +117,22 @@ impl Dynamics {
             (t2_s, t1_s)
         };
         let du = rate * (self.clock.u(b) - self.clock.u(a));
-        let mut f = isf(du, self.beta.get());
+        let mut f = 0.0;
+        for (d, (&w, &rho)) in self
+            .domains
+            .weights()
+            .iter()
+            .zip(self.domains.rates())
+            .enumerate()
+        {
+            let mut fd = w * isf(rho * du, self.beta.get());
+            for e in self.domains.events() {
+                if a < e.time_s && e.time_s <= b && e.hits(d) {
+                    fd *= (1.0 - e.fraction).sqrt();
+                }
+            }
+            f += fd;
+        }
         for &(te, phi) in &self.replacements {
             if a < te && te <= b {
                 f *= (1.0 - phi).sqrt();

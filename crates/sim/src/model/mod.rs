@@ -13,6 +13,7 @@
 pub mod avalanche;
 pub mod campaign;
 pub mod clock;
+pub mod domains;
 pub mod dynamics;
 pub mod pressure;
 pub mod truth;
@@ -20,6 +21,7 @@ pub mod truth;
 pub use avalanche::{AvalancheModel, AvalancheTimes};
 pub use campaign::{Aging, Campaign, Fluctuations, Isobar, ScanFacts};
 pub use clock::{isf, Clock, ClockTable, KwwExponent, TauLaw};
+pub use domains::{DomainEvent, DomainSpec, Domains};
 pub use dynamics::Dynamics;
 pub use pressure::{Direction, PressureResponse, TauBranch};
 pub use truth::{BinOptics, PixelOptics, Sampling, Truth};

@@ -130,6 +130,12 @@ pub struct Truth<'a> {
     u: Vec<f64>,
     /// Replacement segment of each sub-sample.
     seg: Vec<usize>,
+    /// Domain events at or before each sub-sample (empty for one plain domain).
+    dseg: Vec<usize>,
+    /// After the first k domain events, row k: per domain, the number of complete
+    /// replacements (φ = 1) and Σ ln sqrt(1 - φ) of the partial ones; the factor of the events
+    /// between two sub-samples is then a difference of two rows, not a walk over the events.
+    dprefix: Vec<Vec<(u32, f64)>>,
 }
 
 impl<'a> Truth<'a> {
@@ -153,6 +159,35 @@ impl<'a> Truth<'a> {
                     .count()
             })
             .collect();
+        let dseg = if dynamics.domains().is_single() {
+            Vec::new()
+        } else {
+            let ev = dynamics.domains().events();
+            times
+                .iter()
+                .map(|&t| ev.partition_point(|e| e.time_s <= t))
+                .collect()
+        };
+        let dprefix = if dseg.is_empty() {
+            Vec::new()
+        } else {
+            let dom = dynamics.domains();
+            let mut row = vec![(0u32, 0.0f64); dom.len()];
+            let mut rows = vec![row.clone()];
+            for e in dom.events() {
+                for (d, r) in row.iter_mut().enumerate() {
+                    if e.hits(d) {
+                        if e.fraction >= 1.0 {
+                            r.0 += 1;
+                        } else {
+                            r.1 += 0.5 * (1.0 - e.fraction).ln();
+                        }
+                    }
+                }
+                rows.push(row.clone());
+            }
+            rows
+        };
         Truth {
             dynamics,
             bin,
@@ -163,7 +198,31 @@ impl<'a> Truth<'a> {
             times,
             u,
             seg,
+            dseg,
+            dprefix,
         }
+    }
+
+    /// Σ_d w_d exp(-|ρ_d Δ|^β) · (the domain's events between sub-samples i and j).
+    fn domain_cov(&self, delta_u: f64, i: usize, j: usize) -> f64 {
+        let dom = self.dynamics.domains();
+        let beta = self.dynamics.beta();
+        let (a, b) = (
+            self.dseg[i].min(self.dseg[j]),
+            self.dseg[i].max(self.dseg[j]),
+        );
+        let (ra, rb) = (&self.dprefix[a], &self.dprefix[b]);
+        let mut f = 0.0;
+        for (d, (&w, &rho)) in dom.weights().iter().zip(dom.rates()).enumerate() {
+            // A complete replacement in between: nothing of this domain is left.
+            if rb[d].0 != ra[d].0 {
+                continue;
+            }
+            let x = (rho * delta_u).abs();
+            let smooth = if beta == 2.0 { x * x } else { x.powf(beta) };
+            f += w * (rb[d].1 - ra[d].1 - smooth).exp();
+        }
+        f
     }
 
     /// Sub-sample times (s).
@@ -184,7 +243,11 @@ impl<'a> Truth<'a> {
             for i in n * s_n..(n + 1) * s_n {
                 for j in m * s_n..(m + 1) * s_n {
                     let du = cl.rate * (self.u[j] - self.u[i]);
-                    let mut f = (-du.abs().powf(beta)).exp();
+                    let mut f = if self.dseg.is_empty() {
+                        (-du.abs().powf(beta)).exp()
+                    } else {
+                        self.domain_cov(du, i, j)
+                    };
                     let (a, b) = (self.seg[i].min(self.seg[j]), self.seg[i].max(self.seg[j]));
                     for &(_, phi) in &reps[a..b] {
                         f *= (1.0 - phi).sqrt();
@@ -271,8 +334,22 @@ pub fn grid_interpolation_error(beta: f64, du: f64, kappa: f64, x: f64) -> f64 {
 /// A scene's largest x (an anvil spot, x ≈ 1) is therefore the *easiest* case, not the worst;
 /// |q| is maximal at an end of the interval or at the vertex of q, and all three are checked.
 pub fn grid_interpolation_error_range(beta: f64, du: f64, kappa: f64, x_lo: f64, x_hi: f64) -> f64 {
-    let f = |sep: f64| super::clock::isf(sep * du, beta);
-    let max_lag = (4.0 / du).ceil() as i64 + 2;
+    grid_interpolation_error_cov(|d| super::clock::isf(d, beta), 4.0, du, kappa, x_lo, x_hi)
+}
+
+/// [`grid_interpolation_error_range`] for any stationary field covariance `cov`(Δu) that is
+/// negligible beyond `support` (material time): the domain model's mixture
+/// Σ_d w_d exp(-|ρ_d Δu|^β) has support 4/min ρ_d.
+pub fn grid_interpolation_error_cov(
+    cov: impl Fn(f64) -> f64,
+    support: f64,
+    du: f64,
+    kappa: f64,
+    x_lo: f64,
+    x_hi: f64,
+) -> f64 {
+    let f = |sep: f64| cov(sep * du);
+    let max_lag = (support / du).ceil() as i64 + 2;
     let phases: Vec<f64> = (0..=20).map(|i| i as f64 / 20.0).collect();
     let q =
         |x: f64, e1: f64, e2: f64| kappa * (1.0 - x) * (1.0 - x) * e2 + 2.0 * x * (1.0 - x) * e1;
@@ -311,9 +388,28 @@ pub fn grid_interpolation_error_range(beta: f64, du: f64, kappa: f64, x_lo: f64,
 /// The grid spacing (material time) whose interpolation error is ≤ `tolerance` for every
 /// static fraction in [x_lo, x_hi] (halving from 0.1), together with that error.
 pub fn grid_spacing_for(beta: f64, kappa: f64, x_lo: f64, x_hi: f64, tolerance: f64) -> (f64, f64) {
+    grid_spacing_for_cov(
+        |d| super::clock::isf(d, beta),
+        4.0,
+        kappa,
+        x_lo,
+        x_hi,
+        tolerance,
+    )
+}
+
+/// [`grid_spacing_for`] for any covariance (see [`grid_interpolation_error_cov`]).
+pub fn grid_spacing_for_cov(
+    cov: impl Fn(f64) -> f64,
+    support: f64,
+    kappa: f64,
+    x_lo: f64,
+    x_hi: f64,
+    tolerance: f64,
+) -> (f64, f64) {
     let mut du = 0.1;
     loop {
-        let e = grid_interpolation_error_range(beta, du, kappa, x_lo, x_hi);
+        let e = grid_interpolation_error_cov(&cov, support, du, kappa, x_lo, x_hi);
         if e <= tolerance || du < 1e-4 {
             return (du, e);
         }
@@ -426,6 +522,27 @@ mod props {
     use crate::model::{AvalancheModel, ClockTable, TauLaw};
     use proptest::prelude::*;
 
+    /// Slow reference: the mean over the s_n × s_n sub-sample pairs of frames n and m (1 s
+    /// frames) of `term`(F), F from `Dynamics::field_cov` at clock-rate factor `rate`.
+    fn direct_c2(
+        d: &Dynamics,
+        rate: f64,
+        n: usize,
+        m: usize,
+        s_n: usize,
+        term: impl Fn(f64) -> f64,
+    ) -> f64 {
+        let mut acc = 0.0;
+        for a in 0..s_n {
+            for b in 0..s_n {
+                let t1 = n as f64 + (a as f64 + 0.5) / s_n as f64;
+                let t2 = m as f64 + (b as f64 + 0.5) / s_n as f64;
+                acc += term(d.field_cov(rate, t1, t2));
+            }
+        }
+        acc / (s_n * s_n) as f64
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -452,16 +569,8 @@ mod props {
             let bin = BinOptics::new(vec![px]);
             let s = Sampling { n_frames: 12, frame_time_s: 1.0, subsamples: s_n, phasors: Some(8) };
             let t = Truth::new(&d, &bin, s);
-            let mut acc = 0.0;
-            for a in 0..s_n {
-                for b in 0..s_n {
-                    let t1 = n as f64 + (a as f64 + 0.5) / s_n as f64;
-                    let t2 = m as f64 + (b as f64 + 0.5) / s_n as f64;
-                    let f = d.field_cov(1.2, t1, t2);
-                    acc += 1.0 + 0.81 * 0.4 * intensity_cov(f, 7.0 / 8.0, x);
-                }
-            }
-            let want = acc / (s_n * s_n) as f64 + if n == m { 1.0 / 1.5 } else { 0.0 };
+            let want = direct_c2(&d, 1.2, n, m, s_n, |f| 1.0 + 0.81 * 0.4 *
+                intensity_cov(f, 7.0 / 8.0, x)) + if n == m { 1.0 / 1.5 } else { 0.0 };
             prop_assert!((t.c2(n, m) - want).abs() < 1e-12 * want.max(1.0));
             let tab = ClockTable::new(d.clock(), 12, 1.0);
             let q = (n as f64 + 0.37).min(12.0);
@@ -469,6 +578,40 @@ mod props {
             // |u''| = 1/(τ* τ) ≤ 1/(τ* τ0) while aging.
             let bound = 1.0 / (8.0 * 7.0 * tau0) + 1e-12;
             prop_assert!((tab.u_frames(q) - d.clock().u(q)).abs() <= bound);
+        }
+
+        /// With domains (rates, partial and complete events on one, several or all domains,
+        /// and global model-B events; β = 2 takes a fast path), the truth equals the direct per-pair formula of `Dynamics::field_cov`.
+        #[test]
+        fn domain_truth_matches_direct_formula(
+            beta in prop_oneof![0.3f64..2.0, Just(2.0)],
+            rates in proptest::collection::vec(0.2f64..3.0, 1..6),
+            ev in proptest::collection::vec(
+                (0.0f64..10.0, prop_oneof![0.0f64..1.0, Just(1.0)], 0u32..64), 0..6),
+            global in proptest::collection::vec(0.0f64..10.0, 0..2),
+            s_n in 1usize..3,
+            n in 0usize..10,
+            m in 0usize..10,
+        ) {
+            use crate::model::{DomainEvent, Domains};
+            let nd = rates.len();
+            let events = ev.iter().map(|&(t, phi, mask)| DomainEvent {
+                time_s: t,
+                fraction: phi,
+                domains: (0..nd as u32).filter(|d| mask & (1 << d) != 0).collect(),
+            }).collect();
+            let doms = Domains::new(vec![1.0 / nd as f64; nd], rates, events, "p").unwrap();
+            let d = Dynamics::new(beta, TauLaw::Stationary { tau_s: 4.0 }, &global,
+                Some(AvalancheModel::Replacement { fraction: 0.4 }), "p").unwrap()
+                .with_domains(doms);
+            let px = PixelOptics { mean_counts: 2.0, rate: 0.9, contrast: 0.3,
+                static_fraction: 0.2, incoherent_fraction: 0.0 };
+            let bin = BinOptics::new(vec![px]);
+            let s = Sampling { n_frames: 10, frame_time_s: 1.0, subsamples: s_n, phasors: None };
+            let t = Truth::new(&d, &bin, s);
+            let want = direct_c2(&d, 0.9, n, m, s_n, |f| 1.0 + 0.3 * intensity_cov(f, 1.0, 0.2))
+                + if n == m { 0.5 } else { 0.0 };
+            prop_assert!((t.c2(n, m) - want).abs() < 1e-12 * want.max(1.0));
         }
     }
 }

@@ -201,6 +201,14 @@ impl Generator {
         }
     }
 
+    /// Most points one fill can hold (circulant: the plan's N; otherwise unbounded).
+    pub fn points_held(&self) -> usize {
+        match self {
+            Generator::Circulant(plan) => plan.n_points(),
+            _ => usize::MAX,
+        }
+    }
+
     /// Fills `out[i] = E(u[i])` for one realisation; `u` nondecreasing (Circulant: uniform at
     /// the plan's spacing).
     pub fn fill<R: rand::Rng + ?Sized>(

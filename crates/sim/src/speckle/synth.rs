@@ -13,6 +13,9 @@
 //! mode sum (Gamma-distributed intensity for integer M); M = 1 is the one-mode fast form
 //! I = 1 - sqrt(c) + sqrt(c)|E|² (mean, variance, g2 and two-time exact; higher moments off by
 //! O(c^1.5)). Avalanche model B replaces each field: E → sqrt(1-φ) E + sqrt(φ) Y.
+//! With N domains ([`crate::model::Domains`]) each dynamic field is the coherent sum
+//! A_m = Σ_d sqrt(w_d) A_md of independent domain fields, A_md at material time ρ_d r u(t), and
+//! a domain's rearrangement replaces only its own fields; all domains share the time grid.
 //!
 //! Two methods ([`Method`]):
 //! - `Exact`: fields at S midpoint sub-samples per frame, frame intensity = their mean,
@@ -292,7 +295,12 @@ pub struct Simulator {
     dynamics: Dynamics,
     exposure: Exposure,
     options: SimOptions,
-    generator: Generator,
+    /// One generator per domain (domain d's plan has spacing ρ_d du).
+    generators: Vec<Generator>,
+    /// sqrt(w_d) per domain.
+    domain_amp: Vec<f64>,
+    /// ρ_d per domain.
+    domain_rate: Vec<f64>,
     weights: Vec<f64>,
     amplitude: f64,
     table: ClockTable,
@@ -300,8 +308,48 @@ pub struct Simulator {
     grid: Option<(f64, f64)>,
     /// Base u (rate 1) at every sub-sample (exact method).
     sub_u: Vec<f64>,
-    /// Replacement events: (time in frames, φ).
-    events_frames: Vec<(f64, f64)>,
+    /// Replacement events, global and per domain, sorted by time.
+    events_frames: Vec<SegEvent>,
+    /// For event e and domain d, the next event after e that replaces all of d (φ = 1):
+    /// what event e mixes into d is overwritten there, so it is generated only up to it.
+    next_full: Vec<Vec<Option<usize>>>,
+    /// Per domain, circulant plans for shorter runs (ascending points; grid method with events
+    /// only): a run cut short by the next full replacement uses the smallest plan that holds it.
+    short_generators: Vec<Vec<Generator>>,
+}
+
+/// A replacement event as the synthesiser applies it.
+#[derive(Debug, Clone, PartialEq)]
+struct SegEvent {
+    /// Time in frames.
+    t: f64,
+    /// φ.
+    phi: f64,
+    /// Domains hit (empty = all).
+    domains: Vec<u32>,
+}
+
+impl SegEvent {
+    fn hits(&self, d: usize) -> bool {
+        self.domains.is_empty() || self.domains.binary_search(&(d as u32)).is_ok()
+    }
+}
+
+/// For each event e and domain d, the first later event that replaces all of d (φ = 1).
+fn next_full_replacements(events: &[SegEvent], n_domains: usize) -> Vec<Vec<Option<usize>>> {
+    let mut out = vec![Vec::new(); events.len()];
+    let mut cur: Vec<Option<usize>> = vec![None; n_domains];
+    for (e, ev) in events.iter().enumerate().rev() {
+        out[e] = cur.clone();
+        if ev.phi >= 1.0 {
+            for (d, c) in cur.iter_mut().enumerate() {
+                if ev.hits(d) {
+                    *c = Some(e);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Largest mean count per pixel per frame a scene may ask for: counts are u32 per
@@ -402,7 +450,7 @@ impl Simulator {
                     Some(d) if d.is_finite() && d > 0.0 => d,
                     None if tolerance.is_finite() && tolerance > 0.0 => {
                         let (lo, hi) = (x_lo.min(x_hi), x_hi);
-                        truth::grid_spacing_for(dynamics.beta(), 1.0, lo, hi, tolerance).0
+                        grid_spacing(dynamics, 1.0, lo, hi, tolerance).0
                     }
                     _ => return bytes,
                 };
@@ -412,9 +460,11 @@ impl Simulator {
             }
         };
         if matches!(options.generator, GeneratorKind::Circulant) {
+            // One plan per domain; one field per domain (and mode) per thread.
             let m = 4.0 * grid_points;
             let threads = rayon::current_num_threads() as f64;
-            bytes += m * (16.0 + 8.0 + 16.0) + threads * m * 16.0;
+            let nd = dynamics.domains().len() as f64;
+            bytes += nd * m * (16.0 + 8.0 + 16.0) + threads * nd * m * 16.0;
         }
         bytes
     }
@@ -439,10 +489,28 @@ impl Simulator {
         )?;
         let beta = dynamics.beta();
         let table = ClockTable::new(dynamics.clock(), exposure.n_frames, exposure.frame_time_s);
-        let events_frames: Vec<(f64, f64)> = dynamics
+        let mut events_frames: Vec<SegEvent> = dynamics
             .replacements()
             .iter()
-            .map(|&(t, phi)| (t / exposure.frame_time_s, phi))
+            .map(|&(t, phi)| SegEvent {
+                t: t / exposure.frame_time_s,
+                phi,
+                domains: Vec::new(),
+            })
+            .collect();
+        events_frames.extend(dynamics.domains().events().iter().map(|e| SegEvent {
+            t: e.time_s / exposure.frame_time_s,
+            phi: e.fraction,
+            domains: e.domains.clone(),
+        }));
+        // Stable: at equal times the global event stays first.
+        events_frames.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let domain_rate = dynamics.domains().rates().to_vec();
+        let domain_amp: Vec<f64> = dynamics
+            .domains()
+            .weights()
+            .iter()
+            .map(|w| w.sqrt())
             .collect();
         let n = scene.rows * scene.cols;
         let r_max = (0..n)
@@ -454,7 +522,9 @@ impl Simulator {
         };
         let mut grid = None;
         let mut sub_u = Vec::new();
-        let generator = match options.method {
+        let n_domains = domain_rate.len();
+        let mut short_generators: Vec<Vec<Generator>> = Vec::new();
+        let generators = match options.method {
             Method::Grid { du, tolerance } => {
                 // The error is not monotonic in x (it vanishes at x = 1): the grid must hold
                 // for every static fraction present, not just the largest.
@@ -465,26 +535,46 @@ impl Simulator {
                 let (du, err) = match du {
                     Some(d) => {
                         check_positive("options", "grid du", d)?;
-                        (
-                            d,
-                            truth::grid_interpolation_error_range(beta, d, kappa, x_lo, x_hi),
-                        )
+                        (d, grid_error(&dynamics, d, kappa, x_lo, x_hi))
                     }
                     None => {
                         check_positive("options", "grid tolerance", tolerance)?;
-                        truth::grid_spacing_for(beta, kappa, x_lo, x_hi, tolerance)
+                        grid_spacing(&dynamics, kappa, x_lo, x_hi, tolerance)
                     }
                 };
                 grid = Some((du, err));
                 let u_span = table.u_frames(exposure.n_frames as f64) - table.u_frames(0.0);
                 let n_max = (r_max * u_span / du).floor() as usize + 2;
-                match options.generator {
-                    GeneratorKind::Ar1 => Generator::ar1(beta)?,
-                    GeneratorKind::Phasors { terms } => Generator::phasors(beta, terms)?,
-                    GeneratorKind::Circulant => {
-                        Generator::Circulant(Arc::new(CirculantPlan::new(beta, du, n_max)?))
+                let mut gens = Vec::with_capacity(domain_rate.len());
+                for &rho in &domain_rate {
+                    gens.push(match options.generator {
+                        GeneratorKind::Ar1 => Generator::ar1(beta)?,
+                        GeneratorKind::Phasors { terms } => Generator::phasors(beta, terms)?,
+                        GeneratorKind::Circulant => Generator::Circulant(Arc::new(
+                            CirculantPlan::new(beta, rho * du, n_max)?,
+                        )),
+                    });
+                    if matches!(options.generator, GeneratorKind::Circulant)
+                        && !events_frames.is_empty()
+                    {
+                        // Halve down to the covariance's support (4 / spacing points), below
+                        // which a plan is no smaller.
+                        let floor = ((4.0 / (rho * du)).ceil() as usize).max(64);
+                        let mut ladder = Vec::new();
+                        let mut len = n_max / 2;
+                        while len >= floor {
+                            ladder.push(Generator::Circulant(Arc::new(CirculantPlan::new(
+                                beta,
+                                rho * du,
+                                len,
+                            )?)));
+                            len /= 2;
+                        }
+                        ladder.reverse();
+                        short_generators.push(ladder);
                     }
                 }
+                gens
             }
             Method::Exact { subsamples } => {
                 if subsamples == 0 {
@@ -500,8 +590,10 @@ impl Simulator {
                     })
                     .collect();
                 match options.generator {
-                    GeneratorKind::Ar1 => Generator::ar1(beta)?,
-                    GeneratorKind::Phasors { terms } => Generator::phasors(beta, terms)?,
+                    GeneratorKind::Ar1 => vec![Generator::ar1(beta)?; domain_rate.len()],
+                    GeneratorKind::Phasors { terms } => {
+                        vec![Generator::phasors(beta, terms)?; domain_rate.len()]
+                    }
                     GeneratorKind::Circulant => {
                         // Exact sub-samples are a uniform grid only for a stationary clock
                         // without jumps and one rate for all pixels.
@@ -523,7 +615,15 @@ impl Simulator {
                                  method or the phasor generator",
                             ));
                         }
-                        Generator::Circulant(Arc::new(CirculantPlan::new(beta, du, sub_u.len())?))
+                        let mut gens = Vec::with_capacity(domain_rate.len());
+                        for &rho in &domain_rate {
+                            gens.push(Generator::Circulant(Arc::new(CirculantPlan::new(
+                                beta,
+                                rho * du,
+                                sub_u.len(),
+                            )?)));
+                        }
+                        gens
                     }
                 }
             }
@@ -535,13 +635,17 @@ impl Simulator {
             dynamics,
             exposure,
             options,
-            generator,
+            generators,
+            domain_amp,
+            domain_rate,
             weights,
             amplitude,
             table,
             grid,
             sub_u,
+            next_full: next_full_replacements(&events_frames, n_domains),
             events_frames,
+            short_generators,
         })
     }
 
@@ -563,7 +667,7 @@ impl Simulator {
     }
     /// The generator in use.
     pub fn generator(&self) -> &Generator {
-        &self.generator
+        &self.generators[0]
     }
 
     /// The sampling the ground truth must use: the exact method's sub-samples, or
@@ -576,7 +680,7 @@ impl Simulator {
                 Method::Exact { subsamples } => subsamples,
                 Method::Grid { .. } => quadrature.max(1),
             },
-            phasors: self.generator.phasor_terms(),
+            phasors: self.generators[0].phasor_terms(),
         }
     }
 
@@ -678,12 +782,22 @@ impl Simulator {
         let (sa, sx) = ((1.0 - x).sqrt(), x.sqrt());
         let n_pts = ws.points.len();
         let n_modes = self.weights.len();
-        ws.fields.resize(n_modes, Vec::new());
+        let nd = self.domain_rate.len();
+        ws.fields.resize(n_modes * nd, Vec::new());
         ws.statics.clear();
         for m in 0..n_modes {
-            ws.fields[m].resize(n_pts, Complex64::new(0.0, 0.0));
-            self.generator
-                .fill(&ws.points, &mut ws.fields[m], rng, &mut ws.scratch)?;
+            for d in 0..nd {
+                let field = &mut ws.fields[m * nd + d];
+                field.resize(n_pts, Complex64::new(0.0, 0.0));
+                let rho = self.domain_rate[d];
+                if rho == 1.0 {
+                    self.generators[d].fill(&ws.points, field, rng, &mut ws.scratch)?;
+                } else {
+                    ws.shifted.clear();
+                    ws.shifted.extend(ws.points.iter().map(|&u| rho * u));
+                    self.generators[d].fill(&ws.shifted, field, rng, &mut ws.scratch)?;
+                }
+            }
             ws.statics.push(if x > 0.0 {
                 complex_normal(rng) * sx
             } else {
@@ -695,18 +809,31 @@ impl Simulator {
         let a = self.amplitude;
         for (k, &(lo, hi)) in seg_ranges.iter().enumerate() {
             if k > 0 {
-                let phi = self.events_frames[k - 1].1;
-                let (s, r) = ((1.0 - phi).sqrt(), phi.sqrt());
+                let ev = &self.events_frames[k - 1];
+                let (s, r) = ((1.0 - ev.phi).sqrt(), ev.phi.sqrt());
                 ws.y.resize(n_pts, Complex64::new(0.0, 0.0));
                 for m in 0..n_modes {
-                    // The circulant grid starts wherever the segment does: stationarity.
-                    let u0 = ws.points[lo];
-                    ws.shifted.clear();
-                    ws.shifted.extend(ws.points[lo..].iter().map(|&u| u - u0));
-                    self.generator
-                        .fill(&ws.shifted, &mut ws.y[lo..], rng, &mut ws.scratch)?;
-                    for i in lo..n_pts {
-                        ws.fields[m][i] = ws.fields[m][i] * s + ws.y[i] * r;
+                    for d in (0..nd).filter(|&d| ev.hits(d)) {
+                        // Up to the last point read before the next full replacement of d.
+                        let stop = match self.next_full[k - 1][d] {
+                            Some(j) => (seg_ranges[j].1 + 1).min(n_pts),
+                            None => n_pts,
+                        };
+                        // The circulant grid starts wherever the segment does: stationarity.
+                        let (u0, rho) = (ws.points[lo], self.domain_rate[d]);
+                        ws.shifted.clear();
+                        ws.shifted
+                            .extend(ws.points[lo..stop].iter().map(|&u| rho * (u - u0)));
+                        let gen = self
+                            .short_generators
+                            .get(d)
+                            .and_then(|l| l.iter().find(|g| g.points_held() >= stop - lo))
+                            .unwrap_or(&self.generators[d]);
+                        gen.fill(&ws.shifted, &mut ws.y[lo..stop], rng, &mut ws.scratch)?;
+                        let field = &mut ws.fields[m * nd + d];
+                        for (f, &y) in field[lo..stop].iter_mut().zip(&ws.y[lo..stop]) {
+                            *f = *f * s + y * r;
+                        }
                     }
                 }
             }
@@ -714,7 +841,14 @@ impl Simulator {
             for i in lo..=hi {
                 let mut sum = 0.0;
                 for m in 0..n_modes {
-                    sum += self.weights[m] * (ws.fields[m][i] * sa + ws.statics[m]).norm_sqr();
+                    let e = if nd == 1 {
+                        ws.fields[m][i]
+                    } else {
+                        (0..nd)
+                            .map(|d| ws.fields[m * nd + d][i] * self.domain_amp[d])
+                            .sum::<Complex64>()
+                    };
+                    sum += self.weights[m] * (e * sa + ws.statics[m]).norm_sqr();
                 }
                 let s_int = (1.0 - a) + a * sum;
                 ws.intensity.push((1.0 - xb) * s_int + xb);
@@ -744,7 +878,7 @@ impl Simulator {
                 // Segment k: sub-samples with k replacement events at or before their time.
                 let mut ranges = Vec::with_capacity(self.events_frames.len() + 1);
                 let mut lo = 0usize;
-                for &(te, _) in &self.events_frames {
+                for te in self.events_frames.iter().map(|e| e.t) {
                     let mut hi = lo;
                     while hi < ws.points.len() {
                         let t = (hi / s_n) as f64 + ((hi % s_n) as f64 + 0.5) / s_n as f64;
@@ -789,7 +923,7 @@ impl Simulator {
                 };
                 let mut ranges = Vec::with_capacity(self.events_frames.len() + 1);
                 let mut t0 = 0.0;
-                for &(te, _) in &self.events_frames {
+                for te in self.events_frames.iter().map(|e| e.t) {
                     ranges.push((idx(t0, false), idx(te, true).max(idx(t0, false) + 1)));
                     t0 = te;
                 }
@@ -819,7 +953,7 @@ impl Simulator {
                         jsum += jumps[jc].1;
                         jc += 1;
                     }
-                    while seg < self.events_frames.len() && self.events_frames[seg].0 <= s {
+                    while seg < self.events_frames.len() && self.events_frames[seg].t <= s {
                         seg += 1;
                     }
                     let u = r * (self.table.smooth_u_frames(s) + jsum);
@@ -882,6 +1016,37 @@ impl Simulator {
         }
         debug_assert_eq!(ws.frame_int.len(), n);
         Ok(())
+    }
+}
+
+/// The grid method's interpolation error at spacing `du` (pixel material time) for the scan's
+/// field covariance: one KWW for a single domain, the domain mixture otherwise.
+fn grid_error(dynamics: &Dynamics, du: f64, kappa: f64, x_lo: f64, x_hi: f64) -> f64 {
+    let dom = dynamics.domains();
+    let beta = dynamics.beta();
+    if dom.is_single() {
+        truth::grid_interpolation_error_range(beta, du, kappa, x_lo, x_hi)
+    } else {
+        let support = 4.0 / dom.rates().iter().cloned().fold(f64::MAX, f64::min);
+        truth::grid_interpolation_error_cov(|d| dom.isf(d, beta), support, du, kappa, x_lo, x_hi)
+    }
+}
+
+/// The largest spacing whose [`grid_error`] is within `tolerance`, with that error.
+fn grid_spacing(
+    dynamics: &Dynamics,
+    kappa: f64,
+    x_lo: f64,
+    x_hi: f64,
+    tolerance: f64,
+) -> (f64, f64) {
+    let dom = dynamics.domains();
+    let beta = dynamics.beta();
+    if dom.is_single() {
+        truth::grid_spacing_for(beta, kappa, x_lo, x_hi, tolerance)
+    } else {
+        let support = 4.0 / dom.rates().iter().cloned().fold(f64::MAX, f64::min);
+        truth::grid_spacing_for_cov(|d| dom.isf(d, beta), support, kappa, x_lo, x_hi, tolerance)
     }
 }
 

@@ -603,3 +603,125 @@ fn beam_term_zero_is_bit_identical_and_nonzero_matches_truth() {
     )
     .unwrap();
 }
+
+/// The domain model (4 domains with a spread of rates, events that hit one domain, several,
+/// or all) against its exact truth: the exact method with phasors (stationary clock), and the
+/// grid method with the circulant generator on an aging clock with a clock jump (the slack is
+/// the grid's stated interpolation error of the domain mixture, as in `grid_method_matches_ideal_truth`).
+#[test]
+fn domains_match_truth() {
+    use crate::model::{DomainEvent, Domains};
+    let domains = || {
+        let ev = |t: f64, phi: f64, d: &[u32]| DomainEvent {
+            time_s: t,
+            fraction: phi,
+            domains: d.to_vec(),
+        };
+        Domains::new(
+            vec![0.25; 4],
+            vec![0.5, 0.8, 1.2, 1.5],
+            vec![
+                ev(15.3, 1.0, &[1]),
+                // Cuts the run generated at 15.3 short (domain 1 replaced again).
+                ev(20.4, 1.0, &[0, 1]),
+                ev(25.0, 0.5, &[0, 2, 3]),
+                ev(30.2, 0.8, &[]),
+            ],
+            "t",
+        )
+        .unwrap()
+    };
+    let d = Dynamics::stationary(1.8, 30.0)
+        .unwrap()
+        .with_domains(domains());
+    let sim = Simulator::new(
+        Scene::uniform(96, 96, 20.0, 1.0, 1.0),
+        d,
+        exposure(40),
+        opts(
+            GeneratorKind::Phasors { terms: 64 },
+            Method::Exact { subsamples: 2 },
+            31,
+        ),
+    )
+    .unwrap();
+    check(
+        "domains exact",
+        &sim,
+        sim.truth_sampling(1),
+        &[
+            (10, 14),
+            (10, 20),
+            (14, 17),
+            (15, 15),
+            (20, 28),
+            (24, 26),
+            (29, 33),
+            (5, 38),
+        ],
+        &[1, 5, 12],
+        0.0,
+    )
+    .unwrap();
+    let law = TauLaw::Aging {
+        tau0_s: 6.0,
+        tau_star_s: 60.0,
+        tau_eq_s: 1e9,
+        waiting_time_s: 0.0,
+    };
+    let d = Dynamics::new(
+        1.8,
+        law,
+        &[35.5],
+        Some(AvalancheModel::ClockJump { jump: 0.5 }),
+        "t",
+    )
+    .unwrap()
+    .with_domains(domains());
+    let mut scene = Scene::uniform(64, 64, 10.0, 0.5, 1.0);
+    scene.rate_factor = PerPixel::Map(
+        (0..4096)
+            .map(|p| if p % 2 == 0 { 1.0 } else { 1.3 })
+            .collect(),
+    );
+    scene.static_fraction = PerPixel::Uniform(0.1);
+    let sim = Simulator::new(
+        scene,
+        d,
+        exposure(48),
+        opts(
+            GeneratorKind::Circulant,
+            Method::Grid {
+                du: None,
+                tolerance: 2e-3,
+            },
+            32,
+        ),
+    )
+    .unwrap();
+    let (du, err) = sim.grid().unwrap();
+    assert!(err <= 2e-3 && du > 0.0);
+    let slack = err * 0.5 + 1e-4;
+    check(
+        "domains grid",
+        &sim,
+        sim.truth_sampling(16),
+        &[
+            (2, 2),
+            (2, 3),
+            (14, 17),
+            (16, 20),
+            (19, 21),
+            (20, 20),
+            (21, 27),
+            (24, 26),
+            (29, 31),
+            (30, 30),
+            (34, 37),
+            (40, 44),
+        ],
+        &[0, 1, 4, 12],
+        slack,
+    )
+    .unwrap();
+}

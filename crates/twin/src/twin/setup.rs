@@ -843,12 +843,13 @@ impl ScanSetup {
             .collect()
     }
 
-    /// Whether the dynamics are stationary (no aging, no avalanches): then E\[C(n, m)\]
-    /// depends on m - n only.
+    /// Whether the dynamics are stationary (no aging, no avalanches, no domain
+    /// rearrangements): then E\[C(n, m)\] depends on m - n only.
     pub fn is_stationary(&self) -> bool {
         matches!(self.dynamics.clock().law(), TauLaw::Stationary { .. })
             && self.dynamics.clock().jumps().is_empty()
             && self.dynamics.replacements().is_empty()
+            && self.dynamics.domains().events().is_empty()
     }
 
     /// The truth sampling of this scan (grid method, exact Gaussian generator).
