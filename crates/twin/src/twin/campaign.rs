@@ -281,6 +281,9 @@ pub fn qualitative_checks(
         }
     }
     if name.starts_with("pt") {
+        if let Some(c) = pt_decompression_aging_check(scans, points) {
+            out.push(c);
+        }
         let mut pairs = Vec::new();
         for d in points
             .iter()
@@ -461,6 +464,78 @@ fn alpha_check(setup: &CampaignSetup, scans: &[&ScanResult], alpha_model: f64) -
         c.detail += &format!("; the whole detector would give σ_α ≈ {full_sigma:.3}");
     }
     c
+}
+
+/// The Pt seed's decompression at 3.3 GPa, "highly similar to the aging regime visible at
+/// 6.3 GPa in compression, and [it] does not match the heterogeneous dynamics observed at the
+/// corresponding pressure in compression": the aging law fitted to that scan resolves a
+/// positive rate 1/τ* (≥ 3σ from zero), and its ΔC at δt = τ is not above the compression
+/// 3.3 GPa one by more than the noise width (the detail says whether "lower" is decided at
+/// the run's scale). None without a 3.3 GPa decompression scan.
+fn pt_decompression_aging_check(scans: &[ScanResult], points: &[IsobarPoint]) -> Option<Check> {
+    let at33 = |d: Direction| {
+        points
+            .iter()
+            .find(|p| (p.pressure_gpa - 3.3).abs() < 1e-6 && p.direction == d)
+    };
+    let down = at33(Direction::Decompression)?;
+    let s = scans.iter().find(|s| s.label == down.label)?;
+    let name = format!(
+        "Pt: decompression 3.3 GPa ages like 6.3 GPa, not heterogeneous like 3.3 GPa up ({})",
+        s.label
+    );
+    let rate = s.aging.as_ref().and_then(|a| {
+        a.law
+            .value("tau_star")
+            .zip(a.law.std_error("tau_star"))
+            .map(|(ts, es)| (1.0 / ts, es / (ts * ts)))
+    });
+    let Some((k, sk)) = rate else {
+        return Some(Check {
+            name,
+            passed: false,
+            detail: match &s.aging {
+                Some(a) => format!(
+                    "aging not resolved: {}",
+                    a.law.failure().unwrap_or("no τ* fitted")
+                ),
+                None => "no aging fit (the scan has no age cuts)".into(),
+            },
+        });
+    };
+    let up = at33(Direction::Compression);
+    let (dc_down, dc_up) = (down.delta_c[0], up.map_or(f64::NAN, |p| p.delta_c[0]));
+    // ΔC is decided against the larger of the two noise widths (ΔC of measured − expected):
+    // lower by more than that is "less heterogeneous"; higher by more contradicts the seed.
+    let noise = down.delta_c[2].max(up.map_or(f64::NAN, |p| p.delta_c[2]));
+    let (verdict, contradicts) = if !(dc_down.is_finite() && dc_up.is_finite()) {
+        ("not measured".to_string(), false)
+    } else if dc_up - dc_down > noise {
+        (
+            format!("lower by more than the noise width {noise:.4}: decided"),
+            false,
+        )
+    } else if dc_down - dc_up > noise {
+        (
+            format!("HIGHER by more than the noise width {noise:.4}"),
+            true,
+        )
+    } else {
+        (
+            format!("within the noise width {noise:.4}: not decided at this scale"),
+            false,
+        )
+    };
+    Some(Check {
+        name,
+        passed: k / sk >= 3.0 && !contradicts,
+        detail: format!(
+            "aging rate 1/τ* = {} 1/s ({:.1} σ from zero; limit 3 σ); ΔC at δt = τ {dc_down:.4} \
+             down vs {dc_up:.4} up ({verdict})",
+            crate::fit_results::plus_minus(k, sk),
+            k / sk
+        ),
+    })
 }
 
 /// The Ce seed's "slight aging still presents at 2.9 GPa ... even at around three hours after
