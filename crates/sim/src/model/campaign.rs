@@ -32,12 +32,18 @@ pub struct Aging {
 /// u → u + J at rate r on top of a smooth clock slowed to rate 1/τ − rJ, so that the mean
 /// clock rate stays 1/τ(P) while the local decorrelation over δt fluctuates
 /// (Δu = (1 − rJτ) δt/τ + J·N, N ~ Poisson(r δt)). Stationary isobars only.
+///
+/// With `per_domain` each domain of the isobar's [`super::DomainSpec`] has its own jumps
+/// (independent Poisson times at the same rate): the intermittency is local, and the volume's
+/// ΔC falls with the number of domains instead of being set by hand.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Fluctuations {
-    /// Rate of the jumps (1/s).
+    /// Rate of the jumps (1/s; per domain with `per_domain`).
     pub rate_per_s: f64,
     /// Jump J (material time).
     pub jump: f64,
+    /// Each domain's clock jumps on its own.
+    pub per_domain: bool,
 }
 
 /// One isobar: a pressure step, a wait, then a scan.
@@ -139,6 +145,12 @@ impl Campaign {
                         "fluctuations need a stationary isobar (no aging)",
                     ));
                 }
+                if f.per_domain && b.domains.is_none() {
+                    return Err(Error::invalid(
+                        &o,
+                        "fluctuations.per_domain = true needs a `domains` table on the isobar",
+                    ));
+                }
                 let tau = response.tau_s(b.pressure_gpa, b.direction);
                 let share = f.rate_per_s * f.jump * tau;
                 if share >= 0.95 {
@@ -210,12 +222,14 @@ impl Campaign {
         let mut dynamics = Dynamics::new(beta, law, &events, Some(b.avalanche_model), "campaign")?;
         let (tau_start_s, tau_end_s) = match b.fluctuations {
             Some(f) => {
-                let times = AvalancheTimes::Poisson {
-                    rate_per_s: f.rate_per_s,
+                if !f.per_domain {
+                    let times = AvalancheTimes::Poisson {
+                        rate_per_s: f.rate_per_s,
+                    }
+                    .scan_events(b.waiting_time_s, len, rng);
+                    let jumps: Vec<(f64, f64)> = times.iter().map(|&t| (t, f.jump)).collect();
+                    dynamics = dynamics.with_clock_jumps(&jumps, "campaign")?;
                 }
-                .scan_events(b.waiting_time_s, len, rng);
-                let jumps: Vec<(f64, f64)> = times.iter().map(|&t| (t, f.jump)).collect();
-                dynamics = dynamics.with_clock_jumps(&jumps, "campaign")?;
                 // The mean τ (the branch's), not the slowed smooth clock's.
                 let tau = self.response.tau_s(b.pressure_gpa, b.direction);
                 (tau, tau)
@@ -234,7 +248,8 @@ impl Campaign {
                 Vec::new()
             };
             let o = format!("campaign [[isobar]] {k}");
-            dynamics = dynamics.with_domains(spec.realize(&cascades, len, rng, &o)?);
+            let local = b.fluctuations.filter(|f| f.per_domain);
+            dynamics = dynamics.with_domains(spec.realize(&cascades, len, local, rng, &o)?);
         }
         let facts = ScanFacts {
             pressure_gpa: b.pressure_gpa,

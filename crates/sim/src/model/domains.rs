@@ -35,27 +35,45 @@ use rand::RngExt;
 use xpcs_core::check::{check_positive, check_range};
 use xpcs_core::error::{Error, Result};
 
+use super::avalanche::AvalancheTimes;
+use super::campaign::Fluctuations;
+
 /// Most domains a scan may have (fields per pixel grow with N).
 pub const MAX_DOMAINS: usize = 64;
 
-/// One replacement event: at `time_s` a fraction φ of each listed domain's field is replaced
-/// by an independent copy (E → sqrt(1-φ) E + sqrt(φ) Y). An empty list means every domain.
+/// One domain event: at `time_s` a fraction φ of each listed domain's field is replaced by an
+/// independent copy (E → sqrt(1-φ) E + sqrt(φ) Y), and each listed domain's own clock jumps
+/// ahead by J (material time, before ρ_d: the domain's field moves on by ρ_d J at once). An
+/// empty list means every domain.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DomainEvent {
     /// Scan time (s).
     pub time_s: f64,
-    /// φ ∈ [0, 1].
+    /// φ ∈ [0, 1] (0 = a clock jump only).
     pub fraction: f64,
+    /// Clock jump J ≥ 0 of the domains hit (0 = a replacement only).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub jump: f64,
     /// Domain indices hit (sorted, distinct); empty = all.
     pub domains: Vec<u32>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl DomainEvent {
     /// Whether the event hits domain d.
     #[inline]
     pub fn hits(&self, d: usize) -> bool {
-        self.domains.is_empty() || self.domains.binary_search(&(d as u32)).is_ok()
+        hits(&self.domains, d)
     }
+}
+
+/// Whether an event that names `domains` (sorted; empty = all of them) hits domain d.
+#[inline]
+pub fn hits(domains: &[u32], d: usize) -> bool {
+    domains.is_empty() || domains.binary_search(&(d as u32)).is_ok()
 }
 
 /// The realised domains of one scan.
@@ -84,7 +102,8 @@ impl Domains {
     }
 
     /// Domains from explicit weights (> 0, summing to 1 within 1e-9), rate factors (> 0) and
-    /// events (any order; φ ∈ [0, 1]; indices < N). `origin` names the input in errors.
+    /// events (any order; φ ∈ [0, 1]; J from 0 to 1000; indices < N). `origin` names the input
+    /// in errors.
     pub fn new(
         weights: Vec<f64>,
         rates: Vec<f64>,
@@ -126,6 +145,7 @@ impl Domains {
         for e in &mut events {
             check_range(origin, "domain event time_s", e.time_s, f64::MIN, f64::MAX)?;
             check_range(origin, "domain event fraction", e.fraction, 0.0, 1.0)?;
+            check_range(origin, "domain event jump", e.jump, 0.0, 1e3)?;
             e.domains.sort_unstable();
             e.domains.dedup();
             if let Some(&d) = e.domains.last() {
@@ -171,9 +191,13 @@ impl Domains {
     pub fn max_rate(&self) -> f64 {
         self.rates.iter().cloned().fold(0.0, f64::max)
     }
-    /// Replacement events, sorted by time.
+    /// Replacement events and clock jumps, sorted by time.
     pub fn events(&self) -> &[DomainEvent] {
         &self.events
+    }
+    /// Whether any event moves a domain's own clock (J > 0).
+    pub fn has_jumps(&self) -> bool {
+        self.events.iter().any(|e| e.jump > 0.0)
     }
 
     /// The ensemble ISF of the smooth clock at pixel material time Δ (no events):
@@ -310,12 +334,14 @@ impl DomainSpec {
     }
 
     /// Realises the domains of one scan of `scan_length_s` seconds: the rates, one cascade at
-    /// each of `cascade_times_s` (scan time, s; S domains drawn without replacement), and the
-    /// spontaneous rearrangements of each domain (Poisson, rate ν ρ_d).
+    /// each of `cascade_times_s` (scan time, s; S domains drawn without replacement), the
+    /// spontaneous rearrangements of each domain (Poisson, rate ν ρ_d), and with
+    /// `local_clocks` each domain's own clock jumps (Poisson at its rate, jump J each).
     pub fn realize<R: rand::Rng + ?Sized>(
         &self,
         cascade_times_s: &[f64],
         scan_length_s: f64,
+        local_clocks: Option<Fluctuations>,
         rng: &mut R,
         origin: &str,
     ) -> Result<Domains> {
@@ -340,21 +366,36 @@ impl DomainSpec {
             events.push(DomainEvent {
                 time_s: t,
                 fraction: self.fraction,
+                jump: 0.0,
                 domains,
             });
         }
         if self.local_rate_per_s > 0.0 {
             for (d, &rho) in rates.iter().enumerate() {
-                let rate = self.local_rate_per_s * rho;
-                let mut t = 0.0;
-                loop {
-                    t += -(1.0 - rng.random::<f64>()).ln() / rate;
-                    if t >= scan_length_s {
-                        break;
-                    }
+                let local = AvalancheTimes::Poisson {
+                    rate_per_s: self.local_rate_per_s * rho,
+                };
+                for t in local.scan_events(0.0, scan_length_s, rng) {
                     events.push(DomainEvent {
                         time_s: t,
                         fraction: self.fraction,
+                        jump: 0.0,
+                        domains: vec![d as u32],
+                    });
+                }
+            }
+        }
+        // Drawn last, so that domains without local clocks keep their random streams.
+        if let Some(f) = local_clocks {
+            for d in 0..n {
+                let times = AvalancheTimes::Poisson {
+                    rate_per_s: f.rate_per_s,
+                };
+                for t in times.scan_events(0.0, scan_length_s, rng) {
+                    events.push(DomainEvent {
+                        time_s: t,
+                        fraction: 0.0,
+                        jump: f.jump,
                         domains: vec![d as u32],
                     });
                 }
@@ -381,6 +422,7 @@ mod tests {
         let bad = DomainEvent {
             time_s: 1.0,
             fraction: 0.5,
+            jump: 0.0,
             domains: vec![2],
         };
         let e = Domains::new(vec![0.5, 0.5], vec![1.0, 1.0], vec![bad], "s.toml")
@@ -468,7 +510,7 @@ mod tests {
         let mut rng = crate::rng::stream(12, 0);
         let t_len = 4000.0;
         let d = spec
-            .realize(&[10.0, 20.0, 30.0], t_len, &mut rng, "t")
+            .realize(&[10.0, 20.0, 30.0], t_len, None, &mut rng, "t")
             .unwrap();
         assert_eq!(d.len(), 4);
         for (k, &rho) in d.rates().iter().enumerate() {

@@ -3,9 +3,10 @@
 //! Input: β, a [`Clock`] (τ law + model-A jumps), model-B replacement events and the
 //! [`Domains`] of the scattering volume. Output: the field covariance F(t1,t2) for a pixel whose
 //! clock runs at rate factor r:
-//! F = Σ_d w_d exp(-|r ρ_d (u(t2) - u(t1))|^β) · Π sqrt(1 - φ_e) over replacement events
-//! t1 < t_e ≤ t2 (global ones, and the domain's own). One domain (w = ρ = 1, no domain events)
-//! is F = exp(-|r Δu|^β) · Π sqrt(1 - φ_e). Times are seconds since the start of the scan.
+//! F = Σ_d w_d exp(-|r ρ_d (u(t2) - u(t1) + J_d)|^β) · Π sqrt(1 - φ_e) over replacement events
+//! t1 < t_e ≤ t2 (global ones, and the domain's own), J_d the domain's own clock jumps in
+//! (t1, t2]. One domain (w = ρ = 1, no domain events) is F = exp(-|r Δu|^β) · Π sqrt(1 - φ_e).
+//! Times are seconds since the start of the scan.
 //!
 //! Reference: docs/model.md §2 (material clock; avalanche models A and B; domains).
 
@@ -109,6 +110,15 @@ impl Dynamics {
         &self.domains
     }
 
+    /// Whether the dynamics are stationary (constant τ, no clock jumps, no model-B or domain
+    /// rearrangements): then the field covariance depends on t2 - t1 only.
+    pub fn is_stationary(&self) -> bool {
+        matches!(self.clock.law(), TauLaw::Stationary { .. })
+            && self.clock.jumps().is_empty()
+            && self.replacements.is_empty()
+            && self.domains.events().is_empty()
+    }
+
     /// Field covariance F(t1, t2) of a pixel with clock-rate factor `rate` (see module doc).
     pub fn field_cov(&self, rate: f64, t1_s: f64, t2_s: f64) -> f64 {
         let (a, b) = if t1_s <= t2_s {
@@ -125,13 +135,14 @@ impl Dynamics {
             .zip(self.domains.rates())
             .enumerate()
         {
-            let mut fd = w * isf(rho * du, self.beta.get());
+            let (mut keep, mut jump) = (w, 0.0);
             for e in self.domains.events() {
                 if a < e.time_s && e.time_s <= b && e.hits(d) {
-                    fd *= (1.0 - e.fraction).sqrt();
+                    keep *= (1.0 - e.fraction).sqrt();
+                    jump += e.jump;
                 }
             }
-            f += fd;
+            f += keep * isf(rho * (du + rate * jump), self.beta.get());
         }
         for &(te, phi) in &self.replacements {
             if a < te && te <= b {

@@ -50,6 +50,9 @@ pub struct Sampling {
     pub subsamples: usize,
     /// Phasor count K of the random-phasor generator (None = exact Gaussian generator).
     pub phasors: Option<usize>,
+    /// Grid spacing du (pixel material time) of the grid method, whose domain clock jumps are
+    /// whole grid steps: a pixel of rate r jumps by du · round(r J / du) (None = exact jumps).
+    pub jump_grid: Option<f64>,
 }
 
 impl Sampling {
@@ -136,6 +139,11 @@ pub struct Truth<'a> {
     /// replacements (φ = 1) and Σ ln sqrt(1 - φ) of the partial ones; the factor of the events
     /// between two sub-samples is then a difference of two rows, not a walk over the events.
     dprefix: Vec<Vec<(u32, f64)>>,
+    /// Per class of the bin (empty without domain clock jumps): after the first k domain
+    /// events, row k holds per domain the pixel material time its own jumps added (r J each,
+    /// or whole grid steps), so the domain's Δu between two sub-samples is r Δu plus a
+    /// difference of two rows.
+    jprefix: Vec<Vec<Vec<f64>>>,
 }
 
 impl<'a> Truth<'a> {
@@ -188,6 +196,32 @@ impl<'a> Truth<'a> {
             }
             rows
         };
+        let jprefix = if dseg.is_empty() || !dynamics.domains().has_jumps() {
+            Vec::new()
+        } else {
+            let dom = dynamics.domains();
+            let step = |x: f64| match sampling.jump_grid {
+                Some(du) => (x / du).round() * du,
+                None => x,
+            };
+            bin.classes
+                .iter()
+                .map(|cl| {
+                    let mut row = vec![0.0f64; dom.len()];
+                    let mut rows = vec![row.clone()];
+                    for e in dom.events() {
+                        let j = step(cl.rate * e.jump);
+                        for (d, r) in row.iter_mut().enumerate() {
+                            if e.hits(d) {
+                                *r += j;
+                            }
+                        }
+                        rows.push(row.clone());
+                    }
+                    rows
+                })
+                .collect()
+        };
         Truth {
             dynamics,
             bin,
@@ -200,11 +234,13 @@ impl<'a> Truth<'a> {
             seg,
             dseg,
             dprefix,
+            jprefix,
         }
     }
 
-    /// Σ_d w_d exp(-|ρ_d Δ|^β) · (the domain's events between sub-samples i and j).
-    fn domain_cov(&self, delta_u: f64, i: usize, j: usize) -> f64 {
+    /// Σ_d w_d exp(-|ρ_d (Δ + J_d)|^β) · (the domain's replacements between sub-samples i and
+    /// j), J_d the domain's own jumps from i to j (signed like Δ) for bin class `class`.
+    fn domain_cov(&self, delta_u: f64, i: usize, j: usize, class: usize) -> f64 {
         let dom = self.dynamics.domains();
         let beta = self.dynamics.beta();
         let (a, b) = (
@@ -212,13 +248,20 @@ impl<'a> Truth<'a> {
             self.dseg[i].max(self.dseg[j]),
         );
         let (ra, rb) = (&self.dprefix[a], &self.dprefix[b]);
+        let jumps = self
+            .jprefix
+            .get(class)
+            .map(|t| (&t[self.dseg[i]], &t[self.dseg[j]]));
         let mut f = 0.0;
         for (d, (&w, &rho)) in dom.weights().iter().zip(dom.rates()).enumerate() {
             // A complete replacement in between: nothing of this domain is left.
             if rb[d].0 != ra[d].0 {
                 continue;
             }
-            let x = (rho * delta_u).abs();
+            let x = match jumps {
+                Some((ji, jj)) => (rho * (delta_u + jj[d] - ji[d])).abs(),
+                None => (rho * delta_u).abs(),
+            };
             let smooth = if beta == 2.0 { x * x } else { x.powf(beta) };
             f += w * (rb[d].1 - ra[d].1 - smooth).exp();
         }
@@ -237,7 +280,7 @@ impl<'a> Truth<'a> {
         let beta = self.dynamics.beta();
         let reps = self.dynamics.replacements();
         let mut total = 0.0;
-        for cl in &self.bin.classes {
+        for (c, cl) in self.bin.classes.iter().enumerate() {
             let k0 = (1.0 - cl.incoherent_fraction).powi(2) * cl.contrast;
             let mut acc = 0.0;
             for i in n * s_n..(n + 1) * s_n {
@@ -246,7 +289,7 @@ impl<'a> Truth<'a> {
                     let mut f = if self.dseg.is_empty() {
                         (-du.abs().powf(beta)).exp()
                     } else {
-                        self.domain_cov(du, i, j)
+                        self.domain_cov(du, i, j, c)
                     };
                     let (a, b) = (self.seg[i].min(self.seg[j]), self.seg[i].max(self.seg[j]));
                     for &(_, phi) in &reps[a..b] {
@@ -438,6 +481,7 @@ mod tests {
             frame_time_s: 1.0,
             subsamples: 1,
             phasors: None,
+            jump_grid: None,
         };
         let t = Truth::new(&d, &bin, s);
         let g = t.g2(&[0, 1, 5, 49, 50]);
@@ -479,6 +523,7 @@ mod tests {
             frame_time_s: 1.0,
             subsamples: 2,
             phasors: None,
+            jump_grid: None,
         };
         let t = Truth::new(&d, &bin, s);
         assert!((t.c2(2, 8) - 2.0).abs() < 1e-9);
@@ -567,7 +612,8 @@ mod props {
             let px = PixelOptics { mean_counts: 1.5, rate: 1.2, contrast: 0.4,
                 static_fraction: x, incoherent_fraction: 0.1 };
             let bin = BinOptics::new(vec![px]);
-            let s = Sampling { n_frames: 12, frame_time_s: 1.0, subsamples: s_n, phasors: Some(8) };
+            let s = Sampling { n_frames: 12, frame_time_s: 1.0, subsamples: s_n, phasors: Some(8),
+                jump_grid: None };
             let t = Truth::new(&d, &bin, s);
             let want = direct_c2(&d, 1.2, n, m, s_n, |f| 1.0 + 0.81 * 0.4 *
                 intensity_cov(f, 7.0 / 8.0, x)) + if n == m { 1.0 / 1.5 } else { 0.0 };
@@ -580,37 +626,49 @@ mod props {
             prop_assert!((tab.u_frames(q) - d.clock().u(q)).abs() <= bound);
         }
 
-        /// With domains (rates, partial and complete events on one, several or all domains,
-        /// and global model-B events; β = 2 takes a fast path), the truth equals the direct per-pair formula of `Dynamics::field_cov`.
+        /// With domains (rates, partial and complete replacements and own clock jumps on
+        /// one, several or all domains, and global model-B events; β = 2 takes a fast path),
+        /// the truth equals the direct per-pair formula of `Dynamics::field_cov`. With a jump
+        /// grid du the reference is the same dynamics with every jump rounded to whole grid
+        /// steps of the pixel, J → du round(r J / du) / r.
         #[test]
         fn domain_truth_matches_direct_formula(
             beta in prop_oneof![0.3f64..2.0, Just(2.0)],
             rates in proptest::collection::vec(0.2f64..3.0, 1..6),
             ev in proptest::collection::vec(
-                (0.0f64..10.0, prop_oneof![0.0f64..1.0, Just(1.0)], 0u32..64), 0..6),
+                (0.0f64..10.0, prop_oneof![0.0f64..1.0, Just(1.0), Just(0.0)], 0u32..64,
+                 prop_oneof![Just(0.0), 0.0f64..2.0]), 0..6),
             global in proptest::collection::vec(0.0f64..10.0, 0..2),
+            rate in 0.3f64..2.5,
+            grid in prop_oneof![Just(None), (0.05f64..0.5).prop_map(Some)],
             s_n in 1usize..3,
             n in 0usize..10,
             m in 0usize..10,
         ) {
             use crate::model::{DomainEvent, Domains};
             let nd = rates.len();
-            let events = ev.iter().map(|&(t, phi, mask)| DomainEvent {
-                time_s: t,
-                fraction: phi,
-                domains: (0..nd as u32).filter(|d| mask & (1 << d) != 0).collect(),
-            }).collect();
-            let doms = Domains::new(vec![1.0 / nd as f64; nd], rates, events, "p").unwrap();
-            let d = Dynamics::new(beta, TauLaw::Stationary { tau_s: 4.0 }, &global,
-                Some(AvalancheModel::Replacement { fraction: 0.4 }), "p").unwrap()
-                .with_domains(doms);
-            let px = PixelOptics { mean_counts: 2.0, rate: 0.9, contrast: 0.3,
+            let build = |quantum: Option<f64>| {
+                let events = ev.iter().map(|&(t, phi, mask, jump)| DomainEvent {
+                    time_s: t,
+                    fraction: phi,
+                    jump: quantum.map_or(jump, |du| du * (rate * jump / du).round() / rate),
+                    domains: (0..nd as u32).filter(|d| mask & (1 << d) != 0).collect(),
+                }).collect();
+                let doms = Domains::new(vec![1.0 / nd as f64; nd], rates.clone(), events, "p")
+                    .unwrap();
+                Dynamics::new(beta, TauLaw::Stationary { tau_s: 4.0 }, &global,
+                    Some(AvalancheModel::Replacement { fraction: 0.4 }), "p").unwrap()
+                    .with_domains(doms)
+            };
+            let (d, reference) = (build(None), build(grid));
+            let px = PixelOptics { mean_counts: 2.0, rate, contrast: 0.3,
                 static_fraction: 0.2, incoherent_fraction: 0.0 };
             let bin = BinOptics::new(vec![px]);
-            let s = Sampling { n_frames: 10, frame_time_s: 1.0, subsamples: s_n, phasors: None };
+            let s = Sampling { n_frames: 10, frame_time_s: 1.0, subsamples: s_n, phasors: None,
+                jump_grid: grid };
             let t = Truth::new(&d, &bin, s);
-            let want = direct_c2(&d, 0.9, n, m, s_n, |f| 1.0 + 0.3 * intensity_cov(f, 1.0, 0.2))
-                + if n == m { 0.5 } else { 0.0 };
+            let want = direct_c2(&reference, rate, n, m, s_n,
+                |f| 1.0 + 0.3 * intensity_cov(f, 1.0, 0.2)) + if n == m { 0.5 } else { 0.0 };
             prop_assert!((t.c2(n, m) - want).abs() < 1e-12 * want.max(1.0));
         }
     }

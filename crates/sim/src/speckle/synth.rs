@@ -37,7 +37,7 @@
 //! Reference: docs/model.md §3; Goodman, Statistical Optics (1985) (modes, static fields).
 
 use super::generators::{complex_normal, CirculantPlan, Generator, Scratch};
-use crate::model::{truth, ClockTable, Dynamics, PixelOptics, Sampling};
+use crate::model::{truth, ClockTable, Domains, Dynamics, PixelOptics, Sampling};
 use num_complex::Complex64;
 use rand::RngExt;
 use rand_distr::{Distribution, Exp1, Poisson};
@@ -316,23 +316,62 @@ pub struct Simulator {
     /// Per domain, circulant plans for shorter runs (ascending points; grid method with events
     /// only): a run cut short by the next full replacement uses the smallest plan that holds it.
     short_generators: Vec<Vec<Generator>>,
+    /// Whether the domains' clocks jump on their own (then each domain's field has its own
+    /// points: an index offset per segment on the grid, shifted sub-samples when exact).
+    local_clocks: bool,
 }
 
-/// A replacement event as the synthesiser applies it.
+/// A replacement event or domain clock jump as the synthesiser applies it.
 #[derive(Debug, Clone, PartialEq)]
 struct SegEvent {
     /// Time in frames.
     t: f64,
     /// φ.
     phi: f64,
+    /// Clock jump J of the domains hit (material time; 0 = none).
+    jump: f64,
     /// Domains hit (empty = all).
     domains: Vec<u32>,
 }
 
 impl SegEvent {
     fn hits(&self, d: usize) -> bool {
-        self.domains.is_empty() || self.domains.binary_search(&(d as u32)).is_ok()
+        crate::model::domains::hits(&self.domains, d)
     }
+    /// Whether the event replaces part of the fields (a pure clock jump does not).
+    fn replaces(&self) -> bool {
+        self.phi > 0.0 || self.jump == 0.0
+    }
+}
+
+/// The largest grid spacing (pixel material time) that keeps every domain clock jump at least
+/// two grid steps for the slowest pixel (rate `r_min`): jumps are taken in whole steps, so
+/// the rounding changes no jump by more than a quarter. None without domain jumps.
+fn jump_spacing_cap(dynamics: &Dynamics, r_min: f64) -> Option<f64> {
+    let j_min = dynamics
+        .domains()
+        .events()
+        .iter()
+        .map(|e| e.jump)
+        .filter(|&j| j > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    j_min.is_finite().then(|| r_min * j_min / 2.0)
+}
+
+/// Grid points the domain clock jumps add to the longest domain field at spacing `du` for
+/// pixels up to rate `r_max` (each jump at most round(r J / du) ≤ r J / du + 1 steps).
+fn jump_points(dynamics: &Dynamics, r_max: f64, du: f64) -> usize {
+    let dom = dynamics.domains();
+    (0..dom.len())
+        .map(|d| {
+            dom.events()
+                .iter()
+                .filter(|e| e.jump > 0.0 && e.hits(d))
+                .map(|e| (r_max * e.jump / du).round() as usize + 1)
+                .sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// For each event e and domain d, the first later event that replaces all of d (φ = 1).
@@ -445,18 +484,21 @@ impl Simulator {
                 let (x_lo, x_hi) = (0..n)
                     .map(|p| scene.static_fraction.at(p))
                     .fold((1.0f64, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+                let r_min = (0..n)
+                    .map(|p| scene.rate_factor.at(p))
+                    .fold(f64::INFINITY, f64::min);
                 // Invalid spacings are refused by `new` after this estimate: none here.
                 let du = match du {
                     Some(d) if d.is_finite() && d > 0.0 => d,
                     None if tolerance.is_finite() && tolerance > 0.0 => {
                         let (lo, hi) = (x_lo.min(x_hi), x_hi);
-                        grid_spacing(dynamics, 1.0, lo, hi, tolerance).0
+                        planned_spacing(dynamics, 1.0, lo, hi, tolerance, r_min).0
                     }
                     _ => return bytes,
                 };
                 let t_end = nf * exposure.frame_time_s;
                 let u_span = dynamics.clock().u(t_end) - dynamics.clock().u(0.0);
-                (r_max * u_span / du).max(4.0 / du) + 2.0
+                (r_max * u_span / du).max(4.0 / du) + 2.0 + jump_points(dynamics, r_max, du) as f64
             }
         };
         if matches!(options.generator, GeneratorKind::Circulant) {
@@ -495,14 +537,17 @@ impl Simulator {
             .map(|&(t, phi)| SegEvent {
                 t: t / exposure.frame_time_s,
                 phi,
+                jump: 0.0,
                 domains: Vec::new(),
             })
             .collect();
         events_frames.extend(dynamics.domains().events().iter().map(|e| SegEvent {
             t: e.time_s / exposure.frame_time_s,
             phi: e.fraction,
+            jump: e.jump,
             domains: e.domains.clone(),
         }));
+        let local_clocks = dynamics.domains().has_jumps();
         // Stable: at equal times the global event stays first.
         events_frames.sort_by(|a, b| a.t.total_cmp(&b.t));
         let domain_rate = dynamics.domains().rates().to_vec();
@@ -516,35 +561,18 @@ impl Simulator {
         let r_max = (0..n)
             .map(|p| scene.rate_factor.at(p))
             .fold(0.0f64, f64::max);
-        let kappa = match options.generator {
-            GeneratorKind::Phasors { terms } => 1.0 - 1.0 / terms.max(1) as f64,
-            _ => 1.0,
-        };
         let mut grid = None;
         let mut sub_u = Vec::new();
         let n_domains = domain_rate.len();
         let mut short_generators: Vec<Vec<Generator>> = Vec::new();
         let generators = match options.method {
-            Method::Grid { du, tolerance } => {
-                // The error is not monotonic in x (it vanishes at x = 1): the grid must hold
-                // for every static fraction present, not just the largest.
-                let (x_lo, x_hi) = (0..n)
-                    .map(|p| scene.static_fraction.at(p))
-                    .fold((1.0f64, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
-                let x_lo = x_lo.min(x_hi);
-                let (du, err) = match du {
-                    Some(d) => {
-                        check_positive("options", "grid du", d)?;
-                        (d, grid_error(&dynamics, d, kappa, x_lo, x_hi))
-                    }
-                    None => {
-                        check_positive("options", "grid tolerance", tolerance)?;
-                        grid_spacing(&dynamics, kappa, x_lo, x_hi, tolerance)
-                    }
-                };
+            Method::Grid { .. } => {
+                let (du, err) = Self::grid_spacing_of(&scene, &dynamics, &options)?
+                    .expect("the grid method has a spacing");
                 grid = Some((du, err));
                 let u_span = table.u_frames(exposure.n_frames as f64) - table.u_frames(0.0);
-                let n_max = (r_max * u_span / du).floor() as usize + 2;
+                let n_max =
+                    (r_max * u_span / du).floor() as usize + 2 + jump_points(&dynamics, r_max, du);
                 let mut gens = Vec::with_capacity(domain_rate.len());
                 for &rho in &domain_rate {
                     gens.push(match options.generator {
@@ -607,12 +635,12 @@ impl Simulator {
                         let uniform = sub_u.iter().enumerate().all(|(i, &u)| {
                             (r0 * (u - sub_u[0]) - i as f64 * du).abs() <= 1e-9 * (1.0 + r0 * u)
                         });
-                        if !same_rate || !uniform {
+                        if !same_rate || !uniform || local_clocks {
                             return Err(Error::invalid(
                                 "options",
                                 "the circulant generator with the exact method needs a \
-                                 stationary clock, no jumps and one rate factor: use the grid \
-                                 method or the phasor generator",
+                                 stationary clock, no jumps (global or per domain) and one rate \
+                                 factor: use the grid method or the phasor generator",
                             ));
                         }
                         let mut gens = Vec::with_capacity(domain_rate.len());
@@ -644,9 +672,47 @@ impl Simulator {
             grid,
             sub_u,
             next_full: next_full_replacements(&events_frames, n_domains),
+            local_clocks,
             events_frames,
             short_generators,
         })
+    }
+
+    /// The grid method's spacing du (pixel material time) and its interpolation error for
+    /// this scene and dynamics, as [`Simulator::new`] plans it (None for the exact method),
+    /// without planning the generators: the truth of a scan with domain clock jumps needs du.
+    pub fn grid_spacing_of(
+        scene: &Scene,
+        dynamics: &Dynamics,
+        options: &SimOptions,
+    ) -> Result<Option<(f64, f64)>> {
+        let Method::Grid { du, tolerance } = options.method else {
+            return Ok(None);
+        };
+        let n = scene.rows * scene.cols;
+        let kappa = match options.generator {
+            GeneratorKind::Phasors { terms } => 1.0 - 1.0 / terms.max(1) as f64,
+            _ => 1.0,
+        };
+        // The error is not monotonic in x (it vanishes at x = 1): the grid must hold for every
+        // static fraction present, not just the largest.
+        let (x_lo, x_hi) = (0..n)
+            .map(|p| scene.static_fraction.at(p))
+            .fold((1.0f64, 0.0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        let x_lo = x_lo.min(x_hi);
+        Ok(Some(match du {
+            Some(d) => {
+                check_positive("options", "grid du", d)?;
+                (d, grid_error(dynamics, d, kappa, x_lo, x_hi))
+            }
+            None => {
+                check_positive("options", "grid tolerance", tolerance)?;
+                let r_min = (0..n)
+                    .map(|p| scene.rate_factor.at(p))
+                    .fold(f64::INFINITY, f64::min);
+                planned_spacing(dynamics, kappa, x_lo, x_hi, tolerance, r_min)
+            }
+        }))
     }
 
     /// The scene.
@@ -681,6 +747,7 @@ impl Simulator {
                 Method::Grid { .. } => quadrature.max(1),
             },
             phasors: self.generators[0].phasor_terms(),
+            jump_grid: self.grid.map(|(du, _)| du),
         }
     }
 
@@ -783,18 +850,25 @@ impl Simulator {
         let n_pts = ws.points.len();
         let n_modes = self.weights.len();
         let nd = self.domain_rate.len();
+        let local = self.local_clocks;
+        if local {
+            self.domain_clocks(p, ws, seg_ranges.len());
+        }
+        // Offset into domain d's field in segment k (nonzero on the grid with domain jumps).
+        let off = |ws: &Workspace, k: usize, d: usize| if local { ws.doff[k * nd + d] } else { 0 };
         ws.fields.resize(n_modes * nd, Vec::new());
         ws.statics.clear();
         for m in 0..n_modes {
             for d in 0..nd {
+                let pts: &[f64] = if local { &ws.dpts[d] } else { &ws.points };
                 let field = &mut ws.fields[m * nd + d];
-                field.resize(n_pts, Complex64::new(0.0, 0.0));
+                field.resize(pts.len(), Complex64::new(0.0, 0.0));
                 let rho = self.domain_rate[d];
                 if rho == 1.0 {
-                    self.generators[d].fill(&ws.points, field, rng, &mut ws.scratch)?;
+                    self.generators[d].fill(pts, field, rng, &mut ws.scratch)?;
                 } else {
                     ws.shifted.clear();
-                    ws.shifted.extend(ws.points.iter().map(|&u| rho * u));
+                    ws.shifted.extend(pts.iter().map(|&u| rho * u));
                     self.generators[d].fill(&ws.shifted, field, rng, &mut ws.scratch)?;
                 }
             }
@@ -808,30 +882,34 @@ impl Simulator {
         ws.seg_start.clear();
         let a = self.amplitude;
         for (k, &(lo, hi)) in seg_ranges.iter().enumerate() {
-            if k > 0 {
+            if k > 0 && self.events_frames[k - 1].replaces() {
                 let ev = &self.events_frames[k - 1];
                 let (s, r) = ((1.0 - ev.phi).sqrt(), ev.phi.sqrt());
-                ws.y.resize(n_pts, Complex64::new(0.0, 0.0));
+                let longest = ws.fields[..nd].iter().map(Vec::len).max().unwrap_or(n_pts);
+                ws.y.resize(longest, Complex64::new(0.0, 0.0));
                 for m in 0..n_modes {
                     for d in (0..nd).filter(|&d| ev.hits(d)) {
+                        let len = ws.fields[m * nd + d].len();
+                        let lo_d = lo + off(ws, k, d);
                         // Up to the last point read before the next full replacement of d.
                         let stop = match self.next_full[k - 1][d] {
-                            Some(j) => (seg_ranges[j].1 + 1).min(n_pts),
-                            None => n_pts,
+                            Some(j) => (seg_ranges[j].1 + off(ws, j, d) + 1).min(len),
+                            None => len,
                         };
                         // The circulant grid starts wherever the segment does: stationarity.
-                        let (u0, rho) = (ws.points[lo], self.domain_rate[d]);
+                        let pts: &[f64] = if local { &ws.dpts[d] } else { &ws.points };
+                        let (u0, rho) = (pts[lo_d], self.domain_rate[d]);
                         ws.shifted.clear();
                         ws.shifted
-                            .extend(ws.points[lo..stop].iter().map(|&u| rho * (u - u0)));
+                            .extend(pts[lo_d..stop].iter().map(|&u| rho * (u - u0)));
                         let gen = self
                             .short_generators
                             .get(d)
-                            .and_then(|l| l.iter().find(|g| g.points_held() >= stop - lo))
+                            .and_then(|l| l.iter().find(|g| g.points_held() >= stop - lo_d))
                             .unwrap_or(&self.generators[d]);
-                        gen.fill(&ws.shifted, &mut ws.y[lo..stop], rng, &mut ws.scratch)?;
+                        gen.fill(&ws.shifted, &mut ws.y[lo_d..stop], rng, &mut ws.scratch)?;
                         let field = &mut ws.fields[m * nd + d];
-                        for (f, &y) in field[lo..stop].iter_mut().zip(&ws.y[lo..stop]) {
+                        for (f, &y) in field[lo_d..stop].iter_mut().zip(&ws.y[lo_d..stop]) {
                             *f = *f * s + y * r;
                         }
                     }
@@ -841,11 +919,11 @@ impl Simulator {
             for i in lo..=hi {
                 let mut sum = 0.0;
                 for m in 0..n_modes {
-                    let e = if nd == 1 {
+                    let e = if nd == 1 && !local {
                         ws.fields[m][i]
                     } else {
                         (0..nd)
-                            .map(|d| ws.fields[m * nd + d][i] * self.domain_amp[d])
+                            .map(|d| ws.fields[m * nd + d][i + off(ws, k, d)] * self.domain_amp[d])
                             .sum::<Complex64>()
                     };
                     sum += self.weights[m] * (e * sa + ws.statics[m]).norm_sqr();
@@ -979,6 +1057,63 @@ impl Simulator {
         Ok(())
     }
 
+    /// Each domain's own clock for pixel p (domain clock jumps only): per segment k (after the
+    /// first k events) and domain d, the index offset `doff[k nd + d]` into the domain's field,
+    /// and the points `dpts[d]` (pixel material time, before ρ_d) its field is generated at.
+    /// Grid: the field runs on the grid extended by its jumps, each taken as round(r J / du)
+    /// whole steps, and a segment reads it shifted by the steps so far. Exact: offsets are 0
+    /// and each sub-sample's point moves on by r J per jump before it.
+    fn domain_clocks(&self, p: usize, ws: &mut Workspace, n_seg: usize) {
+        let nd = self.domain_rate.len();
+        let r = self.scene.rate_factor.at(p);
+        let n_pts = ws.points.len();
+        ws.doff.clear();
+        ws.doff.resize(n_seg * nd, 0);
+        ws.dpts.resize(nd, Vec::new());
+        match self.grid {
+            Some((du, _)) => {
+                for k in 1..n_seg {
+                    let ev = &self.events_frames[k - 1];
+                    let steps = (r * ev.jump / du).round() as usize;
+                    for d in 0..nd {
+                        let prev = ws.doff[(k - 1) * nd + d];
+                        ws.doff[k * nd + d] = prev + if ev.hits(d) { steps } else { 0 };
+                    }
+                }
+                let u_start = ws.points[0];
+                for d in 0..nd {
+                    let len = n_pts + ws.doff[(n_seg - 1) * nd + d];
+                    let pts = &mut ws.dpts[d];
+                    pts.clear();
+                    pts.extend((0..len).map(|j| u_start + j as f64 * du));
+                }
+            }
+            None => {
+                // Shift of domain d after the first k events: ws.jcum[k nd + d].
+                ws.jcum.clear();
+                ws.jcum.resize(n_seg * nd, 0.0);
+                for k in 1..n_seg {
+                    let ev = &self.events_frames[k - 1];
+                    for d in 0..nd {
+                        let prev = ws.jcum[(k - 1) * nd + d];
+                        ws.jcum[k * nd + d] = prev + if ev.hits(d) { r * ev.jump } else { 0.0 };
+                    }
+                }
+                let s_n = n_pts / self.exposure.n_frames.max(1);
+                for d in 0..nd {
+                    let pts = &mut ws.dpts[d];
+                    pts.clear();
+                    pts.extend(ws.points.iter().enumerate().map(|(i, &u)| {
+                        // The sub-sample's segment: events at or before its time (frames).
+                        let t = (i / s_n) as f64 + ((i % s_n) as f64 + 0.5) / s_n as f64;
+                        let k = self.events_frames.partition_point(|e| e.t <= t);
+                        u + ws.jcum[k * nd + d]
+                    }));
+                }
+            }
+        }
+    }
+
     /// Exact method: intensity at every sub-sample into ws.frame_int (segments contiguous).
     fn exact_intensities<R: rand::Rng + ?Sized>(
         &self,
@@ -1020,16 +1155,18 @@ impl Simulator {
 }
 
 /// The grid method's interpolation error at spacing `du` (pixel material time) for the scan's
-/// field covariance: one KWW for a single domain, the domain mixture otherwise.
+/// field covariance, the domain mixture Σ_d w_d exp(-|ρ_d Δu|^β) (one KWW for a single
+/// domain, where w = ρ = 1 gives the same numbers as the single-KWW bound).
 fn grid_error(dynamics: &Dynamics, du: f64, kappa: f64, x_lo: f64, x_hi: f64) -> f64 {
-    let dom = dynamics.domains();
-    let beta = dynamics.beta();
-    if dom.is_single() {
-        truth::grid_interpolation_error_range(beta, du, kappa, x_lo, x_hi)
-    } else {
-        let support = 4.0 / dom.rates().iter().cloned().fold(f64::MAX, f64::min);
-        truth::grid_interpolation_error_cov(|d| dom.isf(d, beta), support, du, kappa, x_lo, x_hi)
-    }
+    let (dom, beta) = (dynamics.domains(), dynamics.beta());
+    truth::grid_interpolation_error_cov(
+        |d| dom.isf(d, beta),
+        covariance_support(dom),
+        du,
+        kappa,
+        x_lo,
+        x_hi,
+    )
 }
 
 /// The largest spacing whose [`grid_error`] is within `tolerance`, with that error.
@@ -1040,20 +1177,55 @@ fn grid_spacing(
     x_hi: f64,
     tolerance: f64,
 ) -> (f64, f64) {
-    let dom = dynamics.domains();
-    let beta = dynamics.beta();
-    if dom.is_single() {
-        truth::grid_spacing_for(beta, kappa, x_lo, x_hi, tolerance)
-    } else {
-        let support = 4.0 / dom.rates().iter().cloned().fold(f64::MAX, f64::min);
-        truth::grid_spacing_for_cov(|d| dom.isf(d, beta), support, kappa, x_lo, x_hi, tolerance)
+    let (dom, beta) = (dynamics.domains(), dynamics.beta());
+    truth::grid_spacing_for_cov(
+        |d| dom.isf(d, beta),
+        covariance_support(dom),
+        kappa,
+        x_lo,
+        x_hi,
+        tolerance,
+    )
+}
+
+/// [`grid_spacing`], halved further while it is coarser than [`jump_spacing_cap`] (slowest
+/// pixel rate `r_min`), with its error.
+fn planned_spacing(
+    dynamics: &Dynamics,
+    kappa: f64,
+    x_lo: f64,
+    x_hi: f64,
+    tolerance: f64,
+    r_min: f64,
+) -> (f64, f64) {
+    let (mut du, err) = grid_spacing(dynamics, kappa, x_lo, x_hi, tolerance);
+    match jump_spacing_cap(dynamics, r_min) {
+        Some(cap) if du > cap => {
+            while du > cap && du > 1e-6 {
+                du *= 0.5;
+            }
+            (du, grid_error(dynamics, du, kappa, x_lo, x_hi))
+        }
+        _ => (du, err),
     }
+}
+
+/// Material-time lag beyond which the domain mixture's covariance is negligible: 4 / min ρ_d,
+/// where the slowest domain's KWW is exp(-4^β) ≤ e^-4 for β ≥ 1.
+fn covariance_support(dom: &Domains) -> f64 {
+    4.0 / dom.rates().iter().cloned().fold(f64::MAX, f64::min)
 }
 
 /// Per-worker buffers.
 #[derive(Debug, Default)]
 struct Workspace {
     points: Vec<f64>,
+    /// Per domain, the points of its own clock (domain clock jumps only).
+    dpts: Vec<Vec<f64>>,
+    /// Per segment and domain, the index offset into the domain's field.
+    doff: Vec<usize>,
+    /// Per segment and domain, the exact method's material-time shift.
+    jcum: Vec<f64>,
     shifted: Vec<f64>,
     fields: Vec<Vec<Complex64>>,
     y: Vec<Complex64>,

@@ -615,6 +615,7 @@ fn domains_match_truth() {
         let ev = |t: f64, phi: f64, d: &[u32]| DomainEvent {
             time_s: t,
             fraction: phi,
+            jump: 0.0,
             domains: d.to_vec(),
         };
         Domains::new(
@@ -631,20 +632,7 @@ fn domains_match_truth() {
         )
         .unwrap()
     };
-    let d = Dynamics::stationary(1.8, 30.0)
-        .unwrap()
-        .with_domains(domains());
-    let sim = Simulator::new(
-        Scene::uniform(96, 96, 20.0, 1.0, 1.0),
-        d,
-        exposure(40),
-        opts(
-            GeneratorKind::Phasors { terms: 64 },
-            Method::Exact { subsamples: 2 },
-            31,
-        ),
-    )
-    .unwrap();
+    let sim = stationary_exact_sim(domains(), 31);
     check(
         "domains exact",
         &sim,
@@ -663,42 +651,7 @@ fn domains_match_truth() {
         0.0,
     )
     .unwrap();
-    let law = TauLaw::Aging {
-        tau0_s: 6.0,
-        tau_star_s: 60.0,
-        tau_eq_s: 1e9,
-        waiting_time_s: 0.0,
-    };
-    let d = Dynamics::new(
-        1.8,
-        law,
-        &[35.5],
-        Some(AvalancheModel::ClockJump { jump: 0.5 }),
-        "t",
-    )
-    .unwrap()
-    .with_domains(domains());
-    let mut scene = Scene::uniform(64, 64, 10.0, 0.5, 1.0);
-    scene.rate_factor = PerPixel::Map(
-        (0..4096)
-            .map(|p| if p % 2 == 0 { 1.0 } else { 1.3 })
-            .collect(),
-    );
-    scene.static_fraction = PerPixel::Uniform(0.1);
-    let sim = Simulator::new(
-        scene,
-        d,
-        exposure(48),
-        opts(
-            GeneratorKind::Circulant,
-            Method::Grid {
-                du: None,
-                tolerance: 2e-3,
-            },
-            32,
-        ),
-    )
-    .unwrap();
+    let sim = aging_grid_sim(domains(), 32);
     let (du, err) = sim.grid().unwrap();
     assert!(err <= 2e-3 && du > 0.0);
     let slack = err * 0.5 + 1e-4;
@@ -722,6 +675,142 @@ fn domains_match_truth() {
         ],
         &[0, 1, 4, 12],
         slack,
+    )
+    .unwrap();
+}
+
+/// A stationary clock (τ = 30 s, β = 1.8) carrying `domains`, on a uniform 96 × 96 scene,
+/// synthesized exactly (2 sub-samples) with 64-term phasor generators.
+fn stationary_exact_sim(domains: crate::model::Domains, seed: u64) -> Simulator {
+    let d = Dynamics::stationary(1.8, 30.0)
+        .unwrap()
+        .with_domains(domains);
+    Simulator::new(
+        Scene::uniform(96, 96, 20.0, 1.0, 1.0),
+        d,
+        exposure(40),
+        opts(
+            GeneratorKind::Phasors { terms: 64 },
+            Method::Exact { subsamples: 2 },
+            seed,
+        ),
+    )
+    .unwrap()
+}
+
+/// An aging clock with a global clock jump at 35.5 s, carrying `domains`, on a 64 × 64 scene
+/// with two pixel rates and a static fraction, synthesized on the grid with the circulant
+/// generator (tolerance 2e-3).
+fn aging_grid_sim(domains: crate::model::Domains, seed: u64) -> Simulator {
+    let law = TauLaw::Aging {
+        tau0_s: 6.0,
+        tau_star_s: 60.0,
+        tau_eq_s: 1e9,
+        waiting_time_s: 0.0,
+    };
+    let d = Dynamics::new(
+        1.8,
+        law,
+        &[35.5],
+        Some(AvalancheModel::ClockJump { jump: 0.5 }),
+        "t",
+    )
+    .unwrap()
+    .with_domains(domains);
+    let mut scene = Scene::uniform(64, 64, 10.0, 0.5, 1.0);
+    scene.rate_factor = PerPixel::Map(
+        (0..4096)
+            .map(|p| if p % 2 == 0 { 1.0 } else { 1.3 })
+            .collect(),
+    );
+    scene.static_fraction = PerPixel::Uniform(0.1);
+    Simulator::new(
+        scene,
+        d,
+        exposure(48),
+        opts(
+            GeneratorKind::Circulant,
+            Method::Grid {
+                du: None,
+                tolerance: 2e-3,
+            },
+            seed,
+        ),
+    )
+    .unwrap()
+}
+
+/// Domains whose clocks jump on their own (jumps on one, two or all domains, a partial and a
+/// complete replacement after jumps, a jump after a complete replacement) against the exact
+/// truth: the exact method with phasors (jumps exact), and the grid method with the circulant
+/// generator on an aging clock with a global clock jump and two pixel rates (each jump taken
+/// as whole grid steps per pixel, as the truth takes it; slack: the grid's interpolation error).
+#[test]
+fn domain_clocks_match_truth() {
+    use crate::model::{DomainEvent, Domains};
+    let domains = || {
+        let ev = |t: f64, phi: f64, jump: f64, d: &[u32]| DomainEvent {
+            time_s: t,
+            fraction: phi,
+            jump,
+            domains: d.to_vec(),
+        };
+        Domains::new(
+            vec![0.25; 4],
+            vec![0.5, 0.8, 1.2, 1.5],
+            vec![
+                ev(8.3, 0.0, 0.6, &[0]),
+                ev(12.1, 0.0, 0.6, &[1, 2]),
+                // Replacements read each domain's field at its own offset.
+                ev(18.7, 0.7, 0.0, &[0, 1]),
+                ev(22.2, 0.0, 0.9, &[]),
+                ev(27.5, 1.0, 0.0, &[0]),
+                ev(31.0, 0.0, 0.6, &[0, 3]),
+            ],
+            "t",
+        )
+        .unwrap()
+    };
+    let pairs = [
+        (5, 7),
+        (6, 10),
+        (8, 9),
+        (10, 14),
+        (12, 12),
+        (16, 20),
+        (20, 24),
+        (21, 23),
+        (26, 29),
+        (29, 33),
+        (30, 32),
+        (3, 38),
+    ];
+    let sim = stationary_exact_sim(domains(), 41);
+    check(
+        "domain clocks exact",
+        &sim,
+        sim.truth_sampling(1),
+        &pairs,
+        &[1, 5, 12],
+        0.0,
+    )
+    .unwrap();
+    let sim = aging_grid_sim(domains(), 42);
+    let (du, err) = sim.grid().unwrap();
+    // Every jump is at least two grid steps for the slower pixels.
+    assert!(err <= 2e-3 && du <= 0.3, "{du} {err}");
+    let sampling = sim.truth_sampling(16);
+    assert_eq!(sampling.jump_grid, Some(du));
+    check(
+        "domain clocks grid",
+        &sim,
+        sampling,
+        &[(34, 37), (40, 44), (2, 2)]
+            .into_iter()
+            .chain(pairs)
+            .collect::<Vec<_>>(),
+        &[0, 1, 4, 12],
+        err * 0.5 + 1e-4,
     )
     .unwrap();
 }

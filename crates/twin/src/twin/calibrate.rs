@@ -200,6 +200,7 @@ pub fn truth_offsets(case: &StackCase) -> Result<Vec<(String, f64, f64)>> {
         frame_time_s: 1.0,
         subsamples: 2,
         phasors: None,
+        jump_grid: None,
     };
     let truth = Truth::new(&dynamics, &optics, sampling);
     let sched = LagSchedule::multi_tau(case.n_frames, 8)?;

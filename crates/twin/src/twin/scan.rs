@@ -220,6 +220,27 @@ pub struct AgingResult {
     pub compared: Vec<Compared>,
 }
 
+impl AgingResult {
+    /// The span (s) of the age cuts' ages (latest − earliest).
+    pub fn age_span_s(&self) -> f64 {
+        age_span_s(&self.ages)
+    }
+}
+
+/// The span (s) of the cuts' ages (latest − earliest).
+fn age_span_s(cuts: &[AgeFit]) -> f64 {
+    let ages = cuts.iter().map(|f| f.cut.age_s);
+    ages.clone().fold(f64::NEG_INFINITY, f64::max) - ages.fold(f64::INFINITY, f64::min)
+}
+
+/// The aging rate 1/τ* (1/s) of an aging-law fit and its standard error, when the fit has
+/// both τ* and its error.
+pub fn aging_rate(law: &FitReport) -> Option<(f64, f64)> {
+    law.value("tau_star")
+        .zip(law.std_error("tau_star"))
+        .map(|(ts, es)| (1.0 / ts, es / (ts * ts)))
+}
+
 /// Heterogeneity ΔC of the whole region at δt = τ.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeltaCResult {
@@ -1028,9 +1049,7 @@ fn aging_of(
     // A weak aging (truth τ* ≥ 5 × the span of ages: ln τ moves < 20 % over the scan) that
     // the measured ages do not resolve is unconstrained, not a failure; a strong aging the
     // fit misses still fails.
-    let ages: Vec<f64> = fits.iter().map(|f| f.cut.age_s).collect();
-    let span = ages.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-        - ages.iter().copied().fold(f64::INFINITY, f64::min);
+    let span = age_span_s(&fits);
     let truth_weak = match truth_law.value("tau_star") {
         Some(ts) => ts >= 5.0 * span,
         None => truth_law
@@ -1041,13 +1060,7 @@ fn aging_of(
     // few σ from zero by chance): there is no truth τ0, τ* to compare with, so the numbers
     // are unconstrained as long as the fitted rate 1/τ* is within WEAK_AGING_MAX_Z σ of
     // zero; a rate beyond that contradicts the weak truth and fails.
-    if let (None, true, Some(ts), Some(es)) = (
-        law_fit.failure(),
-        truth_weak,
-        law_fit.value("tau_star"),
-        law_fit.std_error("tau_star"),
-    ) {
-        let (rate, sr) = (1.0 / ts, es / (ts * ts));
+    if let (None, true, Some((rate, sr))) = (law_fit.failure(), truth_weak, aging_rate(&law_fit)) {
         if rate / sr <= WEAK_AGING_MAX_Z {
             let note = format!(
                 "unconstrained (weak aging: the truth's τ* is unresolved or ≥ 5 × the \

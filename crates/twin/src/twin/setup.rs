@@ -23,6 +23,7 @@
 //!
 //! Reference: docs/model.md §1–4 (pipeline, material clock, speckle, instrument).
 
+use super::shard::sim_options;
 use crate::config::campaign::{BandSpacing, CampaignConfig, ScaleConfig};
 use std::path::{Path, PathBuf};
 use xpcs_core::check::{check_positive, check_range};
@@ -39,8 +40,8 @@ use xpcs_sim::instrument::dose::DoseRate;
 use xpcs_sim::instrument::geometry::{partition, PartitionSpec, QBands, QMaps};
 use xpcs_sim::instrument::scene::{Fsdp, Instrument};
 use xpcs_sim::instrument::{Beam, Dac, Detector};
-use xpcs_sim::model::{BinOptics, Direction, Dynamics, Isobar, Sampling, ScanFacts, TauLaw, Truth};
-use xpcs_sim::speckle::{Exposure, PerPixel, Scene};
+use xpcs_sim::model::{BinOptics, Direction, Dynamics, Isobar, Sampling, ScanFacts, Truth};
+use xpcs_sim::speckle::{Exposure, PerPixel, Scene, Simulator};
 
 /// Which size to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -846,19 +847,27 @@ impl ScanSetup {
     /// Whether the dynamics are stationary (no aging, no avalanches, no domain
     /// rearrangements): then E\[C(n, m)\] depends on m - n only.
     pub fn is_stationary(&self) -> bool {
-        matches!(self.dynamics.clock().law(), TauLaw::Stationary { .. })
-            && self.dynamics.clock().jumps().is_empty()
-            && self.dynamics.replacements().is_empty()
-            && self.dynamics.domains().events().is_empty()
+        self.dynamics.is_stationary()
     }
 
-    /// The truth sampling of this scan (grid method, exact Gaussian generator).
+    /// The truth sampling of this scan (grid method, exact Gaussian generator; with domain
+    /// clock jumps, the grid spacing the jumps are rounded to).
     pub fn sampling(&self) -> Sampling {
+        let jump_grid = if self.dynamics.domains().has_jumps() {
+            // The twin's options are constant and valid: no error to report here.
+            Simulator::grid_spacing_of(&self.scene, &self.dynamics, &sim_options(self.seed))
+                .ok()
+                .flatten()
+                .map(|(du, _)| du)
+        } else {
+            None
+        };
         Sampling {
             n_frames: self.exposure.n_frames,
             frame_time_s: self.exposure.frame_time_s,
             subsamples: TRUTH_QUADRATURE,
             phasors: None,
+            jump_grid,
         }
     }
 
