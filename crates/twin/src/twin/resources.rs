@@ -336,7 +336,7 @@ mod tests {
         let path = root.join("models/pt42-eiger.toml");
         let c: crate::config::campaign::CampaignConfig =
             xpcs_sim::config::load_toml(&path).unwrap();
-        let only = ["00-c0.1GPa".to_string()];
+        let only = ["01-c0.1GPa".to_string()];
         let f = CampaignSetup::from_config_only(c, &path, Scale::Full, None, &only).unwrap();
         let budget = 8.0 * (1u64 << 30) as f64;
         assert!(estimate(&f).unwrap()[0].memory_bytes > 4.0 * budget);
