@@ -188,6 +188,25 @@ pub struct DacConfig {
     /// Kossel lines and spots (default none).
     #[serde(default)]
     pub kossel: KosselConfig,
+    /// How the cell changes with pressure (default: not at all).
+    #[serde(default)]
+    pub compression: Option<CompressionConfig>,
+}
+
+/// `[compression]` of a DAC file: the sample's Murnaghan equation of state and the gasket's
+/// thinning. Under hydrostatic pressure the glass densifies as
+/// ρ/ρ₀ = (1 + B′P/B₀)^(1/B′), its thickness along the beam shrinks as (ρ₀/ρ)^(1/3) (so the
+/// atoms per unit beam area grow as (ρ/ρ₀)^(2/3)), and the chamber height falls linearly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompressionConfig {
+    /// Bulk modulus B₀ of the glass at 0 GPa (GPa), 1..1000.
+    pub bulk_modulus_gpa: f64,
+    /// Its pressure derivative B′ (dimensionless), 0..20 (0: constant B).
+    pub bulk_modulus_derivative: f64,
+    /// Change of the chamber height with pressure (µm/GPa, ≤ 0: the gasket thins).
+    #[serde(default)]
+    pub chamber_height_per_gpa_um: f64,
 }
 
 /// The cell's incoherent fraction: a fixed number or computed from the cell geometry.

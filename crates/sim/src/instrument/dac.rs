@@ -19,7 +19,7 @@
 //! ch. 3; diamond cross sections from NIST XCOM (see [`crate::instrument::xcom`]).
 
 use crate::config::instrument::{
-    DacConfig, IncoherentFraction, KosselConfig, DEFAULT_SPOT_PEAK_FRACTION,
+    CompressionConfig, DacConfig, IncoherentFraction, KosselConfig, DEFAULT_SPOT_PEAK_FRACTION,
 };
 use crate::instrument::background::Background;
 use crate::instrument::beam::Beam;
@@ -64,6 +64,8 @@ pub struct Dac {
     /// Peak count rate of an anvil spot (photons/s/pixel), resolved from the fixed rate or
     /// the per-flux fraction of the file.
     pub spot_peak_rate_hz: f64,
+    /// How the cell changes with pressure ([`Dac::at_pressure`]); None: it does not.
+    pub compression: Option<CompressionConfig>,
 }
 
 impl Dac {
@@ -180,6 +182,29 @@ impl Dac {
         check_positive(origin, "kossel.spot_sigma_px", k.spot_sigma_px)?;
         check_range(origin, "kossel.n_lines", k.n_lines as f64, 0.0, 100.0)?;
         check_range(origin, "kossel.n_spots", k.n_spots as f64, 0.0, 1000.0)?;
+        if let Some(c) = &cfg.compression {
+            check_range(
+                origin,
+                "compression.bulk_modulus_gpa",
+                c.bulk_modulus_gpa,
+                1.0,
+                1000.0,
+            )?;
+            check_range(
+                origin,
+                "compression.bulk_modulus_derivative",
+                c.bulk_modulus_derivative,
+                0.0,
+                20.0,
+            )?;
+            check_range(
+                origin,
+                "compression.chamber_height_per_gpa_um",
+                c.chamber_height_per_gpa_um,
+                -cfg.chamber_height_um,
+                0.0,
+            )?;
+        }
         let atoms: Vec<(&str, f64)> = s
             .composition
             .iter()
@@ -206,6 +231,7 @@ impl Dac {
             static_fraction: cfg.static_fraction,
             kossel: k.clone(),
             spot_peak_rate_hz,
+            compression: cfg.compression.clone(),
         };
         if dac.incoherent_fraction == IncoherentFraction::Computed {
             // The computation fails only on the medium or an element without tables, not on
@@ -227,6 +253,51 @@ impl Dac {
                 Ok(Background::new(beam, self, two_theta)?.incoherent_fraction())
             }
         }
+    }
+
+    /// Density of the sample at `pressure_gpa` relative to 0 GPa (Murnaghan:
+    /// (1 + B′P/B₀)^(1/B′), exp(P/B₀) for B′ = 0); 1 without `[compression]`.
+    pub fn density_ratio(&self, pressure_gpa: f64) -> f64 {
+        match &self.compression {
+            None => 1.0,
+            Some(c) if c.bulk_modulus_derivative == 0.0 => {
+                (pressure_gpa / c.bulk_modulus_gpa).exp()
+            }
+            Some(c) => (1.0 + c.bulk_modulus_derivative * pressure_gpa / c.bulk_modulus_gpa)
+                .powf(1.0 / c.bulk_modulus_derivative),
+        }
+    }
+
+    /// The cell at `pressure_gpa`: the sample densified by ρ/ρ₀ ([`Dac::density_ratio`]; its
+    /// attenuation and number density scale with it), its thickness along the beam shrunk by
+    /// (ρ₀/ρ)^(1/3), the chamber height changed by `chamber_height_per_gpa_um` × P. The cell
+    /// itself without `[compression]`. Errors (naming the DAC file) when the gasket would
+    /// become thinner than the sample.
+    pub fn at_pressure(&self, pressure_gpa: f64) -> Result<Dac> {
+        let Some(c) = &self.compression else {
+            return Ok(self.clone());
+        };
+        let r = self.density_ratio(pressure_gpa);
+        let mut d = self.clone();
+        d.sample.density_g_cm3 *= r;
+        let a = &mut d.sample_attenuation;
+        a.coherent_inv_cm *= r;
+        a.incoherent_inv_cm *= r;
+        a.photoelectric_inv_cm *= r;
+        d.sample_thickness_cm *= r.powf(-1.0 / 3.0);
+        d.chamber_height_cm += c.chamber_height_per_gpa_um * 1e-4 * pressure_gpa;
+        if !(r.is_finite() && r > 0.0) || d.chamber_height_cm < d.sample_thickness_cm {
+            return Err(Error::out_of_range(
+                &self.origin,
+                "compression (chamber height at this pressure)",
+                format!("{:.1} µm at {pressure_gpa} GPa", d.chamber_height_cm * 1e4),
+                format!(
+                    "≥ the compressed sample thickness {:.1} µm",
+                    d.sample_thickness_cm * 1e4
+                ),
+            ));
+        }
+        Ok(d)
     }
 
     /// Whether x_b is computed from the cell geometry (else the file's number).
@@ -349,6 +420,54 @@ pub(crate) mod tests {
         );
         d.incoherent_fraction = IncoherentFraction::Fixed(0.2);
         assert!(Dac::new(&d, &o, &beam).is_ok());
+    }
+
+    /// The Ce cell's `[compression]`: Murnaghan ρ/ρ₀ against its closed form, the scaled
+    /// sample (density, attenuation, thickness ∝ (ρ₀/ρ)^(1/3)) and gasket, and x_b falling as
+    /// docs/physics.md §2.6 tabulates (0.412, 0.402, 0.389 at 0, 2.9, 8.2 GPa); no
+    /// `[compression]` leaves the cell as it is; a gasket thinner than the sample and
+    /// out-of-range parameters are refused with the file and key named.
+    #[test]
+    fn compressed_cell() {
+        let (b, bo) = load_preset::<BeamConfig>("beams", "id10-21kev").unwrap();
+        let beam = Beam::new(&b, &bo).unwrap();
+        let (d, o) = load_preset::<DacConfig>("dacs", "ce-dac").unwrap();
+        let dac = Dac::new(&d, &o, &beam).unwrap();
+        let want = |p: f64| (1.0 + 4.0 * p / 30.0f64).powf(0.25);
+        let tt = 16.0f64.to_radians();
+        for (p, xb) in [(0.0, 0.412), (2.9, 0.402), (8.2, 0.389)] {
+            let r = dac.density_ratio(p);
+            assert!((r - want(p)).abs() < 1e-12, "{r}");
+            let c = dac.at_pressure(p).unwrap();
+            assert!((c.sample.density_g_cm3 / dac.sample.density_g_cm3 - r).abs() < 1e-12);
+            let mu = |d: &Dac| d.sample_attenuation.total_inv_cm();
+            assert!((mu(&c) / mu(&dac) - r).abs() < 1e-12);
+            let t = c.sample_thickness_cm / dac.sample_thickness_cm;
+            assert!((t - r.powf(-1.0 / 3.0)).abs() < 1e-12);
+            assert!((c.chamber_height_cm * 1e4 - (50.0 - 1.22 * p)).abs() < 1e-9);
+            let x = c.incoherent_fraction_at(&beam, tt).unwrap();
+            assert!((x - xb).abs() < 0.0015, "{p} GPa: x_b {x}");
+        }
+        // Without [compression]: the same cell at any pressure.
+        let (_, pt) = pt();
+        assert_eq!(pt.at_pressure(6.3).unwrap(), pt);
+        assert_eq!(pt.density_ratio(6.3), 1.0);
+        // A gasket thinning below the sample at this pressure.
+        let mut thin = dac.clone();
+        thin.compression.as_mut().unwrap().chamber_height_per_gpa_um = -5.0;
+        let e = thin.at_pressure(8.2).unwrap_err().to_string();
+        assert!(e.contains("ce-dac") && e.contains("chamber height"), "{e}");
+        let mut bad = d.clone();
+        bad.compression.as_mut().unwrap().bulk_modulus_gpa = 0.0;
+        let e = Dac::new(&bad, &o, &beam).unwrap_err().to_string();
+        assert!(
+            e.contains("ce-dac") && e.contains("compression.bulk_modulus_gpa"),
+            "{e}"
+        );
+        let mut bad = d.clone();
+        bad.compression.as_mut().unwrap().chamber_height_per_gpa_um = 1.0;
+        let e = Dac::new(&bad, &o, &beam).unwrap_err().to_string();
+        assert!(e.contains("chamber_height_per_gpa_um"), "{e}");
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub struct Description {
     /// The incoherent background computed from the cell geometry at the detector centre, or
     /// why it could not be computed.
     pub background: std::result::Result<Background, String>,
+    /// The cell compressed at this pressure (`[compression]` of the DAC file): sample density
+    /// ratio ρ/ρ₀, sample thickness (µm) and chamber height (µm); None when the file has none.
+    pub compressed: Option<[f64; 3]>,
     /// Mean count rate per valid pixel (photons/s).
     pub mean_rate_hz: f64,
     /// Valid pixels.
@@ -173,8 +176,19 @@ pub fn describe(
         contrast_diluted: contrast.value() * (1.0 - xb).powi(2),
         incoherent_fraction: xb,
         background_computed: inst.dac.background_is_computed(),
-        background: Background::new(&inst.beam, &inst.dac, scene.two_theta_c_rad)
+        background: inst
+            .dac
+            .at_pressure(pressure_gpa)
+            .and_then(|d| Background::new(&inst.beam, &d, scene.two_theta_c_rad))
             .map_err(|e| e.to_string()),
+        compressed: match (&inst.dac.compression, inst.dac.at_pressure(pressure_gpa)) {
+            (Some(_), Ok(d)) => Some([
+                inst.dac.density_ratio(pressure_gpa),
+                d.sample_thickness_cm * 1e4,
+                d.chamber_height_cm * 1e4,
+            ]),
+            _ => None,
+        },
         mean_rate_hz: total / n_valid.max(1) as f64 / frame_time_s,
         n_valid,
         frame_time_s,
@@ -236,6 +250,13 @@ impl std::fmt::Display for Description {
             "geometry            2θ_c = {:.3}°, q1 = {:.4} Å⁻¹",
             self.two_theta_c_deg, self.q1_inv_angstrom
         )?;
+        if let Some([r, t, h]) = self.compressed {
+            writeln!(
+                f,
+                "compressed cell     ρ/ρ₀ = {r:.3} (Murnaghan), sample {t:.1} µm thick along \
+                 the beam, chamber {h:.1} µm high"
+            )?;
+        }
         let c = &self.contrast;
         writeln!(
             f,

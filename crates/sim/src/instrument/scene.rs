@@ -271,7 +271,7 @@ impl Instrument {
                 profile: self.beam.profile,
                 beam_in_plane_um: in_plane,
                 beam_out_of_plane_um: out_plane,
-                thickness_um: self.dac.sample_thickness_cm * 1e4,
+                thickness_um: self.dac.at_pressure(pressure_gpa)?.sample_thickness_cm * 1e4,
                 two_theta_rad: geo.two_theta_c_rad,
                 distance_m: geo.distance_m,
                 pixel_um: geo.pixel_size_um,
@@ -280,9 +280,12 @@ impl Instrument {
         ))
     }
 
-    /// Glass count rate (photons/s) in a pixel with the given map values.
+    /// Glass count rate (photons/s) in a pixel with the given map values, through `d` (the
+    /// cell at this pressure, [`Dac::at_pressure`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn glass_rate_hz(
         &self,
+        d: &Dac,
         qe: f64,
         tt: f64,
         q: f64,
@@ -290,7 +293,6 @@ impl Instrument {
         pol: f64,
         pressure_gpa: f64,
     ) -> f64 {
-        let d = &self.dac;
         let s_rel = self.fsdp.s(q, pressure_gpa) / self.fsdp.peak;
         self.beam.flux_ph_s
             * d.transmission_in()
@@ -331,15 +333,16 @@ impl Instrument {
             geo.wavelength_angstrom,
             &valid,
         );
-        let xb = self
-            .dac
-            .incoherent_fraction_at(&self.beam, geo.two_theta_c_rad)?;
+        // The cell as compressed at this pressure (itself without `[compression]`).
+        let dac = self.dac.at_pressure(pressure_gpa)?;
+        let xb = dac.incoherent_fraction_at(&self.beam, geo.two_theta_c_rad)?;
         let xs = self.dac.static_fraction;
         let n = maps.rows * maps.cols;
         let mut total = vec![0.0; n];
         for p in 0..n {
             if valid[p] {
                 let glass = self.glass_rate_hz(
+                    &dac,
                     qe,
                     maps.two_theta_rad[p],
                     maps.q_inv_angstrom[p],

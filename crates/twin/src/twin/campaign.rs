@@ -252,6 +252,9 @@ pub fn qualitative_checks(
         if let Some(c) = ce_slight_aging_check(scans) {
             out.push(c);
         }
+        if let Some(c) = ce_contrast_rise_check(&comp) {
+            out.push(c);
+        }
     }
     if name.starts_with("pt") && extrema {
         if let Some((p, t)) = argext(&comp, &tau_of, false) {
@@ -661,6 +664,87 @@ fn ce_slight_aging_check(scans: &[ScanResult]) -> Option<Check> {
     })
 }
 
+/// Weighted least-squares line y = a + b x with errors σ: (a, b, σ_b, σ_a), or None with fewer
+/// than two usable points (finite, σ > 0) or no spread in x.
+fn weighted_line(x: &[f64], y: &[f64], sigma: &[f64]) -> Option<(f64, f64, f64, f64)> {
+    let pts: Vec<(f64, f64, f64)> = x
+        .iter()
+        .zip(y)
+        .zip(sigma)
+        .filter(|((x, y), s)| x.is_finite() && y.is_finite() && s.is_finite() && **s > 0.0)
+        .map(|((&x, &y), &s)| (x, y, 1.0 / (s * s)))
+        .collect();
+    if pts.len() < 2 {
+        return None;
+    }
+    let sw: f64 = pts.iter().map(|p| p.2).sum();
+    let xm = pts.iter().map(|p| p.2 * p.0).sum::<f64>() / sw;
+    let ym = pts.iter().map(|p| p.2 * p.1).sum::<f64>() / sw;
+    let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - xm).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
+    let b = pts
+        .iter()
+        .map(|p| p.2 * (p.0 - xm) * (p.1 - ym))
+        .sum::<f64>()
+        / sxx;
+    let a = ym - b * xm;
+    Some((a, b, sxx.powf(-0.5), (1.0 / sw + xm * xm / sxx).sqrt()))
+}
+
+/// The Ce seed's "The contrast, c, slightly increases with pressure (Fig. 2c)": a weighted
+/// line through the fitted region contrasts of the compression isobars has a positive slope
+/// (≥ 3σ from zero), and the rise it implies over the pressure range is slight (below 50 %).
+/// The noise-free analysis's slope is given alongside. None with fewer than 3 isobars.
+fn ce_contrast_rise_check(comp: &[&IsobarPoint]) -> Option<Check> {
+    let cs: Vec<&Compared> = comp.iter().filter_map(|p| p.get("contrast")).collect();
+    if cs.len() < 3 || cs.len() != comp.len() {
+        return None;
+    }
+    let p: Vec<f64> = comp.iter().map(|q| q.pressure_gpa).collect();
+    let (v, t, s): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+        cs.iter().map(|c| c.value).collect(),
+        cs.iter().map(|c| c.truth).collect(),
+        cs.iter().map(|c| c.sigma).collect(),
+    );
+    let (lo, hi) = (
+        p.iter().copied().fold(f64::INFINITY, f64::min),
+        p.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let name = "Ce: contrast rises slightly with pressure".to_string();
+    let Some((a, b, sb, _)) = weighted_line(&p, &v, &s) else {
+        return Some(Check {
+            name,
+            passed: false,
+            detail: "no contrast fitted with an error at ≥ 2 pressures".into(),
+        });
+    };
+    let rise = b * (hi - lo) / (a + b * lo);
+    let truth = weighted_line(&p, &t, &s).map_or("not fitted".to_string(), |(ta, tb, _, _)| {
+        format!(
+            "{tb:.3e} 1/GPa, {:+.1} %",
+            100.0 * tb * (hi - lo) / (ta + tb * lo)
+        )
+    });
+    Some(Check {
+        name,
+        passed: b / sb >= 3.0 && rise < 0.5,
+        detail: format!(
+            "slope of the fitted contrast {} 1/GPa ({:.1} σ from zero; limit 3 σ): {:+.1} % from \
+             {lo} to {hi} GPa (slight: below 50 %); noise-free analysis {truth}; per isobar: {}",
+            crate::fit_results::plus_minus(b, sb),
+            b / sb,
+            100.0 * rise,
+            comp.iter()
+                .zip(&cs)
+                .map(|(q, c)| format!("{} GPa {:.5} ± {:.5}", q.pressure_gpa, c.value, c.sigma))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
 /// The failed check `name` of a scan whose aging law has no fitted rate 1/τ*: says why (no
 /// age cuts, or the fit's own failure).
 fn aging_unresolved(name: String, s: &ScanResult) -> Check {
@@ -703,6 +787,22 @@ fn tau_star_check(
 mod tests {
     use super::super::scan::Compared;
     use super::weighted_mean;
+
+    /// The weighted line against the closed form of a two-point line and of points on an
+    /// exact line (any weights), and its slope error against σ_b² = 1/Σ w (x − x̄_w)².
+    #[test]
+    fn weighted_line_fits() {
+        let (a, b, sb, _) = super::weighted_line(&[0.0, 2.0], &[1.0, 2.0], &[0.1, 0.1]).unwrap();
+        assert!((a - 1.0).abs() < 1e-12 && (b - 0.5).abs() < 1e-12);
+        // Two points, σ = 0.1: Σ w (x − x̄)² = 100 × (1 + 1) = 200.
+        assert!((sb - 200f64.powf(-0.5)).abs() < 1e-12);
+        let x = [0.0, 1.1, 2.9, 5.6, 8.2];
+        let y: Vec<f64> = x.iter().map(|x| 0.0089 + 1.3e-4 * x).collect();
+        let (a, b, _, _) = super::weighted_line(&x, &y, &[1e-5, 3e-5, 5e-5, 2e-5, 4e-5]).unwrap();
+        assert!((a - 0.0089).abs() < 1e-12 && (b - 1.3e-4).abs() < 1e-12);
+        assert!(super::weighted_line(&[1.0, 1.0], &[1.0, 2.0], &[0.1, 0.1]).is_none());
+        assert!(super::weighted_line(&[1.0, f64::NAN], &[1.0, 2.0], &[0.1, 0.1]).is_none());
+    }
 
     #[test]
     fn weighted_mean_of_scans() {

@@ -412,12 +412,13 @@ fn beam_and_dose(md: &mut String, setup: &CampaignSetup, scans: &[ScanResult]) {
         fmt(dose.column_mass_kg)
     );
     if let Some(sc) = setup.scans.first() {
-        match Background::new(&inst.beam, &inst.dac, sc.two_theta_c_rad) {
+        let at_p = inst.dac.at_pressure(sc.facts.pressure_gpa);
+        match at_p.and_then(|d| Background::new(&inst.beam, &d, sc.two_theta_c_rad)) {
             Ok(b) => {
                 let used = if inst.dac.background_is_computed() {
                     format!(
                         "Incoherent fraction x_b = {:.3} computed from the cell at 2θ = {:.2}° \
-                         (the first scan's; each scan uses its own 2θ) and used: x_b = B/G ÷ \
+                         (the first scan's cell and 2θ; each scan uses its own) and used: x_b = B/G ÷ \
                          (1 + B/G) × (1 − x_s), B/G = {:.3}, x_s = {:.3}.",
                         b.incoherent_fraction(),
                         sc.two_theta_c_rad.to_degrees(),
