@@ -232,11 +232,16 @@ impl EventCorrelator {
                 got: vec![ev.frame_shape().0, ev.frame_shape().1, ev.n_frames()],
             });
         }
-        // The list's layout is validated by construction; its photons per pixel are checked
-        // against the exact range of the sums in the pixels that are correlated.
-        self.check_counts("event list", 0, ev.offsets(), ev.counts())?;
-        self.push_checked(0, ev.offsets(), ev.frames(), ev.counts(), ev.offsets()[0]);
-        Ok(())
+        // The list's layout is validated by construction; each pixel's events (and its photons
+        // against the exact range of the sums) are checked as the pixel is correlated.
+        self.push_checked(
+            "event list",
+            0,
+            ev.offsets(),
+            ev.frames(),
+            ev.counts(),
+            ev.offsets()[0],
+        )
     }
 
     /// Pushes the events of pixels `first_pixel .. first_pixel + offsets.len() - 1` in CSR
@@ -253,10 +258,19 @@ impl EventCorrelator {
     ) -> Result<()> {
         self.check_block(first_pixel, offsets, frames, counts)?;
         let base = offsets[0];
-        self.push_checked(first_pixel, offsets, frames, counts, base);
-        Ok(())
+        self.push_checked(
+            "event pixel block",
+            first_pixel,
+            offsets,
+            frames,
+            counts,
+            base,
+        )
     }
 
+    /// The layout of a pixel block: pixel range within the detector, offsets and lengths. Each
+    /// pixel's events are checked as it is correlated ([`EventCorrelator::chunk_sums`]), in the
+    /// same pass.
     fn check_block(
         &self,
         first_pixel: usize,
@@ -277,57 +291,44 @@ impl EventCorrelator {
                 format!("within 0..{n_pix}"),
             ));
         }
-        crate::data::check_csr(
-            origin,
-            first_pixel,
-            offsets,
-            frames,
-            counts,
-            self.n_frames,
-            u32::MAX,
-        )?;
-        self.check_counts(origin, first_pixel, offsets, counts)
+        crate::data::check_csr_layout(origin, first_pixel, offsets, frames.len(), counts.len())
     }
 
-    /// Refuses a pixel of a dynamic bin with [`MAX_PIXEL_PHOTONS`] photons or more over the
-    /// scan: its sums of products would leave the exact integer range (see that constant).
-    /// Such a pixel is a gap or overflow marker (2^16 − 1, 2^32 − 1 in every frame) or the
-    /// direct beam: it should be masked. Pixels in no bin may hold anything (they are only
-    /// totalled, in u64).
-    fn check_counts(
+    /// A pixel's events checked as [`crate::data::check_csr`] does (frames strictly increasing
+    /// and below the scan's frames, counts ≥ 1) and, for a pixel of a dynamic bin, its photons
+    /// over the scan below [`MAX_PIXEL_PHOTONS`]: beyond, its sums of products would leave the
+    /// exact integer range (see that constant). Such a pixel is a gap or overflow marker
+    /// (2^16 − 1, 2^32 − 1 in every frame) or the direct beam: it should be masked. Pixels in
+    /// no bin may hold anything (they are only totalled, in u64).
+    #[cold]
+    fn pixel_error(
         &self,
         origin: &str,
-        first_pixel: usize,
-        offsets: &[u64],
-        counts: &[u32],
-    ) -> Result<()> {
-        let base = offsets[0];
-        let cell_of = &self.sums.cells.cell_of_pixel;
-        for (i, w) in offsets.windows(2).enumerate() {
-            let p = first_pixel + i;
-            if cell_of[p] == u32::MAX {
-                continue;
-            }
-            let ct = &counts[(w[0] - base) as usize..(w[1] - base) as usize];
-            let total: u64 = ct.iter().map(|&c| u64::from(c)).sum();
-            if total >= MAX_PIXEL_PHOTONS {
-                let cols = self.shape.1.max(1);
-                return Err(Error::out_of_range(
-                    origin,
-                    format!(
-                        "photons of pixel (row {}, col {}) over the scan",
-                        p / cols,
-                        p % cols
-                    ),
-                    total,
-                    format!(
-                        "< {MAX_PIXEL_PHOTONS} (a gap or overflow marker, or the direct beam? \
-                         mask the pixel)"
-                    ),
-                ));
-            }
+        p: usize,
+        fr: &[u32],
+        ct: &[u32],
+        total: u64,
+        in_cell: bool,
+    ) -> Error {
+        if let Err(e) = crate::data::check_pixel_events(origin, p, fr, ct, self.n_frames, u32::MAX)
+        {
+            return e;
         }
-        Ok(())
+        debug_assert!(in_cell && total >= MAX_PIXEL_PHOTONS);
+        let cols = self.shape.1.max(1);
+        Error::out_of_range(
+            origin,
+            format!(
+                "photons of pixel (row {}, col {}) over the scan",
+                p / cols,
+                p % cols
+            ),
+            total,
+            format!(
+                "< {MAX_PIXEL_PHOTONS} (a gap or overflow marker, or the direct beam? mask the \
+                 pixel)"
+            ),
+        )
     }
 
     /// [`EventCorrelator::push_pixel_block`] in two halves, for readers that build pixel
@@ -348,7 +349,14 @@ impl EventCorrelator {
             ));
         }
         self.check_block(first_pixel, offsets, frames, counts)?;
-        let chunks = self.chunk_sums(first_pixel, offsets, frames, counts, offsets[0]);
+        let chunks = self.chunk_sums(
+            "event pixel block",
+            first_pixel,
+            offsets,
+            frames,
+            counts,
+            offsets[0],
+        )?;
         Ok(BlockSums { chunks })
     }
 
@@ -357,15 +365,18 @@ impl EventCorrelator {
         self.add_partials(&sums.chunks);
     }
 
+    /// Adds a block whose layout is checked (each pixel's events are checked on the way,
+    /// before any state changes).
     fn push_checked(
         &mut self,
+        origin: &str,
         first_pixel: usize,
         offsets: &[u64],
         frames: &[u32],
         counts: &[u32],
         base: u64,
-    ) {
-        let partials = self.chunk_sums(first_pixel, offsets, frames, counts, base);
+    ) -> Result<()> {
+        let partials = self.chunk_sums(origin, first_pixel, offsets, frames, counts, base)?;
         self.add_partials(&partials);
         let n_block = offsets.len() - 1;
         let pix = |p: usize| {
@@ -417,6 +428,7 @@ impl EventCorrelator {
                 }
             });
         }
+        Ok(())
     }
 
     /// The multi-tau sums, series and photon totals of a checked pixel block, per chunk of
@@ -424,12 +436,13 @@ impl EventCorrelator {
     /// state).
     fn chunk_sums(
         &self,
+        origin: &str,
         first_pixel: usize,
         offsets: &[u64],
         frames: &[u32],
         counts: &[u32],
         base: u64,
-    ) -> Vec<ChunkSums> {
+    ) -> Result<Vec<ChunkSums>> {
         let n_block = offsets.len() - 1;
         let n_frames = self.n_frames;
         let cells = &self.sums.cells;
@@ -463,10 +476,19 @@ impl EventCorrelator {
                     let (fr, ct) = pix(p);
                     let gp = first_pixel + p;
                     let tot: u64 = ct.iter().map(|&c| u64::from(c)).sum();
+                    let c = cells.cell_of_pixel[gp];
+                    // The checks of check_pixel_events (and the photon limit of a correlated
+                    // pixel) on data already in cache; the error path says which failed.
+                    if fr.windows(2).any(|w| w[1] <= w[0])
+                        || fr.last().is_some_and(|&f| f as usize >= n_frames)
+                        || ct.contains(&0)
+                        || (c != u32::MAX && tot >= MAX_PIXEL_PHOTONS)
+                    {
+                        return Err(self.pixel_error(origin, gp, fr, ct, tot, c != u32::MAX));
+                    }
                     if tot > 0 {
                         totals.push((gp, tot));
                     }
-                    let c = cells.cell_of_pixel[gp];
                     if c == u32::MAX || tot == 0 {
                         continue;
                     }
@@ -496,8 +518,11 @@ impl EventCorrelator {
                 for (ms, acc) in part.moments.iter_mut().zip(&accs) {
                     acc.add_to(levels, ms);
                 }
-                (part, totals)
+                Ok((part, totals))
             })
+            .collect::<Vec<Result<ChunkSums>>>()
+            // The first failing chunk's error, whatever the thread count.
+            .into_iter()
             .collect()
     }
 
@@ -1232,8 +1257,9 @@ fn pixel_corrections_impl<const AVX2: bool>(
     }
     let mut cut = fr.len();
     let mut m = total;
-    // Events i < j are ≥ min_gap raw frames apart, so ≥ ⌊min_gap / 2^L⌋ level-frames.
-    let min_gap = fr.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(u32::MAX);
+    // Events i < j are ≥ min_gap raw frames apart, so ≥ ⌊min_gap / 2^L⌋ level-frames
+    // (computed when a level first needs it: lanes levels do not).
+    let mut min_gap: Option<u32> = None;
     for (l, lv) in levels.iter().enumerate() {
         let t_l = lv.t_l;
         // Level limits only shrink with L: drop events from the end.
@@ -1307,6 +1333,8 @@ fn pixel_corrections_impl<const AVX2: bool>(
             active = true;
             g[0] = c.iter().map(|&x| u64::from(x) * u64::from(x)).sum();
         }
+        let min_gap = *min_gap
+            .get_or_insert_with(|| fr.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(u32::MAX));
         if u64::from(min_gap) >> l <= kmax {
             for i in 0..n {
                 let (bi, ci) = (bin(i), u64::from(c[i]));

@@ -219,12 +219,39 @@ pub fn check_csr(
     n_frames: usize,
     max_count: u32,
 ) -> Result<()> {
-    if frames.len() != counts.len() {
+    check_csr_layout(origin, first_pixel, offsets, frames.len(), counts.len())?;
+    let base = offsets[0];
+    for (i, w) in offsets.windows(2).enumerate() {
+        let r = (w[0] - base) as usize..(w[1] - base) as usize;
+        check_pixel_events(
+            origin,
+            first_pixel + i,
+            &frames[r.clone()],
+            &counts[r],
+            n_frames,
+            max_count,
+        )?;
+    }
+    Ok(())
+}
+
+/// The layout half of [`check_csr`]: `frames` and `counts` lengths equal, offsets present,
+/// never decreasing and spanning the events. Callers that visit every pixel's events anyway
+/// run this first and [`check_pixel_events`] on each pixel as they go (one pass over the
+/// events instead of two).
+pub fn check_csr_layout(
+    origin: &str,
+    first_pixel: usize,
+    offsets: &[u64],
+    n_frames_entries: usize,
+    n_counts: usize,
+) -> Result<()> {
+    if n_frames_entries != n_counts {
         return Err(Error::ShapeMismatch {
             origin: origin.into(),
             what: format!("frames vs counts of the pixels from {first_pixel}"),
-            expected: vec![frames.len()],
-            got: vec![counts.len()],
+            expected: vec![n_frames_entries],
+            got: vec![n_counts],
         });
     }
     let (Some(&base), Some(&last)) = (offsets.first(), offsets.last()) else {
@@ -233,55 +260,63 @@ pub fn check_csr(
             format!("offsets of the pixels from {first_pixel}: none given (need pixels + 1)"),
         ));
     };
-    if last.checked_sub(base) != Some(frames.len() as u64) {
+    if last.checked_sub(base) != Some(n_frames_entries as u64) {
         return Err(Error::invalid(
             origin,
             format!(
-                "offsets of the pixels from {first_pixel} must span the {} events, got {base}..{last}",
-                frames.len()
+                "offsets of the pixels from {first_pixel} must span the {n_frames_entries} events, got {base}..{last}"
             ),
         ));
     }
-    for (i, w) in offsets.windows(2).enumerate() {
-        let p = first_pixel + i;
-        if w[1] < w[0] || w[1] > last {
-            return Err(Error::invalid(
-                origin,
-                format!(
-                    "offsets of pixel {p} ({}..{}) decrease or pass the end {last}",
-                    w[0], w[1]
-                ),
-            ));
-        }
-        let r = (w[0] - base) as usize..(w[1] - base) as usize;
-        let fr = &frames[r.clone()];
-        if fr.windows(2).any(|x| x[1] <= x[0]) {
-            return Err(Error::invalid(
-                origin,
-                format!("frames of pixel {p} are not strictly increasing"),
-            ));
-        }
-        if let Some(&f) = fr.last() {
-            if f as usize >= n_frames {
-                return Err(Error::out_of_range(
-                    origin,
-                    format!("frame index of pixel {p}"),
-                    f,
-                    format!("0..{n_frames}"),
-                ));
-            }
-        }
-        if let Some(j) = counts[r.clone()]
-            .iter()
-            .position(|&c| c == 0 || c > max_count)
-        {
+    if let Some(i) = offsets.windows(2).position(|w| w[1] < w[0] || w[1] > last) {
+        let w = &offsets[i..i + 2];
+        return Err(Error::invalid(
+            origin,
+            format!(
+                "offsets of pixel {} ({}..{}) decrease or pass the end {last}",
+                first_pixel + i,
+                w[0],
+                w[1]
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The per-pixel half of [`check_csr`]: pixel `p`'s frames strictly increasing and below
+/// `n_frames`, its counts 1 to `max_count`.
+#[inline]
+pub fn check_pixel_events(
+    origin: &str,
+    p: usize,
+    fr: &[u32],
+    ct: &[u32],
+    n_frames: usize,
+    max_count: u32,
+) -> Result<()> {
+    if fr.windows(2).any(|x| x[1] <= x[0]) {
+        return Err(Error::invalid(
+            origin,
+            format!("frames of pixel {p} are not strictly increasing"),
+        ));
+    }
+    if let Some(&f) = fr.last() {
+        if f as usize >= n_frames {
             return Err(Error::out_of_range(
                 origin,
-                format!("count of pixel {p}"),
-                counts[r.start + j],
-                format!("1..={max_count}"),
+                format!("frame index of pixel {p}"),
+                f,
+                format!("0..{n_frames}"),
             ));
         }
+    }
+    if let Some(&c) = ct.iter().find(|&&c| c == 0 || c > max_count) {
+        return Err(Error::out_of_range(
+            origin,
+            format!("count of pixel {p}"),
+            c,
+            format!("1..={max_count}"),
+        ));
     }
     Ok(())
 }

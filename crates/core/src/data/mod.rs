@@ -17,7 +17,7 @@ mod nonzero;
 mod partition;
 mod select;
 
-pub use events::{check_csr, EventList};
+pub use events::{check_csr, check_csr_layout, check_pixel_events, EventList};
 pub use frames::{
     check_frame_buffer, max_into, pixel_maxima_by_frames, read_frames_singly, CountDtype, Counts,
     FrameSource, FrameStack, StackFrames, StackView,
