@@ -1,7 +1,7 @@
 //! Planner throughput: the prediction of one setting (Fisher with the g2 covariance across
 //! lags, the unit the recommendation grid evaluates), the recommendation over the whole grid,
 //! and a single-point plan with 100 Monte Carlo repeats (target: < 1 min on 2 cores), all
-//! at the Pt 3.3 GPa setting of validation/planner/pt-3p3gpa.
+//! at the fixed Pt 3.3 GPa reference setting (`Setting::pt_3p3_gpa_example`).
 //!
 //! Run: `cargo bench --bench plan -- --warm-up-time 1 --measurement-time 3`.
 
