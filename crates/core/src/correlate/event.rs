@@ -269,8 +269,7 @@ impl EventCorrelator {
     }
 
     /// The layout of a pixel block: pixel range within the detector, offsets and lengths. Each
-    /// pixel's events are checked as it is correlated ([`EventCorrelator::chunk_sums`]), in the
-    /// same pass.
+    /// pixel's events are checked as it is correlated (in `chunk_sums`), in the same pass.
     fn check_block(
         &self,
         first_pixel: usize,
@@ -294,27 +293,13 @@ impl EventCorrelator {
         crate::data::check_csr_layout(origin, first_pixel, offsets, frames.len(), counts.len())
     }
 
-    /// A pixel's events checked as [`crate::data::check_csr`] does (frames strictly increasing
-    /// and below the scan's frames, counts ≥ 1) and, for a pixel of a dynamic bin, its photons
-    /// over the scan below [`MAX_PIXEL_PHOTONS`]: beyond, its sums of products would leave the
-    /// exact integer range (see that constant). Such a pixel is a gap or overflow marker
-    /// (2^16 − 1, 2^32 − 1 in every frame) or the direct beam: it should be masked. Pixels in
-    /// no bin may hold anything (they are only totalled, in u64).
+    /// Refuses pixel `p` of a dynamic bin with [`MAX_PIXEL_PHOTONS`] photons or more over the
+    /// scan: its sums of products would leave the exact integer range (see that constant).
+    /// Such a pixel is a gap or overflow marker (2^16 − 1, 2^32 − 1 in every frame) or the
+    /// direct beam: it should be masked. Pixels in no bin may hold anything (they are only
+    /// totalled, in u64).
     #[cold]
-    fn pixel_error(
-        &self,
-        origin: &str,
-        p: usize,
-        fr: &[u32],
-        ct: &[u32],
-        total: u64,
-        in_cell: bool,
-    ) -> Error {
-        if let Err(e) = crate::data::check_pixel_events(origin, p, fr, ct, self.n_frames, u32::MAX)
-        {
-            return e;
-        }
-        debug_assert!(in_cell && total >= MAX_PIXEL_PHOTONS);
+    fn photon_limit_error(&self, origin: &str, p: usize, total: u64) -> Error {
         let cols = self.shape.1.max(1);
         Error::out_of_range(
             origin,
@@ -477,14 +462,11 @@ impl EventCorrelator {
                     let gp = first_pixel + p;
                     let tot: u64 = ct.iter().map(|&c| u64::from(c)).sum();
                     let c = cells.cell_of_pixel[gp];
-                    // The checks of check_pixel_events (and the photon limit of a correlated
-                    // pixel) on data already in cache; the error path says which failed.
-                    if fr.windows(2).any(|w| w[1] <= w[0])
-                        || fr.last().is_some_and(|&f| f as usize >= n_frames)
-                        || ct.contains(&0)
-                        || (c != u32::MAX && tot >= MAX_PIXEL_PHOTONS)
-                    {
-                        return Err(self.pixel_error(origin, gp, fr, ct, tot, c != u32::MAX));
+                    // The pixel's events checked here, on data already in cache (the block's
+                    // layout was checked before), and the photon limit of a correlated pixel.
+                    crate::data::check_pixel_events(origin, gp, fr, ct, n_frames, u32::MAX)?;
+                    if c != u32::MAX && tot >= MAX_PIXEL_PHOTONS {
+                        return Err(self.photon_limit_error(origin, gp, tot));
                     }
                     if tot > 0 {
                         totals.push((gp, tot));

@@ -957,3 +957,54 @@ fn event_counts_above_the_range_are_refused_in_correlated_pixels_only() {
     ec.push_events(&ev).unwrap();
     ec.finish(Estimator::Symmetric).unwrap();
 }
+
+#[test]
+fn bad_pixel_events_are_refused_by_the_correlator_before_any_state_changes() {
+    // Three pixels of one bin; the correlator checks each pixel's events in the pass that
+    // correlates it. Each mutation of the middle pixel must give an error naming pixel 1,
+    // from push_pixel_block and block_sums alike, and leave the correlator as it was.
+    let (t, sched) = (16usize, LagSchedule::multi_tau(16, 4).unwrap());
+    let part = QPartition::from_labels(1, 3, vec![1, 1, 1], "t").unwrap();
+    let offsets = vec![0u64, 3, 6, 8];
+    let good_frames = vec![0u32, 4, 9, 1, 2, 15, 3, 7];
+    let good_counts = vec![1u32, 2, 1, 1, 3, 1, 1, 1];
+    let mutations: [(&str, usize, u32, bool); 3] = [
+        ("frames of pixel 1 are not strictly increasing", 4, 1, true),
+        ("frame index of pixel 1", 5, 16, true),
+        ("count of pixel 1", 4, 0, false),
+    ];
+    let mut reference = EventCorrelator::new(&part, &sched, t);
+    reference
+        .push_pixel_block(0, &offsets, &good_frames, &good_counts)
+        .unwrap();
+    let want = reference.finish(Estimator::Symmetric).unwrap();
+    for (msg, at, value, in_frames) in mutations {
+        let (mut fr, mut ct) = (good_frames.clone(), good_counts.clone());
+        if in_frames {
+            fr[at] = value;
+        } else {
+            ct[at] = value;
+        }
+        let mut ec = EventCorrelator::new(&part, &sched, t);
+        let err = ec
+            .push_pixel_block(0, &offsets, &fr, &ct)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(msg), "{msg}: {err}");
+        let err = ec
+            .block_sums(0, &offsets, &fr, &ct)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(msg), "{msg}: {err}");
+        // Nothing of the refused block stayed: the good block now gives the reference, bit
+        // for bit.
+        assert_eq!(ec.pixel_totals(), &[0, 0, 0]);
+        assert_eq!(ec.sums(), EventCorrelator::new(&part, &sched, t).sums());
+        ec.push_pixel_block(0, &offsets, &good_frames, &good_counts)
+            .unwrap();
+        assert!(
+            same_bits(&ec.finish(Estimator::Symmetric).unwrap(), &want),
+            "{msg}"
+        );
+    }
+}

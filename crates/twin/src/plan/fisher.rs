@@ -125,9 +125,8 @@ pub struct Setting {
 impl Setting {
     /// The setting an earlier version of the model recommended for the Pt glass at 3.3 GPa on
     /// the Eiger2 4M: τ = 38 s, contrast 0.025, 0.1 s × 1900 frames, one q-bin of 526 336
-    /// pixels. Kept fixed as the reference case of
-    /// the Monte Carlo studies and of the plan bench (today's recommendation is in
-    /// validation/planner/pt-3p3gpa).
+    /// pixels. Kept fixed as the reference case of the Monte Carlo studies and of the plan
+    /// bench (today's recommendation is in validation/planner/pt-3p3gpa).
     pub fn pt_3p3_gpa_example() -> Self {
         Setting {
             tau_s: 38.0,
