@@ -177,18 +177,26 @@ struct Staged {
     cur: Vec<[u32; 2]>,
     /// Per bucket: its chunks, in order.
     chunks: Vec<Vec<u32>>,
-    /// One write stream per bucket.
+    /// One write stream per bucket: chunks of [`STAGE_CHUNK`] slots, the first `used` of them
+    /// handed out.
     arena: Vec<[u32; 2]>,
+    used: usize,
 }
 
 impl Staged {
     fn new(shift: u32, n_buckets: usize, hint: u64) -> Self {
+        // Room for every record plus one partly filled chunk per bucket. Allocated zeroed
+        // (fresh pages from the system, not written here) and filled chunk by chunk in
+        // scattered order: huge pages spare most page faults and TLB misses.
         let cap = hint as usize + n_buckets * STAGE_CHUNK as usize;
+        let arena = vec![[0u32; 2]; cap];
+        crate::memory::advise_huge_pages(&arena);
         Staged {
             shift,
             cur: vec![[0, 0]; n_buckets],
             chunks: vec![Vec::new(); n_buckets],
-            arena: Vec::with_capacity(cap),
+            arena,
+            used: 0,
         }
     }
 
@@ -217,11 +225,16 @@ impl Staged {
         let b = p >> self.shift;
         let cur = &mut self.cur[b];
         if cur[0] == cur[1] {
-            let start = self.arena.len();
-            let Ok(s32) = u32::try_from(start + STAGE_CHUNK as usize) else {
+            let start = self.used;
+            let end = start + STAGE_CHUNK as usize;
+            let Ok(s32) = u32::try_from(end) else {
                 return false;
             };
-            self.arena.resize(start + STAGE_CHUNK as usize, [0; 2]);
+            if end > self.arena.len() {
+                // More records than the hint said: grow (amortised doubling).
+                self.arena.resize(end.max(2 * self.arena.len()), [0; 2]);
+            }
+            self.used = end;
             self.chunks[b].push(start as u32 / STAGE_CHUNK);
             *cur = [start as u32, s32];
         }
@@ -607,10 +620,9 @@ impl<R: PhotonRecords> PixelBlocks<R> {
                             acc += n;
                             offsets.push(u64::from(acc));
                         }
-                        fr.clear();
-                        fr.resize(acc as usize, 0u32);
-                        ct.clear();
-                        ct.resize(acc as usize, 0u32);
+                        // Every slot below acc is written once below: no need to zero.
+                        set_len_unzeroed(fr, acc as usize);
+                        set_len_unzeroed(ct, acc as usize);
                         runs(&mut |rs| {
                             for &[f, cq] in rs {
                                 let k = &mut cursor[(cq & 0xFFFF) as usize];
@@ -734,6 +746,16 @@ impl<R: PhotonRecords> PixelBlocks<R> {
             frames,
             counts,
         })
+    }
+}
+
+/// Makes `v` `n` long, zero-filling only what it grows by: the first `n` values are stale
+/// (the caller overwrites all of them).
+fn set_len_unzeroed(v: &mut Vec<u32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0);
+    } else {
+        v.truncate(n);
     }
 }
 
