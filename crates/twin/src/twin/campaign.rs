@@ -68,6 +68,8 @@ pub struct CampaignAnalysis {
     pub checks: Vec<Check>,
     /// The FSDP position q1 fitted per scan and its pressure shift (Err: why not).
     pub q1_shift: std::result::Result<super::q1fit::Q1Shift, String>,
+    /// The 6.3 GPa aging law across scans and its plateau (Pt campaigns).
+    pub aging_plateau: Option<AgingPlateau>,
 }
 
 fn crossover_of(p: &[f64], t: &[f64], e: &[f64]) -> Option<CrossoverFit> {
@@ -188,7 +190,9 @@ pub fn analyse(setup: &CampaignSetup, scans: &[ScanResult]) -> Result<CampaignAn
             ),
         });
     }
+    let aging_plateau = aging_plateau(setup, scans, &points);
     Ok(CampaignAnalysis {
+        aging_plateau,
         points,
         crossover,
         truth_crossover,
@@ -354,6 +358,9 @@ pub fn qualitative_checks(
             out.push(c);
         }
         if let Some(c) = pt_decompression_aging_check(scans, points) {
+            out.push(c);
+        }
+        if let Some(c) = pt_aging_plateau_check(setup, scans, points) {
             out.push(c);
         }
         let mut pairs = Vec::new();
@@ -627,6 +634,260 @@ fn pt_decompression_aging_check(scans: &[ScanResult], points: &[IsobarPoint]) ->
             k / sk
         ),
     })
+}
+
+/// Start of the Pt seed's aging plateau at 6.3 GPa: "last point at tw>8000s" (s).
+const PT_PLATEAU_TW_S: f64 = 8000.0;
+
+/// The 6.3 GPa aging and its plateau (see [`pt_aging_plateau_check`]): the aging law fitted
+/// across the age cuts of the 6.3 GPa compression scans that end before t_w = 8000 s, and the
+/// first scan starting after it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgingPlateau {
+    /// Labels of the scans whose cuts are fitted.
+    pub fitted_scans: Vec<String>,
+    /// Their cuts: [t_w (s), τ (s), σ_τ (s)].
+    pub cuts: Vec<[f64; 3]>,
+    /// The same cuts of the expected maps: [t_w (s), τ (s)].
+    pub truth_cuts: Vec<[f64; 2]>,
+    /// The law through `cuts` and through `truth_cuts` (with the data's errors).
+    #[serde(skip)]
+    law: AgingLine,
+    #[serde(skip)]
+    truth_law: AgingLine,
+    /// τ0, σ_τ0, τ*, σ_τ* (s) of the fitted law.
+    pub law_tau0_tau_star_s: [f64; 4],
+    /// The plateau scan.
+    pub late_label: String,
+    /// Its t_w span and middle (s): [start, end, middle].
+    pub late_tw_s: [f64; 3],
+    /// Its region τ fit: [τ, σ_τ, truth of the estimator] (s).
+    pub late_tau: [f64; 3],
+    /// Gap ln(τ_law(middle)/τ_scan): [value, σ, noise-free].
+    pub gap: [f64; 3],
+}
+
+impl AgingPlateau {
+    /// ln τ of the fitted (`truth` false) or noise-free law at t_w (s).
+    pub fn law_ln_tau(&self, t_w_s: f64, truth: bool) -> f64 {
+        if truth { self.truth_law } else { self.law }.at(t_w_s).0
+    }
+}
+
+/// [`AgingPlateau`] of a campaign; None without a 6.3 GPa compression scan starting after
+/// t_w = 8000 s, ≥ 3 converged cut τ's before it and a rising law through them.
+pub fn aging_plateau(
+    setup: &CampaignSetup,
+    scans: &[ScanResult],
+    points: &[IsobarPoint],
+) -> Option<AgingPlateau> {
+    let at63: Vec<&ScanResult> = scans
+        .iter()
+        .filter(|s| {
+            (s.facts.pressure_gpa - 6.3).abs() < 1e-6 && s.facts.direction == Direction::Compression
+        })
+        .collect();
+    let span = |s: &ScanResult| {
+        let i = &setup.scan(s.index).isobar;
+        (i.waiting_time_s, i.n_frames as f64 * i.frame_time_s)
+    };
+    let late = at63.iter().find(|s| span(s).0 >= PT_PLATEAU_TW_S)?;
+    let early: Vec<&&ScanResult> = at63
+        .iter()
+        .filter(|s| {
+            let (w, t) = span(s);
+            w + t <= PT_PLATEAU_TW_S
+        })
+        .collect();
+    // (t_w, τ, σ_τ) per converged cut, measured and noise-free.
+    let cuts = |truth: bool| -> Vec<[f64; 3]> {
+        early
+            .iter()
+            .filter_map(|s| s.aging.as_ref())
+            .flat_map(|a| if truth { &a.truth_ages } else { &a.ages })
+            .filter_map(|f| {
+                let (t, e) = (f.report.value("tau")?, f.report.std_error("tau")?);
+                (t > 0.0 && e.is_finite() && e > 0.0).then_some([f.cut.age_s, t, e])
+            })
+            .collect()
+    };
+    let (m, t) = (cuts(false), cuts(true));
+    let ln = |v: &[[f64; 3]]| -> Vec<(f64, f64, f64)> {
+        v.iter().map(|c| (c[0], c[1].ln(), c[2] / c[1])).collect()
+    };
+    let (law, truth_law) = (AgingLine::fit(&ln(&m))?, AgingLine::fit(&ln(&t))?);
+    let lp = late_point(points, &late.label)?;
+    let (w, dur) = span(late);
+    let tw_mid = w + dur / 2.0;
+    let ((pred, sp), (tpred, _)) = (law.at(tw_mid), truth_law.at(tw_mid));
+    let (t0, st0) = law.tau0();
+    let (ts, sts) = law.tau_star();
+    Some(AgingPlateau {
+        fitted_scans: early.iter().map(|s| s.label.clone()).collect(),
+        truth_cuts: t.iter().map(|c| [c[0], c[1]]).collect(),
+        cuts: m,
+        law,
+        truth_law,
+        law_tau0_tau_star_s: [t0, st0, ts, sts],
+        late_label: late.label.clone(),
+        late_tw_s: [w, w + dur, tw_mid],
+        late_tau: [lp.value, lp.sigma, lp.truth],
+        gap: [
+            pred - lp.value.ln(),
+            (sp * sp + (lp.sigma / lp.value).powi(2)).sqrt(),
+            tpred - lp.truth.ln(),
+        ],
+    })
+}
+
+/// The Pt seed's aging at 6.3 GPa, "a first rapid aging regime which obeys ... τ(tw) =
+/// τ0 exp(tw/τ*) followed by a constant dynamical state (last point at tw>8000s, excluded from
+/// fit)": one aging law ln τ = ln τ0 + t_w/τ* fitted across the age cuts of every 6.3 GPa
+/// compression scan that ends before t_w = 8000 s (the seed's inset), extrapolated to the
+/// middle of the first scan that starts after it, lies above that scan's fitted τ (gap
+/// d = ln τ_law − ln τ_scan > 0). The cuts are weighted by their τ errors, inflated by the
+/// fit's Birge ratio when above 1 (cuts of one scan share its pixels' noise).
+///
+/// Decided from the fit when the noise-free gap is ≥ (3 + the pull limit) σ_d: pass when
+/// d ≥ 3σ_d (which a fit within the pull limit of the noise-free gap then meets). Otherwise
+/// decided by the noise-free analysis (the same law fitted to the expected maps' cuts, the
+/// same scan fit of the expected g2): pass when its gap exceeds ln(1 + the τ tolerance) (a
+/// plateau, not a τ within tolerance of the law) and the fit's is within the pull limit of it.
+/// None without an [`AgingPlateau`].
+fn pt_aging_plateau_check(
+    setup: &CampaignSetup,
+    scans: &[ScanResult],
+    points: &[IsobarPoint],
+) -> Option<Check> {
+    let pl = aging_plateau(setup, scans, points)?;
+    let (law, tlaw) = (pl.law, pl.truth_law);
+    let (early, late) = (&pl.fitted_scans, &pl.late_label);
+    let m = &pl.cuts;
+    let tw_mid = pl.late_tw_s[2];
+    let pred = law.at(tw_mid).0;
+    let [d, sigma, d_truth] = pl.gap;
+    let lp = &pl.late_tau;
+    let max_pull = setup.config.tolerances.max_abs_pull;
+    // A plateau, not a τ within the τ tolerance of the law.
+    let min_gap = setup.config.tolerances.tau_rel.ln_1p();
+    let name = format!(
+        "Pt: aging plateau at 6.3 GPa after t_w ≈ 8000 s ({} law vs {late})",
+        early.join(" + "),
+    );
+    let numbers = format!(
+        "law over {} cut τ's at t_w {:.0}–{:.0} s: τ0 = {} s, τ* = {} s (seed 34 s, 2300 s; \
+         noise-free τ0 {:.1} s, τ* {:.0} s); at t_w = {tw_mid:.0} s it gives τ = {:.0} s, the \
+         scan's fit {:.0} ± {:.0} s: gap ln(τ_law/τ_scan) = {d:.3} ± {sigma:.3} ({:.1} σ), \
+         noise-free {d_truth:.3}",
+        m.len(),
+        m.iter().map(|c| c[0]).fold(f64::INFINITY, f64::min),
+        m.iter().map(|c| c[0]).fold(f64::NEG_INFINITY, f64::max),
+        crate::fit_results::plus_minus(law.tau0().0, law.tau0().1),
+        crate::fit_results::plus_minus(law.tau_star().0, law.tau_star().1),
+        tlaw.tau0().0,
+        tlaw.tau_star().0,
+        pred.exp(),
+        lp[0],
+        lp[1],
+        d / sigma
+    );
+    // Decided from the fit when a 3σ gap is certain: the noise-free gap ≥ (3 + the pull
+    // limit) σ, so that a fit within the pull limit of it is ≥ 3σ from zero.
+    Some(if d_truth >= (3.0 + max_pull) * sigma {
+        Check {
+            name,
+            passed: d >= 3.0 * sigma,
+            detail: format!("{numbers}; decided from the fit (limit: gap ≥ 3 σ)"),
+        }
+    } else {
+        let pull = (d - d_truth) / sigma;
+        let r = &setup.roi;
+        let full = sigma * ((r.rows * r.cols) as f64 / (r.det_rows * r.det_cols) as f64).sqrt();
+        Check {
+            name: format!("{name} (noise-free analysis; this run's σ too large to decide it)"),
+            passed: d_truth > min_gap && pull.abs() <= max_pull,
+            detail: format!(
+                "{numbers}; σ of the gap {sigma:.3} > the noise-free gap / (3 + {max_pull}); \
+                 noise-free gap above ln(1 + τ tolerance) = {min_gap:.3}: {}; fit vs noise-free \
+                 pull {pull:+.2} (limit {max_pull}){}",
+                if d_truth > min_gap { "yes" } else { "NO" },
+                if r.is_full() {
+                    String::new()
+                } else {
+                    format!("; the whole detector would give σ ≈ {full:.3}")
+                }
+            ),
+        }
+    })
+}
+
+/// The region τ comparison of scan `label`, when fitted with an error and a truth.
+fn late_point<'a>(points: &'a [IsobarPoint], label: &str) -> Option<&'a Compared> {
+    let c = points.iter().find(|p| p.label == label)?.get("tau")?;
+    (c.value > 0.0 && c.sigma.is_finite() && c.sigma > 0.0 && c.truth > 0.0).then_some(c)
+}
+
+/// A weighted line ln τ = a + b t_w through (t_w, ln τ, σ) points (an aging law τ0 e^{t_w/τ*}),
+/// its errors scaled by the Birge ratio sqrt(χ²/ν) when that exceeds 1.
+#[derive(Debug, Clone, Copy)]
+struct AgingLine {
+    a: f64,
+    b: f64,
+    /// σ_a, σ_b (Birge-scaled).
+    sa: f64,
+    sb: f64,
+    /// Weighted mean t_w and Σ 1/σ² (unscaled).
+    xm: f64,
+    sw: f64,
+    birge: f64,
+}
+
+impl AgingLine {
+    /// None with fewer than 3 points or a non-positive slope (no aging to extrapolate).
+    fn fit(pts: &[(f64, f64, f64)]) -> Option<Self> {
+        let (x, y, s): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+            pts.iter().map(|p| p.0).collect(),
+            pts.iter().map(|p| p.1).collect(),
+            pts.iter().map(|p| p.2).collect(),
+        );
+        let (a, b, sb, sa) = weighted_line(&x, &y, &s)?;
+        if pts.len() < 3 || b <= 0.0 {
+            return None;
+        }
+        let chi2: f64 = pts
+            .iter()
+            .map(|p| ((p.1 - a - b * p.0) / p.2).powi(2))
+            .sum();
+        let birge = (chi2 / (pts.len() - 2) as f64).sqrt().max(1.0);
+        let sw: f64 = s.iter().map(|e| 1.0 / (e * e)).sum();
+        let xm = x.iter().zip(&s).map(|(x, e)| x / (e * e)).sum::<f64>() / sw;
+        Some(AgingLine {
+            a,
+            b,
+            sa: birge * sa,
+            sb: birge * sb,
+            xm,
+            sw,
+            birge,
+        })
+    }
+
+    /// ln τ at t_w = `x0` and its σ: Var = (1/Σw + (x0 − x̄)² σ_b²) × Birge² (σ_b² = 1/Sxx).
+    fn at(&self, x0: f64) -> (f64, f64) {
+        let sb0 = self.sb / self.birge;
+        let var = 1.0 / self.sw + (x0 - self.xm).powi(2) * sb0 * sb0;
+        (self.a + self.b * x0, self.birge * var.sqrt())
+    }
+
+    /// τ0 (s) and its σ.
+    fn tau0(&self) -> (f64, f64) {
+        (self.a.exp(), self.sa * self.a.exp())
+    }
+
+    /// τ* (s) and its σ.
+    fn tau_star(&self) -> (f64, f64) {
+        (1.0 / self.b, self.sb / (self.b * self.b))
+    }
 }
 
 /// The Ce seed's "slight aging still presents at 2.9 GPa ... even at around three hours after

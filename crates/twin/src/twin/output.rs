@@ -5,7 +5,8 @@
 //! Output files (all written atomically): `figures/two_time_<scan>.png`, `figures/g2_<scan>.png`,
 //! `figures/tau_q_<scan>.png`, `figures/tau_age_<scan>.png` (aging scans), `figures/tau_vs_pressure.png`,
 //! `figures/beta_vs_pressure.png`, `figures/contrast_vs_pressure.png`,
-//! `figures/delta_c_vs_pressure.png`, `report.md`, `summary.json`.
+//! `figures/delta_c_vs_pressure.png`, `figures/aging_plateau_6.3GPa.png` (Pt campaigns with a
+//! 6.3 GPa scan after t_w = 8000 s), `report.md`, `summary.json`.
 //!
 //! Reference: the figures of the seeds (Ce Fig. 1–2, Pt Fig. 2–5), docs/model.md §8.
 
@@ -241,7 +242,88 @@ pub fn write_figures(
     let p = fig.join("delta_c_vs_pressure.png");
     dc.write_png(&p)?;
     out.push(p);
+    if let Some(pl) = &an.aging_plateau {
+        let p = fig.join("aging_plateau_6.3GPa.png");
+        aging_plateau_plot(name, pl).write_png(&p)?;
+        out.push(p);
+    }
     Ok(out)
+}
+
+/// τ(t_w) at 6.3 GPa across scans (the Pt seed's Fig. 4b inset): the age cuts of the scans
+/// before t_w = 8000 s with the aging law fitted through them (and the noise-free law), the law
+/// extended to the plateau scan, and that scan's fitted τ at its middle (horizontal bar: its
+/// span).
+fn aging_plateau_plot(name: &str, pl: &super::campaign::AgingPlateau) -> XyPlot {
+    let col = |i: usize| pl.cuts.iter().map(|c| c[i]).collect::<Vec<f64>>();
+    let [w0, w1, mid] = pl.late_tw_s;
+    let xs: Vec<f64> = (0..=60).map(|k| w1 * k as f64 / 60.0).collect();
+    let law =
+        |truth: bool| -> Vec<f64> { xs.iter().map(|&x| pl.law_ln_tau(x, truth).exp()).collect() };
+    let [t0, st0, ts, sts] = pl.law_tau0_tau_star_s;
+    let [d, sd, dt] = pl.gap;
+    let plot = XyPlot::new(
+        &format!("{name}: τ(t_w) at 6.3 GPa, aging and plateau"),
+        "t_w: time since the pressure step (s)",
+        "τ (s)",
+    )
+    .log_axes(false, true)
+    .with(
+        Series::points(
+            &format!("τ of age cuts ({})", pl.fitted_scans.join(", ")),
+            col(0),
+            col(1),
+        )
+        .with_errors(col(2))
+        .with_color(PALETTE[0]),
+    )
+    .with(
+        Series::points(
+            "truth: the same cuts of the expected maps",
+            pl.truth_cuts.iter().map(|c| c[0]).collect(),
+            pl.truth_cuts.iter().map(|c| c[1]).collect(),
+        )
+        .with_color(PALETTE[2]),
+    )
+    .with(
+        Series::line(
+            &format!("law τ0 e^(t_w/τ*): τ0 = {t0:.1} ± {st0:.1} s, τ* = {ts:.0} ± {sts:.0} s"),
+            xs.clone(),
+            law(false),
+        )
+        .with_color(PALETTE[0]),
+    )
+    .with(
+        Series::line("the same law of the truth cuts", xs.clone(), law(true))
+            .with_color(PALETTE[2]),
+    )
+    .with(
+        Series::points(
+            &format!("{}: τ fit of the whole scan", pl.late_label),
+            vec![mid],
+            vec![pl.late_tau[0]],
+        )
+        .with_errors(vec![pl.late_tau[1]])
+        .with_color(PALETTE[1]),
+    )
+    .with(
+        Series::line(
+            &format!("{} span", pl.late_label),
+            vec![w0, w1],
+            vec![pl.late_tau[0], pl.late_tau[0]],
+        )
+        .with_color(PALETTE[1]),
+    )
+    // Room below the first cuts for the note (an invisible point, no legend entry).
+    .with(
+        Series::line("", vec![0.0], vec![t0 / 2.5])
+            .with_color(plotters::style::RGBColor(255, 255, 255))
+            .with_style(SeriesStyle::Line),
+    )
+    .with_note(&format!(
+        "plateau: ln(τ_law/τ_scan) = {d:.2} ± {sd:.2} at t_w = {mid:.0} s (noise-free {dt:.2})"
+    ));
+    with_legend_headroom(plot, true)
 }
 
 /// Adds an invisible one-point line (no legend entry) above the data so that the legend,

@@ -331,7 +331,7 @@ impl CampaignSetup {
     }
 
     /// [`CampaignSetup::from_config`] keeping only the scans labelled `only` (a label such as
-    /// `07-c7GPa` or a protocol index such as `7`; every scan when
+    /// `08-c7GPa` or a protocol index such as `8`; every scan when
     /// empty; labels of [`scan_label`]). Kept scans keep their campaign index and seed.
     pub fn from_config_only(
         config: CampaignConfig,
@@ -963,7 +963,7 @@ mod tests {
     fn pt_campaign_loads_reduced() {
         let s = CampaignSetup::load(&root().join("models/pt42-eiger.toml"), Scale::Reduced, None)
             .unwrap();
-        assert_eq!(s.scans.len(), 11);
+        assert_eq!(s.scans.len(), 12);
         let sc = &s.scans[3];
         assert!((sc.facts.pressure_gpa - 3.3).abs() < 1e-12);
         assert_eq!(sc.scene.rows * sc.scene.cols, s.roi.rows * s.roi.cols);
