@@ -214,6 +214,13 @@ pub fn run(a: TwinArgs) -> Result<()> {
         None => run_campaign_within(&setup, Some(&a.out), c.force, budget, &bars)?,
     };
     bars.overall.finish();
+    if !run.removed.is_empty() {
+        eprintln!(
+            "removed {} file(s) of an earlier run that this campaign no longer writes (e.g. {})",
+            run.removed.len(),
+            run.removed[0].display()
+        );
+    }
     eprintln!(
         "{}: {} scans in {:.0} s; {} failed comparisons/checks; report: {}",
         setup.config.name,

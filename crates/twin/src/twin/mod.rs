@@ -70,6 +70,9 @@ pub struct CampaignRun {
     pub failures: usize,
     /// Wall time (s).
     pub elapsed_s: f64,
+    /// Files of an earlier run in the output folder that this run does not write (figures
+    /// and per-scan files of scans the campaign no longer has), removed.
+    pub removed: Vec<PathBuf>,
 }
 
 /// Runs every scan and the campaign analysis; writes the outputs into `out` (created) when
@@ -240,10 +243,12 @@ fn run_inner(
     let analysis = campaign::analyse(setup, &scans)?;
     let elapsed_s = t0.elapsed().as_secs_f64();
     let (md, failures) = output::report_markdown(setup, &scans, &analysis);
+    let mut removed = Vec::new();
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        output::write_figures(dir, setup, &scans, &analysis)?;
+        let figures = output::write_figures(dir, setup, &scans, &analysis)?;
         output::write_scans(dir, setup, &scans)?;
+        removed = output::remove_stale_outputs(dir, setup, &figures)?;
         output::write_text_atomic(&dir.join("report.md"), &md)?;
         let summary = serde_json::json!({
             "program": format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
@@ -271,6 +276,7 @@ fn run_inner(
         analysis,
         failures,
         elapsed_s,
+        removed,
     })
 }
 
@@ -311,5 +317,57 @@ mod tests {
         // The q1 shift was fitted from the points taken during the run in both cases.
         let q = |r: &CampaignRun| format!("{:?}", r.analysis.q1_shift);
         assert_eq!(q(&ra), q(&rb));
+    }
+
+    /// A rerun into the same folder removes the twin's own files of scans the campaign no
+    /// longer has (labels that shifted) and leaves every other file alone.
+    #[test]
+    fn rerun_removes_stale_outputs_only() {
+        let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+        let setup = CampaignSetup::load(
+            &root.join("tests/dask/two-isobars.toml"),
+            Scale::Reduced,
+            None,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let first = run_campaign(&setup, Some(d), false, &Quiet).unwrap();
+        assert!(first.removed.is_empty(), "{:?}", first.removed);
+        let stale = [
+            "figures/g2_05-c7GPa.png",
+            "figures/two_time_10-d0.5GPa.png",
+            "scans/05-c7GPa.json",
+            "scans/05-c7GPa_results.hdf",
+        ];
+        let foreign = [
+            "figures/g2_custom.png",
+            "figures/notes.png",
+            "scans/notes.json",
+            "scans/00-c0.5GPa.txt",
+        ];
+        for f in stale.iter().chain(&foreign) {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        let second = run_campaign(&setup, Some(d), true, &Quiet).unwrap();
+        let mut removed: Vec<String> = second
+            .removed
+            .iter()
+            .map(|p| p.strip_prefix(d).unwrap().display().to_string())
+            .collect();
+        removed.sort();
+        let mut want: Vec<String> = stale.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(removed, want);
+        for f in stale {
+            assert!(!d.join(f).exists(), "{f}");
+        }
+        for f in foreign {
+            assert!(d.join(f).exists(), "{f}");
+        }
+        for s in &setup.scans {
+            assert!(d.join(format!("scans/{}.json", s.label)).exists());
+            assert!(d.join(format!("figures/g2_{}.png", s.label)).exists());
+        }
     }
 }

@@ -326,6 +326,85 @@ fn aging_plateau_plot(name: &str, pl: &super::campaign::AgingPlateau) -> XyPlot 
     with_legend_headroom(plot, true)
 }
 
+/// Figures a run writes once per campaign (the per-scan ones carry the scan label).
+const CAMPAIGN_FIGURES: [&str; 5] = [
+    "tau_vs_pressure.png",
+    "beta_vs_pressure.png",
+    "contrast_vs_pressure.png",
+    "delta_c_vs_pressure.png",
+    "aging_plateau_6.3GPa.png",
+];
+
+/// Prefixes of the per-scan figures (`<prefix><scan label>.png`).
+const SCAN_FIGURES: [&str; 4] = ["two_time_", "g2_", "tau_q_", "tau_age_"];
+
+/// Whether `s` looks like a scan label ([`super::setup::scan_label`]): `NN-c<P>GPa` or
+/// `NN-d<P>GPa` (index of two digits or more).
+fn is_scan_label(s: &str) -> bool {
+    let Some((k, rest)) = s.split_once('-') else {
+        return false;
+    };
+    k.len() >= 2
+        && k.bytes().all(|c| c.is_ascii_digit())
+        && (rest.starts_with('c') || rest.starts_with('d'))
+        && rest.len() > 4
+        && rest.ends_with("GPa")
+}
+
+/// Removes what an earlier run left in `dir` that this run did not write: figures of the
+/// twin's own names (`figures_written` are this run's) and per-scan files (`scans/<label>.json`,
+/// `scans/<label>_results.hdf`) of labels the campaign no longer has, e.g. after scans were
+/// added and the labels shifted. Other files are left alone. Returns the removed paths.
+pub fn remove_stale_outputs(
+    dir: &Path,
+    setup: &CampaignSetup,
+    figures_written: &[PathBuf],
+) -> Result<Vec<PathBuf>> {
+    let labels: Vec<&str> = setup.scans.iter().map(|s| s.label.as_str()).collect();
+    let mut stale = Vec::new();
+    let list = |d: &Path| -> Result<Vec<(PathBuf, String)>> {
+        match std::fs::read_dir(d) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::io(d, e)),
+            Ok(rd) => Ok(rd
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter_map(|e| {
+                    let n = e.file_name().to_str()?.to_string();
+                    Some((e.path(), n))
+                })
+                .collect()),
+        }
+    };
+    for (p, n) in list(&dir.join("figures"))? {
+        let ours = CAMPAIGN_FIGURES.contains(&n.as_str())
+            || SCAN_FIGURES.iter().any(|pre| {
+                n.strip_prefix(pre)
+                    .and_then(|r| r.strip_suffix(".png"))
+                    .is_some_and(is_scan_label)
+            });
+        if ours
+            && !figures_written
+                .iter()
+                .any(|w| w.file_name() == p.file_name())
+        {
+            stale.push(p);
+        }
+    }
+    for (p, n) in list(&dir.join("scans"))? {
+        let label = n
+            .strip_suffix("_results.hdf")
+            .or_else(|| n.strip_suffix(".json"));
+        if label.is_some_and(|l| is_scan_label(l) && !labels.contains(&l)) {
+            stale.push(p);
+        }
+    }
+    for p in &stale {
+        std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+    }
+    Ok(stale)
+}
+
 /// Adds an invisible one-point line (no legend entry) above the data so that the legend,
 /// drawn in the upper part of the plot, does not cover any point: the top third of a
 /// log axis (×`factor` above the largest value) or of a linear axis.
