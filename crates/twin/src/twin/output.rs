@@ -220,11 +220,23 @@ pub fn write_figures(
             )
             .with_color(PALETTE[col]),
         );
+        // The noise line: one value per pressure (several scans at one pressure, e.g. the
+        // 6.3 GPa aging series, averaged), so that it does not jump vertically there.
+        let mut noise: Vec<(f64, f64, usize)> = Vec::new();
+        for p in &pts {
+            match noise.last_mut() {
+                Some(l) if (l.0 - p.pressure_gpa).abs() < 1e-6 => {
+                    l.1 += p.delta_c[2];
+                    l.2 += 1;
+                }
+                _ => noise.push((p.pressure_gpa, p.delta_c[2], 1)),
+            }
+        }
         dc = dc.with(
             Series::points(
                 &format!("noise alone, {lab}"),
-                x.clone(),
-                pts.iter().map(|p| p.delta_c[2]).collect(),
+                noise.iter().map(|n| n.0).collect(),
+                noise.iter().map(|n| n.1 / n.2 as f64).collect(),
             )
             .with_color(PALETTE[col + 2])
             .with_style(SeriesStyle::Line),
