@@ -639,9 +639,9 @@ fn pt_decompression_aging_check(scans: &[ScanResult], points: &[IsobarPoint]) ->
 /// Start of the Pt seed's aging plateau at 6.3 GPa: "last point at tw>8000s" (s).
 const PT_PLATEAU_TW_S: f64 = 8000.0;
 
-/// The 6.3 GPa aging and its plateau (see [`pt_aging_plateau_check`]): the aging law fitted
-/// across the age cuts of the 6.3 GPa compression scans that end before t_w = 8000 s, and the
-/// first scan starting after it.
+/// The 6.3 GPa aging and its plateau (the check "Pt: aging plateau at 6.3 GPa"): the aging
+/// law fitted across the age cuts of the 6.3 GPa compression scans that end before
+/// t_w = 8000 s, and the first scan starting after it.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgingPlateau {
     /// Labels of the scans whose cuts are fitted.
