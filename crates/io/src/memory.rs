@@ -9,10 +9,6 @@
 //! the setting below, and no slower). [`return_freed_memory`] fixes the threshold at 1 MiB
 //! (every larger block is its own mapping, unmapped when freed) and bounds the heaps to the
 //! thread count. Other allocators and systems: nothing to do.
-//!
-//! [`advise_huge_pages`] asks Linux to back a large buffer that is about to be filled with
-//! transparent huge pages (2 MiB): one page fault instead of 512 per 2 MiB, and fewer TLB
-//! misses when writes scatter over the buffer.
 
 /// Every block of 1 MiB or more gets its own mapping, returned to the system when freed, and
 /// at most `threads` (≥ 2) heaps (see the module doc). Call once, before the threads start.
@@ -29,53 +25,4 @@ pub fn return_freed_memory(threads: usize) {
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     let _ = threads;
-}
-
-/// Transparent huge page size on x86-64 and aarch64 Linux (2 MiB).
-const HUGE_PAGE: usize = 2 << 20;
-
-/// Advises the kernel to back the 2 MiB-aligned part of `v`'s allocation (its capacity, used
-/// or not) with transparent huge pages, when the system allows them per mapping (the
-/// `madvise` setting of `/sys/kernel/mm/transparent_hugepage/enabled`; with `always` they are
-/// used anyway, with `never` the advice is ignored). Only the paging changes, never the
-/// contents; buffers under 4 MiB are left alone. No-op off Linux.
-pub fn advise_huge_pages<T>(v: &Vec<T>) {
-    #[cfg(target_os = "linux")]
-    {
-        let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
-        if bytes < 2 * HUGE_PAGE {
-            return;
-        }
-        let start = v.as_ptr() as usize;
-        let (a, b) = (
-            start.next_multiple_of(HUGE_PAGE),
-            (start + bytes) / HUGE_PAGE * HUGE_PAGE,
-        );
-        if b > a {
-            // SAFETY: [a, b) lies inside the allocation of `v` (page-aligned, as madvise
-            // needs); MADV_HUGEPAGE changes how the range is paged, not what it holds. The
-            // result is advisory: an error leaves ordinary pages.
-            unsafe {
-                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = v;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn advised_buffers_keep_their_contents() {
-        for n in [0usize, 100, 3 << 20, 5 << 20] {
-            let mut v: Vec<u32> = (0..n as u32).collect();
-            advise_huge_pages(&v);
-            v.extend(0..7);
-            assert!(v[..n].iter().enumerate().all(|(i, &x)| x == i as u32));
-            assert_eq!(&v[n..], &[0, 1, 2, 3, 4, 5, 6]);
-        }
-    }
 }
