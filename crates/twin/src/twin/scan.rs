@@ -965,7 +965,7 @@ fn tau_q_of(scan: &ScanSetup, q: &[f64], bins: &[CurveFit]) -> Result<TauQ> {
 
 /// The aging analysis of an aging scan: τ per age cut of the region's two-time map, with
 /// jackknife errors over the two-time groups, the aging law τ0·exp(t_w/τ*) and its noise-free
-/// truth; `None` for a scan whose τ law does not age.
+/// truth; `None` for a scan whose τ law does not age or starts at its cap.
 #[allow(clippy::too_many_arguments)]
 fn aging_of(
     scan: &ScanSetup,
@@ -978,8 +978,12 @@ fn aging_of(
     opts: &FitOptions,
 ) -> Result<Option<AgingResult>> {
     let law = scan.dynamics.clock().law();
-    if !matches!(law, xpcs_sim::model::TauLaw::Aging { .. }) {
-        return Ok(None);
+    match law {
+        // A scan that starts at the law's cap (e.g. the Pt 6.3 GPa plateau scan) does not age:
+        // no age cuts (their τ ≈ τ_eq would be far longer than a cut).
+        xpcs_sim::model::TauLaw::Aging { tau_eq_s, .. }
+            if scan.facts.tau_start_s < 0.99 * tau_eq_s => {}
+        _ => return Ok(None),
     }
     let ages = evenly_spaced_ages(c2.nrows(), tt_dt, a.age_cuts.max(2));
     // Jackknife over the two-time groups (≥ 32 compact pixel bands, independent noise):
