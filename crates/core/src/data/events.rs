@@ -235,22 +235,22 @@ pub fn check_csr(
     Ok(())
 }
 
-/// The layout half of [`check_csr`]: `frames` and `counts` lengths equal, offsets present,
-/// never decreasing and spanning the events. Callers that visit every pixel's events anyway
+/// The layout half of [`check_csr`]: as many frame entries (`n_events`) as counts
+/// (`n_counts`), offsets present, never decreasing and spanning the events. Callers that visit every pixel's events anyway
 /// run this first and [`check_pixel_events`] on each pixel as they go (one pass over the
 /// events instead of two).
 pub fn check_csr_layout(
     origin: &str,
     first_pixel: usize,
     offsets: &[u64],
-    n_frames_entries: usize,
+    n_events: usize,
     n_counts: usize,
 ) -> Result<()> {
-    if n_frames_entries != n_counts {
+    if n_events != n_counts {
         return Err(Error::ShapeMismatch {
             origin: origin.into(),
             what: format!("frames vs counts of the pixels from {first_pixel}"),
-            expected: vec![n_frames_entries],
+            expected: vec![n_events],
             got: vec![n_counts],
         });
     }
@@ -260,11 +260,11 @@ pub fn check_csr_layout(
             format!("offsets of the pixels from {first_pixel}: none given (need pixels + 1)"),
         ));
     };
-    if last.checked_sub(base) != Some(n_frames_entries as u64) {
+    if last.checked_sub(base) != Some(n_events as u64) {
         return Err(Error::invalid(
             origin,
             format!(
-                "offsets of the pixels from {first_pixel} must span the {n_frames_entries} events, got {base}..{last}"
+                "offsets of the pixels from {first_pixel} must span the {n_events} events, got {base}..{last}"
             ),
         ));
     }

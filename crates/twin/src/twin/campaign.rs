@@ -170,7 +170,14 @@ pub fn analyse(setup: &CampaignSetup, scans: &[ScanResult]) -> Result<CampaignAn
             ));
         }
     }
-    let mut checks = qualitative_checks(setup, scans, &points);
+    // The 6.3 GPa aging law across scans and its plateau (Pt campaigns): computed once, for
+    // the check and the figure.
+    let aging_plateau = if setup.config.name.to_ascii_lowercase().starts_with("pt") {
+        aging_plateau(setup, scans, &points)
+    } else {
+        None
+    };
+    let mut checks = qualitative_checks(setup, scans, &points, aging_plateau.as_ref());
     let q1_shift = super::q1fit::q1_shift(setup, scans);
     if let Ok(q) = &q1_shift {
         let (s, e) = q.fit.slope();
@@ -190,7 +197,6 @@ pub fn analyse(setup: &CampaignSetup, scans: &[ScanResult]) -> Result<CampaignAn
             ),
         });
     }
-    let aging_plateau = aging_plateau(setup, scans, &points);
     Ok(CampaignAnalysis {
         aging_plateau,
         points,
@@ -207,11 +213,13 @@ fn tau_of(p: &IsobarPoint) -> f64 {
     p.get("tau").map_or(f64::NAN, |c| c.value)
 }
 
-/// The seeds' qualitative statements as checks, chosen by the campaign's name.
+/// The seeds' qualitative statements as checks, chosen by the campaign's name (`plateau`: the
+/// campaign's [`AgingPlateau`], if any).
 pub fn qualitative_checks(
     setup: &CampaignSetup,
     scans: &[ScanResult],
     points: &[IsobarPoint],
+    plateau: Option<&AgingPlateau>,
 ) -> Vec<Check> {
     let mut out = Vec::new();
     let comp: Vec<&IsobarPoint> = points
@@ -360,8 +368,8 @@ pub fn qualitative_checks(
         if let Some(c) = pt_decompression_aging_check(scans, points) {
             out.push(c);
         }
-        if let Some(c) = pt_aging_plateau_check(setup, scans, points) {
-            out.push(c);
+        if let Some(pl) = plateau {
+            out.push(pt_aging_plateau_check(setup, pl));
         }
         let mut pairs = Vec::new();
         for d in points
@@ -712,10 +720,7 @@ pub fn aging_plateau(
             .collect()
     };
     let (m, t) = (cuts(false), cuts(true));
-    let ln = |v: &[[f64; 3]]| -> Vec<(f64, f64, f64)> {
-        v.iter().map(|c| (c[0], c[1].ln(), c[2] / c[1])).collect()
-    };
-    let (law, truth_law) = (AgingLine::fit(&ln(&m))?, AgingLine::fit(&ln(&t))?);
+    let (law, truth_law) = (AgingLine::fit(&m)?, AgingLine::fit(&t)?);
     let lp = late_point(points, &late.label)?;
     let (w, dur) = span(late);
     let tw_mid = w + dur / 2.0;
@@ -749,22 +754,15 @@ pub fn aging_plateau(
 /// fit's Birge ratio when above 1 (cuts of one scan share its pixels' noise).
 ///
 /// Decided from the fit when the noise-free gap is ≥ (3 + the pull limit) σ_d: pass when
-/// d ≥ 3σ_d (which a fit within the pull limit of the noise-free gap then meets). Otherwise
-/// decided by the noise-free analysis (the same law fitted to the expected maps' cuts, the
-/// same scan fit of the expected g2): pass when its gap exceeds ln(1 + the τ tolerance) (a
-/// plateau, not a τ within tolerance of the law) and the fit's is within the pull limit of it.
-/// None without an [`AgingPlateau`].
-fn pt_aging_plateau_check(
-    setup: &CampaignSetup,
-    scans: &[ScanResult],
-    points: &[IsobarPoint],
-) -> Option<Check> {
-    let pl = aging_plateau(setup, scans, points)?;
-    let (law, tlaw) = (pl.law, pl.truth_law);
+/// d ≥ 3σ_d and d > ln(1 + the τ tolerance) (a plateau, not a τ within tolerance of the law).
+/// Otherwise decided by the noise-free analysis (the same law fitted to the expected maps'
+/// cuts, the same scan fit of the expected g2): pass when its gap exceeds ln(1 + the τ
+/// tolerance) and the fit's is within the pull limit of it.
+fn pt_aging_plateau_check(setup: &CampaignSetup, pl: &AgingPlateau) -> Check {
     let (early, late) = (&pl.fitted_scans, &pl.late_label);
     let m = &pl.cuts;
     let tw_mid = pl.late_tw_s[2];
-    let pred = law.at(tw_mid).0;
+    let [t0, st0, ts, sts] = pl.law_tau0_tau_star_s;
     let [d, sigma, d_truth] = pl.gap;
     let lp = &pl.late_tau;
     let max_pull = setup.config.tolerances.max_abs_pull;
@@ -782,22 +780,25 @@ fn pt_aging_plateau_check(
         m.len(),
         m.iter().map(|c| c[0]).fold(f64::INFINITY, f64::min),
         m.iter().map(|c| c[0]).fold(f64::NEG_INFINITY, f64::max),
-        crate::fit_results::plus_minus(law.tau0().0, law.tau0().1),
-        crate::fit_results::plus_minus(law.tau_star().0, law.tau_star().1),
-        tlaw.tau0().0,
-        tlaw.tau_star().0,
-        pred.exp(),
+        crate::fit_results::plus_minus(t0, st0),
+        crate::fit_results::plus_minus(ts, sts),
+        pl.truth_law.tau0().0,
+        pl.truth_law.tau_star().0,
+        pl.law_ln_tau(tw_mid, false).exp(),
         lp[0],
         lp[1],
         d / sigma
     );
     // Decided from the fit when a 3σ gap is certain: the noise-free gap ≥ (3 + the pull
     // limit) σ, so that a fit within the pull limit of it is ≥ 3σ from zero.
-    Some(if d_truth >= (3.0 + max_pull) * sigma {
+    if d_truth >= (3.0 + max_pull) * sigma {
         Check {
             name,
-            passed: d >= 3.0 * sigma,
-            detail: format!("{numbers}; decided from the fit (limit: gap ≥ 3 σ)"),
+            passed: d >= 3.0 * sigma && d > min_gap,
+            detail: format!(
+                "{numbers}; decided from the fit (limits: gap ≥ 3 σ and above ln(1 + τ \
+                 tolerance) = {min_gap:.3})"
+            ),
         }
     } else {
         let pull = (d - d_truth) / sigma;
@@ -818,7 +819,7 @@ fn pt_aging_plateau_check(
                 }
             ),
         }
-    })
+    }
 }
 
 /// The region τ comparison of scan `label`, when fitted with an error and a truth.
@@ -827,66 +828,48 @@ fn late_point<'a>(points: &'a [IsobarPoint], label: &str) -> Option<&'a Compared
     (c.value > 0.0 && c.sigma.is_finite() && c.sigma > 0.0 && c.truth > 0.0).then_some(c)
 }
 
-/// A weighted line ln τ = a + b t_w through (t_w, ln τ, σ) points (an aging law τ0 e^{t_w/τ*}),
-/// its errors scaled by the Birge ratio sqrt(χ²/ν) when that exceeds 1.
+/// An aging law τ0 e^{t_w/τ*} as a weighted line ln τ = a + b t_w through (t_w, ln τ, σ)
+/// points, its errors scaled by the Birge ratio sqrt(χ²/ν) when that exceeds 1 (the points are
+/// age cuts, and cuts of one scan share its pixels' noise).
 #[derive(Debug, Clone, Copy)]
 struct AgingLine {
-    a: f64,
-    b: f64,
-    /// σ_a, σ_b (Birge-scaled).
-    sa: f64,
-    sb: f64,
-    /// Weighted mean t_w and Σ 1/σ² (unscaled).
-    xm: f64,
-    sw: f64,
+    line: WeightedLine,
     birge: f64,
 }
 
 impl AgingLine {
-    /// None with fewer than 3 points or a non-positive slope (no aging to extrapolate).
-    fn fit(pts: &[(f64, f64, f64)]) -> Option<Self> {
+    /// The law through cuts [t_w (s), τ (s), σ_τ (s)] (σ of ln τ: σ_τ/τ); None with fewer
+    /// than 3 usable cuts or a non-positive slope (no aging to extrapolate).
+    fn fit(cuts: &[[f64; 3]]) -> Option<Self> {
         let (x, y, s): (Vec<f64>, Vec<f64>, Vec<f64>) = (
-            pts.iter().map(|p| p.0).collect(),
-            pts.iter().map(|p| p.1).collect(),
-            pts.iter().map(|p| p.2).collect(),
+            cuts.iter().map(|c| c[0]).collect(),
+            cuts.iter().map(|c| c[1].ln()).collect(),
+            cuts.iter().map(|c| c[2] / c[1]).collect(),
         );
-        let (a, b, sb, sa) = weighted_line(&x, &y, &s)?;
-        if pts.len() < 3 || b <= 0.0 {
+        let line = WeightedLine::fit(&x, &y, &s)?;
+        if line.n < 3 || line.b <= 0.0 {
             return None;
         }
-        let chi2: f64 = pts
-            .iter()
-            .map(|p| ((p.1 - a - b * p.0) / p.2).powi(2))
-            .sum();
-        let birge = (chi2 / (pts.len() - 2) as f64).sqrt().max(1.0);
-        let sw: f64 = s.iter().map(|e| 1.0 / (e * e)).sum();
-        let xm = x.iter().zip(&s).map(|(x, e)| x / (e * e)).sum::<f64>() / sw;
-        Some(AgingLine {
-            a,
-            b,
-            sa: birge * sa,
-            sb: birge * sb,
-            xm,
-            sw,
-            birge,
-        })
+        let birge = (line.chi2 / (line.n - 2) as f64).sqrt().max(1.0);
+        Some(AgingLine { line, birge })
     }
 
-    /// ln τ at t_w = `x0` and its σ: Var = (1/Σw + (x0 − x̄)² σ_b²) × Birge² (σ_b² = 1/Sxx).
+    /// ln τ at t_w = `x0` and its (Birge-scaled) σ.
     fn at(&self, x0: f64) -> (f64, f64) {
-        let sb0 = self.sb / self.birge;
-        let var = 1.0 / self.sw + (x0 - self.xm).powi(2) * sb0 * sb0;
-        (self.a + self.b * x0, self.birge * var.sqrt())
+        let (y, s) = self.line.at(x0);
+        (y, self.birge * s)
     }
 
     /// τ0 (s) and its σ.
     fn tau0(&self) -> (f64, f64) {
-        (self.a.exp(), self.sa * self.a.exp())
+        let t0 = self.line.a.exp();
+        (t0, self.birge * self.line.sigma_a() * t0)
     }
 
     /// τ* (s) and its σ.
     fn tau_star(&self) -> (f64, f64) {
-        (1.0 / self.b, self.sb / (self.b * self.b))
+        let b = self.line.b;
+        (1.0 / b, self.birge * self.line.sigma_b() / (b * b))
     }
 }
 
@@ -925,33 +908,75 @@ fn ce_slight_aging_check(scans: &[ScanResult]) -> Option<Check> {
     })
 }
 
-/// Weighted least-squares line y = a + b x with errors σ: (a, b, σ_b, σ_a), or None with fewer
-/// than two usable points (finite, σ > 0) or no spread in x.
-fn weighted_line(x: &[f64], y: &[f64], sigma: &[f64]) -> Option<(f64, f64, f64, f64)> {
-    let pts: Vec<(f64, f64, f64)> = x
-        .iter()
-        .zip(y)
-        .zip(sigma)
-        .filter(|((x, y), s)| x.is_finite() && y.is_finite() && s.is_finite() && **s > 0.0)
-        .map(|((&x, &y), &s)| (x, y, 1.0 / (s * s)))
-        .collect();
-    if pts.len() < 2 {
-        return None;
+/// A weighted least-squares line y = a + b x through points with errors σ.
+#[derive(Debug, Clone, Copy)]
+struct WeightedLine {
+    a: f64,
+    b: f64,
+    /// Σ w (w = 1/σ²), the weighted mean x̄ and Sxx = Σ w (x − x̄)².
+    sw: f64,
+    xm: f64,
+    sxx: f64,
+    /// χ² of the points about the line and their number.
+    chi2: f64,
+    n: usize,
+}
+
+impl WeightedLine {
+    /// None with fewer than two usable points (finite, σ > 0) or no spread in x.
+    fn fit(x: &[f64], y: &[f64], sigma: &[f64]) -> Option<Self> {
+        let pts: Vec<(f64, f64, f64)> = x
+            .iter()
+            .zip(y)
+            .zip(sigma)
+            .filter(|((x, y), s)| x.is_finite() && y.is_finite() && s.is_finite() && **s > 0.0)
+            .map(|((&x, &y), &s)| (x, y, 1.0 / (s * s)))
+            .collect();
+        if pts.len() < 2 {
+            return None;
+        }
+        let sw: f64 = pts.iter().map(|p| p.2).sum();
+        let xm = pts.iter().map(|p| p.2 * p.0).sum::<f64>() / sw;
+        let ym = pts.iter().map(|p| p.2 * p.1).sum::<f64>() / sw;
+        let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - xm).powi(2)).sum();
+        if sxx <= 0.0 {
+            return None;
+        }
+        let b = pts
+            .iter()
+            .map(|p| p.2 * (p.0 - xm) * (p.1 - ym))
+            .sum::<f64>()
+            / sxx;
+        let a = ym - b * xm;
+        let chi2 = pts.iter().map(|p| p.2 * (p.1 - a - b * p.0).powi(2)).sum();
+        Some(WeightedLine {
+            a,
+            b,
+            sw,
+            xm,
+            sxx,
+            chi2,
+            n: pts.len(),
+        })
     }
-    let sw: f64 = pts.iter().map(|p| p.2).sum();
-    let xm = pts.iter().map(|p| p.2 * p.0).sum::<f64>() / sw;
-    let ym = pts.iter().map(|p| p.2 * p.1).sum::<f64>() / sw;
-    let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - xm).powi(2)).sum();
-    if sxx <= 0.0 {
-        return None;
+
+    /// σ of the slope: 1/sqrt(Sxx).
+    fn sigma_b(&self) -> f64 {
+        self.sxx.powf(-0.5)
     }
-    let b = pts
-        .iter()
-        .map(|p| p.2 * (p.0 - xm) * (p.1 - ym))
-        .sum::<f64>()
-        / sxx;
-    let a = ym - b * xm;
-    Some((a, b, sxx.powf(-0.5), (1.0 / sw + xm * xm / sxx).sqrt()))
+
+    /// σ of the intercept: sqrt(1/Σw + x̄²/Sxx).
+    fn sigma_a(&self) -> f64 {
+        (1.0 / self.sw + self.xm * self.xm / self.sxx).sqrt()
+    }
+
+    /// The line at `x0` and its σ: sqrt(1/Σw + (x0 − x̄)²/Sxx).
+    fn at(&self, x0: f64) -> (f64, f64) {
+        (
+            self.a + self.b * x0,
+            (1.0 / self.sw + (x0 - self.xm).powi(2) / self.sxx).sqrt(),
+        )
+    }
 }
 
 /// The Ce seed's "The contrast, c, slightly increases with pressure (Fig. 2c)": a weighted
@@ -974,18 +999,20 @@ fn ce_contrast_rise_check(comp: &[&IsobarPoint]) -> Option<Check> {
         p.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
     let name = "Ce: contrast rises slightly with pressure".to_string();
-    let Some((a, b, sb, _)) = weighted_line(&p, &v, &s) else {
+    let Some(line) = WeightedLine::fit(&p, &v, &s) else {
         return Some(Check {
             name,
             passed: false,
             detail: "no contrast fitted with an error at ≥ 2 pressures".into(),
         });
     };
+    let (a, b, sb) = (line.a, line.b, line.sigma_b());
     let rise = b * (hi - lo) / (a + b * lo);
-    let truth = weighted_line(&p, &t, &s).map_or("not fitted".to_string(), |(ta, tb, _, _)| {
+    let truth = WeightedLine::fit(&p, &t, &s).map_or("not fitted".to_string(), |l| {
         format!(
-            "{tb:.3e} 1/GPa, {:+.1} %",
-            100.0 * tb * (hi - lo) / (ta + tb * lo)
+            "{:.3e} 1/GPa, {:+.1} %",
+            l.b,
+            100.0 * l.b * (hi - lo) / (l.a + l.b * lo)
         )
     });
     Some(Check {
@@ -1053,16 +1080,26 @@ mod tests {
     /// exact line (any weights), and its slope error against σ_b² = 1/Σ w (x − x̄_w)².
     #[test]
     fn weighted_line_fits() {
-        let (a, b, sb, _) = super::weighted_line(&[0.0, 2.0], &[1.0, 2.0], &[0.1, 0.1]).unwrap();
-        assert!((a - 1.0).abs() < 1e-12 && (b - 0.5).abs() < 1e-12);
-        // Two points, σ = 0.1: Σ w (x − x̄)² = 100 × (1 + 1) = 200.
-        assert!((sb - 200f64.powf(-0.5)).abs() < 1e-12);
+        use super::WeightedLine;
+        let l = WeightedLine::fit(&[0.0, 2.0], &[1.0, 2.0], &[0.1, 0.1]).unwrap();
+        assert!((l.a - 1.0).abs() < 1e-12 && (l.b - 0.5).abs() < 1e-12);
+        // Two points, σ = 0.1: Σ w (x − x̄)² = 100 × (1 + 1) = 200; Σ w = 200, x̄ = 1.
+        assert!((l.sigma_b() - 200f64.powf(-0.5)).abs() < 1e-12);
+        assert!((l.sigma_a() - (1.0 / 200.0 + 1.0 / 200.0f64).sqrt()).abs() < 1e-12);
+        // At x̄ only 1/Σw remains; at x = 0 the prediction's σ is σ_a.
+        assert!((l.at(1.0).1 - 200f64.powf(-0.5)).abs() < 1e-12);
+        assert!((l.at(0.0).1 - l.sigma_a()).abs() < 1e-12 && l.chi2 < 1e-20);
         let x = [0.0, 1.1, 2.9, 5.6, 8.2];
         let y: Vec<f64> = x.iter().map(|x| 0.0089 + 1.3e-4 * x).collect();
-        let (a, b, _, _) = super::weighted_line(&x, &y, &[1e-5, 3e-5, 5e-5, 2e-5, 4e-5]).unwrap();
-        assert!((a - 0.0089).abs() < 1e-12 && (b - 1.3e-4).abs() < 1e-12);
-        assert!(super::weighted_line(&[1.0, 1.0], &[1.0, 2.0], &[0.1, 0.1]).is_none());
-        assert!(super::weighted_line(&[1.0, f64::NAN], &[1.0, 2.0], &[0.1, 0.1]).is_none());
+        let l = WeightedLine::fit(&x, &y, &[1e-5, 3e-5, 5e-5, 2e-5, 4e-5]).unwrap();
+        assert!((l.a - 0.0089).abs() < 1e-12 && (l.b - 1.3e-4).abs() < 1e-12);
+        // One point off the line by 2σ: χ² = 4.
+        let mut y2 = y.clone();
+        y2[2] += 2.0 * 5e-5;
+        let l2 = WeightedLine::fit(&x, &y2, &[1e-5, 3e-5, 5e-5, 2e-5, 4e-5]).unwrap();
+        assert!(l2.chi2 > 0.0 && l2.chi2 < 4.0, "{}", l2.chi2);
+        assert!(WeightedLine::fit(&[1.0, 1.0], &[1.0, 2.0], &[0.1, 0.1]).is_none());
+        assert!(WeightedLine::fit(&[1.0, f64::NAN], &[1.0, 2.0], &[0.1, 0.1]).is_none());
     }
 
     #[test]

@@ -248,7 +248,6 @@ fn run_inner(
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let figures = output::write_figures(dir, setup, &scans, &analysis)?;
         output::write_scans(dir, setup, &scans)?;
-        removed = output::remove_stale_outputs(dir, setup, &figures)?;
         output::write_text_atomic(&dir.join("report.md"), &md)?;
         let summary = serde_json::json!({
             "program": format!("xpcs-twin {}", env!("CARGO_PKG_VERSION")),
@@ -270,6 +269,9 @@ fn run_inner(
             .map_err(|e| Error::invalid("summary.json", e.to_string()))?;
         output::write_text_atomic(&dir.join("summary.json"), &text)?;
         output::write_timing(dir, &scans, &walls_s, elapsed_s)?;
+        // Last, once every output of this run is in place: an error here leaves a complete
+        // new run beside some old files, never a half-written one.
+        removed = output::remove_stale_outputs(dir, setup, &figures)?;
     }
     Ok(CampaignRun {
         scans,
@@ -368,6 +370,14 @@ mod tests {
         for s in &setup.scans {
             assert!(d.join(format!("scans/{}.json", s.label)).exists());
             assert!(d.join(format!("figures/g2_{}.png", s.label)).exists());
+        }
+        // Every figure a run writes has one of the names the clean-up knows (a figure added
+        // without its name there would never be cleaned up).
+        for e in std::fs::read_dir(d.join("figures")).unwrap() {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            if !foreign.iter().any(|f| f.ends_with(&n)) {
+                assert!(output::is_own_figure(&n), "{n}");
+            }
         }
     }
 }

@@ -363,6 +363,17 @@ fn is_scan_label(s: &str) -> bool {
         && rest.ends_with("GPa")
 }
 
+/// Whether `name` is one of the figure names a run writes ([`CAMPAIGN_FIGURES`], or
+/// [`SCAN_FIGURES`] + a scan label + `.png`).
+pub(super) fn is_own_figure(name: &str) -> bool {
+    CAMPAIGN_FIGURES.contains(&name)
+        || SCAN_FIGURES.iter().any(|pre| {
+            name.strip_prefix(pre)
+                .and_then(|r| r.strip_suffix(".png"))
+                .is_some_and(is_scan_label)
+        })
+}
+
 /// Removes what an earlier run left in `dir` that this run did not write: figures of the
 /// twin's own names (`figures_written` are this run's) and per-scan files (`scans/<label>.json`,
 /// `scans/<label>_results.hdf`) of labels the campaign no longer has, e.g. after scans were
@@ -389,13 +400,7 @@ pub fn remove_stale_outputs(
         }
     };
     for (p, n) in list(&dir.join("figures"))? {
-        let ours = CAMPAIGN_FIGURES.contains(&n.as_str())
-            || SCAN_FIGURES.iter().any(|pre| {
-                n.strip_prefix(pre)
-                    .and_then(|r| r.strip_suffix(".png"))
-                    .is_some_and(is_scan_label)
-            });
-        if ours
+        if is_own_figure(&n)
             && !figures_written
                 .iter()
                 .any(|w| w.file_name() == p.file_name())
