@@ -745,9 +745,9 @@ fn shards_merge_into_the_whole_scan() {
         ]);
         assert!(o.status.success(), "shard {spec}: {}", stderr(&o));
     };
-    shard("1/1", "8", "whole.part");
+    shard("1/1", "9", "whole.part");
     for i in 1..=3 {
-        shard(&format!("{i}/3"), "08-c7GPa", &format!("p{i}.part"));
+        shard(&format!("{i}/3"), "09-c7GPa", &format!("p{i}.part"));
     }
     let o = run(&["merge", &d("whole.part"), "--out", &d("whole.hdf")]);
     assert!(o.status.success(), "{}", stderr(&o));

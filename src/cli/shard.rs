@@ -15,7 +15,7 @@ use xpcs_twin::twin::shard::{list_scans, load_scan_setup, shard_to_file, Shard};
 pub struct ShardArgs {
     #[command(flatten)]
     campaign: CampaignChoice,
-    /// The scan: its label (e.g. 08-c7GPa) or protocol index (0 = the first isobar).
+    /// The scan: its label (e.g. 09-c7GPa) or protocol index (0 = the first isobar).
     #[arg(long, required_unless_present = "list_json")]
     scan: Option<String>,
     /// Which shard, i/N (1 ≤ i ≤ N): the detector's pixels, row-major, in N runs of whole

@@ -12,6 +12,7 @@
 //! - [`lm`]: weighted Levenberg–Marquardt ([`fit_curve`], [`FitOptions`]).
 //! - [`report`]: [`FitReport`] (values, standard errors, covariance, χ²_red, termination,
 //!   warnings; failures carry a reason, never NaN values).
+//! - [`mod@line`]: the weighted straight line (aging rates, extrapolations).
 //! - [`twotime`]: age cuts of C(t1,t2) at t_mid, τ(tw), the aging law.
 //! - [`qdep`]: fits per q-bin and the power law τ(q).
 //! - [`pressure`]: ln τ vs P, activation volume, crossover pressure.
@@ -20,6 +21,7 @@
 
 pub mod calibration;
 pub mod jackknife;
+pub mod line;
 pub mod lm;
 pub mod model;
 pub mod pressure;

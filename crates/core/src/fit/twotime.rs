@@ -18,6 +18,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::jackknife::fit_curve_jackknife_replicates;
+use super::line::WeightedLine;
 use super::lm::{fit_curve, FitOptions};
 use super::model::{Domain, FitModel, ParamSpec};
 use super::report::{ErrorScale, FitReport};
@@ -421,9 +422,12 @@ pub fn fit_aging(
     // form ln τ = ln τ0 + κ tw (weighted least squares, same error scaling) and report the
     // fit as unconstrained, with the one-sided 95 % lower bound on τ*, instead.
     let tau_star_free = !opts.fixed.iter().any(|(n, _)| n == "tau_star");
-    if report.is_ok() && !saturating && tau_star_free {
+    if !saturating && tau_star_free {
         if let Some((kappa, sigma)) = weighted_slope(age_s, &ln_tau, &err, opts.error_scale) {
-            mark_unresolved(&mut report, kappa, sigma);
+            // A falling τ fails the law's solver (τ* > 0): say why instead.
+            if report.is_ok() || kappa < -2.0 * sigma {
+                mark_unresolved(&mut report, kappa, sigma);
+            }
         }
     }
     Ok(report)
@@ -448,9 +452,21 @@ fn log_tau(age_s: &[f64], tau_s: &[f64], tau_err_s: &[f64]) -> Result<(Vec<f64>,
 }
 
 /// Marks a converged aging fit as failed ("aging not resolved", with the one-sided 95 %
-/// lower bound on τ*) when the rate κ = 1/τ* is within 2σ of zero.
+/// lower bound on τ*) when the rate κ = 1/τ* is within 2σ of zero, or ("aging not resolved:
+/// τ falls with age") when it is below −2σ: τ shortening with age is an acceleration, which
+/// the aging law τ0 e^{t_w/τ*} (τ* > 0) does not describe.
 fn mark_unresolved(report: &mut FitReport, kappa: f64, sigma: f64) {
-    if kappa <= 2.0 * sigma {
+    if kappa < -2.0 * sigma {
+        report.outcome = crate::fit::FitOutcome::Failed {
+            reason: format!(
+                "aging not resolved: τ falls with age (rate d ln τ/dt_w = {} ± {} 1/s, {:.1}σ \
+                 below zero: an acceleration, not aging)",
+                sig(kappa, 4),
+                sig(sigma, 4),
+                -kappa / sigma
+            ),
+        };
+    } else if kappa <= 2.0 * sigma {
         let bound = kappa + 1.645 * sigma;
         let lower = if bound > 0.0 {
             format!("τ* > {} s at 95 % (one-sided)", sig(1.0 / bound, 4))
@@ -505,28 +521,20 @@ pub fn fit_aging_jackknife(
         opts,
     )?;
     let tau_star_free = !opts.fixed.iter().any(|(n, _)| n == "tau_star");
-    if !report.is_ok() || !tau_star_free {
+    if !tau_star_free {
         return Ok(report);
     }
-    let slope = if report.error_scale == ErrorScale::Jackknife {
+    let slope = if report.error_scale == ErrorScale::Jackknife || !report.is_ok() {
         // The rate's jackknife σ from the same replicates (the slope is linear in ln τ).
-        let full = weighted_slope(age_s, &ln_tau, &err, ErrorScale::Absolute);
-        let kj: Vec<f64> = ln_reps
-            .iter()
-            .filter(|r| (0..r.len()).all(|k| !ln_tau[k].is_finite() || r[k].is_finite()))
-            .filter_map(|r| weighted_slope(age_s, r, &err, ErrorScale::Absolute).map(|s| s.0))
-            .collect();
-        full.map(|(kappa, _)| {
-            let k = kj.len() as f64;
-            let m = kj.iter().sum::<f64>() / k;
-            let var = (k - 1.0) / k * kj.iter().map(|x| (x - m) * (x - m)).sum::<f64>();
-            (kappa, var.sqrt())
-        })
+        jackknife_slope(age_s, &ln_tau, &err, &ln_reps)
     } else {
         weighted_slope(age_s, &ln_tau, &err, opts.error_scale)
     };
     if let Some((kappa, sigma)) = slope {
-        mark_unresolved(&mut report, kappa, sigma);
+        // A falling τ fails the law's solver (τ* > 0): say why instead.
+        if report.is_ok() || kappa < -2.0 * sigma {
+            mark_unresolved(&mut report, kappa, sigma);
+        }
     }
     Ok(report)
 }
@@ -534,34 +542,57 @@ pub fn fit_aging_jackknife(
 /// Weighted least-squares slope κ of y = a + κ x and its 1σ error (scaled by sqrt(χ²_red) for
 /// [`ErrorScale::Relative`]); None with fewer than 3 usable points or no spread in x.
 fn weighted_slope(x: &[f64], y: &[f64], sigma: &[f64], scale: ErrorScale) -> Option<(f64, f64)> {
-    let pts: Vec<(f64, f64, f64)> = (0..x.len())
-        .filter(|&i| x[i].is_finite() && y[i].is_finite() && sigma[i].is_finite() && sigma[i] > 0.0)
-        .map(|i| (x[i], y[i], 1.0 / (sigma[i] * sigma[i])))
-        .collect();
-    if pts.len() < 3 {
-        return None;
-    }
-    let sw: f64 = pts.iter().map(|p| p.2).sum();
-    let mx = pts.iter().map(|p| p.2 * p.0).sum::<f64>() / sw;
-    let my = pts.iter().map(|p| p.2 * p.1).sum::<f64>() / sw;
-    let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - mx).powi(2)).sum();
-    if sxx <= 0.0 {
-        return None;
-    }
-    let kappa = pts
-        .iter()
-        .map(|p| p.2 * (p.0 - mx) * (p.1 - my))
-        .sum::<f64>()
-        / sxx;
-    let chi2: f64 = pts
-        .iter()
-        .map(|p| p.2 * (p.1 - my - kappa * (p.0 - mx)).powi(2))
-        .sum();
-    let red = chi2 / (pts.len() - 2) as f64;
-    let var = match scale {
-        ErrorScale::Absolute => 1.0 / sxx,
-        ErrorScale::Relative | ErrorScale::Jackknife => red / sxx,
+    let line = WeightedLine::fit(x, y, sigma).filter(|l| l.n >= 3)?;
+    let sigma_b = match scale {
+        ErrorScale::Absolute => line.sigma_b(),
+        ErrorScale::Relative | ErrorScale::Jackknife => line.sigma_b() * line.reduced_chi2().sqrt(),
     };
+    Some((line.b, sigma_b))
+}
+
+/// The aging rate κ = d ln τ / d t_w (1/s; 1/τ* of the aging law, negative when τ falls) of
+/// τ(age) ± σ_τ by weighted least squares in ln τ, with its jackknife σ from the same fit of
+/// each replicate `tau_replicates[j]` (τ at every age recomputed without pixel group j, as
+/// [`tau_vs_age_jackknife`] gives; the weights stay the full data's). Replicates missing an
+/// age the full data has are left out. None with fewer than 3 usable ages or fewer than
+/// [`crate::fit::jackknife::MIN_REPLICATES`] usable replicates.
+pub fn aging_rate_jackknife(
+    age_s: &[f64],
+    tau_s: &[f64],
+    tau_err_s: &[f64],
+    tau_replicates: &[Vec<f64>],
+) -> Result<Option<(f64, f64)>> {
+    let (ln_tau, err) = log_tau(age_s, tau_s, tau_err_s)?;
+    let ln = |t: &f64| if *t > 0.0 { t.ln() } else { f64::NAN };
+    let ln_reps: Vec<Vec<f64>> = tau_replicates
+        .iter()
+        .map(|r| r.iter().map(ln).collect())
+        .collect();
+    Ok(jackknife_slope(age_s, &ln_tau, &err, &ln_reps))
+}
+
+/// [`aging_rate_jackknife`] in ln τ.
+fn jackknife_slope(
+    age_s: &[f64],
+    ln_tau: &[f64],
+    err: &[f64],
+    ln_reps: &[Vec<f64>],
+) -> Option<(f64, f64)> {
+    let (kappa, _) = weighted_slope(age_s, ln_tau, err, ErrorScale::Absolute)?;
+    let kj: Vec<f64> = ln_reps
+        .iter()
+        .filter(|r| {
+            r.len() == ln_tau.len()
+                && (0..r.len()).all(|k| !ln_tau[k].is_finite() || r[k].is_finite())
+        })
+        .filter_map(|r| weighted_slope(age_s, r, err, ErrorScale::Absolute).map(|s| s.0))
+        .collect();
+    if kj.len() < crate::fit::jackknife::MIN_REPLICATES {
+        return None;
+    }
+    let k = kj.len() as f64;
+    let m = kj.iter().sum::<f64>() / k;
+    let var = (k - 1.0) / k * kj.iter().map(|x| (x - m) * (x - m)).sum::<f64>();
     Some((kappa, var.sqrt()))
 }
 
@@ -582,6 +613,52 @@ pub fn fit_aging_from_ages(
     fit_aging(&a, &t, &e, saturating, opts)
 }
 
+/// The ages of [`tau_vs_age_jackknife`] whose fit converged with a τ error, among `fits`
+/// (or among `fits[k]` for k in `only`): their (age, τ, σ_τ), their index in `fits`, and each
+/// replicate `tau_replicates[j]` restricted to them (NaN where a replicate lacks one).
+#[derive(Debug, Clone, Default)]
+pub struct ConvergedAges {
+    /// Age of each kept cut (s).
+    pub age_s: Vec<f64>,
+    /// Its fitted τ (s).
+    pub tau_s: Vec<f64>,
+    /// Its τ error (s).
+    pub tau_err_s: Vec<f64>,
+    /// Index of each kept cut in `fits`.
+    pub kept: Vec<usize>,
+    /// Per replicate, τ at the kept cuts.
+    pub replicates: Vec<Vec<f64>>,
+}
+
+/// [`ConvergedAges`] of `fits` (every cut, or those listed in `only`).
+pub fn converged_ages(
+    fits: &[AgeFit],
+    tau_replicates: &[Vec<f64>],
+    only: Option<&[usize]>,
+) -> ConvergedAges {
+    let mut out = ConvergedAges::default();
+    let all: Vec<usize> = (0..fits.len()).collect();
+    for &k in only.unwrap_or(&all) {
+        let Some(f) = fits.get(k) else { continue };
+        if let (Some(tau), Some(err)) = (f.report.value("tau"), f.report.std_error("tau")) {
+            out.age_s.push(f.cut.age_s);
+            out.tau_s.push(tau);
+            out.tau_err_s.push(err);
+            out.kept.push(k);
+        }
+    }
+    out.replicates = tau_replicates
+        .iter()
+        .map(|r| {
+            out.kept
+                .iter()
+                .map(|&k| r.get(k).copied().unwrap_or(f64::NAN))
+                .collect()
+        })
+        .collect();
+    out
+}
+
 /// [`fit_aging_jackknife`] of the converged fits of [`tau_vs_age_jackknife`] (failed ages
 /// are skipped, in the replicates too).
 pub fn fit_aging_from_ages_jackknife(
@@ -589,24 +666,8 @@ pub fn fit_aging_from_ages_jackknife(
     tau_replicates: &[Vec<f64>],
     opts: &FitOptions,
 ) -> Result<FitReport> {
-    let (mut a, mut t, mut e, mut keep) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (k, f) in fits.iter().enumerate() {
-        if let (Some(tau), Some(err)) = (f.report.value("tau"), f.report.std_error("tau")) {
-            a.push(f.cut.age_s);
-            t.push(tau);
-            e.push(err);
-            keep.push(k);
-        }
-    }
-    let reps: Vec<Vec<f64>> = tau_replicates
-        .iter()
-        .map(|r| {
-            keep.iter()
-                .map(|&k| r.get(k).copied().unwrap_or(f64::NAN))
-                .collect()
-        })
-        .collect();
-    fit_aging_jackknife(&a, &t, &e, &reps, opts)
+    let c = converged_ages(fits, tau_replicates, None);
+    fit_aging_jackknife(&c.age_s, &c.tau_s, &c.tau_err_s, &c.replicates, opts)
 }
 
 #[cfg(test)]
@@ -916,5 +977,59 @@ mod tests {
         let aging: Vec<f64> = ages.iter().map(|a| 34.0 * f64::exp(a / 2300.0)).collect();
         let r = fit_aging(&ages, &aging, &err, false, &FitOptions::default()).unwrap();
         assert!((r.value("tau_star").unwrap() / 2300.0 - 1.0).abs() < 1e-6);
+        // τ falling with age is an acceleration: unresolved as aging, and said so.
+        let falling: Vec<f64> = ages.iter().map(|a| 34.0 * f64::exp(-a / 800.0)).collect();
+        let r = fit_aging(&ages, &falling, &err, false, &FitOptions::default()).unwrap();
+        let why = r.failure().expect("must not claim a τ*");
+        assert!(
+            why.starts_with("aging not resolved") && why.contains("τ falls with age"),
+            "{why}"
+        );
+    }
+
+    /// The jackknife rate against its closed form: replicates τ_j(a) = τ(a) e^{ε_j (a − ā)}
+    /// shift every refitted slope by exactly ε_j (ā: the weighted mean age, the weights the
+    /// full data's), so σ² = (k − 1)/k Σ (ε_j − ε̄)²; a replicate with a missing age is left out.
+    #[test]
+    fn aging_rate_jackknife_closed_form() {
+        let ages: Vec<f64> = (0..6).map(|k| 11_000.0 + 233.0 * f64::from(k)).collect();
+        let tau: Vec<f64> = ages
+            .iter()
+            .map(|a| 34.0 * f64::exp(-(a - 11_000.0) / 800.0))
+            .collect();
+        let err: Vec<f64> = tau
+            .iter()
+            .zip([1.0, 2.0, 1.5, 1.0, 3.0, 2.0])
+            .map(|(t, f)| 0.02 * f * t)
+            .collect();
+        let w: Vec<f64> = tau.iter().zip(&err).map(|(t, e)| (t / e).powi(2)).collect();
+        let abar = ages.iter().zip(&w).map(|(a, w)| a * w).sum::<f64>() / w.iter().sum::<f64>();
+        let eps: Vec<f64> = (0..12)
+            .map(|j| 1e-5 * (f64::from(j) - 5.5) * if j % 3 == 0 { 1.7 } else { 1.0 })
+            .collect();
+        let mut reps: Vec<Vec<f64>> = eps
+            .iter()
+            .map(|e| {
+                ages.iter()
+                    .zip(&tau)
+                    .map(|(a, t)| t * (e * (a - abar)).exp())
+                    .collect()
+            })
+            .collect();
+        let mut broken = tau.clone();
+        broken[2] = f64::NAN;
+        reps.push(broken);
+        let (kappa, sigma) = aging_rate_jackknife(&ages, &tau, &err, &reps)
+            .unwrap()
+            .unwrap();
+        assert!((kappa + 1.0 / 800.0).abs() < 1e-12, "{kappa}");
+        let k = eps.len() as f64;
+        let m = eps.iter().sum::<f64>() / k;
+        let want = ((k - 1.0) / k * eps.iter().map(|e| (e - m).powi(2)).sum::<f64>()).sqrt();
+        assert!((sigma / want - 1.0).abs() < 1e-6, "{sigma} vs {want}");
+        // Too few replicates: no σ.
+        assert!(aging_rate_jackknife(&ages, &tau, &err, &reps[..5])
+            .unwrap()
+            .is_none());
     }
 }

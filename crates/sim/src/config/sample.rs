@@ -6,8 +6,8 @@
 
 use super::{load_toml, parse_toml};
 use crate::model::{
-    pressure::kb_t_gpa_a3, Aging, AvalancheModel, AvalancheTimes, Campaign, Direction, DomainSpec,
-    Fluctuations, Isobar, PressureResponse, TauBranch,
+    pressure::kb_t_gpa_a3, Acceleration, Aging, AvalancheModel, AvalancheTimes, Campaign,
+    Direction, DomainSpec, Fluctuations, Isobar, PressureResponse, TauBranch,
 };
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -46,6 +46,16 @@ pub struct AgingConfig {
     pub tau0_s: f64,
     /// Aging time constant τ* (s).
     pub tau_star_s: f64,
+}
+
+/// A late acceleration of one stationary isobar (see `model::campaign::Acceleration`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccelerationConfig {
+    /// Onset: time since the pressure step when τ starts to fall (s).
+    pub onset_s: f64,
+    /// Time constant of the fall, τ(tw) = τ(P) exp(−(tw − onset)/τ_acc) (s).
+    pub tau_acc_s: f64,
 }
 
 /// Avalanche times of one isobar: a Poisson rate or listed times.
@@ -104,6 +114,10 @@ pub struct IsobarConfig {
     pub frame_time_s: f64,
     /// Aging (omitted: stationary at the branch τ).
     pub aging: Option<AgingConfig>,
+    /// Late acceleration of a stationary isobar (omitted: none).
+    pub acceleration: Option<AccelerationConfig>,
+    /// Length of this pressure step (s; omitted: the campaign protocol's step for the branch).
+    pub step_s: Option<f64>,
     /// Avalanche times (omitted: none).
     pub avalanches: Option<AvalanchesConfig>,
     /// Avalanche model (default: clock jump J = 3, complete decorrelation at β ≥ 1).
@@ -289,6 +303,11 @@ impl SampleConfig {
                     tau0_s: a.tau0_s,
                     tau_star_s: a.tau_star_s,
                 }),
+                acceleration: b.acceleration.map(|a| Acceleration {
+                    onset_s: a.onset_s,
+                    tau_acc_s: a.tau_acc_s,
+                }),
+                step_s: b.step_s,
                 avalanches,
                 avalanche_model,
                 fluctuations: b.fluctuations.map(|f| Fluctuations {
@@ -385,6 +404,43 @@ mod tests {
         let sd = f.jump * (f.rate_per_s * t).sqrt();
         assert!((u - t / 34.0).abs() < 4.0 * sd, "{u} vs {}", t / 34.0);
         assert!((facts.tau_start_s - 34.0).abs() < 1e-9);
+        // The second 3.3 GPa scan of the same step (t_w 10 900–12 300 s): the smooth τ is
+        // 34/(1 − s) (s = r J τ = 0.39984, the jumps' share) until the onset at 11 600 s, then
+        // falls with τ_acc = 714 s; the mean τ (jumps included) starts at 34 s and ends at
+        // 34 s / ((1 − s) e^{700/714} + s) ≈ 17 s.
+        let late = k33 + 1;
+        let b = &c.isobars[late];
+        let share = f.rate_per_s * f.jump * 34.0;
+        assert!((b.pressure_gpa - 3.3).abs() < 1e-12 && b.waiting_time_s == 10_900.0);
+        match c.tau_law(late) {
+            crate::model::TauLaw::Accelerating {
+                tau_eq_s,
+                onset_s,
+                tau_acc_s,
+                ..
+            } => {
+                assert!((tau_eq_s - 34.0 / (1.0 - share)).abs() < 1e-9);
+                assert_eq!((onset_s, tau_acc_s), (11_600.0, 714.0));
+            }
+            other => panic!("{other:?}"),
+        }
+        let (_, facts) = c.scan(late, 14000, 0.1, &mut r).unwrap();
+        let end = 34.0 / ((1.0 - share) * (700.0f64 / 714.0).exp() + share);
+        assert!(
+            (facts.tau_start_s - 34.0).abs() < 1e-9,
+            "{}",
+            facts.tau_start_s
+        );
+        assert!(
+            (facts.tau_end_s / end - 1.0).abs() < 1e-9,
+            "{} vs {end}",
+            facts.tau_end_s
+        );
+        // The step lasts 12 600 s (both scans of it say so).
+        assert_eq!(
+            (c.isobars[k33].step_s, b.step_s),
+            (Some(12_600.0), Some(12_600.0))
+        );
         let ce = load_sample(&root().join("models/samples/ce68.toml")).unwrap();
         assert_eq!(ce.campaign.isobars.len(), 5);
         // The domain-model variant: the 3.3 GPa heterogeneity is its 2 domains' own clocks.
@@ -421,6 +477,22 @@ mod tests {
         let bad = text.replacen("tau0_s = 34.0", "tau0_s = -34.0", 1);
         let e = parse_sample(&bad, "pt42.toml").unwrap_err().to_string();
         assert!(e.contains("aging.tau0_s") && e.contains("> 0"), "{e}");
+        let bad = text.replacen("tau_acc_s = 714.0", "tau_acc_s = 0.0", 1);
+        let e = parse_sample(&bad, "pt42.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("acceleration.tau_acc_s") && e.contains("[[isobar]] 3"),
+            "{e}"
+        );
+        let bad = text.replacen(
+            "acceleration = { onset_s = 11600.0, tau_acc_s = 714.0 }",
+            "acceleration = { onset_s = 11600.0, tau_acc_s = 714.0 }\naging = { tau0_s = 34.0, tau_star_s = 2300.0 }",
+            1,
+        );
+        let e = parse_sample(&bad, "pt42.toml").unwrap_err().to_string();
+        assert!(e.contains("acceleration needs a stationary isobar"), "{e}");
+        let bad = text.replacen("step_s = 12600.0", "step_s = -1.0", 1);
+        let e = parse_sample(&bad, "pt42.toml").unwrap_err().to_string();
+        assert!(e.contains("step_s") && e.contains("[[isobar]] 3"), "{e}");
     }
 
     /// An isobar's `domains` table reaches the scan's dynamics (N domains, the local β0, the

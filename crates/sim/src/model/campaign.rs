@@ -6,7 +6,8 @@
 //! (pressure, τ at q1 at the scan start, q1).
 //!
 //! An isobar with aging uses τ(tw) = τ0 exp(tw/τ*) capped at the branch value τ(P) (the
-//! stationary state the glass ages towards); without aging τ = τ(P) throughout.
+//! stationary state the glass ages towards); an isobar with a late acceleration keeps τ(P) until
+//! its onset and falls after it; otherwise τ = τ(P) throughout.
 //!
 //! Reference: the Pt seed protocol (Methods and Fig. S1; docs/model.md §9).
 
@@ -25,6 +26,17 @@ pub struct Aging {
     pub tau0_s: f64,
     /// Aging time constant (s).
     pub tau_star_s: f64,
+}
+
+/// A steady acceleration late in a stationary isobar: τ(tw) = τ(P) until the onset t_on (time
+/// since the pressure step), then τ(P) exp(−(tw − t_on)/τ_acc) (the Pt seed at 3.3 GPa: "a
+/// steady acceleration of the dynamics is visible after 11600 s").
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Acceleration {
+    /// Onset t_on since the pressure step (s).
+    pub onset_s: f64,
+    /// Time constant τ_acc of the fall of τ (s).
+    pub tau_acc_s: f64,
 }
 
 /// A fluctuating relaxation time (the Pt seed's heterogeneous regime: "relaxation times
@@ -61,6 +73,10 @@ pub struct Isobar {
     pub frame_time_s: f64,
     /// Aging (None = stationary at the branch τ).
     pub aging: Option<Aging>,
+    /// Late acceleration of a stationary isobar (None = none).
+    pub acceleration: Option<Acceleration>,
+    /// How long this pressure step lasts (s; None = the protocol's step for its branch).
+    pub step_s: Option<f64>,
     /// Avalanche times.
     pub avalanches: AvalancheTimes,
     /// What an avalanche does (ignored when there are none).
@@ -131,6 +147,19 @@ impl Campaign {
                 check_positive(&o, "aging.tau0_s", a.tau0_s)?;
                 check_positive(&o, "aging.tau_star_s", a.tau_star_s)?;
             }
+            if let Some(a) = b.acceleration {
+                check_range(&o, "acceleration.onset_s", a.onset_s, 0.0, 1e9)?;
+                check_positive(&o, "acceleration.tau_acc_s", a.tau_acc_s)?;
+                if b.aging.is_some() {
+                    return Err(Error::invalid(
+                        &o,
+                        "acceleration needs a stationary isobar (no aging)",
+                    ));
+                }
+            }
+            if let Some(step) = b.step_s {
+                check_positive(&o, "step_s", step)?;
+            }
             b.avalanches.validate(&o)?;
             b.avalanche_model.validate(&o)?;
             if let Some(d) = &b.domains {
@@ -181,17 +210,21 @@ impl Campaign {
     pub fn tau_law(&self, k: usize) -> TauLaw {
         let b = &self.isobars[k];
         let tau_eq = self.response.tau_s(b.pressure_gpa, b.direction);
-        match b.aging {
-            None => {
-                // With fluctuations the smooth clock runs at 1/τ − rJ (mean rate stays 1/τ).
-                let share = b
-                    .fluctuations
-                    .map_or(0.0, |f| f.rate_per_s * f.jump * tau_eq);
-                TauLaw::Stationary {
-                    tau_s: tau_eq / (1.0 - share),
-                }
-            }
-            Some(a) => TauLaw::Aging {
+        // With fluctuations the smooth clock runs at 1/τ − rJ (mean rate stays 1/τ).
+        let share = b
+            .fluctuations
+            .map_or(0.0, |f| f.rate_per_s * f.jump * tau_eq);
+        match (b.aging, b.acceleration) {
+            (None, None) => TauLaw::Stationary {
+                tau_s: tau_eq / (1.0 - share),
+            },
+            (None, Some(acc)) => TauLaw::Accelerating {
+                tau_eq_s: tau_eq / (1.0 - share),
+                onset_s: acc.onset_s,
+                tau_acc_s: acc.tau_acc_s,
+                waiting_time_s: b.waiting_time_s,
+            },
+            (Some(a), _) => TauLaw::Aging {
                 tau0_s: a.tau0_s,
                 tau_star_s: a.tau_star_s,
                 tau_eq_s: tau_eq,
@@ -230,9 +263,16 @@ impl Campaign {
                     let jumps: Vec<(f64, f64)> = times.iter().map(|&t| (t, f.jump)).collect();
                     dynamics = dynamics.with_clock_jumps(&jumps, "campaign")?;
                 }
-                // The mean τ (the branch's), not the slowed smooth clock's.
+                // The mean τ (the branch's), not the slowed smooth clock's: with a late
+                // acceleration, 1/τ_mean = 1/τ_smooth(t) + rJ.
                 let tau = self.response.tau_s(b.pressure_gpa, b.direction);
-                (tau, tau)
+                match law {
+                    TauLaw::Accelerating { .. } => {
+                        let mean = |t: f64| 1.0 / (1.0 / law.tau_at(t) + f.rate_per_s * f.jump);
+                        (mean(0.0), mean(len))
+                    }
+                    _ => (tau, tau),
+                }
             }
             None => (law.tau_at(0.0), law.tau_at(len)),
         };

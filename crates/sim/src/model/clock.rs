@@ -1,6 +1,7 @@
 //! The material clock u(t) and the KWW intermediate scattering function.
 //!
-//! Input: a relaxation-time law (stationary τ, or aging τ(tw) = τ0 exp(tw/τ*) capped at τ_eq)
+//! Input: a relaxation-time law (stationary τ, aging τ(tw) = τ0 exp(tw/τ*) capped at τ_eq, or a
+//! constant τ that falls after an onset)
 //! and optional clock jumps (avalanche model A). Output: the dimensionless material time u(t)
 //! (t in seconds since the start of the scan) and the ISF f(t1,t2) = exp(-|u(t2) - u(t1)|^β).
 //!
@@ -63,6 +64,19 @@ pub enum TauLaw {
         /// Time since the pressure step at the start of the scan (s).
         waiting_time_s: f64,
     },
+    /// Constant τ_eq until the onset t_on (time since the pressure step), then a steady
+    /// acceleration τ(tw) = τ_eq exp(−(tw − t_on)/τ_acc) (the Pt seed at 3.3 GPa: "a steady
+    /// acceleration of the dynamics is visible after 11600 s").
+    Accelerating {
+        /// τ before the onset (s).
+        tau_eq_s: f64,
+        /// Onset t_on: time since the pressure step when τ starts to fall (s).
+        onset_s: f64,
+        /// Time constant τ_acc of the fall (s): τ halves every τ_acc ln 2.
+        tau_acc_s: f64,
+        /// Time since the pressure step at the start of the scan (s).
+        waiting_time_s: f64,
+    },
 }
 
 impl TauLaw {
@@ -90,6 +104,18 @@ impl TauLaw {
                     f64::MAX,
                 )?;
             }
+            TauLaw::Accelerating {
+                tau_eq_s,
+                onset_s,
+                tau_acc_s,
+                waiting_time_s,
+            } => {
+                check_positive(origin, "tau_eq_s", tau_eq_s)?;
+                check_positive(origin, "tau_acc_s", tau_acc_s)?;
+                for (name, v) in [("onset_s", onset_s), ("waiting_time_s", waiting_time_s)] {
+                    xpcs_core::check::check_range(origin, name, v, 0.0, f64::MAX)?;
+                }
+            }
         }
         Ok(())
     }
@@ -104,6 +130,19 @@ impl TauLaw {
                 tau_eq_s,
                 waiting_time_s,
             } => (tau0_s * ((waiting_time_s + t_s) / tau_star_s).exp()).min(tau_eq_s),
+            TauLaw::Accelerating {
+                tau_eq_s,
+                onset_s,
+                tau_acc_s,
+                waiting_time_s,
+            } => {
+                let late = waiting_time_s + t_s - onset_s;
+                if late <= 0.0 {
+                    tau_eq_s
+                } else {
+                    tau_eq_s * (-late / tau_acc_s).exp()
+                }
+            }
         }
     }
 
@@ -131,6 +170,24 @@ impl TauLaw {
                     }
                 };
                 a(waiting_time_s + t_s) - a(waiting_time_s)
+            }
+            TauLaw::Accelerating {
+                tau_eq_s,
+                onset_s,
+                tau_acc_s,
+                waiting_time_s,
+            } => {
+                // Before the onset u = t/τ_eq exactly (the same bits as a stationary law).
+                // After it, ∫ ds e^{(s − t_on)/τ_acc}/τ_eq = (τ_acc/τ_eq)(e^{x1} − e^{x0}) with
+                // x = (s − t_on)/τ_acc clamped at 0, written with expm1 for small x.
+                let end = waiting_time_s + t_s;
+                if end <= onset_s {
+                    return t_s / tau_eq_s;
+                }
+                let flat = (onset_s - waiting_time_s).max(0.0) / tau_eq_s;
+                let x0 = ((waiting_time_s - onset_s) / tau_acc_s).max(0.0);
+                let x1 = (end - onset_s) / tau_acc_s;
+                flat + (tau_acc_s / tau_eq_s) * (x1.exp_m1() - x0.exp_m1())
             }
         }
     }
@@ -364,6 +421,51 @@ mod tests {
             waiting_time_s: 0.0,
         };
         assert!((free.u(1e7) - 2300.0 / 34.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn accelerating_clock_matches_numerical_integral_and_is_stationary_before_onset() {
+        let (tau_eq, onset, tau_acc) = (34.0, 11_600.0, 1150.0);
+        let law = |tw: f64| TauLaw::Accelerating {
+            tau_eq_s: tau_eq,
+            onset_s: onset,
+            tau_acc_s: tau_acc,
+            waiting_time_s: tw,
+        };
+        let flat = TauLaw::Stationary { tau_s: tau_eq };
+        // A scan that ends before the onset is the stationary law, bit for bit.
+        let early = law(6000.0);
+        for t in [0.0, 0.1, 700.0, 1400.0, 5600.0] {
+            assert_eq!(early.u(t).to_bits(), flat.u(t).to_bits());
+            assert_eq!(early.tau_at(t).to_bits(), flat.tau_at(t).to_bits());
+        }
+        // Scans straddling the onset and starting after it: midpoint rule of ∫ ds/τ(s).
+        for tw in [11_000.0, 12_000.0] {
+            let l = law(tw);
+            let t_end = 1400.0;
+            let n = 280_000;
+            let h = t_end / n as f64;
+            let num: f64 = (0..n).map(|i| h / l.tau_at((i as f64 + 0.5) * h)).sum();
+            assert!(
+                (num - l.u(t_end)).abs() < 1e-6 * num,
+                "{tw}: {num} {}",
+                l.u(t_end)
+            );
+        }
+        // τ halves τ_acc ln 2 after the onset.
+        let l = law(11_000.0);
+        let half = onset + tau_acc * 2f64.ln() - 11_000.0;
+        assert!((l.tau_at(half) / tau_eq - 0.5).abs() < 1e-12);
+        let e = TauLaw::Accelerating {
+            tau_eq_s: 34.0,
+            onset_s: 100.0,
+            tau_acc_s: 0.0,
+            waiting_time_s: 0.0,
+        }
+        .validate("s.toml")
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("s.toml") && e.contains("tau_acc_s"), "{e}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod pressure;
 pub mod truth;
 
 pub use avalanche::{AvalancheModel, AvalancheTimes};
-pub use campaign::{Aging, Campaign, Fluctuations, Isobar, ScanFacts};
+pub use campaign::{Acceleration, Aging, Campaign, Fluctuations, Isobar, ScanFacts};
 pub use clock::{isf, Clock, ClockTable, KwwExponent, TauLaw};
 pub use domains::{DomainEvent, DomainSpec, Domains};
 pub use dynamics::Dynamics;

@@ -2,7 +2,7 @@
 //! seeded repeats of a campaign's aging scan, through the twin's whole chain.
 //!
 //! Input: a [`CampaignSetup`] (its scale and region of interest as loaded), the label of an
-//! aging scan (e.g. `05-c6.3GPa` of `models/pt42-eiger.toml`), a number of repeats and a seed.
+//! aging scan (e.g. `06-c6.3GPa` of `models/pt42-eiger.toml`), a number of repeats and a seed.
 //! Repeat i runs that scan with the scan seed `seed::subseed(seed, "aging-repeat-i")` (new
 //! speckle and photons; same detector, mask and dynamics) through [`run_scan`]: simulate →
 //! counting chain → correlate → two-time map → age cuts → KWW fit per age → aging law, and
@@ -300,7 +300,7 @@ mod tests {
             "/../../models/pt42-eiger.toml"
         ));
         let config = xpcs_sim::config::load_toml(&p).unwrap();
-        CampaignSetup::from_config_only(config, &p, Scale::Reduced, None, &["05-c6.3GPa".into()])
+        CampaignSetup::from_config_only(config, &p, Scale::Reduced, None, &["06-c6.3GPa".into()])
             .unwrap()
     }
 
@@ -318,7 +318,7 @@ mod tests {
             .unwrap_or(60);
         let setup = pt_setup();
         let t = std::time::Instant::now();
-        let c = aging_calibration(&setup, "05-c6.3GPa", n, 2026).unwrap();
+        let c = aging_calibration(&setup, "06-c6.3GPa", n, 2026).unwrap();
         let b = AgingBands::for_repeats(n, 3.0);
         eprintln!("{}", c.table(&b));
         eprintln!("failures: {:?}", c.failure_examples);

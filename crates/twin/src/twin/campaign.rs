@@ -12,6 +12,7 @@ use super::scan::{aging_rate, Compared, ScanResult};
 use super::setup::CampaignSetup;
 use serde::Serialize;
 use xpcs_core::error::Result;
+use xpcs_core::fit::line::WeightedLine;
 use xpcs_core::fit::pressure::{fit_crossover, kbt_gpa_a3, CrossoverFit};
 use xpcs_core::fit::FitOptions;
 use xpcs_sim::model::Direction;
@@ -371,6 +372,7 @@ pub fn qualitative_checks(
         if let Some(pl) = plateau {
             out.push(pt_aging_plateau_check(setup, pl));
         }
+        out.extend(pt_late_acceleration_check(setup, scans));
         let mut pairs = Vec::new();
         for d in points
             .iter()
@@ -822,6 +824,113 @@ fn pt_aging_plateau_check(setup: &CampaignSetup, pl: &AgingPlateau) -> Check {
     }
 }
 
+/// The Pt seed at 3.3 GPa in compression: "a steady acceleration of the dynamics is visible
+/// after 11600 s" while "fluctuations are still visible on the TTCF after 12000s". For each
+/// 3.3 GPa compression scan whose τ law accelerates inside it: the rate d ln τ/d t_w of its age
+/// cuts after the onset ([`super::scan::AgeSegment`], jackknife σ) is negative.
+///
+/// Decided from the fit when the noise-free rate is below −(3 + the pull limit) σ: pass when
+/// the rate is ≤ −3σ and within the pull limit of the noise-free one. Otherwise decided by the
+/// noise-free analysis (the same line through the expected map's cuts): pass when τ falls over
+/// the segment by more than the τ tolerance and the fit is within the pull limit of it. The
+/// rate before the onset is given alongside (τ steady: the fluctuations alone). None without
+/// such a scan.
+fn pt_late_acceleration_check(setup: &CampaignSetup, scans: &[ScanResult]) -> Vec<Check> {
+    let max_pull = setup.config.tolerances.max_abs_pull;
+    let min_fall = setup.config.tolerances.tau_rel.ln_1p();
+    let mut out = Vec::new();
+    for s in scans.iter().filter(|s| {
+        (s.facts.pressure_gpa - 3.3).abs() < 1e-6 && s.facts.direction == Direction::Compression
+    }) {
+        let scan = setup.scan(s.index);
+        let end_s =
+            scan.isobar.waiting_time_s + scan.isobar.n_frames as f64 * scan.isobar.frame_time_s;
+        let onset = match scan.dynamics.clock().law() {
+            xpcs_sim::model::TauLaw::Accelerating { onset_s, .. } if *onset_s < end_s => *onset_s,
+            _ => continue,
+        };
+        let name = format!(
+            "Pt: steady acceleration at 3.3 GPa after t_w ≈ {onset:.0} s ({})",
+            s.label
+        );
+        let seg = |n: &str| {
+            s.aging
+                .as_ref()
+                .and_then(|a| a.segments.iter().find(|g| g.name == n))
+        };
+        let Some(after) = seg("after the onset") else {
+            out.push(Check {
+                name,
+                passed: false,
+                detail: "no rate after the onset (fewer than 3 converged age cuts after it)".into(),
+            });
+            continue;
+        };
+        let [k, sk] = after.rate_per_s;
+        let kt = after.truth_line[1];
+        let span = after.ages_s[1] - after.ages_s[0];
+        let before = seg("before the onset").map_or("no rate before the onset".to_string(), |b| {
+            format!(
+                "before the onset ({} cuts, t_w {:.0}–{:.0} s): {} 1/s, noise-free {:+.2e}",
+                b.n_cuts,
+                b.ages_s[0],
+                b.ages_s[1],
+                crate::fit_results::plus_minus(b.rate_per_s[0], b.rate_per_s[1]),
+                b.truth_line[1]
+            )
+        });
+        let numbers = format!(
+            "after the onset ({} cuts, t_w {:.0}–{:.0} s): d ln τ/d t_w = {} 1/s ({:.1} σ from \
+             zero), noise-free {kt:+.2e} 1/s: τ falls by a factor {:.2} over the {span:.0} s \
+             (noise-free {:.2}); {before}",
+            after.n_cuts,
+            after.ages_s[0],
+            after.ages_s[1],
+            crate::fit_results::plus_minus(k, sk),
+            k / sk,
+            (-k * span).exp(),
+            (-kt * span).exp()
+        );
+        let pull = (k - kt) / sk;
+        if !sk.is_finite() || sk <= 0.0 {
+            out.push(Check {
+                name,
+                passed: false,
+                detail: format!("{numbers}; no jackknife σ of the rate"),
+            });
+        } else if kt <= -(3.0 + max_pull) * sk {
+            out.push(Check {
+                name,
+                passed: k <= -3.0 * sk && pull.abs() <= max_pull,
+                detail: format!(
+                    "{numbers}; decided from the fit (limits: rate ≤ −3 σ; fit vs noise-free \
+                     pull {pull:+.2}, limit {max_pull})"
+                ),
+            });
+        } else {
+            let falls = -kt * span > min_fall;
+            let r = &setup.roi;
+            let full = sk * ((r.rows * r.cols) as f64 / (r.det_rows * r.det_cols) as f64).sqrt();
+            out.push(Check {
+                name: format!("{name} (noise-free analysis; this run's σ too large to decide it)"),
+                passed: falls && pull.abs() <= max_pull,
+                detail: format!(
+                    "{numbers}; σ of the rate > the noise-free rate / (3 + {max_pull}); \
+                     noise-free τ falls by more than the τ tolerance over the segment: {}; fit \
+                     vs noise-free pull {pull:+.2} (limit {max_pull}){}",
+                    if falls { "yes" } else { "NO" },
+                    if r.is_full() {
+                        String::new()
+                    } else {
+                        format!("; the whole detector would give σ ≈ {full:.1e} 1/s")
+                    }
+                ),
+            });
+        }
+    }
+    out
+}
+
 /// The region τ comparison of scan `label`, when fitted with an error and a truth.
 fn late_point<'a>(points: &'a [IsobarPoint], label: &str) -> Option<&'a Compared> {
     let c = points.iter().find(|p| p.label == label)?.get("tau")?;
@@ -850,8 +959,10 @@ impl AgingLine {
         if line.n < 3 || line.b <= 0.0 {
             return None;
         }
-        let birge = (line.chi2 / (line.n - 2) as f64).sqrt().max(1.0);
-        Some(AgingLine { line, birge })
+        Some(AgingLine {
+            birge: line.birge(),
+            line,
+        })
     }
 
     /// ln τ at t_w = `x0` and its (Birge-scaled) σ.
@@ -906,77 +1017,6 @@ fn ce_slight_aging_check(scans: &[ScanResult]) -> Option<Check> {
             100.0 * rise
         ),
     })
-}
-
-/// A weighted least-squares line y = a + b x through points with errors σ.
-#[derive(Debug, Clone, Copy)]
-struct WeightedLine {
-    a: f64,
-    b: f64,
-    /// Σ w (w = 1/σ²), the weighted mean x̄ and Sxx = Σ w (x − x̄)².
-    sw: f64,
-    xm: f64,
-    sxx: f64,
-    /// χ² of the points about the line and their number.
-    chi2: f64,
-    n: usize,
-}
-
-impl WeightedLine {
-    /// None with fewer than two usable points (finite, σ > 0) or no spread in x.
-    fn fit(x: &[f64], y: &[f64], sigma: &[f64]) -> Option<Self> {
-        let pts: Vec<(f64, f64, f64)> = x
-            .iter()
-            .zip(y)
-            .zip(sigma)
-            .filter(|((x, y), s)| x.is_finite() && y.is_finite() && s.is_finite() && **s > 0.0)
-            .map(|((&x, &y), &s)| (x, y, 1.0 / (s * s)))
-            .collect();
-        if pts.len() < 2 {
-            return None;
-        }
-        let sw: f64 = pts.iter().map(|p| p.2).sum();
-        let xm = pts.iter().map(|p| p.2 * p.0).sum::<f64>() / sw;
-        let ym = pts.iter().map(|p| p.2 * p.1).sum::<f64>() / sw;
-        let sxx: f64 = pts.iter().map(|p| p.2 * (p.0 - xm).powi(2)).sum();
-        if sxx <= 0.0 {
-            return None;
-        }
-        let b = pts
-            .iter()
-            .map(|p| p.2 * (p.0 - xm) * (p.1 - ym))
-            .sum::<f64>()
-            / sxx;
-        let a = ym - b * xm;
-        let chi2 = pts.iter().map(|p| p.2 * (p.1 - a - b * p.0).powi(2)).sum();
-        Some(WeightedLine {
-            a,
-            b,
-            sw,
-            xm,
-            sxx,
-            chi2,
-            n: pts.len(),
-        })
-    }
-
-    /// σ of the slope: 1/sqrt(Sxx).
-    fn sigma_b(&self) -> f64 {
-        self.sxx.powf(-0.5)
-    }
-
-    /// σ of the intercept: sqrt(1/Σw + x̄²/Sxx).
-    fn sigma_a(&self) -> f64 {
-        (1.0 / self.sw + self.xm * self.xm / self.sxx).sqrt()
-    }
-
-    /// The line at `x0` and its σ: sqrt(1/Σw + (x0 − x̄)²/Sxx).
-    fn at(&self, x0: f64) -> (f64, f64) {
-        (
-            self.a + self.b * x0,
-            (1.0 / self.sw + (x0 - self.xm).powi(2) / self.sxx).sqrt(),
-        )
-    }
 }
 
 /// The Ce seed's "The contrast, c, slightly increases with pressure (Fig. 2c)": a weighted
@@ -1075,32 +1115,6 @@ fn tau_star_check(
 mod tests {
     use super::super::scan::Compared;
     use super::weighted_mean;
-
-    /// The weighted line against the closed form of a two-point line and of points on an
-    /// exact line (any weights), and its slope error against σ_b² = 1/Σ w (x − x̄_w)².
-    #[test]
-    fn weighted_line_fits() {
-        use super::WeightedLine;
-        let l = WeightedLine::fit(&[0.0, 2.0], &[1.0, 2.0], &[0.1, 0.1]).unwrap();
-        assert!((l.a - 1.0).abs() < 1e-12 && (l.b - 0.5).abs() < 1e-12);
-        // Two points, σ = 0.1: Σ w (x − x̄)² = 100 × (1 + 1) = 200; Σ w = 200, x̄ = 1.
-        assert!((l.sigma_b() - 200f64.powf(-0.5)).abs() < 1e-12);
-        assert!((l.sigma_a() - (1.0 / 200.0 + 1.0 / 200.0f64).sqrt()).abs() < 1e-12);
-        // At x̄ only 1/Σw remains; at x = 0 the prediction's σ is σ_a.
-        assert!((l.at(1.0).1 - 200f64.powf(-0.5)).abs() < 1e-12);
-        assert!((l.at(0.0).1 - l.sigma_a()).abs() < 1e-12 && l.chi2 < 1e-20);
-        let x = [0.0, 1.1, 2.9, 5.6, 8.2];
-        let y: Vec<f64> = x.iter().map(|x| 0.0089 + 1.3e-4 * x).collect();
-        let l = WeightedLine::fit(&x, &y, &[1e-5, 3e-5, 5e-5, 2e-5, 4e-5]).unwrap();
-        assert!((l.a - 0.0089).abs() < 1e-12 && (l.b - 1.3e-4).abs() < 1e-12);
-        // One point off the line by 2σ: χ² = 4.
-        let mut y2 = y.clone();
-        y2[2] += 2.0 * 5e-5;
-        let l2 = WeightedLine::fit(&x, &y2, &[1e-5, 3e-5, 5e-5, 2e-5, 4e-5]).unwrap();
-        assert!(l2.chi2 > 0.0 && l2.chi2 < 4.0, "{}", l2.chi2);
-        assert!(WeightedLine::fit(&[1.0, 1.0], &[1.0, 2.0], &[0.1, 0.1]).is_none());
-        assert!(WeightedLine::fit(&[1.0, f64::NAN], &[1.0, 2.0], &[0.1, 0.1]).is_none());
-    }
 
     #[test]
     fn weighted_mean_of_scans() {

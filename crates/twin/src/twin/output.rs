@@ -144,14 +144,60 @@ pub fn write_figures(
             out.push(p);
         }
         if let Some(a) = &s.aging {
+            let accelerating = !a.segments.is_empty();
             let mut plot = figures::tau_vs_age(
-                &format!(
-                    "{name} {:.1} GPa: τ(t_w) with the aging law",
-                    s.facts.pressure_gpa
-                ),
+                &if accelerating {
+                    format!(
+                        "{name} {:.1} GPa: τ(t_w), steady then accelerating",
+                        s.facts.pressure_gpa
+                    )
+                } else {
+                    format!(
+                        "{name} {:.1} GPa: τ(t_w) with the aging law",
+                        s.facts.pressure_gpa
+                    )
+                },
                 &a.ages,
-                Some(&a.law),
+                (!accelerating).then_some(&a.law),
             );
+            // An accelerating scan: the model's onset, and the ln τ line of the cuts before and
+            // after it.
+            if let Some(on) = a.onset_s {
+                let taus = a.ages.iter().filter_map(|f| f.report.value("tau"));
+                let (lo, hi) = taus.fold((f64::INFINITY, 0.0f64), |(l, h), t| (l.min(t), h.max(t)));
+                if lo.is_finite() && hi > 0.0 {
+                    plot = plot.with(
+                        Series::line(
+                            &format!("model's onset of the acceleration, t_w = {on:.0} s"),
+                            vec![on, on],
+                            vec![0.8 * lo, 1.25 * hi],
+                        )
+                        .with_color(PALETTE[7])
+                        .with_style(SeriesStyle::Dashed),
+                    );
+                }
+            }
+            // An accelerating scan: the ln τ line of the cuts before and after the onset.
+            for (g, color) in a.segments.iter().zip([PALETTE[1], PALETTE[3]]) {
+                let x = vec![g.ages_s[0], g.ages_s[1]];
+                let [k, sk] = g.rate_per_s;
+                let y = x
+                    .iter()
+                    .map(|t| (g.ln_tau_intercept + k * t).exp())
+                    .collect();
+                plot = plot.with(
+                    Series::line(
+                        &format!(
+                            "{}: d ln τ/d t_w = {} 1/s",
+                            g.name,
+                            crate::fit_results::plus_minus(k, sk)
+                        ),
+                        x,
+                        y,
+                    )
+                    .with_color(color),
+                );
+            }
             // The same cuts of the expected map: the truth each measured τ(t_w) is scored on.
             let truth: Vec<(f64, f64)> = a
                 .truth_ages

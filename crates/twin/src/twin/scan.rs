@@ -31,10 +31,11 @@ use xpcs_core::correlate::{
 };
 use xpcs_core::data::{EventList, QPartition};
 use xpcs_core::error::Result;
+use xpcs_core::fit::line::WeightedLine;
 use xpcs_core::fit::qdep::{fit_power_law_from_bins, tau_beta_per_bin, TauBeta};
 use xpcs_core::fit::twotime::{
-    age_cut, evenly_spaced_ages, fit_aging_from_ages, fit_aging_from_ages_jackknife,
-    tau_vs_age_jackknife, AgeFit,
+    age_cut, aging_rate_jackknife, converged_ages, evenly_spaced_ages, fit_aging_from_ages,
+    fit_aging_from_ages_jackknife, tau_vs_age_jackknife, AgeFit,
 };
 use xpcs_core::fit::{
     fit_curve, fit_curve_jackknife, Exponential, FitModel, FitOptions, FitReport, Kww,
@@ -216,8 +217,32 @@ pub struct AgingResult {
     pub law: FitReport,
     /// The same fit of the truth's cuts.
     pub truth_law: FitReport,
-    /// τ0 and τ* vs truth (and vs the model parameters).
+    /// τ0 and τ* vs truth (and vs the model parameters); empty for an accelerating scan.
     pub compared: Vec<Compared>,
+    /// For a scan whose τ law accelerates after an onset inside the scan: the ln τ rate of
+    /// the cuts before the onset and of those after it (cuts straddling it are left out).
+    pub segments: Vec<AgeSegment>,
+    /// The model's acceleration onset (time since the pressure step, s) inside this scan.
+    pub onset_s: Option<f64>,
+}
+
+/// The rate d ln τ/d t_w over the age cuts of one part of a scan (a weighted line in ln τ,
+/// the cuts' τ errors as weights, the σ from the same line through each jackknife replicate).
+#[derive(Debug, Clone, Serialize)]
+pub struct AgeSegment {
+    /// Which part of the scan: "before the onset" or "after the onset".
+    pub name: String,
+    /// Ages since the pressure step of the first and last cut used (s).
+    pub ages_s: [f64; 2],
+    /// Cuts used (with a converged τ).
+    pub n_cuts: usize,
+    /// The line ln τ = a + rate · t_w: a.
+    pub ln_tau_intercept: f64,
+    /// Rate d ln τ/d t_w (1/s; < 0: τ falls) and its jackknife σ (NaN without enough
+    /// replicates).
+    pub rate_per_s: [f64; 2],
+    /// The same line through the expected map's cuts (the data's errors as weights): a, rate.
+    pub truth_line: [f64; 2],
 }
 
 impl AgingResult {
@@ -978,13 +1003,23 @@ fn aging_of(
     opts: &FitOptions,
 ) -> Result<Option<AgingResult>> {
     let law = scan.dynamics.clock().law();
-    match law {
+    let scan_end_s =
+        scan.isobar.waiting_time_s + scan.exposure.n_frames as f64 * scan.exposure.frame_time_s;
+    let onset = match *law {
         // A scan that starts at the law's cap (e.g. the Pt 6.3 GPa plateau scan) does not age:
         // no age cuts (their τ ≈ τ_eq would be far longer than a cut).
         xpcs_sim::model::TauLaw::Aging { tau_eq_s, .. }
-            if scan.facts.tau_start_s < 0.99 * tau_eq_s => {}
+            if scan.facts.tau_start_s < 0.99 * tau_eq_s =>
+        {
+            None
+        }
+        // A late acceleration whose onset falls inside the scan: the same cuts, and the rate
+        // before and after the onset.
+        xpcs_sim::model::TauLaw::Accelerating { onset_s, .. } if onset_s < scan_end_s => {
+            Some(onset_s)
+        }
         _ => return Ok(None),
-    }
+    };
     let ages = evenly_spaced_ages(c2.nrows(), tt_dt, a.age_cuts.max(2));
     // Jackknife over the two-time groups (≥ 32 compact pixel bands, independent noise):
     // the region map without one group's pixels, per group, through the whole chain
@@ -1039,6 +1074,25 @@ fn aging_of(
             }
         }
     }
+    let segments = match onset {
+        Some(on) => {
+            // Cut windows fall on two-time frames: a window may cross the onset by two of them.
+            let tol = 2.0 * tt_dt;
+            let before: Vec<usize> = (0..fits.len())
+                .filter(|&k| fits[k].cut.age_s + fits[k].cut.half_width_s <= on + tol)
+                .collect();
+            let after: Vec<usize> = (0..fits.len())
+                .filter(|&k| fits[k].cut.age_s - fits[k].cut.half_width_s >= on - tol)
+                .collect();
+            [("before the onset", before), ("after the onset", after)]
+                .into_iter()
+                .filter_map(|(name, idx)| {
+                    age_segment(name, &idx, &fits, &tfits, &jk.tau_replicates).transpose()
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+        None => Vec::new(),
+    };
     let law_fit = fit_aging_from_ages_jackknife(&fits, &jk.tau_replicates, &FitOptions::default())?;
     let truth_law = fit_aging_from_ages(&tfits, false, &FitOptions::default())?;
     let mut models = Vec::new();
@@ -1049,7 +1103,12 @@ fn aging_of(
         models.push(("tau0", *tau0_s));
         models.push(("tau_star", *tau_star_s));
     }
-    let mut compared = compare_fits(&law_fit, &truth_law, &models);
+    // An accelerating scan has no aging law to score: its segments say what it shows.
+    let mut compared = if onset.is_some() {
+        Vec::new()
+    } else {
+        compare_fits(&law_fit, &truth_law, &models)
+    };
     // A weak aging (truth τ* ≥ 5 × the span of ages: ln τ moves < 20 % over the scan) that
     // the measured ages do not resolve is unconstrained, not a failure; a strong aging the
     // fit misses still fails.
@@ -1095,6 +1154,46 @@ fn aging_of(
         law: law_fit,
         truth_law,
         compared,
+        segments,
+        onset_s: onset,
+    }))
+}
+
+/// The ln τ line over the cuts `idx` (those with a converged τ): the rate with its jackknife
+/// σ from the replicates (`reps[j][k]`: τ of cut k without pixel group j), and the same line
+/// through the expected map's cuts; None with fewer than 3 usable cuts.
+fn age_segment(
+    name: &str,
+    idx: &[usize],
+    fits: &[AgeFit],
+    tfits: &[AgeFit],
+    reps: &[Vec<f64>],
+) -> Result<Option<AgeSegment>> {
+    let c = converged_ages(fits, reps, Some(idx));
+    let (x, t, e) = (&c.age_s, &c.tau_s, &c.tau_err_s);
+    let tt: Vec<f64> = c
+        .kept
+        .iter()
+        .map(|&k| tfits[k].report.value("tau").unwrap_or(f64::NAN))
+        .collect();
+    let ln = |v: &[f64]| -> Vec<f64> {
+        v.iter()
+            .map(|t| if *t > 0.0 { t.ln() } else { f64::NAN })
+            .collect()
+    };
+    let rel: Vec<f64> = e.iter().zip(t).map(|(e, t)| e / t).collect();
+    let Some(line) = WeightedLine::fit(x, &ln(t), &rel).filter(|l| l.n >= 3) else {
+        return Ok(None);
+    };
+    let sigma = aging_rate_jackknife(x, t, e, &c.replicates)?.map_or(f64::NAN, |r| r.1);
+    let truth = WeightedLine::fit(x, &ln(&tt), &rel).map_or([f64::NAN; 2], |l| [l.a, l.b]);
+    Ok(Some(AgeSegment {
+        name: name.to_string(),
+        ages_s: [x[0], x[x.len() - 1]],
+        n_cuts: line.n,
+        ln_tau_intercept: line.a,
+        rate_per_s: [line.b, sigma],
+        truth_line: truth,
     }))
 }
 

@@ -331,7 +331,7 @@ impl CampaignSetup {
     }
 
     /// [`CampaignSetup::from_config`] keeping only the scans labelled `only` (a label such as
-    /// `08-c7GPa` or a protocol index such as `8`; every scan when
+    /// `09-c7GPa` or a protocol index such as `9`; every scan when
     /// empty; labels of [`scan_label`]). Kept scans keep their campaign index and seed.
     pub fn from_config_only(
         config: CampaignConfig,
@@ -569,13 +569,13 @@ fn check_config(c: &CampaignConfig, origin: &str) -> Result<()> {
 pub fn check_protocol(sample: &Sample, c: &CampaignConfig, origin: &str) -> Result<()> {
     let camp = &sample.campaign;
     for (k, b) in camp.isobars.iter().enumerate() {
-        let step = match b.direction {
+        let step = b.step_s.unwrap_or(match b.direction {
             Direction::Compression => c.protocol.compression_step_s,
             Direction::Decompression => c
                 .protocol
                 .decompression_step_s
                 .unwrap_or(c.protocol.compression_step_s),
-        };
+        });
         let end = b.waiting_time_s + b.n_frames as f64 * b.frame_time_s;
         if end > step * (1.0 + 1e-9) {
             return Err(Error::invalid(
@@ -963,7 +963,7 @@ mod tests {
     fn pt_campaign_loads_reduced() {
         let s = CampaignSetup::load(&root().join("models/pt42-eiger.toml"), Scale::Reduced, None)
             .unwrap();
-        assert_eq!(s.scans.len(), 12);
+        assert_eq!(s.scans.len(), 13);
         let sc = &s.scans[3];
         assert!((sc.facts.pressure_gpa - 3.3).abs() < 1e-12);
         assert_eq!(sc.scene.rows * sc.scene.cols, s.roi.rows * s.roi.cols);

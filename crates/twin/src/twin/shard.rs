@@ -462,7 +462,7 @@ pub fn run_shard(setup: &CampaignSetup, scan: &ScanSetup, shard: Shard) -> Resul
     Ok(sums)
 }
 
-/// Loads the one scan `scan` (a label such as `08-c7GPa` or a protocol index) of a campaign
+/// Loads the one scan `scan` (a label such as `09-c7GPa` or a protocol index) of a campaign
 /// file at `scale`.
 pub fn load_scan_setup(
     path: &Path,
@@ -477,7 +477,7 @@ pub fn load_scan_setup(
             path.display().to_string(),
             "scan",
             scan,
-            "a scan label (e.g. 08-c7GPa) or a protocol index (0 = the first isobar)",
+            "a scan label (e.g. 09-c7GPa) or a protocol index (0 = the first isobar)",
         ));
     }
     Ok(s)
@@ -676,9 +676,9 @@ mod tests {
         let path = root.join("models/pt42-eiger.toml");
         let c: crate::config::campaign::CampaignConfig =
             xpcs_sim::config::load_toml(&path).unwrap();
-        let only = ["08-c7GPa".to_string(), "05-c6.3GPa".to_string()];
+        let only = ["09-c7GPa".to_string(), "06-c6.3GPa".to_string()];
         let setup = CampaignSetup::from_config_only(c, &path, Scale::Reduced, None, &only).unwrap();
-        let scan = setup.scans.iter().find(|s| s.label == "08-c7GPa").unwrap();
+        let scan = setup.scans.iter().find(|s| s.label == "09-c7GPa").unwrap();
         let quiet = |_: &str| {};
         let none = |_: usize, _: usize| {};
         let whole = run_scan(&setup, scan, ShardPlan::WHOLE, &quiet, &none).unwrap();
@@ -730,7 +730,7 @@ mod tests {
         let other = setup
             .scans
             .iter()
-            .find(|s| s.label == "05-c6.3GPa")
+            .find(|s| s.label == "06-c6.3GPa")
             .unwrap();
         let mut sums = ScanSums::empty(ScanIdentity::of(&setup, other), other, a).unwrap();
         let e = add_partial(&mut sums, &files[0]).unwrap_err().to_string();

@@ -56,7 +56,7 @@ pub struct ScenarioConfig {
     /// |τ* − model τ*|/τ* limit for every aging law.
     #[serde(default)]
     pub tau_star_within_rel: Option<f64>,
-    /// Run only these scans (labels such as `05-c6.3GPa`; empty: every scan).
+    /// Run only these scans (labels such as `06-c6.3GPa`; empty: every scan).
     #[serde(default)]
     pub only_scans: Vec<String>,
     /// Region of interest (rows, cols) replacing the campaign's at the chosen scale, e.g. a
