@@ -191,6 +191,7 @@ impl Staged {
         // for compaction (100 MB took 0.77 s instead of 43 ms on a machine hours into use).
         let cap = hint as usize + n_buckets * STAGE_CHUNK as usize;
         let arena = vec![[0u32; 2]; cap];
+        prefault(&arena);
         Staged {
             shift,
             cur: vec![[0, 0]; n_buckets],
@@ -243,6 +244,29 @@ impl Staged {
         self.arena[k] = [f, c << 16 | (p & ((1 << self.shift) - 1)) as u32];
         true
     }
+}
+
+/// Maps the pages of a fresh zeroed allocation in one call (Linux `MADV_POPULATE_WRITE`)
+/// instead of one page fault per 4 KiB on first write; on failure (older kernels, other
+/// systems) the pages fault in as they are written, as before. The contents stay zero.
+fn prefault(arena: &[[u32; 2]]) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = arena.as_ptr() as usize;
+        let end = start + std::mem::size_of_val(arena);
+        let (a, b) = (start.next_multiple_of(PAGE), end / PAGE * PAGE);
+        if b > a {
+            // SAFETY: [a, b) lies inside `arena`'s allocation (page-aligned inward), which
+            // this process owns; MADV_POPULATE_WRITE only maps (and zero-fills) its pages and
+            // never changes the bytes the allocation already holds.
+            unsafe {
+                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_POPULATE_WRITE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = arena;
 }
 
 /// Bucket size (2^shift pixels, ≤ 65536 for the u16 pixel-in-bucket) giving about

@@ -151,6 +151,46 @@ fn mark_unconstrained(r: &mut ScanResult) {
     }
 }
 
+/// Least change of τ within a scan (τ_end/τ_start or its inverse, from the model) for which
+/// [`mark_not_one_kww`] applies: 5 %.
+pub const MIN_TAU_DRIFT: f64 = 1.05;
+
+/// In a scan whose τ changes within it (aging, a late acceleration: τ_end/τ_start beyond
+/// [`MIN_TAU_DRIFT`]) the scan-averaged g2 mixes many τ and is not one KWW: at high precision
+/// (the whole detector) even the expected g2 misfits. A curve whose truth fit has χ²_red >
+/// [`MAX_CHI2_RED`] (with the data's errors) then has no single τ, β, c to score: its
+/// comparisons are marked unconstrained, with that reason (the age cuts follow τ(t_w)). A
+/// misfit of a stationary scan, or of a curve whose truth the model still describes, fails
+/// as before.
+fn mark_not_one_kww(r: &mut ScanResult) {
+    let drift = r.facts.tau_end_s / r.facts.tau_start_s;
+    let mark = |f: &mut CurveFit| {
+        if let Some(why) = not_one_kww(drift, f.truth_fit.fitted().map(|v| v.chi2_red)) {
+            for c in &mut f.compared {
+                c.unconstrained = Some(why.clone());
+            }
+        }
+    };
+    mark(&mut r.region);
+    for b in &mut r.bins {
+        mark(b);
+    }
+}
+
+/// The reason of [`mark_not_one_kww`] for a scan whose τ changes by the factor `drift` and a
+/// curve whose truth fit has χ²_red `truth_chi2_red`; None when the curve is scored.
+fn not_one_kww(drift: f64, truth_chi2_red: Option<f64>) -> Option<String> {
+    let t = truth_chi2_red?;
+    let drifts = drift.is_finite() && (drift >= MIN_TAU_DRIFT || drift <= 1.0 / MIN_TAU_DRIFT);
+    (drifts && t > MAX_CHI2_RED).then(|| {
+        format!(
+            "unconstrained (τ changes ×{drift:.2} within the scan: its scan-averaged g2 is not \
+             one KWW at this precision, the expected g2's own fit has χ²_red = {t:.1} > \
+             {MAX_CHI2_RED}; the age cuts follow τ(t_w))"
+        )
+    })
+}
+
 /// The jackknife replicates of column `bin` at `rows`.
 fn replicates_of(g: &G2Result, rows: &[usize], bin: usize) -> Vec<Vec<f64>> {
     g.jackknife
@@ -935,6 +975,7 @@ fn analyse_scan(
         q1: None,
     };
     mark_unconstrained(&mut result);
+    mark_not_one_kww(&mut result);
     Ok(result)
 }
 
@@ -1277,6 +1318,21 @@ fn delta_c_of(
 
 #[cfg(test)]
 mod tests {
+    /// A scan-averaged g2 that even its truth cannot fit is unscored only when τ drifts
+    /// within the scan; a stationary misfit, or a drifting scan the model still describes,
+    /// is scored.
+    #[test]
+    fn misfit_of_a_drifting_scan_is_unconstrained() {
+        use super::not_one_kww;
+        assert!(not_one_kww(1.62_f64.recip(), Some(7.0)).is_some_and(|w| w.contains("×0.62")));
+        assert!(not_one_kww(1.55, Some(5.1)).is_some());
+        assert!(not_one_kww(1.0, Some(50.0)).is_none());
+        assert!(not_one_kww(1.04, Some(50.0)).is_none());
+        assert!(not_one_kww(1.6, Some(4.9)).is_none());
+        assert!(not_one_kww(1.6, None).is_none());
+        assert!(not_one_kww(f64::NAN, Some(50.0)).is_none());
+    }
+
     use super::*;
     use xpcs_core::correlate::twotime::two_time_stack;
     use xpcs_core::data::FrameStack;
