@@ -15,8 +15,8 @@
 //! pixel blocks (`records`: open + pass 1 + pass 2, one block), and the reader into the event
 //! correlator to g2 (`into_event_correlator`: 4 q-bins, multi-tau, 8 buffers). Throughput in
 //! photon records. Target: ≥ 50 M records/s into the event correlator. Measured
-//! (2 cores, idle): 88 M records/s into pixel blocks, 47 M/s through to g2 (the event
-//! correlator's per-event scatter and gather over the levels dominate the second).
+//! (2 cores, idle, 2026-12-07): 97 M records/s into pixel blocks, 51–55 M/s through to g2 (the
+//! event correlator's per-pixel work is about half of the second; docs/formats.md).
 //!
 //! Run: cargo bench --bench io -- --warm-up-time 1 --measurement-time 3
 

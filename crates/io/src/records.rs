@@ -191,7 +191,6 @@ impl Staged {
         // for compaction (100 MB took 0.77 s instead of 43 ms on a machine hours into use).
         let cap = hint as usize + n_buckets * STAGE_CHUNK as usize;
         let arena = vec![[0u32; 2]; cap];
-        prefault(&arena);
         Staged {
             shift,
             cur: vec![[0, 0]; n_buckets],
@@ -244,29 +243,6 @@ impl Staged {
         self.arena[k] = [f, c << 16 | (p & ((1 << self.shift) - 1)) as u32];
         true
     }
-}
-
-/// Maps the pages of a fresh zeroed allocation in one call (Linux `MADV_POPULATE_WRITE`)
-/// instead of one page fault per 4 KiB on first write; on failure (older kernels, other
-/// systems) the pages fault in as they are written, as before. The contents stay zero.
-fn prefault(arena: &[[u32; 2]]) {
-    #[cfg(target_os = "linux")]
-    {
-        const PAGE: usize = 4096;
-        let start = arena.as_ptr() as usize;
-        let end = start + std::mem::size_of_val(arena);
-        let (a, b) = (start.next_multiple_of(PAGE), end / PAGE * PAGE);
-        if b > a {
-            // SAFETY: [a, b) lies inside `arena`'s allocation (page-aligned inward), which
-            // this process owns; MADV_POPULATE_WRITE only maps (and zero-fills) its pages and
-            // never changes the bytes the allocation already holds.
-            unsafe {
-                libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_POPULATE_WRITE);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = arena;
 }
 
 /// Bucket size (2^shift pixels, ≤ 65536 for the u16 pixel-in-bucket) giving about
@@ -333,32 +309,41 @@ fn pass1<R: PhotonRecords + ?Sized, K: FnMut(usize, u32, u32)>(
         last_key: None,
     };
     let mut next_key = 0u64;
+    let key = |p: u32, f: u32| u64::from(f) << 32 | u64::from(p);
     src.scan(&mut |b| {
-        let (mut irr, mut zero, mut mx) = (false, false, 0u32);
-        let mut nk = next_key;
-        for ((&p, &f), &c) in b.pixels.iter().zip(&b.frames).zip(&b.counts) {
-            if p as usize >= n_pix {
-                return Err(Error::out_of_range(
-                    &origin,
-                    "pixel index of a photon record",
-                    p,
-                    format!("0..{n_pix} (rows · cols of {shape:?})"),
-                ));
-            }
-            let key = u64::from(f) << 32 | u64::from(p);
-            irr |= key < nk;
-            nk = key.saturating_add(1);
-            zero |= c == 0;
-            mx = mx.max(f);
+        let (ps, fs, cs) = (&b.pixels[..], &b.frames[..b.len()], &b.counts[..b.len()]);
+        // The checks first, in loops of their own (few live values: no spills, vectorised),
+        // then the records to `keep`, which may rely on pixel < n_pix.
+        if ps.iter().fold(false, |bad, &p| bad | (p as usize >= n_pix)) {
+            let &p = ps
+                .iter()
+                .find(|&&p| p as usize >= n_pix)
+                .expect("a bad pixel");
+            return Err(Error::out_of_range(
+                &origin,
+                "pixel index of a photon record",
+                p,
+                format!("0..{n_pix} (rows · cols of {shape:?})"),
+            ));
+        }
+        let Some((&p0, &f0)) = ps.first().zip(fs.first()) else {
+            return Ok(());
+        };
+        let mx = fs.iter().fold(0u32, |m, &f| m.max(f));
+        let zero = cs.iter().fold(false, |z, &c| z | (c == 0));
+        // Strictly increasing (frame, pixel) keys, across batches too.
+        let mut irr = key(p0, f0) < next_key;
+        for (w, v) in ps.windows(2).zip(fs.windows(2)) {
+            irr |= key(w[1], v[1]) <= key(w[0], v[0]);
+        }
+        for ((&p, &f), &c) in ps.iter().zip(fs).zip(cs) {
             keep(p as usize, f, c);
         }
-        next_key = nk;
-        if let (Some(&p), Some(&f)) = (b.pixels.first(), b.frames.first()) {
-            out.first_key
-                .get_or_insert(u64::from(f) << 32 | u64::from(p));
-            out.max_frame = Some(out.max_frame.map_or(mx, |m| m.max(mx)));
-            out.last_key = Some(nk - 1);
-        }
+        let last = key(ps[ps.len() - 1], fs[fs.len() - 1]);
+        next_key = last.saturating_add(1);
+        out.first_key.get_or_insert(key(p0, f0));
+        out.max_frame = Some(out.max_frame.map_or(mx, |m| m.max(mx)));
+        out.last_key = Some(last);
         out.irregular |= irr || zero;
         out.n_records += b.len() as u64;
         Ok(())
@@ -647,12 +632,16 @@ impl<R: PhotonRecords> PixelBlocks<R> {
                         // Every slot below acc is written once below: no need to zero.
                         set_len_unzeroed(fr, acc as usize);
                         set_len_unzeroed(ct, acc as usize);
+                        let (cur, frs, cts) = (&mut cursor[..], &mut fr[..], &mut ct[..]);
                         runs(&mut |rs| {
                             for &[f, cq] in rs {
-                                let k = &mut cursor[(cq & 0xFFFF) as usize];
-                                fr[*k as usize] = f;
-                                ct[*k as usize] = cq >> 16;
-                                *k += 1;
+                                // The slot read once into a value: the stores to `frs` and
+                                // `cts` then need no reload of it.
+                                let q = (cq & 0xFFFF) as usize;
+                                let k = cur[q];
+                                frs[k as usize] = f;
+                                cts[k as usize] = cq >> 16;
+                                cur[q] = k + 1;
                             }
                         });
                         if irregular {
