@@ -153,7 +153,7 @@ fn mark_unconstrained(r: &mut ScanResult) {
 
 /// Least change of τ within a scan (τ_end/τ_start or its inverse, from the model) for which
 /// [`mark_not_one_kww`] applies: 5 %.
-pub const MIN_TAU_DRIFT: f64 = 1.05;
+const MIN_TAU_DRIFT: f64 = 1.05;
 
 /// In a scan whose τ changes within it (aging, a late acceleration: τ_end/τ_start beyond
 /// [`MIN_TAU_DRIFT`]) the scan-averaged g2 mixes many τ and is not one KWW: at high precision
