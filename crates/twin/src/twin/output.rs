@@ -160,6 +160,10 @@ pub fn write_figures(
                 &a.ages,
                 (!accelerating).then_some(&a.law),
             );
+            if accelerating {
+                // τ falls late in the scan: the lower left (early, short τ) is empty.
+                plot = plot.legend_at(plotters::chart::SeriesLabelPosition::LowerLeft);
+            }
             // An accelerating scan: the model's onset, and the ln τ line of the cuts before and
             // after it.
             if let Some(on) = a.onset_s {
