@@ -892,43 +892,70 @@ fn pt_late_acceleration_check(setup: &CampaignSetup, scans: &[ScanResult]) -> Ve
             (-kt * span).exp()
         );
         let pull = (k - kt) / sk;
-        if !sk.is_finite() || sk <= 0.0 {
-            out.push(Check {
+        let verdict = acceleration_verdict([k, sk], kt, span, max_pull, min_fall);
+        out.push(match verdict {
+            None => Check {
                 name,
                 passed: false,
                 detail: format!("{numbers}; no jackknife σ of the rate"),
-            });
-        } else if kt <= -(3.0 + max_pull) * sk {
-            out.push(Check {
+            },
+            Some((passed, true)) => Check {
                 name,
-                passed: k <= -3.0 * sk && pull.abs() <= max_pull,
+                passed,
                 detail: format!(
                     "{numbers}; decided from the fit (limits: rate ≤ −3 σ; fit vs noise-free \
                      pull {pull:+.2}, limit {max_pull})"
                 ),
-            });
-        } else {
-            let falls = -kt * span > min_fall;
-            let r = &setup.roi;
-            let full = sk * ((r.rows * r.cols) as f64 / (r.det_rows * r.det_cols) as f64).sqrt();
-            out.push(Check {
-                name: format!("{name} (noise-free analysis; this run's σ too large to decide it)"),
-                passed: falls && pull.abs() <= max_pull,
-                detail: format!(
-                    "{numbers}; σ of the rate > the noise-free rate / (3 + {max_pull}); \
-                     noise-free τ falls by more than the τ tolerance over the segment: {}; fit \
-                     vs noise-free pull {pull:+.2} (limit {max_pull}){}",
-                    if falls { "yes" } else { "NO" },
-                    if r.is_full() {
-                        String::new()
-                    } else {
-                        format!("; the whole detector would give σ ≈ {full:.1e} 1/s")
-                    }
-                ),
-            });
-        }
+            },
+            Some((passed, false)) => {
+                let falls = -kt * span > min_fall;
+                let r = &setup.roi;
+                let full =
+                    sk * ((r.rows * r.cols) as f64 / (r.det_rows * r.det_cols) as f64).sqrt();
+                Check {
+                    name: format!(
+                        "{name} (noise-free analysis; this run's σ too large to decide it)"
+                    ),
+                    passed,
+                    detail: format!(
+                        "{numbers}; σ of the rate > the noise-free rate / (3 + {max_pull}); \
+                         noise-free τ falls by more than the τ tolerance over the segment: {}; \
+                         fit vs noise-free pull {pull:+.2} (limit {max_pull}){}",
+                        if falls { "yes" } else { "NO" },
+                        if r.is_full() {
+                            String::new()
+                        } else {
+                            format!("; the whole detector would give σ ≈ {full:.1e} 1/s")
+                        }
+                    ),
+                }
+            }
+        });
     }
     out
+}
+
+/// The rule of [`pt_late_acceleration_check`] for a fitted rate `[k, σ]` (1/s), the noise-free
+/// rate `kt` over cuts spanning `span_s`: (passed, decided from the fit), or None without a
+/// usable σ. From the fit when kt ≤ −(3 + `max_pull`) σ: pass when k ≤ −3σ and |k − kt| ≤
+/// `max_pull` σ. Otherwise from the noise-free rate: pass when τ falls by more than
+/// `min_fall` (in ln τ) over the span and |k − kt| ≤ `max_pull` σ.
+fn acceleration_verdict(
+    [k, sk]: [f64; 2],
+    kt: f64,
+    span_s: f64,
+    max_pull: f64,
+    min_fall: f64,
+) -> Option<(bool, bool)> {
+    if !(sk.is_finite() && sk > 0.0 && k.is_finite() && kt.is_finite()) {
+        return None;
+    }
+    let within = ((k - kt) / sk).abs() <= max_pull;
+    Some(if kt <= -(3.0 + max_pull) * sk {
+        (k <= -3.0 * sk && within, true)
+    } else {
+        (-kt * span_s > min_fall && within, false)
+    })
 }
 
 /// The region τ comparison of scan `label`, when fitted with an error and a truth.
@@ -1115,6 +1142,47 @@ fn tau_star_check(
 mod tests {
     use super::super::scan::Compared;
     use super::weighted_mean;
+
+    /// The acceleration check's rule: decided from the fit only when the noise-free rate is
+    /// beyond (3 + pull limit) σ; a rising τ, a noise-free τ that does not fall, a fit far
+    /// from the noise-free rate, or no σ fail.
+    #[test]
+    fn acceleration_verdicts() {
+        use super::acceleration_verdict as v;
+        let (pull, fall) = (4.0, 1.1f64.ln());
+        // Whole detector: −1.031e-3 ± 1.2e-5 against −1.04e-3: from the fit, pass.
+        assert_eq!(
+            v([-1.031e-3, 1.2e-5], -1.04e-3, 466.0, pull, fall),
+            Some((true, true))
+        );
+        // Reduced: −9.95e-4 ± 1.6e-4 against −1.09e-3 (6.8σ < 7σ): noise-free, pass.
+        assert_eq!(
+            v([-9.95e-4, 1.6e-4], -1.09e-3, 466.0, pull, fall),
+            Some((true, false))
+        );
+        // No acceleration (the mutation): τ does not fall, fail.
+        assert_eq!(
+            v([3.17e-4, 1.4e-4], 1.11e-4, 466.0, pull, fall),
+            Some((false, false))
+        );
+        // A strong noise-free rate, the fit far from it (and within 3σ of zero): fail.
+        assert_eq!(
+            v([-2.9e-5, 1e-5], -8e-5, 466.0, pull, fall),
+            Some((false, true))
+        );
+        // Noise-free falls, fit beyond the pull limit of it: fail.
+        assert_eq!(
+            v([4e-4, 1.6e-4], -1.09e-3, 466.0, pull, fall),
+            Some((false, false))
+        );
+        // A fall below the τ tolerance (×1.05 over the span) is not an acceleration: fail.
+        assert_eq!(
+            v([-1e-4, 1.6e-4], -1.05e-4, 466.0, pull, fall),
+            Some((false, false))
+        );
+        assert_eq!(v([-1e-3, f64::NAN], -1e-3, 466.0, pull, fall), None);
+        assert_eq!(v([-1e-3, 0.0], -1e-3, 466.0, pull, fall), None);
+    }
 
     #[test]
     fn weighted_mean_of_scans() {
