@@ -311,7 +311,10 @@ fn pass1<R: PhotonRecords + ?Sized, K: FnMut(usize, u32, u32)>(
     let mut next_key = 0u64;
     let key = |p: u32, f: u32| u64::from(f) << 32 | u64::from(p);
     src.scan(&mut |b| {
-        let (ps, fs, cs) = (&b.pixels[..], &b.frames[..b.len()], &b.counts[..b.len()]);
+        // One length for the three arrays (a source's batch with ragged arrays stops at the
+        // shortest, as zipping them did).
+        let n = b.pixels.len().min(b.frames.len()).min(b.counts.len());
+        let (ps, fs, cs) = (&b.pixels[..n], &b.frames[..n], &b.counts[..n]);
         // The checks first, in loops of their own (few live values: no spills, vectorised),
         // then the records to `keep`, which may rely on pixel < n_pix.
         if ps.iter().fold(false, |bad, &p| bad | (p as usize >= n_pix)) {
@@ -345,7 +348,7 @@ fn pass1<R: PhotonRecords + ?Sized, K: FnMut(usize, u32, u32)>(
         out.max_frame = Some(out.max_frame.map_or(mx, |m| m.max(mx)));
         out.last_key = Some(last);
         out.irregular |= irr || zero;
-        out.n_records += b.len() as u64;
+        out.n_records += n as u64;
         Ok(())
     })?;
     Ok(out)

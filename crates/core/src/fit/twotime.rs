@@ -423,12 +423,10 @@ pub fn fit_aging(
     // fit as unconstrained, with the one-sided 95 % lower bound on τ*, instead.
     let tau_star_free = !opts.fixed.iter().any(|(n, _)| n == "tau_star");
     if !saturating && tau_star_free {
-        if let Some((kappa, sigma)) = weighted_slope(age_s, &ln_tau, &err, opts.error_scale) {
-            // A falling τ fails the law's solver (τ* > 0): say why instead.
-            if report.is_ok() || kappa < -2.0 * sigma {
-                mark_unresolved(&mut report, kappa, sigma);
-            }
-        }
+        mark_unresolved(
+            &mut report,
+            weighted_slope(age_s, &ln_tau, &err, opts.error_scale),
+        );
     }
     Ok(report)
 }
@@ -443,19 +441,40 @@ fn log_tau(age_s: &[f64], tau_s: &[f64], tau_err_s: &[f64]) -> Result<(Vec<f64>,
             got: vec![age_s.len(), tau_s.len(), tau_err_s.len()],
         });
     }
-    let ln_tau = tau_s
-        .iter()
-        .map(|&t| if t > 0.0 { t.ln() } else { f64::NAN })
-        .collect();
+    let ln_tau = tau_s.iter().map(|&t| ln_positive(t)).collect();
     let err = tau_s.iter().zip(tau_err_s).map(|(t, e)| e / t).collect();
     Ok((ln_tau, err))
 }
 
-/// Marks a converged aging fit as failed ("aging not resolved", with the one-sided 95 %
-/// lower bound on τ*) when the rate κ = 1/τ* is within 2σ of zero, or ("aging not resolved:
-/// τ falls with age") when it is below −2σ: τ shortening with age is an acceleration, which
-/// the aging law τ0 e^{t_w/τ*} (τ* > 0) does not describe.
-fn mark_unresolved(report: &mut FitReport, kappa: f64, sigma: f64) {
+/// ln τ of each replicate (NaN for τ ≤ 0), as [`log_tau`] takes ln of the data.
+fn log_replicates(tau_replicates: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    tau_replicates
+        .iter()
+        .map(|r| r.iter().map(|&t| ln_positive(t)).collect())
+        .collect()
+}
+
+/// ln t, NaN for t ≤ 0 (left out by the fits).
+pub fn ln_positive(t: f64) -> f64 {
+    if t > 0.0 {
+        t.ln()
+    } else {
+        f64::NAN
+    }
+}
+
+/// The "aging not resolved" test on the rate κ = 1/τ* ± σ of the linear form (None: not
+/// computable, the report stays). A converged fit is marked failed, with the one-sided 95 %
+/// lower bound on τ*, when κ is within 2σ of zero. A rate below −2σ marks the report failed
+/// whether or not the solver converged ("τ falls with age": an acceleration, which the aging
+/// law τ0 e^{t_w/τ*} with τ* > 0 does not describe; its solver fails on it).
+fn mark_unresolved(report: &mut FitReport, rate: Option<(f64, f64)>) {
+    let Some((kappa, sigma)) = rate else {
+        return;
+    };
+    if !report.is_ok() && kappa >= -2.0 * sigma {
+        return;
+    }
     if kappa < -2.0 * sigma {
         report.outcome = crate::fit::FitOutcome::Failed {
             reason: format!(
@@ -507,11 +526,7 @@ pub fn fit_aging_jackknife(
     opts: &FitOptions,
 ) -> Result<FitReport> {
     let (ln_tau, err) = log_tau(age_s, tau_s, tau_err_s)?;
-    let ln = |t: &f64| if *t > 0.0 { t.ln() } else { f64::NAN };
-    let ln_reps: Vec<Vec<f64>> = tau_replicates
-        .iter()
-        .map(|r| r.iter().map(ln).collect())
-        .collect();
+    let ln_reps = log_replicates(tau_replicates);
     let (mut report, _) = fit_curve_jackknife_replicates(
         &AgingLaw { saturating: false },
         age_s,
@@ -530,12 +545,7 @@ pub fn fit_aging_jackknife(
     } else {
         weighted_slope(age_s, &ln_tau, &err, opts.error_scale)
     };
-    if let Some((kappa, sigma)) = slope {
-        // A falling τ fails the law's solver (τ* > 0): say why instead.
-        if report.is_ok() || kappa < -2.0 * sigma {
-            mark_unresolved(&mut report, kappa, sigma);
-        }
-    }
+    mark_unresolved(&mut report, slope);
     Ok(report)
 }
 
@@ -550,28 +560,39 @@ fn weighted_slope(x: &[f64], y: &[f64], sigma: &[f64], scale: ErrorScale) -> Opt
     Some((line.b, sigma_b))
 }
 
-/// The aging rate κ = d ln τ / d t_w (1/s; 1/τ* of the aging law, negative when τ falls) of
-/// τ(age) ± σ_τ by weighted least squares in ln τ, with its jackknife σ from the same fit of
-/// each replicate `tau_replicates[j]` (τ at every age recomputed without pixel group j, as
-/// [`tau_vs_age_jackknife`] gives; the weights stay the full data's). Replicates missing an
-/// age the full data has are left out. None with fewer than 3 usable ages or fewer than
-/// [`crate::fit::jackknife::MIN_REPLICATES`] usable replicates.
+/// The aging rate of τ(age) ± σ_τ: the weighted line ln τ = a + κ t_w (weights from σ_τ/τ;
+/// κ = 1/τ* of the aging law, negative when τ falls) and κ's jackknife σ.
+#[derive(Debug, Clone, Copy)]
+pub struct AgingRate {
+    /// The line through the ages with τ > 0 (at least 3).
+    pub line: WeightedLine,
+    /// κ's jackknife σ: the spread of the same line through each replicate (None with fewer
+    /// than [`crate::fit::jackknife::MIN_REPLICATES`] usable replicates).
+    pub sigma_jackknife: Option<f64>,
+}
+
+/// [`AgingRate`] of τ(age) ± σ_τ with replicates `tau_replicates[j]` (τ at every age
+/// recomputed without pixel group j, as [`tau_vs_age_jackknife`] gives; the weights stay the
+/// full data's; replicates missing an age the full data has are left out). None with fewer
+/// than 3 usable ages or no spread in age.
 pub fn aging_rate_jackknife(
     age_s: &[f64],
     tau_s: &[f64],
     tau_err_s: &[f64],
     tau_replicates: &[Vec<f64>],
-) -> Result<Option<(f64, f64)>> {
+) -> Result<Option<AgingRate>> {
     let (ln_tau, err) = log_tau(age_s, tau_s, tau_err_s)?;
-    let ln = |t: &f64| if *t > 0.0 { t.ln() } else { f64::NAN };
-    let ln_reps: Vec<Vec<f64>> = tau_replicates
-        .iter()
-        .map(|r| r.iter().map(ln).collect())
-        .collect();
-    Ok(jackknife_slope(age_s, &ln_tau, &err, &ln_reps))
+    let Some(line) = WeightedLine::fit(age_s, &ln_tau, &err).filter(|l| l.n >= 3) else {
+        return Ok(None);
+    };
+    let ln_reps = log_replicates(tau_replicates);
+    Ok(Some(AgingRate {
+        line,
+        sigma_jackknife: jackknife_sigma(age_s, &ln_tau, &err, &ln_reps),
+    }))
 }
 
-/// [`aging_rate_jackknife`] in ln τ.
+/// The slope of ln τ against age and its jackknife σ ([`jackknife_sigma`]).
 fn jackknife_slope(
     age_s: &[f64],
     ln_tau: &[f64],
@@ -579,6 +600,18 @@ fn jackknife_slope(
     ln_reps: &[Vec<f64>],
 ) -> Option<(f64, f64)> {
     let (kappa, _) = weighted_slope(age_s, ln_tau, err, ErrorScale::Absolute)?;
+    Some((kappa, jackknife_sigma(age_s, ln_tau, err, ln_reps)?))
+}
+
+/// The jackknife σ of the weighted slope of ln τ against age (the full data's weights for every
+/// replicate): sqrt((k − 1)/k Σ (κ_j − κ̄)²) over the k usable replicates (every age the full
+/// data has, finite); None with fewer than [`crate::fit::jackknife::MIN_REPLICATES`].
+fn jackknife_sigma(
+    age_s: &[f64],
+    ln_tau: &[f64],
+    err: &[f64],
+    ln_reps: &[Vec<f64>],
+) -> Option<f64> {
     let kj: Vec<f64> = ln_reps
         .iter()
         .filter(|r| {
@@ -592,8 +625,7 @@ fn jackknife_slope(
     }
     let k = kj.len() as f64;
     let m = kj.iter().sum::<f64>() / k;
-    let var = (k - 1.0) / k * kj.iter().map(|x| (x - m) * (x - m)).sum::<f64>();
-    Some((kappa, var.sqrt()))
+    Some(((k - 1.0) / k * kj.iter().map(|x| (x - m) * (x - m)).sum::<f64>()).sqrt())
 }
 
 /// Fits the aging law to the converged fits of [`tau_vs_age`] (failed ages are skipped).
@@ -1019,16 +1051,23 @@ mod tests {
         let mut broken = tau.clone();
         broken[2] = f64::NAN;
         reps.push(broken);
-        let (kappa, sigma) = aging_rate_jackknife(&ages, &tau, &err, &reps)
+        let r = aging_rate_jackknife(&ages, &tau, &err, &reps)
             .unwrap()
             .unwrap();
+        let (kappa, sigma) = (r.line.b, r.sigma_jackknife.unwrap());
         assert!((kappa + 1.0 / 800.0).abs() < 1e-12, "{kappa}");
+        assert!((r.line.a - (34f64.ln() + 11_000.0 / 800.0)).abs() < 1e-9);
         let k = eps.len() as f64;
         let m = eps.iter().sum::<f64>() / k;
         let want = ((k - 1.0) / k * eps.iter().map(|e| (e - m).powi(2)).sum::<f64>()).sqrt();
         assert!((sigma / want - 1.0).abs() < 1e-6, "{sigma} vs {want}");
-        // Too few replicates: no σ.
-        assert!(aging_rate_jackknife(&ages, &tau, &err, &reps[..5])
+        // Too few replicates: the line, no σ.
+        let few = aging_rate_jackknife(&ages, &tau, &err, &reps[..5])
+            .unwrap()
+            .unwrap();
+        assert!(few.sigma_jackknife.is_none() && few.line.b == r.line.b);
+        // Fewer than 3 ages: no line.
+        assert!(aging_rate_jackknife(&ages[..2], &tau[..2], &err[..2], &[])
             .unwrap()
             .is_none());
     }

@@ -842,23 +842,15 @@ fn pt_late_acceleration_check(setup: &CampaignSetup, scans: &[ScanResult]) -> Ve
     for s in scans.iter().filter(|s| {
         (s.facts.pressure_gpa - 3.3).abs() < 1e-6 && s.facts.direction == Direction::Compression
     }) {
-        let scan = setup.scan(s.index);
-        let end_s =
-            scan.isobar.waiting_time_s + scan.isobar.n_frames as f64 * scan.isobar.frame_time_s;
-        let onset = match scan.dynamics.clock().law() {
-            xpcs_sim::model::TauLaw::Accelerating { onset_s, .. } if *onset_s < end_s => *onset_s,
-            _ => continue,
+        // The scan analysis decides whether the onset falls inside the scan.
+        let Some(acc) = s.aging.as_ref().and_then(|a| a.acceleration.as_ref()) else {
+            continue;
         };
         let name = format!(
-            "Pt: steady acceleration at 3.3 GPa after t_w ≈ {onset:.0} s ({})",
-            s.label
+            "Pt: steady acceleration at 3.3 GPa after t_w ≈ {:.0} s ({})",
+            acc.onset_s, s.label
         );
-        let seg = |n: &str| {
-            s.aging
-                .as_ref()
-                .and_then(|a| a.segments.iter().find(|g| g.name == n))
-        };
-        let Some(after) = seg("after the onset") else {
+        let Some(after) = &acc.after else {
             out.push(Check {
                 name,
                 passed: false,
@@ -869,16 +861,19 @@ fn pt_late_acceleration_check(setup: &CampaignSetup, scans: &[ScanResult]) -> Ve
         let [k, sk] = after.rate_per_s;
         let kt = after.truth_line[1];
         let span = after.ages_s[1] - after.ages_s[0];
-        let before = seg("before the onset").map_or("no rate before the onset".to_string(), |b| {
-            format!(
-                "before the onset ({} cuts, t_w {:.0}–{:.0} s): {} 1/s, noise-free {:+.2e}",
-                b.n_cuts,
-                b.ages_s[0],
-                b.ages_s[1],
-                crate::fit_results::plus_minus(b.rate_per_s[0], b.rate_per_s[1]),
-                b.truth_line[1]
-            )
-        });
+        let before = acc
+            .before
+            .as_ref()
+            .map_or("no rate before the onset".to_string(), |b| {
+                format!(
+                    "before the onset ({} cuts, t_w {:.0}–{:.0} s): {} 1/s, noise-free {:+.2e}",
+                    b.n_cuts,
+                    b.ages_s[0],
+                    b.ages_s[1],
+                    crate::fit_results::plus_minus(b.rate_per_s[0], b.rate_per_s[1]),
+                    b.truth_line[1]
+                )
+            });
         let numbers = format!(
             "after the onset ({} cuts, t_w {:.0}–{:.0} s): d ln τ/d t_w = {} 1/s ({:.1} σ from \
              zero), noise-free {kt:+.2e} 1/s: τ falls by a factor {:.2} over the {span:.0} s \

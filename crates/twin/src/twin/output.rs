@@ -144,7 +144,7 @@ pub fn write_figures(
             out.push(p);
         }
         if let Some(a) = &s.aging {
-            let accelerating = !a.segments.is_empty();
+            let accelerating = a.acceleration.is_some();
             let mut plot = figures::tau_vs_age(
                 &if accelerating {
                     format!(
@@ -166,7 +166,8 @@ pub fn write_figures(
             }
             // An accelerating scan: the model's onset, and the ln τ line of the cuts before and
             // after it.
-            if let Some(on) = a.onset_s {
+            if let Some(acc) = &a.acceleration {
+                let on = acc.onset_s;
                 let taus = a.ages.iter().filter_map(|f| f.report.value("tau"));
                 let (lo, hi) = taus.fold((f64::INFINITY, 0.0f64), |(l, h), t| (l.min(t), h.max(t)));
                 if lo.is_finite() && hi > 0.0 {
@@ -180,27 +181,30 @@ pub fn write_figures(
                         .with_style(SeriesStyle::Dashed),
                     );
                 }
-            }
-            // An accelerating scan: the ln τ line of the cuts before and after the onset.
-            for (g, color) in a.segments.iter().zip([PALETTE[1], PALETTE[3]]) {
-                let x = vec![g.ages_s[0], g.ages_s[1]];
-                let [k, sk] = g.rate_per_s;
-                let y = x
-                    .iter()
-                    .map(|t| (g.ln_tau_intercept + k * t).exp())
-                    .collect();
-                plot = plot.with(
-                    Series::line(
-                        &format!(
-                            "{}: d ln τ/d t_w = {} 1/s",
-                            g.name,
-                            crate::fit_results::plus_minus(k, sk)
-                        ),
-                        x,
-                        y,
-                    )
-                    .with_color(color),
-                );
+                let parts = [
+                    ("before the onset", &acc.before, PALETTE[1]),
+                    ("after the onset", &acc.after, PALETTE[3]),
+                ];
+                for (what, g, color) in parts {
+                    let Some(g) = g else { continue };
+                    let x = vec![g.ages_s[0], g.ages_s[1]];
+                    let [k, sk] = g.rate_per_s;
+                    let y = x
+                        .iter()
+                        .map(|t| (g.ln_tau_intercept + k * t).exp())
+                        .collect();
+                    plot = plot.with(
+                        Series::line(
+                            &format!(
+                                "{what}: d ln τ/d t_w = {} 1/s",
+                                crate::fit_results::plus_minus(k, sk)
+                            ),
+                            x,
+                            y,
+                        )
+                        .with_color(color),
+                    );
+                }
             }
             // The same cuts of the expected map: the truth each measured τ(t_w) is scored on.
             let truth: Vec<(f64, f64)> = a

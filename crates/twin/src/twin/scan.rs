@@ -35,7 +35,7 @@ use xpcs_core::fit::line::WeightedLine;
 use xpcs_core::fit::qdep::{fit_power_law_from_bins, tau_beta_per_bin, TauBeta};
 use xpcs_core::fit::twotime::{
     age_cut, aging_rate_jackknife, converged_ages, evenly_spaced_ages, fit_aging_from_ages,
-    fit_aging_from_ages_jackknife, tau_vs_age_jackknife, AgeFit,
+    fit_aging_from_ages_jackknife, ln_positive, tau_vs_age_jackknife, AgeFit,
 };
 use xpcs_core::fit::{
     fit_curve, fit_curve_jackknife, Exponential, FitModel, FitOptions, FitReport, Kww,
@@ -259,19 +259,28 @@ pub struct AgingResult {
     pub truth_law: FitReport,
     /// τ0 and τ* vs truth (and vs the model parameters); empty for an accelerating scan.
     pub compared: Vec<Compared>,
-    /// For a scan whose τ law accelerates after an onset inside the scan: the ln τ rate of
-    /// the cuts before the onset and of those after it (cuts straddling it are left out).
-    pub segments: Vec<AgeSegment>,
-    /// The model's acceleration onset (time since the pressure step, s) inside this scan.
-    pub onset_s: Option<f64>,
+    /// For a scan whose τ law accelerates after an onset inside the scan: the onset and the
+    /// ln τ rates before and after it.
+    pub acceleration: Option<AccelerationFit>,
+}
+
+/// The ln τ rates of an accelerating scan's age cuts on either side of the model's onset
+/// (cuts straddling it are left out of both).
+#[derive(Debug, Clone, Serialize)]
+pub struct AccelerationFit {
+    /// The model's onset of the acceleration (time since the pressure step, s), inside the
+    /// scan.
+    pub onset_s: f64,
+    /// The cuts wholly before the onset (None with fewer than 3 converged).
+    pub before: Option<AgeSegment>,
+    /// The cuts wholly after the onset (None with fewer than 3 converged).
+    pub after: Option<AgeSegment>,
 }
 
 /// The rate d ln τ/d t_w over the age cuts of one part of a scan (a weighted line in ln τ,
 /// the cuts' τ errors as weights, the σ from the same line through each jackknife replicate).
 #[derive(Debug, Clone, Serialize)]
 pub struct AgeSegment {
-    /// Which part of the scan: "before the onset" or "after the onset".
-    pub name: String,
     /// Ages since the pressure step of the first and last cut used (s).
     pub ages_s: [f64; 2],
     /// Cuts used (with a converged τ).
@@ -1115,24 +1124,21 @@ fn aging_of(
             }
         }
     }
-    let segments = match onset {
-        Some(on) => {
+    let acceleration = match onset {
+        Some(onset_s) => {
             // Cut windows fall on two-time frames: a window may cross the onset by two of them.
             let tol = 2.0 * tt_dt;
-            let before: Vec<usize> = (0..fits.len())
-                .filter(|&k| fits[k].cut.age_s + fits[k].cut.half_width_s <= on + tol)
-                .collect();
-            let after: Vec<usize> = (0..fits.len())
-                .filter(|&k| fits[k].cut.age_s - fits[k].cut.half_width_s >= on - tol)
-                .collect();
-            [("before the onset", before), ("after the onset", after)]
-                .into_iter()
-                .filter_map(|(name, idx)| {
-                    age_segment(name, &idx, &fits, &tfits, &jk.tau_replicates).transpose()
-                })
-                .collect::<Result<Vec<_>>>()?
+            let part = |keep: &dyn Fn(&AgeFit) -> bool| -> Result<Option<AgeSegment>> {
+                let idx: Vec<usize> = (0..fits.len()).filter(|&k| keep(&fits[k])).collect();
+                age_segment(&idx, &fits, &tfits, &jk.tau_replicates)
+            };
+            Some(AccelerationFit {
+                onset_s,
+                before: part(&|f| f.cut.age_s + f.cut.half_width_s <= onset_s + tol)?,
+                after: part(&|f| f.cut.age_s - f.cut.half_width_s >= onset_s - tol)?,
+            })
         }
-        None => Vec::new(),
+        None => None,
     };
     let law_fit = fit_aging_from_ages_jackknife(&fits, &jk.tau_replicates, &FitOptions::default())?;
     let truth_law = fit_aging_from_ages(&tfits, false, &FitOptions::default())?;
@@ -1195,8 +1201,7 @@ fn aging_of(
         law: law_fit,
         truth_law,
         compared,
-        segments,
-        onset_s: onset,
+        acceleration,
     }))
 }
 
@@ -1204,7 +1209,6 @@ fn aging_of(
 /// σ from the replicates (`reps[j][k]`: τ of cut k without pixel group j), and the same line
 /// through the expected map's cuts; None with fewer than 3 usable cuts.
 fn age_segment(
-    name: &str,
     idx: &[usize],
     fits: &[AgeFit],
     tfits: &[AgeFit],
@@ -1212,28 +1216,21 @@ fn age_segment(
 ) -> Result<Option<AgeSegment>> {
     let c = converged_ages(fits, reps, Some(idx));
     let (x, t, e) = (&c.age_s, &c.tau_s, &c.tau_err_s);
-    let tt: Vec<f64> = c
-        .kept
-        .iter()
-        .map(|&k| tfits[k].report.value("tau").unwrap_or(f64::NAN))
-        .collect();
-    let ln = |v: &[f64]| -> Vec<f64> {
-        v.iter()
-            .map(|t| if *t > 0.0 { t.ln() } else { f64::NAN })
-            .collect()
-    };
-    let rel: Vec<f64> = e.iter().zip(t).map(|(e, t)| e / t).collect();
-    let Some(line) = WeightedLine::fit(x, &ln(t), &rel).filter(|l| l.n >= 3) else {
+    let Some(rate) = aging_rate_jackknife(x, t, e, &c.replicates)? else {
         return Ok(None);
     };
-    let sigma = aging_rate_jackknife(x, t, e, &c.replicates)?.map_or(f64::NAN, |r| r.1);
-    let truth = WeightedLine::fit(x, &ln(&tt), &rel).map_or([f64::NAN; 2], |l| [l.a, l.b]);
+    let ln_truth: Vec<f64> = c
+        .kept
+        .iter()
+        .map(|&k| ln_positive(tfits[k].report.value("tau").unwrap_or(f64::NAN)))
+        .collect();
+    let rel: Vec<f64> = e.iter().zip(t).map(|(e, t)| e / t).collect();
+    let truth = WeightedLine::fit(x, &ln_truth, &rel).map_or([f64::NAN; 2], |l| [l.a, l.b]);
     Ok(Some(AgeSegment {
-        name: name.to_string(),
         ages_s: [x[0], x[x.len() - 1]],
-        n_cuts: line.n,
-        ln_tau_intercept: line.a,
-        rate_per_s: [line.b, sigma],
+        n_cuts: rate.line.n,
+        ln_tau_intercept: rate.line.a,
+        rate_per_s: [rate.line.b, rate.sigma_jackknife.unwrap_or(f64::NAN)],
         truth_line: truth,
     }))
 }
@@ -1318,12 +1315,15 @@ fn delta_c_of(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use xpcs_core::correlate::twotime::two_time_stack;
+    use xpcs_core::data::FrameStack;
+
     /// A scan-averaged g2 that even its truth cannot fit is unscored only when τ drifts
     /// within the scan; a stationary misfit, or a drifting scan the model still describes,
     /// is scored.
     #[test]
     fn misfit_of_a_drifting_scan_is_unconstrained() {
-        use super::not_one_kww;
         assert!(not_one_kww(1.62_f64.recip(), Some(7.0)).is_some_and(|w| w.contains("×0.62")));
         assert!(not_one_kww(1.55, Some(5.1)).is_some());
         assert!(not_one_kww(1.0, Some(50.0)).is_none());
@@ -1332,10 +1332,6 @@ mod tests {
         assert!(not_one_kww(1.6, None).is_none());
         assert!(not_one_kww(f64::NAN, Some(50.0)).is_none());
     }
-
-    use super::*;
-    use xpcs_core::correlate::twotime::two_time_stack;
-    use xpcs_core::data::FrameStack;
 
     /// The merged per-bin two-time result equals the two-time map of the one-bin region
     /// partition of the same pixels, exactly (integer sums).
